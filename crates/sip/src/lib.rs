@@ -1,1 +1,7 @@
-//! huddle-sip
+//! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
+//! authentication, and the UDP/TCP transport shell.
+
+pub mod error;
+pub mod framing;
+pub mod headers;
+pub mod message;
