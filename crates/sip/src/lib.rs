@@ -5,3 +5,4 @@ pub mod error;
 pub mod framing;
 pub mod headers;
 pub mod message;
+pub mod transaction;
