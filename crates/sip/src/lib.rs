@@ -6,3 +6,6 @@ pub mod framing;
 pub mod headers;
 pub mod message;
 pub mod transaction;
+pub mod dialog;
+pub mod digest;
+pub mod endpoint;
