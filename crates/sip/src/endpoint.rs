@@ -297,7 +297,8 @@ impl Endpoint {
         self.scratch = scratch;
     }
 
-    fn handle_request(&mut self, req: Request, peer: Peer, now: Instant, out: &mut Vec<EndpointOutput>) {
+    fn handle_request(&mut self, mut req: Request, peer: Peer, now: Instant, out: &mut Vec<EndpointOutput>) {
+        stamp_top_via(&mut req, peer.addr);
         if let Err(err) = validate_request(&req) {
             self.stats.malformed += 1;
             if req.method != Method::Ack && top_via(&req.headers).is_some() {
@@ -1037,6 +1038,37 @@ fn leg_peer(legs: &HashMap<LegId, Leg>, leg: LegId) -> Peer {
         },
         |l| l.peer,
     )
+}
+
+/// RFC 3581 / RFC 3261 §18.2.1: record where the request really came from in its top Via, so
+/// responses copied from it tell NATed senders their public address.
+fn stamp_top_via(req: &mut Request, source: SocketAddr) {
+    let Some(first) = req.headers.0.iter_mut().find(|h| h.name.eq_ignore_ascii_case("Via")) else {
+        return;
+    };
+    let value = first.value.clone();
+    let element = crate::message::split_header_list(&value).next().unwrap_or("").to_string();
+    let Ok(via) = crate::headers::Via::parse(&element) else {
+        return;
+    };
+    let mut stamped = String::with_capacity(element.len() + 40);
+    for (i, part) in element.split(';').enumerate() {
+        let key = part.split('=').next().unwrap_or("").trim();
+        if i > 0 && (key.eq_ignore_ascii_case("rport") || key.eq_ignore_ascii_case("received")) {
+            continue;
+        }
+        if i > 0 {
+            stamped.push(';');
+        }
+        stamped.push_str(part);
+    }
+    if via.host != source.ip().to_string() || via.rport.is_some() {
+        stamped.push_str(&format!(";received={}", source.ip()));
+    }
+    if via.rport.is_some() {
+        stamped.push_str(&format!(";rport={}", source.port()));
+    }
+    first.value = value.replacen(&element, &stamped, 1);
 }
 
 fn send(peer: Peer, resp: &Response) -> EndpointOutput {

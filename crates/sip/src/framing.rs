@@ -51,6 +51,11 @@ impl StreamFramer {
         Ok(Some(self.buf.split_to(total).freeze()))
     }
 
+    /// The buffered bytes (the start of the message being framed), for error replies.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Bytes buffered but not yet returned.
     pub fn pending(&self) -> usize {
         self.buf.len()

@@ -9,3 +9,4 @@ pub mod transaction;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
+pub mod service;

@@ -1,0 +1,412 @@
+//! The tokio shell around [`Endpoint`]: UDP and TCP sockets, the timer, and a command channel.
+//!
+//! One task owns the endpoint, so the SIP state needs no locks. Socket readers (one per UDP
+//! socket, one per TCP connection) frame messages and hand them over a channel; writers are
+//! per-connection tasks so a slow TCP peer never stalls the SIP loop.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, LegId};
+use crate::error::FramingError;
+use crate::framing::StreamFramer;
+use crate::transaction::{Peer, TransportKind};
+
+/// One socket to listen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// UDP or TCP.
+    pub transport: TransportKind,
+    /// Local address.
+    pub addr: SocketAddr,
+}
+
+/// Settings of the SIP service.
+#[derive(Debug, Clone)]
+pub struct SipServiceConfig {
+    /// Sockets to open.
+    pub listen: Vec<ListenAddr>,
+    /// Endpoint settings (ports in it are filled from the bound sockets).
+    pub endpoint: EndpointConfig,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+}
+
+enum Command {
+    Answer(LegId, Bytes),
+    Provisional(LegId, u16, Option<Bytes>),
+    Reject(LegId, u16, String),
+    Hangup(LegId),
+    AnswerReinvite(LegId, u16, Bytes),
+    Reinvite(LegId, Bytes),
+    Dial {
+        to: String,
+        from_user: String,
+        sdp: Bytes,
+        reply: oneshot::Sender<Option<LegId>>,
+    },
+    SetDraining(bool),
+    LegCount(oneshot::Sender<usize>),
+}
+
+/// Cloneable handle to drive the SIP service from call tasks.
+#[derive(Clone)]
+pub struct SipHandle {
+    cmd: mpsc::UnboundedSender<Command>,
+    bound: Arc<Vec<ListenAddr>>,
+}
+
+impl SipHandle {
+    /// Answers an inbound leg with an SDP answer.
+    pub fn answer(&self, leg: LegId, sdp: Bytes) {
+        let _ = self.cmd.send(Command::Answer(leg, sdp));
+    }
+    /// Sends 180/183.
+    pub fn provisional(&self, leg: LegId, status: u16, sdp: Option<Bytes>) {
+        let _ = self.cmd.send(Command::Provisional(leg, status, sdp));
+    }
+    /// Rejects an unanswered inbound leg.
+    pub fn reject(&self, leg: LegId, status: u16, reason: &str) {
+        let _ = self.cmd.send(Command::Reject(leg, status, reason.to_string()));
+    }
+    /// Ends a leg from our side.
+    pub fn hangup(&self, leg: LegId) {
+        let _ = self.cmd.send(Command::Hangup(leg));
+    }
+    /// Answers (2xx with SDP) or refuses (>= 300) a pending re-INVITE.
+    pub fn answer_reinvite(&self, leg: LegId, status: u16, sdp: Bytes) {
+        let _ = self.cmd.send(Command::AnswerReinvite(leg, status, sdp));
+    }
+    /// Sends a re-INVITE with a new offer.
+    pub fn reinvite(&self, leg: LegId, sdp: Bytes) {
+        let _ = self.cmd.send(Command::Reinvite(leg, sdp));
+    }
+    /// Dials out through the trunk; None when no trunk is usable.
+    pub async fn dial(&self, to: &str, from_user: &str, sdp: Bytes) -> Option<LegId> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Dial {
+                to: to.to_string(),
+                from_user: from_user.to_string(),
+                sdp,
+                reply,
+            })
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+    /// Refuse new INVITEs with 503 (or accept again).
+    pub fn set_draining(&self, draining: bool) {
+        let _ = self.cmd.send(Command::SetDraining(draining));
+    }
+    /// Number of live legs.
+    pub async fn leg_count(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::LegCount(tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+    /// The sockets actually bound.
+    pub fn bound(&self) -> &[ListenAddr] {
+        &self.bound
+    }
+}
+
+enum Inbound {
+    Message(Bytes, Peer),
+    Oversized(Bytes, Peer),
+    TcpOpened(SocketAddr, mpsc::Sender<Bytes>),
+    TcpClosed(SocketAddr),
+}
+
+/// Binds every listen address and spawns the service. Events for the application arrive on the
+/// returned receiver.
+pub async fn start(
+    mut config: SipServiceConfig,
+) -> io::Result<(SipHandle, mpsc::UnboundedReceiver<EndpointEvent>)> {
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
+    let mut udp_sockets = Vec::new();
+    let mut bound = Vec::new();
+    for listen in &config.listen {
+        match listen.transport {
+            TransportKind::Udp => {
+                let socket = Arc::new(UdpSocket::bind(listen.addr).await?);
+                let addr = socket.local_addr()?;
+                bound.push(ListenAddr {
+                    transport: TransportKind::Udp,
+                    addr,
+                });
+                config.endpoint.udp_port.get_or_insert(addr.port());
+                tokio::spawn(udp_reader(socket.clone(), in_tx.clone(), config.max_message_size));
+                udp_sockets.push(socket);
+            }
+            TransportKind::Tcp => {
+                let listener = TcpListener::bind(listen.addr).await?;
+                let addr = listener.local_addr()?;
+                bound.push(ListenAddr {
+                    transport: TransportKind::Tcp,
+                    addr,
+                });
+                config.endpoint.tcp_port.get_or_insert(addr.port());
+                tokio::spawn(tcp_acceptor(listener, in_tx.clone(), config.max_message_size));
+            }
+        }
+    }
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let service = Service {
+        endpoint: Endpoint::new(config.endpoint.clone()),
+        udp_sockets,
+        tcp_writers: HashMap::new(),
+        in_tx,
+        events: event_tx,
+        max_message_size: config.max_message_size,
+    };
+    tokio::spawn(service.run(in_rx, cmd_rx));
+    Ok((
+        SipHandle {
+            cmd: cmd_tx,
+            bound: Arc::new(bound),
+        },
+        event_rx,
+    ))
+}
+
+struct Service {
+    endpoint: Endpoint,
+    udp_sockets: Vec<Arc<UdpSocket>>,
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    in_tx: mpsc::Sender<Inbound>,
+    events: mpsc::UnboundedSender<EndpointEvent>,
+    max_message_size: usize,
+}
+
+impl Service {
+    async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut out = Vec::new();
+        loop {
+            let deadline = self
+                .endpoint
+                .next_deadline()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                msg = inbound.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.on_inbound(msg, &mut out);
+                }
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.on_command(cmd, &mut out);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.endpoint.handle_timeout(Instant::now(), &mut out);
+                }
+            }
+            self.flush(&mut out).await;
+        }
+    }
+
+    fn on_inbound(&mut self, msg: Inbound, out: &mut Vec<EndpointOutput>) {
+        let now = Instant::now();
+        match msg {
+            Inbound::Message(data, peer) => {
+                metrics::counter!("huddle_sip_messages_received_total", "transport" => peer.transport.via_token()).increment(1);
+                let before = self.endpoint.stats().malformed;
+                self.endpoint.handle_message(&data, peer, now, out);
+                if self.endpoint.stats().malformed > before {
+                    metrics::counter!("huddle_sip_malformed_total").increment(1);
+                }
+            }
+            Inbound::Oversized(head, peer) => {
+                metrics::counter!("huddle_sip_oversized_total").increment(1);
+                tracing::info!(from = %peer.addr, limit = self.max_message_size, "SIP message over the size cap");
+                self.endpoint.reject_oversized(&head, peer, out);
+            }
+            Inbound::TcpOpened(addr, writer) => {
+                self.tcp_writers.insert(addr, writer);
+            }
+            Inbound::TcpClosed(addr) => {
+                self.tcp_writers.remove(&addr);
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command, out: &mut Vec<EndpointOutput>) {
+        let now = Instant::now();
+        let ep = &mut self.endpoint;
+        match cmd {
+            Command::Answer(leg, sdp) => ep.answer(leg, sdp, now, out),
+            Command::Provisional(leg, status, sdp) => ep.provisional(leg, status, sdp, now, out),
+            Command::Reject(leg, status, reason) => ep.reject(leg, status, &reason, now, out),
+            Command::Hangup(leg) => ep.hangup(leg, now, out),
+            Command::AnswerReinvite(leg, status, sdp) => ep.answer_reinvite(leg, status, sdp, now, out),
+            Command::Reinvite(leg, sdp) => ep.reinvite(leg, sdp, now, out),
+            Command::Dial { to, from_user, sdp, reply } => {
+                let _ = reply.send(ep.dial(&to, &from_user, sdp, now, out));
+            }
+            Command::SetDraining(d) => ep.set_draining(d),
+            Command::LegCount(reply) => {
+                let _ = reply.send(ep.leg_count());
+            }
+        }
+    }
+
+    async fn flush(&mut self, out: &mut Vec<EndpointOutput>) {
+        for o in out.drain(..) {
+            match o {
+                EndpointOutput::Event(ev) => {
+                    let _ = self.events.send(ev);
+                }
+                EndpointOutput::Send { peer, data } => match peer.transport {
+                    TransportKind::Udp => {
+                        let socket = self
+                            .udp_sockets
+                            .iter()
+                            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4()))
+                            .or_else(|| self.udp_sockets.first());
+                        if let Some(socket) = socket {
+                            if let Err(e) = socket.try_send_to(&data, peer.addr) {
+                                tracing::debug!(to = %peer.addr, error = %e, "UDP send failed");
+                            }
+                        }
+                    }
+                    TransportKind::Tcp => self.send_tcp(peer.addr, data),
+                },
+            }
+        }
+    }
+
+    /// Sends over an open connection to `addr`, or opens one (RFC 3261 §18: reuse first).
+    fn send_tcp(&mut self, addr: SocketAddr, data: Bytes) {
+        if let Some(writer) = self.tcp_writers.get(&addr) {
+            if writer.try_send(data.clone()).is_ok() {
+                return;
+            }
+            self.tcp_writers.remove(&addr);
+        }
+        let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(256);
+        let _ = writer_tx.try_send(data);
+        self.tcp_writers.insert(addr, writer_tx.clone());
+        let in_tx = self.in_tx.clone();
+        let max = self.max_message_size;
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => tcp_connection(stream, addr, in_tx, max, Some((writer_tx, writer_rx))).await,
+                _ => {
+                    tracing::debug!(to = %addr, "TCP connect failed");
+                    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+                }
+            }
+        });
+    }
+}
+
+async fn udp_reader(socket: Arc<UdpSocket>, in_tx: mpsc::Sender<Inbound>, max: usize) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                let peer = Peer {
+                    addr: from,
+                    transport: TransportKind::Udp,
+                };
+                let data = Bytes::copy_from_slice(&buf[..len]);
+                let msg = if len > max {
+                    Inbound::Oversized(data, peer)
+                } else {
+                    Inbound::Message(data, peer)
+                };
+                if in_tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable and the like surface as errors on some systems: keep reading.
+            Err(e) => tracing::trace!(error = %e, "UDP receive error"),
+        }
+    }
+}
+
+async fn tcp_acceptor(listener: TcpListener, in_tx: mpsc::Sender<Inbound>, max: usize) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                tokio::spawn(tcp_connection(stream, addr, in_tx.clone(), max, None));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads and writes one TCP connection until either side closes or framing breaks.
+async fn tcp_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    in_tx: mpsc::Sender<Inbound>,
+    max: usize,
+    writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
+) {
+    let (mut reader, mut write_half) = stream.into_split();
+    let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel(256));
+    if in_tx.send(Inbound::TcpOpened(addr, writer_tx)).await.is_err() {
+        return;
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(data) = writer_rx.recv().await {
+            if write_half.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let peer = Peer {
+        addr,
+        transport: TransportKind::Tcp,
+    };
+    let mut framer = StreamFramer::new(max);
+    let mut buf = vec![0u8; 16 * 1024];
+    // Idle connections are closed after 10 minutes without traffic, bounding leaked sockets.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(600), reader.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_message() {
+                Ok(Some(msg)) => {
+                    if in_tx.send(Inbound::Message(msg, peer)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::info!(from = %addr, error = %err, "closing TCP connection with broken framing");
+                    let pending = framer.buffered();
+                    let head = Bytes::copy_from_slice(&pending[..pending.len().min(16 * 1024)]);
+                    let msg = match err {
+                        FramingError::TooLarge { .. } => Inbound::Oversized(head, peer),
+                        FramingError::BadContentLength(_) => Inbound::Message(head, peer),
+                    };
+                    let _ = in_tx.send(msg).await;
+                    // Give the writer a moment to send the error response before closing.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    write_task.abort();
+                    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+                    return;
+                }
+            }
+        }
+    }
+    write_task.abort();
+    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+}
