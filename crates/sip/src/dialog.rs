@@ -45,7 +45,10 @@ impl Dialog {
             .unwrap_or_else(|| NameAddr::parse(from).map(|n| n.uri).unwrap_or_default());
         // UAS: the route set is the Record-Route list in order (§12.1.1).
         let route_set: Vec<String> = record_routes(h);
-        let remote_seq = h.get("CSeq").and_then(|c| CSeq::parse(c).ok()).map(|c| c.seq);
+        let remote_seq = h
+            .get("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map(|c| c.seq);
         let dialog_peer = next_hop(&route_set, &remote_target, peer);
         Dialog {
             call_id: h.get("Call-ID").unwrap_or_default().to_string(),
@@ -75,7 +78,10 @@ impl Dialog {
         // UAC: the route set is the Record-Route list of the response, reversed (§12.1.2).
         let mut route_set = record_routes(rh);
         route_set.reverse();
-        let local_seq = ih.get("CSeq").and_then(|c| CSeq::parse(c).ok()).map_or(1, |c| c.seq);
+        let local_seq = ih
+            .get("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map_or(1, |c| c.seq);
         let dialog_peer = next_hop(&route_set, &remote_target, peer);
         Dialog {
             call_id: ih.get("Call-ID").unwrap_or_default().to_string(),
@@ -105,7 +111,14 @@ impl Dialog {
     }
 
     /// Builds an in-dialog request with a fresh CSeq (ACK reuses the INVITE's, passed as `seq`).
-    pub fn request(&mut self, method: Method, via: String, contact: &str, seq: Option<u32>, body: Option<(&str, Bytes)>) -> Request {
+    pub fn request(
+        &mut self,
+        method: Method,
+        via: String,
+        contact: &str,
+        seq: Option<u32>,
+        body: Option<(&str, Bytes)>,
+    ) -> Request {
         let seq = seq.unwrap_or_else(|| {
             self.local_seq += 1;
             self.local_seq
@@ -202,7 +215,13 @@ Contact: <sip:a@10.0.0.9:5999>\r\n{extra}\r\n"
     fn uas_dialog_builds_bye_to_contact() {
         let mut d = Dialog::from_incoming_invite(&invite(""), "lt", udp("10.0.0.9:5060"));
         assert_eq!(d.peer, udp("10.0.0.9:5999"));
-        let bye = d.request(Method::Bye, "SIP/2.0/UDP me;branch=z9hG4bKx".into(), "<sip:me>", None, None);
+        let bye = d.request(
+            Method::Bye,
+            "SIP/2.0/UDP me;branch=z9hG4bKx".into(),
+            "<sip:me>",
+            None,
+            None,
+        );
         assert_eq!(bye.uri, "sip:a@10.0.0.9:5999");
         assert_eq!(bye.headers.get("From"), Some("<sip:echo@10.0.0.5>;tag=lt"));
         assert_eq!(bye.headers.get("To"), Some("\"A\" <sip:a@10.0.0.9>;tag=ft"));

@@ -45,12 +45,18 @@ impl Challenge {
                 "nonce" => nonce = Some(val),
                 "opaque" => opaque = Some(val),
                 "algorithm" => algorithm = val,
-                "qop" => qop_auth = val.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")),
+                "qop" => {
+                    qop_auth = val
+                        .split(',')
+                        .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+                }
                 _ => {}
             }
         }
         if !algorithm.eq_ignore_ascii_case("MD5") && !algorithm.eq_ignore_ascii_case("MD5-sess") {
-            return Err(ParseError::new(format!("unsupported digest algorithm {algorithm}")));
+            return Err(ParseError::new(format!(
+                "unsupported digest algorithm {algorithm}"
+            )));
         }
         Ok(Challenge {
             realm: realm.ok_or_else(|| ParseError::new("challenge without realm"))?,
@@ -62,7 +68,14 @@ impl Challenge {
     }
 
     /// The `Authorization` / `Proxy-Authorization` value answering this challenge.
-    pub fn authorize(&self, method: &str, uri: &str, user: &str, password: &str, cnonce: &str) -> String {
+    pub fn authorize(
+        &self,
+        method: &str,
+        uri: &str,
+        user: &str,
+        password: &str,
+        cnonce: &str,
+    ) -> String {
         let mut ha1 = md5_hex(&format!("{user}:{}:{password}", self.realm));
         if self.algorithm.eq_ignore_ascii_case("MD5-sess") {
             ha1 = md5_hex(&format!("{ha1}:{}:{cnonce}", self.nonce));
@@ -106,8 +119,17 @@ mod tests {
             "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
         )
         .unwrap();
-        let auth = c.authorize("GET", "/dir/index.html", "Mufasa", "Circle Of Life", "0a4f113b");
-        assert!(auth.contains("response=\"6629fae49393a05397450978507c4ef1\""), "{auth}");
+        let auth = c.authorize(
+            "GET",
+            "/dir/index.html",
+            "Mufasa",
+            "Circle Of Life",
+            "0a4f113b",
+        );
+        assert!(
+            auth.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+            "{auth}"
+        );
         assert!(auth.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
     }
 
@@ -115,7 +137,9 @@ mod tests {
     fn without_qop_and_bad_challenges() {
         let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\"").unwrap();
         assert!(!c.qop_auth);
-        assert!(c.authorize("INVITE", "sip:a@b", "u", "p", "x").contains("response=\""));
+        assert!(c
+            .authorize("INVITE", "sip:a@b", "u", "p", "x")
+            .contains("response=\""));
         assert!(Challenge::parse("Basic realm=\"r\"").is_err());
         assert!(Challenge::parse("Digest nonce=\"n\"").is_err());
         assert!(Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512").is_err());

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use crate::dialog::Dialog;
 use crate::digest::Challenge;
 use crate::headers::{tag_of, top_via, validate_request, CSeq, UriTarget, BRANCH_COOKIE};
-use crate::message::{parse, truncate, Framing, Headers, Method, RawIds, Request, Response, SipMessage};
+use crate::message::{
+    parse, truncate, Framing, Headers, Method, RawIds, Request, Response, SipMessage,
+};
 use crate::transaction::{
     Peer, RequestDisposition, TimerConfig, TransactionLayer, TransportKind, TxId, TxOutput,
 };
@@ -250,7 +252,13 @@ impl Endpoint {
     }
 
     /// Feeds one complete message received from `peer`.
-    pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn handle_message(
+        &mut self,
+        data: &[u8],
+        peer: Peer,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let framing = match peer.transport {
             TransportKind::Udp => Framing::Datagram,
             TransportKind::Tcp => Framing::Stream,
@@ -297,12 +305,19 @@ impl Endpoint {
         self.scratch = scratch;
     }
 
-    fn handle_request(&mut self, mut req: Request, peer: Peer, now: Instant, out: &mut Vec<EndpointOutput>) {
+    fn handle_request(
+        &mut self,
+        mut req: Request,
+        peer: Peer,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         stamp_top_via(&mut req, peer.addr);
         if let Err(err) = validate_request(&req) {
             self.stats.malformed += 1;
             if req.method != Method::Ack && top_via(&req.headers).is_some() {
-                let resp = self.response_to(&req, 400, &reason_phrase("Bad Request", &err.reason), None);
+                let resp =
+                    self.response_to(&req, 400, &reason_phrase("Bad Request", &err.reason), None);
                 out.push(send(peer, &resp));
             }
             return;
@@ -329,7 +344,14 @@ impl Endpoint {
         }
     }
 
-    fn on_out_of_dialog_request(&mut self, req: Request, id: TxId, peer: Peer, now: Instant, out: &mut Vec<EndpointOutput>) {
+    fn on_out_of_dialog_request(
+        &mut self,
+        req: Request,
+        id: TxId,
+        peer: Peer,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         match req.method {
             Method::Invite => {
                 if self.draining {
@@ -391,12 +413,22 @@ impl Endpoint {
         }
     }
 
-    fn on_in_dialog_request(&mut self, req: Request, id: TxId, now: Instant, out: &mut Vec<EndpointOutput>) {
+    fn on_in_dialog_request(
+        &mut self,
+        req: Request,
+        id: TxId,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
         let to_tag = tag_of(req.headers.get("To")).unwrap_or_default();
         let from_tag = tag_of(req.headers.get("From")).unwrap_or_default();
         let leg_id = self.dialogs.get(&(call_id, to_tag)).copied();
-        let seq = req.headers.get("CSeq").and_then(|c| CSeq::parse(c).ok()).map_or(0, |c| c.seq);
+        let seq = req
+            .headers
+            .get("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map_or(0, |c| c.seq);
         let Some(leg_id) = leg_id.filter(|l| {
             self.legs
                 .get(l)
@@ -424,14 +456,18 @@ impl Endpoint {
                 if let Some(inv) = pending_invite.filter(|t| self.tx.server_pending(*t)) {
                     // BYE on an early dialog: the INVITE still needs a final answer (§15.1.2).
                     if let Some(leg) = self.legs.get(&leg_id) {
-                        let resp = self.response_to(&leg.invite.clone(), 487, "Request Terminated", None);
+                        let resp =
+                            self.response_to(&leg.invite.clone(), 487, "Request Terminated", None);
                         self.respond(inv, &resp, now, out);
                     }
                 }
                 self.finish_leg(leg_id, Some(EndReason::RemoteBye), out);
             }
             Method::Invite => {
-                let busy = self.legs.get(&leg_id).is_some_and(|l| l.reinvite_tx.is_some());
+                let busy = self
+                    .legs
+                    .get(&leg_id)
+                    .is_some_and(|l| l.reinvite_tx.is_some());
                 if busy {
                     let resp = self.response_to(&req, 491, "Request Pending", None);
                     return self.respond(id, &resp, now, out);
@@ -442,7 +478,10 @@ impl Endpoint {
                     leg.reinvite_tx = Some(id);
                     leg.invite = req.clone();
                     // A target refresh (§12.2.2): a new Contact replaces the remote target.
-                    if let (Some(d), Some(c)) = (leg.dialog.as_mut(), crate::headers::name_addrs(&req.headers, "Contact").first()) {
+                    if let (Some(d), Some(c)) = (
+                        leg.dialog.as_mut(),
+                        crate::headers::name_addrs(&req.headers, "Contact").first(),
+                    ) {
                         d.remote_target = c.uri.clone();
                     }
                 }
@@ -483,7 +522,9 @@ impl Endpoint {
         };
         if leg.state == LegState::Answered {
             leg.state = LegState::Confirmed;
-            out.push(EndpointOutput::Event(EndpointEvent::Established { leg: leg_id }));
+            out.push(EndpointOutput::Event(EndpointEvent::Established {
+                leg: leg_id,
+            }));
             if leg.bye_after_ack {
                 self.hangup(leg_id, now, out);
             }
@@ -521,7 +562,14 @@ impl Endpoint {
     }
 
     /// Sends 180 Ringing (or 183 with SDP for early media) on an inbound leg.
-    pub fn provisional(&mut self, leg_id: LegId, status: u16, sdp: Option<Bytes>, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn provisional(
+        &mut self,
+        leg_id: LegId,
+        status: u16,
+        sdp: Option<Bytes>,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -529,7 +577,11 @@ impl Endpoint {
             return;
         };
         let (invite, tag) = (leg.invite.clone(), leg.local_tag.clone());
-        let reason = if status == 180 { "Ringing" } else { "Session Progress" };
+        let reason = if status == 180 {
+            "Ringing"
+        } else {
+            "Session Progress"
+        };
         let mut resp = self.response_to(&invite, status, reason, Some(&tag));
         self.add_dialog_headers(&mut resp, &invite, leg.peer.transport);
         if let Some(sdp) = sdp {
@@ -540,7 +592,13 @@ impl Endpoint {
     }
 
     /// Answers an inbound leg with 200 OK and our SDP.
-    pub fn answer(&mut self, leg_id: LegId, sdp: Bytes, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn answer(
+        &mut self,
+        leg_id: LegId,
+        sdp: Bytes,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -565,7 +623,14 @@ impl Endpoint {
     }
 
     /// Refuses an inbound leg that has not been answered.
-    pub fn reject(&mut self, leg_id: LegId, status: u16, reason: &str, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn reject(
+        &mut self,
+        leg_id: LegId,
+        status: u16,
+        reason: &str,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -579,15 +644,30 @@ impl Endpoint {
     }
 
     /// Answers a pending re-INVITE with our SDP (2xx) or refuses it (status >= 300).
-    pub fn answer_reinvite(&mut self, leg_id: LegId, status: u16, sdp: Bytes, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn answer_reinvite(
+        &mut self,
+        leg_id: LegId,
+        status: u16,
+        sdp: Bytes,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
         let Some(tx) = leg.reinvite_tx.take() else {
             return;
         };
-        let (invite, tag, transport) = (leg.invite.clone(), leg.local_tag.clone(), leg.peer.transport);
-        let reason = if status < 300 { "OK" } else { "Not Acceptable Here" };
+        let (invite, tag, transport) = (
+            leg.invite.clone(),
+            leg.local_tag.clone(),
+            leg.peer.transport,
+        );
+        let reason = if status < 300 {
+            "OK"
+        } else {
+            "Not Acceptable Here"
+        };
         let mut resp = self.response_to(&invite, status, reason, Some(&tag));
         if status < 300 {
             self.add_dialog_headers(&mut resp, &invite, transport);
@@ -631,17 +711,32 @@ impl Endpoint {
     }
 
     /// Sends an in-dialog re-INVITE with a new offer (hold, unhold, address change).
-    pub fn reinvite(&mut self, leg_id: LegId, sdp: Bytes, now: Instant, out: &mut Vec<EndpointOutput>) {
+    pub fn reinvite(
+        &mut self,
+        leg_id: LegId,
+        sdp: Bytes,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let via = match self.legs.get(&leg_id) {
             Some(leg) if leg.state == LegState::Confirmed => self.via(leg.peer.transport),
             _ => return,
         };
-        let transport = self.legs.get(&leg_id).map_or(TransportKind::Udp, |l| l.peer.transport);
+        let transport = self
+            .legs
+            .get(&leg_id)
+            .map_or(TransportKind::Udp, |l| l.peer.transport);
         let contact = self.contact(transport);
         let Some(dialog) = self.legs.get_mut(&leg_id).and_then(|l| l.dialog.as_mut()) else {
             return;
         };
-        let req = dialog.request(Method::Invite, via, &contact, None, Some(("application/sdp", sdp)));
+        let req = dialog.request(
+            Method::Invite,
+            via,
+            &contact,
+            None,
+            Some(("application/sdp", sdp)),
+        );
         let peer = dialog.peer;
         let mut scratch = std::mem::take(&mut self.scratch);
         let id = self.tx.send_request(req, peer, now, &mut scratch);
@@ -651,7 +746,14 @@ impl Endpoint {
     }
 
     /// Dials `to_uri` through the trunk with an SDP offer. Returns None without a usable trunk.
-    pub fn dial(&mut self, to_uri: &str, from_user: &str, sdp: Bytes, now: Instant, out: &mut Vec<EndpointOutput>) -> Option<LegId> {
+    pub fn dial(
+        &mut self,
+        to_uri: &str,
+        from_user: &str,
+        sdp: Bytes,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) -> Option<LegId> {
         let trunk = self.config.trunk.clone()?;
         let target = UriTarget::parse(&trunk.uri)?;
         let transport = match target.transport.as_deref() {
@@ -667,7 +769,10 @@ impl Endpoint {
         headers.push("Max-Forwards", "70");
         headers.push(
             "From",
-            format!("<sip:{from_user}@{}>;tag={local_tag}", self.config.advertised_host),
+            format!(
+                "<sip:{from_user}@{}>;tag={local_tag}",
+                self.config.advertised_host
+            ),
         );
         headers.push("To", format!("<{to_uri}>"));
         headers.push("Call-ID", call_id);
@@ -685,7 +790,9 @@ impl Endpoint {
         self.next_leg += 1;
         let leg_id = LegId(self.next_leg);
         let mut scratch = std::mem::take(&mut self.scratch);
-        let id = self.tx.send_request(invite.clone(), peer, now, &mut scratch);
+        let id = self
+            .tx
+            .send_request(invite.clone(), peer, now, &mut scratch);
         self.client_txs.insert(id, ClientPurpose::Invite(leg_id));
         self.legs.insert(
             leg_id,
@@ -717,18 +824,29 @@ impl Endpoint {
     }
 
     /// Turns transaction outputs into endpoint outputs, reacting to responses and timeouts.
-    fn drain_tx_outputs(&mut self, scratch: &mut Vec<TxOutput>, now: Instant, out: &mut Vec<EndpointOutput>) {
+    fn drain_tx_outputs(
+        &mut self,
+        scratch: &mut Vec<TxOutput>,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         // Reactions may create new transaction outputs; loop until none are left.
         while !scratch.is_empty() {
             let batch: Vec<TxOutput> = std::mem::take(scratch);
             for o in batch {
                 match o {
                     TxOutput::Send { peer, data } => out.push(EndpointOutput::Send { peer, data }),
-                    TxOutput::Response { tx, response } => self.on_client_response(tx, response, now, scratch, out),
+                    TxOutput::Response { tx, response } => {
+                        self.on_client_response(tx, response, now, scratch, out)
+                    }
                     TxOutput::ClientTimeout { tx } => self.on_client_timeout(tx, out),
                     TxOutput::AckTimeout { tx } => {
                         if let Some(leg_id) = self.invite_server_txs.get(&tx).copied() {
-                            if self.legs.get(&leg_id).is_some_and(|l| l.state == LegState::Answered) {
+                            if self
+                                .legs
+                                .get(&leg_id)
+                                .is_some_and(|l| l.state == LegState::Answered)
+                            {
                                 // §13.3.1.4: no ACK — end the session with a BYE.
                                 if let Some(leg) = self.legs.get_mut(&leg_id) {
                                     leg.state = LegState::Confirmed;
@@ -768,7 +886,14 @@ impl Endpoint {
         self.client_txs.insert(id, ClientPurpose::Bye(leg_id));
     }
 
-    fn on_client_response(&mut self, tx: TxId, resp: Response, now: Instant, scratch: &mut Vec<TxOutput>, out: &mut Vec<EndpointOutput>) {
+    fn on_client_response(
+        &mut self,
+        tx: TxId,
+        resp: Response,
+        now: Instant,
+        scratch: &mut Vec<TxOutput>,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(&purpose) = self.client_txs.get(&tx) else {
             return;
         };
@@ -792,11 +917,21 @@ impl Endpoint {
                     self.client_txs.remove(&tx);
                 }
             }
-            ClientPurpose::Invite(leg_id) => self.on_invite_response(tx, leg_id, resp, now, scratch, out),
+            ClientPurpose::Invite(leg_id) => {
+                self.on_invite_response(tx, leg_id, resp, now, scratch, out)
+            }
         }
     }
 
-    fn on_invite_response(&mut self, tx: TxId, leg_id: LegId, resp: Response, now: Instant, scratch: &mut Vec<TxOutput>, out: &mut Vec<EndpointOutput>) {
+    fn on_invite_response(
+        &mut self,
+        tx: TxId,
+        leg_id: LegId,
+        resp: Response,
+        now: Instant,
+        scratch: &mut Vec<TxOutput>,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
@@ -814,7 +949,8 @@ impl Endpoint {
                     return;
                 }
                 let dialog = Dialog::from_outgoing_invite(&leg.invite, &resp, leg.peer);
-                self.dialogs.insert((dialog.call_id.clone(), dialog.local_tag.clone()), leg_id);
+                self.dialogs
+                    .insert((dialog.call_id.clone(), dialog.local_tag.clone()), leg_id);
                 leg.dialog = Some(dialog);
                 leg.state = LegState::Confirmed;
                 let cancelled = leg.cancelled;
@@ -848,7 +984,14 @@ impl Endpoint {
         }
     }
 
-    fn fail_outbound(&mut self, tx: TxId, leg_id: LegId, status: u16, reason: &str, out: &mut Vec<EndpointOutput>) {
+    fn fail_outbound(
+        &mut self,
+        tx: TxId,
+        leg_id: LegId,
+        status: u16,
+        reason: &str,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         self.client_txs.remove(&tx);
         let cancelled = self.legs.get(&leg_id).is_some_and(|l| l.cancelled);
         self.finish_leg(leg_id, None, out);
@@ -862,7 +1005,11 @@ impl Endpoint {
     }
 
     fn authorized_retry(&self, leg_id: LegId, resp: &Response) -> Option<Request> {
-        let trunk = self.config.trunk.as_ref().filter(|t| !t.username.is_empty())?;
+        let trunk = self
+            .config
+            .trunk
+            .as_ref()
+            .filter(|t| !t.username.is_empty())?;
         let leg = self.legs.get(&leg_id)?;
         let (challenge_header, answer_header) = if resp.status == 407 {
             ("Proxy-Authenticate", "Proxy-Authorization")
@@ -881,10 +1028,21 @@ impl Endpoint {
         let via = self.via(leg.peer.transport);
         let mut headers = Headers::default();
         headers.push("Via", via);
-        for h in retry.headers.0.iter().filter(|h| !h.name.eq_ignore_ascii_case("Via")) {
+        for h in retry
+            .headers
+            .0
+            .iter()
+            .filter(|h| !h.name.eq_ignore_ascii_case("Via"))
+        {
             headers.push(h.name.clone(), h.value.clone());
         }
-        let auth = challenge.authorize("INVITE", &retry.uri, &trunk.username, &trunk.password, &new_token(16));
+        let auth = challenge.authorize(
+            "INVITE",
+            &retry.uri,
+            &trunk.username,
+            &trunk.password,
+            &new_token(16),
+        );
         headers.push(answer_header, auth);
         retry.headers = headers;
         Some(retry)
@@ -916,14 +1074,24 @@ impl Endpoint {
         }
     }
 
-    fn send_ack(&mut self, leg_id: LegId, resp: &Response, now: Instant, scratch: &mut Vec<TxOutput>) {
+    fn send_ack(
+        &mut self,
+        leg_id: LegId,
+        resp: &Response,
+        now: Instant,
+        scratch: &mut Vec<TxOutput>,
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
         let transport = leg.peer.transport;
         let via = self.via(transport);
         let contact = self.contact(transport);
-        let seq = resp.headers.get("CSeq").and_then(|c| CSeq::parse(c).ok()).map(|c| c.seq);
+        let seq = resp
+            .headers
+            .get("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map(|c| c.seq);
         let Some(dialog) = self.legs.get_mut(&leg_id).and_then(|l| l.dialog.as_mut()) else {
             return;
         };
@@ -933,16 +1101,25 @@ impl Endpoint {
     }
 
     /// Removes a leg; emits `Ended` when a reason is given.
-    fn finish_leg(&mut self, leg_id: LegId, reason: Option<EndReason>, out: &mut Vec<EndpointOutput>) {
+    fn finish_leg(
+        &mut self,
+        leg_id: LegId,
+        reason: Option<EndReason>,
+        out: &mut Vec<EndpointOutput>,
+    ) {
         if let Some(leg) = self.legs.remove(&leg_id) {
             if let Some(d) = &leg.dialog {
-                self.dialogs.remove(&(d.call_id.clone(), d.local_tag.clone()));
+                self.dialogs
+                    .remove(&(d.call_id.clone(), d.local_tag.clone()));
             }
             if let Some(tx) = leg.invite_tx {
                 self.invite_server_txs.remove(&tx);
             }
             if let Some(reason) = reason {
-                out.push(EndpointOutput::Event(EndpointEvent::Ended { leg: leg_id, reason }));
+                out.push(EndpointOutput::Event(EndpointEvent::Ended {
+                    leg: leg_id,
+                    reason,
+                }));
             }
         }
     }
@@ -957,7 +1134,13 @@ impl Endpoint {
     /// A response to `req` with the mandatory headers copied (§8.2.6.2); Via lines verbatim,
     /// plus `received`/`rport` on the top one when asked (RFC 3581) — filled in by the shell,
     /// which knows the source address.
-    fn response_to(&self, req: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+    fn response_to(
+        &self,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Response {
         let mut headers = Headers::default();
         for via in req.headers.get_all("Via") {
             headers.push("Via", via);
@@ -1021,7 +1204,11 @@ impl Endpoint {
             TransportKind::Udp => "",
             TransportKind::Tcp => ";transport=tcp",
         };
-        format!("<sip:huddle@{}:{}{t}>", self.host_for_uri(), self.port_for(transport))
+        format!(
+            "<sip:huddle@{}:{}{t}>",
+            self.host_for_uri(),
+            self.port_for(transport)
+        )
     }
 
     /// The leg's original INVITE (inbound: as received; outbound: as sent).
@@ -1043,11 +1230,19 @@ fn leg_peer(legs: &HashMap<LegId, Leg>, leg: LegId) -> Peer {
 /// RFC 3581 / RFC 3261 §18.2.1: record where the request really came from in its top Via, so
 /// responses copied from it tell NATed senders their public address.
 fn stamp_top_via(req: &mut Request, source: SocketAddr) {
-    let Some(first) = req.headers.0.iter_mut().find(|h| h.name.eq_ignore_ascii_case("Via")) else {
+    let Some(first) = req
+        .headers
+        .0
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case("Via"))
+    else {
         return;
     };
     let value = first.value.clone();
-    let element = crate::message::split_header_list(&value).next().unwrap_or("").to_string();
+    let element = crate::message::split_header_list(&value)
+        .next()
+        .unwrap_or("")
+        .to_string();
     let Ok(via) = crate::headers::Via::parse(&element) else {
         return;
     };

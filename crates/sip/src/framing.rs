@@ -115,12 +115,21 @@ mod tests {
     fn rejects_oversize_and_bad_length() {
         let mut f = StreamFramer::new(1024);
         f.push(&vec![b'a'; 2000]);
-        assert!(matches!(f.next_message(), Err(FramingError::TooLarge { .. })));
+        assert!(matches!(
+            f.next_message(),
+            Err(FramingError::TooLarge { .. })
+        ));
         let mut f = StreamFramer::new(1024);
         f.push(b"INVITE sip:a SIP/2.0\r\nContent-Length: 5000\r\n\r\n");
-        assert!(matches!(f.next_message(), Err(FramingError::TooLarge { .. })));
+        assert!(matches!(
+            f.next_message(),
+            Err(FramingError::TooLarge { .. })
+        ));
         let mut f = StreamFramer::new(1024);
         f.push(b"INVITE sip:a SIP/2.0\r\nContent-Length: -1\r\n\r\n");
-        assert!(matches!(f.next_message(), Err(FramingError::BadContentLength(_))));
+        assert!(matches!(
+            f.next_message(),
+            Err(FramingError::BadContentLength(_))
+        ));
     }
 }

@@ -35,7 +35,8 @@ impl Via {
             .split_once(|c: char| c == ' ' || c == '\t')
             .ok_or_else(|| bad("no sent-by"))?;
         let mut proto_parts = proto.split('/').map(str::trim);
-        let (name, version, transport) = (proto_parts.next(), proto_parts.next(), proto_parts.next());
+        let (name, version, transport) =
+            (proto_parts.next(), proto_parts.next(), proto_parts.next());
         if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP")) || version != Some("2.0") {
             return Err(bad("protocol is not SIP/2.0"));
         }
@@ -145,7 +146,8 @@ pub struct NameAddr {
 impl NameAddr {
     /// Parses one element.
     pub fn parse(value: &str) -> Result<NameAddr, ParseError> {
-        let bad = |why: &str| ParseError::new(format!("bad address {:?}: {why}", truncate(value, 80)));
+        let bad =
+            |why: &str| ParseError::new(format!("bad address {:?}: {why}", truncate(value, 80)));
         let v = value.trim();
         let (display, uri, after) = if let Some(lt) = find_unquoted(v, '<') {
             let display = v[..lt].trim().trim_matches('"').trim();
@@ -349,7 +351,8 @@ mod tests {
 
     #[test]
     fn via_forms() {
-        let v = Via::parse("SIP/2.0/udp 10.0.0.1:5070;branch=z9hG4bK776;rport;received=1.2.3.4").unwrap();
+        let v = Via::parse("SIP/2.0/udp 10.0.0.1:5070;branch=z9hG4bK776;rport;received=1.2.3.4")
+            .unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!((v.host.as_str(), v.port), ("10.0.0.1", Some(5070)));
         assert_eq!(v.rport, Some(None));
@@ -382,6 +385,13 @@ mod tests {
         assert_eq!(t.port, 5070);
         assert_eq!(t.transport.as_deref(), Some("TCP"));
         assert!(t.loose_route);
-        assert_eq!(UriTarget::parse("sip:[::1]").unwrap().socket_addr().unwrap().port(), 5060);
+        assert_eq!(
+            UriTarget::parse("sip:[::1]")
+                .unwrap()
+                .socket_addr()
+                .unwrap()
+                .port(),
+            5060
+        );
     }
 }

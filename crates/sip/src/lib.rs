@@ -1,12 +1,12 @@
 //! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
 //! authentication, and the UDP/TCP transport shell.
 
+pub mod dialog;
+pub mod digest;
+pub mod endpoint;
 pub mod error;
 pub mod framing;
 pub mod headers;
 pub mod message;
-pub mod transaction;
-pub mod dialog;
-pub mod digest;
-pub mod endpoint;
 pub mod service;
+pub mod transaction;

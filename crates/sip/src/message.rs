@@ -54,7 +54,10 @@ impl Method {
     /// Parses a method token; anything that is a valid token but unknown becomes `Extension`.
     pub fn parse(s: &str) -> Result<Method, ParseError> {
         if s.is_empty() || !s.bytes().all(is_token_char) {
-            return Err(ParseError::new(format!("invalid method {:?}", truncate(s, 32))));
+            return Err(ParseError::new(format!(
+                "invalid method {:?}",
+                truncate(s, 32)
+            )));
         }
         // rsipstack knows the standard methods; its parse is case-insensitive but SIP methods are
         // case-sensitive (RFC 3261 §7.1), so only an exact upper-case match maps to a known one.
@@ -328,12 +331,15 @@ fn parse_header_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Header
             last.value.push_str(line.trim());
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| ParseError::new(format!("header line without ':' {:?}", truncate(line, 60))))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ParseError::new(format!("header line without ':' {:?}", truncate(line, 60)))
+        })?;
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err(ParseError::new(format!("bad header name {:?}", truncate(name, 40))));
+            return Err(ParseError::new(format!(
+                "bad header name {:?}",
+                truncate(name, 40)
+            )));
         }
         if headers.len() >= MAX_HEADERS {
             return Err(ParseError::new("too many header lines"));
@@ -380,7 +386,8 @@ pub fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
 }
 
 fn validate_request_uri(uri: &str) -> Result<(), ParseError> {
-    let bad = |why: &str| ParseError::new(format!("bad Request-URI {:?}: {why}", truncate(uri, 80)));
+    let bad =
+        |why: &str| ParseError::new(format!("bad Request-URI {:?}: {why}", truncate(uri, 80)));
     let (scheme, rest) = uri.split_once(':').ok_or_else(|| bad("no scheme"))?;
     if scheme.is_empty()
         || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -390,7 +397,11 @@ fn validate_request_uri(uri: &str) -> Result<(), ParseError> {
     {
         return Err(bad("bad scheme"));
     }
-    if rest.is_empty() || uri.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f) {
+    if rest.is_empty()
+        || uri
+            .bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
+    {
         return Err(bad("illegal characters"));
     }
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
@@ -631,9 +642,11 @@ l: 4\r\n\r\nv=0\r\nEXTRA";
             panic!()
         };
         assert_eq!(r.method, Method::Extension("FOO".into()));
-        let SipMessage::Response(r) =
-            parse(b"SIP/2.0 180 Ringing\r\nCSeq: 1 INVITE\r\n\r\n", Framing::Stream).unwrap()
-        else {
+        let SipMessage::Response(r) = parse(
+            b"SIP/2.0 180 Ringing\r\nCSeq: 1 INVITE\r\n\r\n",
+            Framing::Stream,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!((r.status, r.reason.as_str()), (180, "Ringing"));
@@ -650,7 +663,11 @@ l: 4\r\n\r\nv=0\r\nEXTRA";
             b"INVITE sip:a@b SIP/2.0\r\nVia: x",
             b"",
         ] {
-            assert!(parse(bad, Framing::Datagram).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse(bad, Framing::Datagram).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -666,7 +683,10 @@ l: 4\r\n\r\nv=0\r\nEXTRA";
         let ids = RawIds::extract(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nCSeq: 1 INVITE\r\nbroken\r\n");
         assert!(ids.can_reply());
         let resp = ids.response(400, "Bad Request");
-        assert_eq!(resp.headers.get("Via"), Some("SIP/2.0/UDP h;branch=z9hG4bKx"));
+        assert_eq!(
+            resp.headers.get("Via"),
+            Some("SIP/2.0/UDP h;branch=z9hG4bKx")
+        );
         assert!(!RawIds::extract(b"\x00\x01garbage").can_reply());
     }
 

@@ -75,7 +75,9 @@ impl SipHandle {
     }
     /// Rejects an unanswered inbound leg.
     pub fn reject(&self, leg: LegId, status: u16, reason: &str) {
-        let _ = self.cmd.send(Command::Reject(leg, status, reason.to_string()));
+        let _ = self
+            .cmd
+            .send(Command::Reject(leg, status, reason.to_string()));
     }
     /// Ends a leg from our side.
     pub fn hangup(&self, leg: LegId) {
@@ -145,7 +147,11 @@ pub async fn start(
                     addr,
                 });
                 config.endpoint.udp_port.get_or_insert(addr.port());
-                tokio::spawn(udp_reader(socket.clone(), in_tx.clone(), config.max_message_size));
+                tokio::spawn(udp_reader(
+                    socket.clone(),
+                    in_tx.clone(),
+                    config.max_message_size,
+                ));
                 udp_sockets.push(socket);
             }
             TransportKind::Tcp => {
@@ -156,7 +162,11 @@ pub async fn start(
                     addr,
                 });
                 config.endpoint.tcp_port.get_or_insert(addr.port());
-                tokio::spawn(tcp_acceptor(listener, in_tx.clone(), config.max_message_size));
+                tokio::spawn(tcp_acceptor(
+                    listener,
+                    in_tx.clone(),
+                    config.max_message_size,
+                ));
             }
         }
     }
@@ -190,7 +200,11 @@ struct Service {
 }
 
 impl Service {
-    async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
         let mut out = Vec::new();
         loop {
             let deadline = self
@@ -248,9 +262,16 @@ impl Service {
             Command::Provisional(leg, status, sdp) => ep.provisional(leg, status, sdp, now, out),
             Command::Reject(leg, status, reason) => ep.reject(leg, status, &reason, now, out),
             Command::Hangup(leg) => ep.hangup(leg, now, out),
-            Command::AnswerReinvite(leg, status, sdp) => ep.answer_reinvite(leg, status, sdp, now, out),
+            Command::AnswerReinvite(leg, status, sdp) => {
+                ep.answer_reinvite(leg, status, sdp, now, out)
+            }
             Command::Reinvite(leg, sdp) => ep.reinvite(leg, sdp, now, out),
-            Command::Dial { to, from_user, sdp, reply } => {
+            Command::Dial {
+                to,
+                from_user,
+                sdp,
+                reply,
+            } => {
                 let _ = reply.send(ep.dial(&to, &from_user, sdp, now, out));
             }
             Command::SetDraining(d) => ep.set_draining(d),
@@ -271,7 +292,10 @@ impl Service {
                         let socket = self
                             .udp_sockets
                             .iter()
-                            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4()))
+                            .find(|s| {
+                                s.local_addr()
+                                    .is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4())
+                            })
                             .or_else(|| self.udp_sockets.first());
                         if let Some(socket) = socket {
                             if let Err(e) = socket.try_send_to(&data, peer.addr) {
@@ -300,7 +324,9 @@ impl Service {
         let max = self.max_message_size;
         tokio::spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => tcp_connection(stream, addr, in_tx, max, Some((writer_tx, writer_rx))).await,
+                Ok(Ok(stream)) => {
+                    tcp_connection(stream, addr, in_tx, max, Some((writer_tx, writer_rx))).await
+                }
                 _ => {
                     tracing::debug!(to = %addr, "TCP connect failed");
                     let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
@@ -359,7 +385,11 @@ async fn tcp_connection(
 ) {
     let (mut reader, mut write_half) = stream.into_split();
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel(256));
-    if in_tx.send(Inbound::TcpOpened(addr, writer_tx)).await.is_err() {
+    if in_tx
+        .send(Inbound::TcpOpened(addr, writer_tx))
+        .await
+        .is_err()
+    {
         return;
     }
     let write_task = tokio::spawn(async move {
@@ -376,7 +406,9 @@ async fn tcp_connection(
     let mut framer = StreamFramer::new(max);
     let mut buf = vec![0u8; 16 * 1024];
     // Idle connections are closed after 10 minutes without traffic, bounding leaked sockets.
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(600), reader.read(&mut buf)).await {
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_secs(600), reader.read(&mut buf)).await
+    {
         if n == 0 {
             break;
         }

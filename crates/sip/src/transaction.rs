@@ -470,16 +470,25 @@ impl TransactionLayer {
                 } else if !reliable {
                     tx.retransmit_interval = timers.t2;
                 }
-                out.push(TxOutput::Response { tx: id, response: resp });
+                out.push(TxOutput::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             (true, ClientState::Calling | ClientState::Proceeding, 200..=299) => {
                 tx.state = ClientState::Accepted;
                 tx.next_retransmit = None;
                 tx.state_deadline = Some(now + 64 * timers.t1); // timer M
-                out.push(TxOutput::Response { tx: id, response: resp });
+                out.push(TxOutput::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             (true, ClientState::Accepted, 200..=299) => {
-                out.push(TxOutput::Response { tx: id, response: resp });
+                out.push(TxOutput::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             (true, ClientState::Calling | ClientState::Proceeding, _) => {
                 let ack = Bytes::from(ack_for_non_2xx(&tx.request, &resp).to_bytes());
@@ -496,7 +505,10 @@ impl TransactionLayer {
                     Duration::from_secs(32) // timer D
                 };
                 tx.state_deadline = Some(now + wait);
-                out.push(TxOutput::Response { tx: id, response: resp });
+                out.push(TxOutput::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             (true, ClientState::Completed, 300..=699) => {
                 // The final response was retransmitted: our ACK was lost, send it again.
@@ -510,7 +522,10 @@ impl TransactionLayer {
                 tx.next_retransmit = None;
                 let wait = if reliable { Duration::ZERO } else { timers.t4 }; // timer K
                 tx.state_deadline = Some(now + wait);
-                out.push(TxOutput::Response { tx: id, response: resp });
+                out.push(TxOutput::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             _ => {} // late retransmissions are absorbed
         }
@@ -656,7 +671,11 @@ fn server_key(req: &Request) -> ServerKey {
 fn server_key_with_method(req: &Request, method: &str) -> ServerKey {
     match top_via(&req.headers) {
         Some(via) if via.is_rfc3261_branch() => {
-            let sent_by = format!("{}:{}", via.host.to_ascii_lowercase(), via.port.unwrap_or(0));
+            let sent_by = format!(
+                "{}:{}",
+                via.host.to_ascii_lowercase(),
+                via.port.unwrap_or(0)
+            );
             ServerKey::Branch(via.branch.unwrap_or_default(), sent_by, method.to_string())
         }
         _ => legacy_key(req, method),
@@ -768,7 +787,11 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
     }
 
     /// Drives timers until `until`, returning the instants at which something was sent.
-    fn run_timers(layer: &mut TransactionLayer, until: Instant, out: &mut Vec<TxOutput>) -> Vec<Instant> {
+    fn run_timers(
+        layer: &mut TransactionLayer,
+        until: Instant,
+        out: &mut Vec<TxOutput>,
+    ) -> Vec<Instant> {
         let mut sent_at = Vec::new();
         while let Some(at) = layer.next_deadline().filter(|d| *d <= until) {
             let before = sends(out);
@@ -786,7 +809,9 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let now = Instant::now();
         let mut out = Vec::new();
         let inv = request("INVITE", "z9hG4bK1", 1);
-        let RequestDisposition::New(id) = layer.on_request(&inv, peer(TransportKind::Udp), now, &mut out) else {
+        let RequestDisposition::New(id) =
+            layer.on_request(&inv, peer(TransportKind::Udp), now, &mut out)
+        else {
             panic!()
         };
         layer.respond(id, &response(&inv, 100), now, &mut out);
@@ -804,7 +829,9 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let t0 = Instant::now();
         let mut out = Vec::new();
         let inv = request("INVITE", "z9hG4bK2", 1);
-        let RequestDisposition::New(id) = layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out) else {
+        let RequestDisposition::New(id) =
+            layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out)
+        else {
             panic!()
         };
         layer.respond(id, &response(&inv, 200), t0, &mut out);
@@ -814,8 +841,15 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         assert_eq!(offsets, vec![500, 1500, 3500, 7500]);
         let ack = request("ACK", "z9hG4bKother", 1);
         assert_eq!(
-            layer.on_request(&ack, peer(TransportKind::Udp), t0 + Duration::from_secs(8), &mut out),
-            RequestDisposition::AckForDialog { invite_tx: Some(id) }
+            layer.on_request(
+                &ack,
+                peer(TransportKind::Udp),
+                t0 + Duration::from_secs(8),
+                &mut out
+            ),
+            RequestDisposition::AckForDialog {
+                invite_tx: Some(id)
+            }
         );
         out.clear();
         run_timers(&mut layer, t0 + Duration::from_secs(40), &mut out);
@@ -830,7 +864,9 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let t0 = Instant::now();
         let mut out = Vec::new();
         let inv = request("INVITE", "z9hG4bK3", 1);
-        let RequestDisposition::New(id) = layer.on_request(&inv, peer(TransportKind::Tcp), t0, &mut out) else {
+        let RequestDisposition::New(id) =
+            layer.on_request(&inv, peer(TransportKind::Tcp), t0, &mut out)
+        else {
             panic!()
         };
         layer.respond(id, &response(&inv, 200), t0, &mut out);
@@ -847,7 +883,9 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let t0 = Instant::now();
         let mut out = Vec::new();
         let inv = request("INVITE", "z9hG4bK4", 1);
-        let RequestDisposition::New(id) = layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out) else {
+        let RequestDisposition::New(id) =
+            layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out)
+        else {
             panic!()
         };
         layer.respond(id, &response(&inv, 486), t0, &mut out);
@@ -856,7 +894,12 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         assert_eq!(sent.len(), 2, "timer G at 0.5 s and 1.5 s");
         let ack = request("ACK", "z9hG4bK4", 1);
         assert_eq!(
-            layer.on_request(&ack, peer(TransportKind::Udp), t0 + Duration::from_secs(2), &mut out),
+            layer.on_request(
+                &ack,
+                peer(TransportKind::Udp),
+                t0 + Duration::from_secs(2),
+                &mut out
+            ),
             RequestDisposition::AckAbsorbed
         );
         out.clear();
@@ -872,12 +915,18 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let t0 = Instant::now();
         let mut out = Vec::new();
         let inv = request("INVITE", "z9hG4bK5", 1);
-        let RequestDisposition::New(inv_id) = layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out) else {
+        let RequestDisposition::New(inv_id) =
+            layer.on_request(&inv, peer(TransportKind::Udp), t0, &mut out)
+        else {
             panic!()
         };
         let cancel = request("CANCEL", "z9hG4bK5", 1);
         match layer.on_request(&cancel, peer(TransportKind::Udp), t0, &mut out) {
-            RequestDisposition::Cancel { invite_tx, invite_pending, .. } => {
+            RequestDisposition::Cancel {
+                invite_tx,
+                invite_pending,
+                ..
+            } => {
                 assert_eq!(invite_tx, Some(inv_id));
                 assert!(invite_pending);
             }
@@ -886,7 +935,10 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
         let stray = request("CANCEL", "z9hG4bKnone", 1);
         assert!(matches!(
             layer.on_request(&stray, peer(TransportKind::Udp), t0, &mut out),
-            RequestDisposition::Cancel { invite_tx: None, .. }
+            RequestDisposition::Cancel {
+                invite_tx: None,
+                ..
+            }
         ));
     }
 
@@ -908,13 +960,18 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:echo@h>\r\nCall-ID: c1\r\nCSeq: {cseq} {method
             _ => None,
         });
         assert!(ack.unwrap().starts_with("ACK sip:echo@127.0.0.1 SIP/2.0"));
-        assert!(out.iter().any(|o| matches!(o, TxOutput::Response { tx, .. } if *tx == id)));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, TxOutput::Response { tx, .. } if *tx == id)));
 
         let inv2 = request("INVITE", "z9hG4bKc2", 2);
         let id2 = layer.send_request(inv2, peer(TransportKind::Udp), t0, &mut out);
         out.clear();
         run_timers(&mut layer, t0 + Duration::from_secs(33), &mut out);
-        assert!(out.contains(&TxOutput::ClientTimeout { tx: id2 }), "timer B");
+        assert!(
+            out.contains(&TxOutput::ClientTimeout { tx: id2 }),
+            "timer B"
+        );
     }
 
     #[test]

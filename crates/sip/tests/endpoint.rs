@@ -1,0 +1,345 @@
+//! Drives the sans-IO endpoint with simulated time: no sockets, no sleeps.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use huddle_sip::endpoint::{
+    EndReason, Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, TrunkConfig,
+};
+use huddle_sip::transaction::{Peer, TimerConfig, TransportKind};
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(EndpointConfig {
+        advertised_host: "127.0.0.1".into(),
+        udp_port: Some(5060),
+        tcp_port: Some(5060),
+        user_agent: "huddle-test".into(),
+        trunk: Some(TrunkConfig {
+            uri: "sip:127.0.0.1:5070".into(),
+            username: "user".into(),
+            password: "secret".into(),
+        }),
+        timers: TimerConfig::default(),
+    })
+}
+
+fn caller() -> Peer {
+    Peer {
+        addr: "127.0.0.1:5099".parse().unwrap(),
+        transport: TransportKind::Udp,
+    }
+}
+
+fn invite(branch: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:echo@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch={branch};rport\r\n\
+From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:echo@127.0.0.1>\r\nCall-ID: call-{branch}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:alice@127.0.0.1:5099>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+fn sent(out: &[EndpointOutput]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            EndpointOutput::Send { data, .. } => Some(String::from_utf8_lossy(data).to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn status_lines(out: &[EndpointOutput]) -> Vec<String> {
+    sent(out)
+        .iter()
+        .map(|m| m.lines().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn events(out: &[EndpointOutput]) -> Vec<EndpointEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            EndpointOutput::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+#[test]
+fn inbound_call_answer_ack_and_remote_bye() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    ep.handle_message(invite("z9hG4bKa1").as_bytes(), caller(), t0, &mut out);
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 100 Trying"]);
+    let via = header(&sent(&out)[0], "Via").unwrap().to_string();
+    assert!(
+        via.contains("received=127.0.0.1") && via.contains("rport=5099"),
+        "{via}"
+    );
+    let leg = match &events(&out)[..] {
+        [EndpointEvent::IncomingCall { leg, .. }] => *leg,
+        other => panic!("{other:?}"),
+    };
+    out.clear();
+    ep.answer(leg, Bytes::from_static(b"v=0\r\n"), t0, &mut out);
+    let ok = sent(&out).remove(0);
+    assert!(ok.starts_with("SIP/2.0 200 OK"));
+    let to = header(&ok, "To").unwrap().to_string();
+    assert!(to.contains(";tag="), "{to}");
+    assert!(header(&ok, "Contact")
+        .unwrap()
+        .contains("sip:huddle@127.0.0.1:5060"));
+
+    // A retransmitted INVITE gets the same 200 and creates no second call.
+    out.clear();
+    ep.handle_message(invite("z9hG4bKa1").as_bytes(), caller(), t0, &mut out);
+    assert!(events(&out).is_empty());
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 200 OK"]);
+    assert_eq!(ep.leg_count(), 1);
+
+    let ack = format!(
+        "ACK sip:huddle@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKack\r\n\
+From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: {to}\r\nCall-ID: call-z9hG4bKa1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    out.clear();
+    ep.handle_message(
+        ack.as_bytes(),
+        caller(),
+        t0 + Duration::from_millis(100),
+        &mut out,
+    );
+    assert_eq!(events(&out), vec![EndpointEvent::Established { leg }]);
+
+    // No 2xx retransmission after the ACK.
+    out.clear();
+    ep.handle_timeout(t0 + Duration::from_secs(10), &mut out);
+    assert!(sent(&out).is_empty());
+
+    let bye = ack
+        .replace("ACK sip", "BYE sip")
+        .replace("1 ACK", "2 BYE")
+        .replace("z9hG4bKack", "z9hG4bKbye");
+    out.clear();
+    ep.handle_message(
+        bye.as_bytes(),
+        caller(),
+        t0 + Duration::from_secs(11),
+        &mut out,
+    );
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 200 OK"]);
+    assert_eq!(
+        events(&out),
+        vec![EndpointEvent::Ended {
+            leg,
+            reason: EndReason::RemoteBye
+        }]
+    );
+    assert_eq!(ep.leg_count(), 0);
+
+    // A BYE for the now unknown dialog gets 481.
+    out.clear();
+    ep.handle_message(
+        bye.replace("z9hG4bKbye", "z9hG4bKbye2")
+            .replace("2 BYE", "3 BYE")
+            .as_bytes(),
+        caller(),
+        t0,
+        &mut out,
+    );
+    assert_eq!(
+        status_lines(&out),
+        vec!["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
+}
+
+#[test]
+fn cancel_before_answer_gives_487() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let inv = invite("z9hG4bKc1");
+    ep.handle_message(inv.as_bytes(), caller(), t0, &mut out);
+    out.clear();
+    let cancel = inv
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!(
+                "Content-Length: {}",
+                inv.split("\r\n\r\n").nth(1).unwrap().len()
+            ),
+            "Content-Length: 0",
+        )
+        + "\r\n\r\n";
+    ep.handle_message(cancel.as_bytes(), caller(), t0, &mut out);
+    let lines = status_lines(&out);
+    assert!(lines.contains(&"SIP/2.0 200 OK".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"SIP/2.0 487 Request Terminated".to_string()),
+        "{lines:?}"
+    );
+    assert!(matches!(
+        &events(&out)[..],
+        [EndpointEvent::Ended {
+            reason: EndReason::Cancelled,
+            ..
+        }]
+    ));
+    assert_eq!(ep.leg_count(), 0);
+}
+
+#[test]
+fn unanswered_2xx_is_retransmitted_then_ends_with_bye() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    ep.handle_message(invite("z9hG4bKr1").as_bytes(), caller(), t0, &mut out);
+    let EndpointEvent::IncomingCall { leg, .. } = events(&out)[0].clone() else {
+        panic!()
+    };
+    ep.answer(leg, Bytes::from_static(b"v=0\r\n"), t0, &mut out);
+    out.clear();
+    let mut now = t0;
+    while let Some(at) = ep
+        .next_deadline()
+        .filter(|d| *d <= t0 + Duration::from_secs(33))
+    {
+        now = at;
+        ep.handle_timeout(now, &mut out);
+    }
+    let oks = status_lines(&out)
+        .iter()
+        .filter(|l| l.starts_with("SIP/2.0 200"))
+        .count();
+    assert!(oks >= 7, "2xx retransmitted until timer L, got {oks}");
+    assert!(events(&out).contains(&EndpointEvent::Ended {
+        leg,
+        reason: EndReason::AckTimeout
+    }));
+    assert!(sent(&out)
+        .iter()
+        .any(|m| m.starts_with("BYE sip:alice@127.0.0.1:5099")));
+    let _ = now;
+}
+
+#[test]
+fn options_unknown_method_malformed_and_draining() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKo1\r\n\
+From: <sip:k@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    ep.handle_message(options.as_bytes(), caller(), t0, &mut out);
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 200 OK"]);
+    assert!(header(&sent(&out)[0], "Allow").unwrap().contains("INVITE"));
+
+    out.clear();
+    let foo = options
+        .replace("OPTIONS sip", "FOO sip")
+        .replace("1 OPTIONS", "1 FOO")
+        .replace("z9hG4bKo1", "z9hG4bKf1");
+    ep.handle_message(foo.as_bytes(), caller(), t0, &mut out);
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 405 Method Not Allowed"]);
+
+    out.clear();
+    let no_callid = options
+        .replace("Call-ID: o1\r\n", "")
+        .replace("z9hG4bKo1", "z9hG4bKn1");
+    ep.handle_message(no_callid.as_bytes(), caller(), t0, &mut out);
+    assert!(status_lines(&out)[0].starts_with("SIP/2.0 400 Bad Request (missing Call-ID"));
+
+    out.clear();
+    ep.handle_message(b"\x00\x01\x02 garbage", caller(), t0, &mut out);
+    assert!(out.is_empty(), "garbage without Via cannot be answered");
+
+    out.clear();
+    ep.set_draining(true);
+    ep.handle_message(invite("z9hG4bKd1").as_bytes(), caller(), t0, &mut out);
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 503 Service Unavailable"]);
+    assert!(events(&out).is_empty());
+    assert!(ep.stats().malformed >= 2);
+}
+
+#[test]
+fn outbound_call_answers_digest_challenge() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let leg = ep
+        .dial(
+            "sip:+15551234@127.0.0.1:5070",
+            "huddle",
+            Bytes::from_static(b"v=0\r\n"),
+            t0,
+            &mut out,
+        )
+        .unwrap();
+    let inv = sent(&out).remove(0);
+    assert!(inv.starts_with("INVITE sip:+15551234@127.0.0.1:5070 SIP/2.0"));
+    let respond = |inv: &str, status: &str, extra: &str| {
+        let mut r = format!("SIP/2.0 {status}\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            let v = header(inv, name).unwrap();
+            if name == "To" && !status.starts_with("100") {
+                r.push_str(&format!("To: {v};tag=trunk1\r\n"));
+            } else {
+                r.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        r.push_str(extra);
+        r.push_str("Content-Length: 0\r\n\r\n");
+        r
+    };
+    out.clear();
+    let challenge = respond(
+        &inv,
+        "407 Proxy Authentication Required",
+        "Proxy-Authenticate: Digest realm=\"trunk\", nonce=\"n0nce\", qop=\"auth\"\r\n",
+    );
+    ep.handle_message(challenge.as_bytes(), caller(), t0, &mut out);
+    let msgs = sent(&out);
+    assert!(
+        msgs.iter().any(|m| m.starts_with("ACK ")),
+        "ACK for the 407"
+    );
+    let retry = msgs
+        .iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("retried INVITE")
+        .clone();
+    assert!(header(&retry, "Proxy-Authorization")
+        .unwrap()
+        .contains("username=\"user\""));
+    assert_eq!(header(&retry, "CSeq"), Some("2 INVITE"));
+
+    out.clear();
+    let ok = respond(&retry, "200 OK", "Contact: <sip:trunk@127.0.0.1:5070>\r\n");
+    ep.handle_message(ok.as_bytes(), caller(), t0, &mut out);
+    assert!(events(&out).contains(&EndpointEvent::OutboundAnswered {
+        leg,
+        sdp: Bytes::new()
+    }));
+    assert!(sent(&out)
+        .iter()
+        .any(|m| m.starts_with("ACK sip:trunk@127.0.0.1:5070")));
+
+    out.clear();
+    ep.hangup(leg, t0, &mut out);
+    let bye = sent(&out).remove(0);
+    assert!(bye.starts_with("BYE sip:trunk@127.0.0.1:5070"));
+    assert_eq!(header(&bye, "CSeq"), Some("3 BYE"));
+}
