@@ -1,1 +1,153 @@
-//! huddle-api
+//! huddle's HTTP surface: `/health`, `/metrics`, and (later) the Plivo-compatible REST API.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+/// Which subsystems are up; cheap to clone and to flip from any task.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    sip: Arc<AtomicBool>,
+    http: Arc<AtomicBool>,
+    storage: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Marks SIP up or down.
+    pub fn set_sip(&self, up: bool) {
+        self.sip.store(up, Ordering::Relaxed);
+    }
+    /// Marks HTTP up or down.
+    pub fn set_http(&self, up: bool) {
+        self.http.store(up, Ordering::Relaxed);
+    }
+    /// Marks storage up or down.
+    pub fn set_storage(&self, up: bool) {
+        self.storage.store(up, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> (bool, bool, bool) {
+        (
+            self.sip.load(Ordering::Relaxed),
+            self.http.load(Ordering::Relaxed),
+            self.storage.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Subsystem health.
+    pub health: Health,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+pub fn install_metrics_recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("huddle_tick_lateness_seconds".into()),
+                    &[0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is installed (tests): render from a detached one.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// The HTTP routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health(State(state): State<ApiState>) -> impl IntoResponse {
+    let (sip, http, storage) = state.health.snapshot();
+    let up = sip && http && storage;
+    let body = json!({
+        "status": if up { "ok" } else { "degraded" },
+        "sip": sip, "http": http, "storage": storage,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let code = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"api_id": uuid::Uuid::new_v4().to_string(), "error": "not found"})),
+    )
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get_raw(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn health_reflects_flags_and_unknown_paths_are_json_404() {
+        let health = Health::default();
+        let state = ApiState {
+            health: health.clone(),
+            metrics: install_metrics_recorder(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, router(state), std::future::pending()));
+        assert!(get_raw(addr, "/health").await.starts_with("HTTP/1.1 503"));
+        health.set_sip(true);
+        health.set_http(true);
+        health.set_storage(true);
+        let ok = get_raw(addr, "/health").await;
+        assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("\"status\":\"ok\""), "{ok}");
+        let nf = get_raw(addr, "/nope").await;
+        assert!(nf.starts_with("HTTP/1.1 404") && nf.contains("\"error\":\"not found\""));
+        assert!(get_raw(addr, "/metrics").await.starts_with("HTTP/1.1 200"));
+    }
+}

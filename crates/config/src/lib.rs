@@ -1,1 +1,420 @@
-//! huddle-config
+//! huddle's configuration: typed, validated TOML with the documented defaults embedded.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+
+use regex::Regex;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The documented default configuration, embedded so `huddle serve` works with no file.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/huddle.toml");
+
+/// A configuration that cannot be used; the message names the key, the value and what is allowed.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys or wrong types.
+    #[error("{0}")]
+    Toml(String),
+    /// A value outside what is allowed.
+    #[error("{key}: {value:?} is invalid: {allowed}")]
+    Invalid {
+        /// Key path, e.g. `rtp.port_range`.
+        key: String,
+        /// Offending value.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+fn invalid(key: &str, value: impl ToString, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[sip]`
+    pub sip: SipConfig,
+    /// `[rtp]`
+    #[serde(default)]
+    pub rtp: RtpConfig,
+    /// `[http]`
+    pub http: HttpConfig,
+    /// `[storage]`
+    pub storage: StorageConfig,
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[route]]`
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// "udp:IP:PORT" / "tcp:IP:PORT" entries.
+    pub listen: Vec<String>,
+    /// "auto" or an IP.
+    #[serde(default = "auto")]
+    pub advertised_address: String,
+    /// Server / User-Agent header.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Message size cap in bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_size: usize,
+    /// `[sip.trunk]`
+    #[serde(default)]
+    pub trunk: Option<TrunkConfig>,
+}
+
+/// `[sip.trunk]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Trunk URI.
+    pub uri: String,
+    /// Digest user.
+    #[serde(default)]
+    pub username: String,
+    /// Digest password.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// `[rtp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpConfig {
+    /// "LOW-HIGH".
+    #[serde(default = "default_port_range")]
+    pub port_range: String,
+    /// Jitter buffer lower bound, ms.
+    #[serde(default = "default_jitter_min")]
+    pub jitter_min_ms: u32,
+    /// Jitter buffer upper bound, ms.
+    #[serde(default = "default_jitter_max")]
+    pub jitter_max_ms: u32,
+    /// No-RTP hang-up, seconds (0 = never).
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            port_range: default_port_range(),
+            jitter_min_ms: default_jitter_min(),
+            jitter_max_ms: default_jitter_max(),
+            rtp_timeout_secs: default_rtp_timeout(),
+        }
+    }
+}
+
+impl RtpConfig {
+    /// The validated (low, high) port bounds.
+    pub fn port_range(&self) -> (u16, u16) {
+        parse_port_range(&self.port_range).unwrap_or((20000, 30000))
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// API user.
+    pub auth_id: String,
+    /// API password.
+    pub auth_token: String,
+    /// Public base URL.
+    pub public_url: String,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Database URL.
+    pub database: String,
+    /// Recordings directory.
+    pub recordings: String,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Drain grace period, seconds.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            shutdown_grace_secs: default_grace(),
+        }
+    }
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Regex on the Request-URI user.
+    #[serde(with = "serde_regex")]
+    pub user: Regex,
+    /// Echo test route.
+    #[serde(default)]
+    pub echo: bool,
+    /// XML template.
+    #[serde(default)]
+    pub xml: Option<String>,
+    /// answer_url.
+    #[serde(default)]
+    pub answer_url: Option<String>,
+    /// GET or POST.
+    #[serde(default = "post")]
+    pub answer_method: String,
+    /// Hang up after this many seconds (0 = unlimited).
+    #[serde(default)]
+    pub max_duration_secs: u64,
+}
+
+mod serde_regex {
+    use regex::Regex;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Regex, D::Error> {
+        let s = String::deserialize(d)?;
+        Regex::new(&s).map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
+    }
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn default_user_agent() -> String {
+    "huddle".into()
+}
+fn default_max_message() -> usize {
+    65535
+}
+fn default_port_range() -> String {
+    "20000-30000".into()
+}
+fn default_jitter_min() -> u32 {
+    20
+}
+fn default_jitter_max() -> u32 {
+    200
+}
+fn default_rtp_timeout() -> u64 {
+    60
+}
+fn default_grace() -> u64 {
+    10
+}
+fn post() -> String {
+    "POST".into()
+}
+
+/// Loads and validates a file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    from_toml_str(&text)
+}
+
+/// Parses and validates TOML text.
+pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The embedded default configuration.
+pub fn default_config() -> Config {
+    from_toml_str(DEFAULT_TOML).expect("the embedded default configuration is valid")
+}
+
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a >= 1024 && a < b && b - a >= 2).then_some((a, b))
+}
+
+/// Parses one `sip.listen` entry into (is_tcp, address).
+pub fn parse_listen(entry: &str) -> Option<(bool, SocketAddr)> {
+    let (proto, addr) = entry.split_once(':')?;
+    let tcp = match proto.to_ascii_lowercase().as_str() {
+        "udp" => false,
+        "tcp" => true,
+        _ => return None,
+    };
+    Some((tcp, addr.parse().ok()?))
+}
+
+impl SipConfig {
+    /// Every listen entry as (is_tcp, address); entries were validated at load.
+    pub fn listen_addrs(&self) -> Vec<(bool, SocketAddr)> {
+        self.listen.iter().filter_map(|l| parse_listen(l)).collect()
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.sip.listen.is_empty() {
+            return Err(invalid("sip.listen", "[]", "at least one \"udp:IP:PORT\" or \"tcp:IP:PORT\""));
+        }
+        for l in &self.sip.listen {
+            if parse_listen(l).is_none() {
+                return Err(invalid("sip.listen", l, "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])"));
+            }
+        }
+        if self.sip.advertised_address != "auto" && self.sip.advertised_address.parse::<IpAddr>().is_err() {
+            return Err(invalid("sip.advertised_address", &self.sip.advertised_address, "\"auto\" or an IP address"));
+        }
+        if !(1024..=65535).contains(&self.sip.max_message_size) {
+            return Err(invalid("sip.max_message_size", self.sip.max_message_size, "1024..=65535 bytes"));
+        }
+        if let Some(trunk) = &self.sip.trunk {
+            let lower = trunk.uri.to_ascii_lowercase();
+            if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || trunk.uri.len() < 5 {
+                return Err(invalid("sip.trunk.uri", &trunk.uri, "a sip: URI such as \"sip:10.0.0.1:5060\""));
+            }
+        }
+        if parse_port_range(&self.rtp.port_range).is_none() {
+            return Err(invalid(
+                "rtp.port_range",
+                &self.rtp.port_range,
+                "expected \"LOW-HIGH\" with 1024 <= LOW < HIGH <= 65535 and at least 2 ports",
+            ));
+        }
+        let (jmin, jmax) = (self.rtp.jitter_min_ms, self.rtp.jitter_max_ms);
+        if !(20..=1000).contains(&jmin) {
+            return Err(invalid("rtp.jitter_min_ms", jmin, "20..=1000"));
+        }
+        if !(jmin..=1000).contains(&jmax) {
+            return Err(invalid("rtp.jitter_max_ms", jmax, "jitter_min_ms..=1000"));
+        }
+        if !self.http.public_url.starts_with("http://") && !self.http.public_url.starts_with("https://") {
+            return Err(invalid("http.public_url", &self.http.public_url, "an http:// or https:// URL"));
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = format!("route[{i}]");
+            let actions = usize::from(r.echo) + usize::from(r.xml.is_some()) + usize::from(r.answer_url.is_some());
+            if actions != 1 {
+                return Err(invalid(
+                    &key,
+                    format!("user = {:?}", r.user.as_str()),
+                    "exactly one of echo = true, xml = \"...\", answer_url = \"...\"",
+                ));
+            }
+            if !r.answer_method.eq_ignore_ascii_case("GET") && !r.answer_method.eq_ignore_ascii_case("POST") {
+                return Err(invalid(&format!("{key}.answer_method"), &r.answer_method, "GET or POST"));
+            }
+            if let Some(url) = &r.answer_url {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(invalid(&format!("{key}.answer_url"), url, "an http:// or https:// URL"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The IP written into Contact and SDP.
+    pub fn resolve_advertised_ip(&self) -> IpAddr {
+        if let Ok(ip) = self.sip.advertised_address.parse::<IpAddr>() {
+            return ip;
+        }
+        if let Some(ip) = self
+            .sip
+            .listen_addrs()
+            .into_iter()
+            .map(|(_, a)| a.ip())
+            .find(|ip| !ip.is_unspecified())
+        {
+            return ip;
+        }
+        // connect() on UDP sends nothing; it only asks the kernel which interface routes there.
+        UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|s| s.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).map(|_| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = default_config();
+        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.rtp.port_range(), (20000, 30000));
+        assert_eq!(c.sip.listen_addrs().len(), 2);
+        assert_eq!(c.http.auth_id.len(), 20);
+    }
+
+    fn with(from: &str, to: &str) -> Result<Config, ConfigError> {
+        assert!(DEFAULT_TOML.contains(from), "{from}");
+        from_toml_str(&DEFAULT_TOML.replacen(from, to, 1))
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("port_range = \"20000-30000\"", "port_range = \"30000-20000\"", "rtp.port_range"),
+            ("\"udp:0.0.0.0:5060\",", "\"sctp:0.0.0.0:5060\",", "sip.listen"),
+            ("advertised_address = \"auto\"", "advertised_address = \"nowhere\"", "sip.advertised_address"),
+            ("jitter_max_ms = 200", "jitter_max_ms = 10", "rtp.jitter_max_ms"),
+            ("max_message_size = 65535", "max_message_size = 10", "sip.max_message_size"),
+            ("answer_method = \"POST\"", "answer_method = \"PUT\"", "route[2].answer_method"),
+            ("user = \"^echo$\"\necho = true", "user = \"^echo$\"\necho = true\nxml = \"<Response/>\"", "route[0]"),
+            ("uri = \"sip:127.0.0.1:5070\"", "uri = \"http://x\"", "sip.trunk.uri"),
+        ];
+        for (from, to, key) in cases {
+            let err = with(from, to).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_regex_are_rejected() {
+        assert!(with("[rtp]", "[rtp]\nport_rnage = \"1-2\"").unwrap_err().to_string().contains("port_rnage"));
+        assert!(with("user = \"^echo$\"", "user = \"^(echo$\"").unwrap_err().to_string().contains("regex"));
+    }
+
+    #[test]
+    fn ipv6_listen_and_advertised() {
+        let c = with("\"tcp:0.0.0.0:5060\"", "\"tcp:[::1]:5070\"").unwrap();
+        assert_eq!(c.sip.listen_addrs()[1], (true, "[::1]:5070".parse().unwrap()));
+        assert_eq!(c.resolve_advertised_ip(), "::1".parse::<IpAddr>().unwrap());
+    }
+}
