@@ -1,1 +1,11 @@
-//! huddle-media
+//! Media for huddle: G.711, RTP validation and latching, jitter buffer, RFC 4733 DTMF, tones,
+//! RTP port pairs, and the per-leg UDP session.
+
+pub mod codec;
+pub mod dtmf;
+pub mod g711;
+pub mod jitter;
+pub mod ports;
+pub mod rtp_rx;
+pub mod session;
+pub mod tone;
