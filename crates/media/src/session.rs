@@ -123,6 +123,15 @@ pub enum MediaEvent {
     Latched(SocketAddr),
 }
 
+/// A frame or an event from a running leg.
+#[derive(Debug, Clone)]
+pub enum MediaItem {
+    /// A decoded 20 ms frame.
+    Frame(AudioFrame),
+    /// An event.
+    Event(MediaEvent),
+}
+
 /// Counters of one leg.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MediaStats {
@@ -212,6 +221,14 @@ impl MediaHandle {
     /// The next event.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
         self.events.recv().await
+    }
+
+    /// Whichever comes first: a decoded frame or an event. None when the leg task is gone.
+    pub async fn next(&mut self) -> Option<MediaItem> {
+        tokio::select! {
+            f = self.frames_in.recv() => f.map(MediaItem::Frame),
+            e = self.events.recv() => e.map(MediaItem::Event),
+        }
     }
 
     /// Sends a DTMF digit as RFC 4733 events.

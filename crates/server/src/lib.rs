@@ -1,1 +1,194 @@
-//! huddle-server
+//! Assembles huddle: SIP service, call manager, HTTP API, and the shutdown drain.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use huddle_callflow::{CallContext, MediaSettings, RouteAction, RouteRule, Router};
+use huddle_config::Config;
+use huddle_media::ports::PortAllocator;
+use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
+use huddle_sip::service::{ListenAddr, SipServiceConfig};
+use huddle_sip::transaction::{TimerConfig, TransportKind};
+use tokio::sync::watch;
+
+/// Runs the server until SIGTERM or SIGINT, then drains: new INVITEs get 503, live calls get
+/// `server.shutdown_grace_secs` to finish before they are hung up with BYE.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = huddle_api::install_metrics_recorder();
+    let health = huddle_api::Health::default();
+    let advertised_ip = config.resolve_advertised_ip();
+
+    let sip_config = sip_service_config(&config, advertised_ip);
+    let (sip, sip_events) = huddle_sip::service::start(sip_config)
+        .await
+        .context("cannot open the SIP sockets")?;
+    for bound in sip.bound() {
+        tracing::info!(transport = bound.transport.via_token(), addr = %bound.addr, "SIP listening");
+    }
+    health.set_sip(true);
+
+    ensure_storage(&config)?;
+    health.set_storage(true);
+
+    let (low, high) = config.rtp.port_range();
+    let ports = Arc::new(PortAllocator::new(low, high));
+    let (hangup_tx, hangup_rx) = watch::channel(false);
+    let ctx = Arc::new(CallContext {
+        sip: sip.clone(),
+        router: router(&config),
+        ports,
+        media: MediaSettings {
+            local_ip: advertised_ip,
+            jitter_min_ms: config.rtp.jitter_min_ms,
+            jitter_max_ms: config.rtp.jitter_max_ms,
+            rtp_timeout: (config.rtp.rtp_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.rtp.rtp_timeout_secs)),
+        },
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .context("cannot build the HTTP client")?,
+        hangup_all: hangup_rx,
+    });
+    tokio::spawn(huddle_callflow::run(ctx, sip_events));
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
+    tracing::info!(addr = %config.http.listen, "HTTP listening");
+    let (http_stop_tx, http_stop_rx) = watch::channel(false);
+    let router = huddle_api::router(huddle_api::ApiState {
+        health: health.clone(),
+        metrics,
+    });
+    let http = tokio::spawn(async move {
+        let mut stop = http_stop_rx;
+        huddle_api::serve(listener, router, async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .await
+    });
+    health.set_http(true);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "huddle is up");
+
+    wait_for_signal().await;
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: refusing new calls");
+    sip.set_draining(true);
+    let drained = wait_for_no_legs(&sip, grace).await;
+    if !drained {
+        tracing::info!("grace period over: hanging up live calls");
+        let _ = hangup_tx.send(true);
+        // BYE transactions finish in well under a second on a healthy network; cap the wait.
+        wait_for_no_legs(&sip, Duration::from_secs(5)).await;
+    }
+    let _ = http_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_no_legs(sip: &huddle_sip::service::SipHandle, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if sip.leg_count().await == 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn sip_service_config(config: &Config, advertised_ip: IpAddr) -> SipServiceConfig {
+    let listen: Vec<ListenAddr> = config
+        .sip
+        .listen_addrs()
+        .into_iter()
+        .map(|(tcp, addr): (bool, SocketAddr)| ListenAddr {
+            transport: if tcp {
+                TransportKind::Tcp
+            } else {
+                TransportKind::Udp
+            },
+            addr,
+        })
+        .collect();
+    let port_of = |kind: TransportKind| listen.iter().find(|l| l.transport == kind).map(|l| l.addr.port()).filter(|p| *p != 0);
+    let trunk = config.sip.trunk.as_ref().map(|t| TrunkConfig {
+        uri: t.uri.clone(),
+        username: t.username.clone(),
+        password: t.password.clone(),
+    });
+    SipServiceConfig {
+        endpoint: EndpointConfig {
+            advertised_host: advertised_ip.to_string(),
+            udp_port: port_of(TransportKind::Udp),
+            tcp_port: port_of(TransportKind::Tcp),
+            user_agent: config.sip.user_agent.clone(),
+            trunk,
+            timers: TimerConfig::default(),
+        },
+        listen,
+        max_message_size: config.sip.max_message_size,
+    }
+}
+
+fn router(config: &Config) -> Router {
+    let rules = config
+        .routes
+        .iter()
+        .map(|r| RouteRule {
+            user: r.user.clone(),
+            action: if r.echo {
+                RouteAction::Echo
+            } else if let Some(xml) = &r.xml {
+                RouteAction::Xml(xml.clone())
+            } else {
+                RouteAction::AnswerUrl {
+                    url: r.answer_url.clone().unwrap_or_default(),
+                    method: r.answer_method.clone(),
+                }
+            },
+            max_duration: (r.max_duration_secs > 0).then(|| Duration::from_secs(r.max_duration_secs)),
+        })
+        .collect();
+    Router::new(rules)
+}
+
+fn ensure_storage(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.storage.recordings)
+        .with_context(|| format!("cannot create the recordings directory {}", config.storage.recordings))?;
+    if let Some(path) = config.storage.database.strip_prefix("sqlite://") {
+        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the database directory {}", parent.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The task that runs one inbound call leg from INVITE to hang-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession};
+use huddle_sip::endpoint::{EndReason, LegId};
+use huddle_sip::message::Request;
+use huddle_sip::transaction::Peer;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::answer_url::{self, CallParams};
+use crate::manager::CallContext;
+use crate::media_setup::{self, Negotiated};
+use crate::router::{RouteAction, RouteMatch};
+
+/// What the SIP side tells a running leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// The ACK for our 2xx arrived.
+    Established,
+    /// A re-INVITE with this offer (empty: offerless).
+    ReInvite(Bytes),
+    /// The leg ended on the SIP side.
+    Ended(EndReason),
+}
+
+/// How long an answer_url may take before the call is failed.
+const ANSWER_URL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one leg to completion.
+pub async fn run_leg(
+    ctx: Arc<CallContext>,
+    leg: LegId,
+    invite: Request,
+    peer: Peer,
+    route: RouteMatch,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+) {
+    let call_uuid = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("call", call_uuid = %call_uuid, leg = leg.0);
+    async move {
+        let user = invite.uri_user().unwrap_or_default();
+        tracing::info!(from = %peer.addr, to = %user, route = route.index, "inbound call");
+        match route.action.clone() {
+            RouteAction::Echo => run_echo(&ctx, leg, &invite, &route, events).await,
+            RouteAction::Xml(_) => {
+                tracing::warn!("route runs XML, which this build does not execute yet: answering 503");
+                ctx.sip.reject(leg, 503, "XML call flows not implemented yet");
+            }
+            RouteAction::AnswerUrl { url, method } => {
+                let params = CallParams {
+                    call_uuid: call_uuid.clone(),
+                    from: from_user(&invite),
+                    to: user,
+                    direction: "inbound",
+                    call_status: "ringing",
+                };
+                run_answer_url(&ctx, leg, &url, &method, &params, events).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Fetches the answer_url while watching for CANCEL. Executing the returned XML arrives with the
+/// XML feature; until then a fetched document is answered with 503 and a clear log line.
+async fn run_answer_url(
+    ctx: &CallContext,
+    leg: LegId,
+    url: &str,
+    method: &str,
+    params: &CallParams,
+    mut events: mpsc::UnboundedReceiver<LegEvent>,
+) {
+    let fetch = answer_url::fetch(&ctx.http, url, method, params, ANSWER_URL_TIMEOUT);
+    tokio::pin!(fetch);
+    loop {
+        tokio::select! {
+            result = &mut fetch => {
+                match result {
+                    Ok(_) => tracing::warn!(%url, "answer_url returned XML, which this build does not execute yet: answering 503"),
+                    Err(err) => tracing::warn!(error = %err, "answer_url failed"),
+                }
+                ctx.sip.reject(leg, 503, "Service Unavailable");
+                return;
+            }
+            ev = events.recv() => match ev {
+                Some(LegEvent::Ended(reason)) => {
+                    tracing::info!(?reason, "call ended while fetching answer_url");
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+}
+
+async fn run_echo(
+    ctx: &CallContext,
+    leg: LegId,
+    invite: &Request,
+    route: &RouteMatch,
+    mut events: mpsc::UnboundedReceiver<LegEvent>,
+) {
+    let session = match MediaSession::bind(&ctx.ports, ctx.media.local_ip).await {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(error = %err, "no RTP port available");
+            ctx.sip.reject(leg, 503, "No media ports available");
+            return;
+        }
+    };
+    let local_port = session.local_rtp_port();
+    let mut sdp_version = 1u64;
+    let negotiated = match media_setup::negotiate(&invite.body, ctx.media.local_ip, local_port, sdp_version) {
+        Ok(n) => n,
+        Err(err) => {
+            tracing::info!(error = %err, "refusing the offer");
+            let (status, reason) = err.sip_status();
+            ctx.sip.reject(leg, status, reason);
+            return;
+        }
+    };
+    ctx.sip.answer(leg, Bytes::from(negotiated.answer_sdp.clone()));
+    let mut media = session.start(media_setup::params(&ctx.media, &negotiated));
+    let limit = route.max_duration.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let mut hangup_all = ctx.hangup_all.clone();
+    let ended_by_remote = loop {
+        tokio::select! {
+            item = media.next() => match item {
+                Some(MediaItem::Frame(frame)) => media.send_frame(frame),
+                Some(MediaItem::Event(MediaEvent::RtpTimeout)) => {
+                    tracing::info!("no RTP from the caller: hanging up");
+                    break false;
+                }
+                Some(MediaItem::Event(ev)) => tracing::debug!(?ev, "media event"),
+                None => break false,
+            },
+            ev = events.recv() => match ev {
+                Some(LegEvent::Ended(reason)) => {
+                    tracing::info!(?reason, "call ended by the remote side");
+                    break true;
+                }
+                Some(LegEvent::ReInvite(offer)) => {
+                    sdp_version += 1;
+                    reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version);
+                }
+                Some(LegEvent::Established) => tracing::debug!("call established"),
+                None => break true,
+            },
+            _ = &mut deadline => {
+                tracing::info!(limit_secs = limit.as_secs(), "route max_duration reached: hanging up");
+                break false;
+            }
+            _ = hangup_all.wait_for(|v| *v) => {
+                tracing::info!("server shutting down: hanging up");
+                break false;
+            }
+        }
+    };
+    if !ended_by_remote {
+        ctx.sip.hangup(leg);
+    }
+    let stats = media.stop().await;
+    tracing::info!(?stats, "call finished");
+}
+
+fn reinvite(ctx: &CallContext, leg: LegId, media: &mut MediaHandle, offer: &[u8], local_port: u16, version: u64) {
+    match media_setup::negotiate(offer, ctx.media.local_ip, local_port, version) {
+        Ok(Negotiated {
+            answer_sdp,
+            remote_rtp,
+            remote_direction,
+            ..
+        }) => {
+            media.update(remote_rtp, remote_direction);
+            ctx.sip.answer_reinvite(leg, 200, Bytes::from(answer_sdp));
+            tracing::info!(direction = ?remote_direction, "re-INVITE accepted");
+        }
+                Err(err) => {
+            tracing::info!(error = %err, "re-INVITE refused");
+            ctx.sip.answer_reinvite(leg, 488, Bytes::new());
+        }
+    }
+}
+
+fn from_user(invite: &Request) -> String {
+    invite
+        .headers
+        .get("From")
+        .and_then(|f| huddle_sip::headers::NameAddr::parse(f).ok())
+        .and_then(|na| huddle_sip::message::uri_user(&na.uri))
+        .unwrap_or_default()
+}
+

@@ -1,0 +1,107 @@
+//! Dispatches SIP endpoint events to one task per call leg.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use huddle_media::ports::PortAllocator;
+use huddle_sip::endpoint::{EndReason, EndpointEvent, LegId};
+use huddle_sip::service::SipHandle;
+use tokio::sync::{mpsc, watch};
+
+use crate::leg::{run_leg, LegEvent};
+use crate::router::Router;
+
+/// Media settings every leg uses.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// IP the RTP sockets bind to and the SDP advertises.
+    pub local_ip: IpAddr,
+    /// Jitter buffer lower bound.
+    pub jitter_min_ms: u32,
+    /// Jitter buffer upper bound.
+    pub jitter_max_ms: u32,
+    /// Hang up when no RTP arrives for this long (None: never).
+    pub rtp_timeout: Option<Duration>,
+}
+
+/// Everything a call task needs, shared.
+pub struct CallContext {
+    /// SIP commands.
+    pub sip: SipHandle,
+    /// Routes.
+    pub router: Router,
+    /// RTP ports.
+    pub ports: Arc<PortAllocator>,
+    /// Media settings.
+    pub media: MediaSettings,
+    /// HTTP client for answer_url and friends.
+    pub http: reqwest::Client,
+    /// Becomes true when live calls must be ended (end of the shutdown grace period).
+    pub hangup_all: watch::Receiver<bool>,
+}
+
+/// Runs until the endpoint's event stream ends.
+pub async fn run(ctx: Arc<CallContext>, mut events: mpsc::UnboundedReceiver<EndpointEvent>) {
+    let mut legs: HashMap<LegId, mpsc::UnboundedSender<LegEvent>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<LegId>();
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                dispatch(&ctx, &mut legs, &done_tx, ev);
+            }
+            Some(leg) = done_rx.recv() => {
+                legs.remove(&leg);
+                metrics::gauge!("huddle_calls_active").set(legs.len() as f64);
+            }
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<CallContext>,
+    legs: &mut HashMap<LegId, mpsc::UnboundedSender<LegEvent>>,
+    done: &mpsc::UnboundedSender<LegId>,
+    ev: EndpointEvent,
+) {
+    match ev {
+        EndpointEvent::IncomingCall { leg, invite, peer } => {
+            metrics::counter!("huddle_calls_total", "direction" => "inbound").increment(1);
+            let user = invite.uri_user().unwrap_or_default();
+            let Some(route) = ctx.router.route(&user) else {
+                tracing::info!(%user, "no route matches the called user");
+                ctx.sip.reject(leg, 404, "Not Found");
+                return;
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            legs.insert(leg, tx);
+            metrics::gauge!("huddle_calls_active").set(legs.len() as f64);
+            let ctx = ctx.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                run_leg(ctx, leg, *invite, peer, route, rx).await;
+                let _ = done.send(leg);
+            });
+        }
+        EndpointEvent::Established { leg } => forward(legs, leg, LegEvent::Established),
+        EndpointEvent::ReInvite { leg, offer } => forward(legs, leg, LegEvent::ReInvite(offer)),
+        EndpointEvent::Ended { leg, reason } => {
+            forward(legs, leg, LegEvent::Ended(reason.clone()));
+            if reason == EndReason::Cancelled {
+                metrics::counter!("huddle_calls_cancelled_total").increment(1);
+            }
+        }
+        // Outbound legs arrive with the room and API features.
+        EndpointEvent::OutboundProgress { .. }
+        | EndpointEvent::OutboundAnswered { .. }
+        | EndpointEvent::OutboundFailed { .. } => {}
+    }
+}
+
+fn forward(legs: &HashMap<LegId, mpsc::UnboundedSender<LegEvent>>, leg: LegId, ev: LegEvent) {
+    if let Some(tx) = legs.get(&leg) {
+        let _ = tx.send(ev);
+    }
+}

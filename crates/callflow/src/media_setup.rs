@@ -1,0 +1,96 @@
+//! Turns an SDP offer into our answer and the media leg's parameters.
+
+use std::net::{IpAddr, SocketAddr};
+
+use huddle_media::codec::Codec;
+use huddle_media::session::{Direction, MediaParams};
+use huddle_sdp::{LocalMedia, SdpError, PCMA, PCMU};
+use thiserror::Error;
+
+use crate::manager::MediaSettings;
+
+/// Why an offer was refused.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// No body.
+    #[error("INVITE without an SDP offer")]
+    Offerless,
+    /// Unparseable body.
+    #[error("{0}")]
+    Malformed(String),
+    /// No codec in common.
+    #[error("no common codec (we support PCMU and PCMA)")]
+    NoCommonCodec,
+}
+
+impl SetupError {
+    /// The SIP status and reason to refuse with.
+    pub fn sip_status(&self) -> (u16, &'static str) {
+        match self {
+            SetupError::Malformed(_) => (400, "Bad Request (malformed SDP)"),
+            SetupError::Offerless | SetupError::NoCommonCodec => (488, "Not Acceptable Here"),
+        }
+    }
+}
+
+/// A successful negotiation.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// Our SDP answer.
+    pub answer_sdp: String,
+    /// Remote RTP address.
+    pub remote_rtp: SocketAddr,
+    /// Remote direction.
+    pub remote_direction: Direction,
+    /// Codec.
+    pub codec: Codec,
+    /// Its payload type.
+    pub payload_type: u8,
+    /// telephone-event payload type.
+    pub telephone_event_pt: Option<u8>,
+}
+
+/// Negotiates an offer against our codec list.
+pub fn negotiate(offer: &[u8], local_ip: IpAddr, local_port: u16, version: u64) -> Result<Negotiated, SetupError> {
+    let parsed = huddle_sdp::parse_offer(offer).map_err(|e| match e {
+        SdpError::Empty => SetupError::Offerless,
+        other => SetupError::Malformed(other.to_string()),
+    })?;
+    let local = LocalMedia {
+        ip: local_ip,
+        rtp_port: local_port,
+        session_id: u64::from(local_port),
+        session_version: version,
+    };
+    let n = huddle_sdp::negotiate(&parsed, &[PCMU, PCMA], &local).map_err(|e| match e {
+        SdpError::NoCommonCodec => SetupError::NoCommonCodec,
+        other => SetupError::Malformed(other.to_string()),
+    })?;
+    Ok(Negotiated {
+        answer_sdp: n.answer,
+        remote_rtp: n.remote_rtp,
+        remote_direction: match n.remote_direction {
+            huddle_sdp::Direction::SendRecv => Direction::SendRecv,
+            huddle_sdp::Direction::SendOnly => Direction::SendOnly,
+            huddle_sdp::Direction::RecvOnly => Direction::RecvOnly,
+            huddle_sdp::Direction::Inactive => Direction::Inactive,
+        },
+        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+    })
+}
+
+/// Media parameters for a negotiated leg.
+pub fn params(settings: &MediaSettings, n: &Negotiated) -> MediaParams {
+    MediaParams {
+        remote_rtp: n.remote_rtp,
+        codec: n.codec,
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+        remote_direction: n.remote_direction,
+        jitter_min_ms: settings.jitter_min_ms,
+        jitter_max_ms: settings.jitter_max_ms,
+        rtp_timeout: settings.rtp_timeout,
+    }
+}
