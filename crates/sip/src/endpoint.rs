@@ -274,7 +274,11 @@ impl Endpoint {
                 let ids = RawIds::extract(data);
                 tracing::debug!(from = %peer.addr, error = %err, "malformed SIP message");
                 if ids.can_reply() && !is_ack_line(data) {
-                    let resp = ids.response(400, &reason_phrase("Bad Request", &err.reason));
+                    let resp = if err.reason.starts_with("unsupported version") {
+                        ids.response(505, "Version Not Supported")
+                    } else {
+                        ids.response(400, &reason_phrase("Bad Request", &err.reason))
+                    };
                     out.push(EndpointOutput::Send {
                         peer,
                         data: Bytes::from(resp.to_bytes()),

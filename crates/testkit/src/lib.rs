@@ -1,1 +1,587 @@
-//! huddle-testkit
+//! Test support for black-box tests: start `huddle serve`, speak SIP and RTP to it, detect tones.
+//!
+//! Deliberately independent of huddle's own crates (its own SIP text handling, µ-law and
+//! Goertzel): the test oracle must not share the bugs of the code under test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// A running `huddle serve` on free ports, killed on drop.
+pub struct ServerProcess {
+    child: Option<Child>,
+    /// SIP address (UDP and TCP on the same port).
+    pub sip: SocketAddr,
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// First RTP port of the range.
+    pub rtp_low: u16,
+    dir: PathBuf,
+}
+
+fn free_port_pair() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts the server with the standard test routes plus `extra_toml` (more routes) and
+    /// `rtp_ports` RTP ports. Panics with the log if it does not become healthy.
+    pub fn start(bin: &Path, extra_toml: &str, rtp_ports: u16) -> ServerProcess {
+        let sip_port = free_port_pair();
+        let http_port = free_tcp_port();
+        // RTP ranges: random even base, far from the ephemeral range used by free_port().
+        let rtp_low = 20_000 + (std::process::id() as u16 % 50) * 200 + (rand_u16() % 40) * 4;
+        let dir = std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = format!(
+            r#"
+[sip]
+listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
+advertised_address = "127.0.0.1"
+[rtp]
+port_range = "{rtp_low}-{rtp_high}"
+rtp_timeout_secs = 20
+[http]
+listen = "127.0.0.1:{http_port}"
+auth_id = "MAHUDDLEDEFAULT00000"
+auth_token = "change-me"
+public_url = "http://127.0.0.1:{http_port}"
+[storage]
+database = "sqlite://{dir}/huddle.db"
+recordings = "{dir}/recordings"
+[server]
+shutdown_grace_secs = 2
+[[route]]
+user = "^echo$"
+echo = true
+[[route]]
+user = "^echo-short$"
+echo = true
+max_duration_secs = 2
+{extra_toml}
+"#,
+            rtp_high = rtp_low + rtp_ports,
+            dir = dir.display()
+        );
+        let config_path = dir.join("huddle.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.join("log")).expect("log file");
+        let child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn huddle");
+        let mut server = ServerProcess {
+            child: Some(child),
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            rtp_low,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if server.http_get("/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                return server;
+            }
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+                panic!("huddle exited early ({status}):\n{}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("huddle did not become healthy:\n{}", server.log());
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// A blocking HTTP GET; returns the whole response.
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Sum of every sample of a Prometheus metric whose line starts with `prefix`.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.http_get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        }
+    }
+
+    /// Waits for exit; the exit code, or None on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn rand_u16() -> u16 {
+    let b = uuid::Uuid::new_v4();
+    u16::from_be_bytes([b.as_bytes()[0], b.as_bytes()[1]])
+}
+
+/// A parsed SIP message (just enough for tests).
+#[derive(Debug, Clone)]
+pub struct Msg {
+    /// First line.
+    pub start: String,
+    /// Header lines (name, value).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Msg {
+    /// Parses text.
+    pub fn parse(text: &str) -> Option<Msg> {
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let start = lines.next()?.to_string();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (expand(n.trim()), v.trim().to_string()))
+            .collect();
+        Some(Msg {
+            start,
+            headers,
+            body: body.to_string(),
+        })
+    }
+
+    /// First header value by name (case-insensitive, compact forms expanded).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Status code of a response (0 for requests).
+    pub fn status(&self) -> u16 {
+        self.start
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CSeq method.
+    pub fn cseq_method(&self) -> &str {
+        self.header("CSeq").and_then(|c| c.split_whitespace().nth(1)).unwrap_or("")
+    }
+
+    /// The `m=audio` port and `c=` address of the SDP body.
+    pub fn sdp_audio(&self) -> Option<SocketAddr> {
+        let ip = self.body.lines().find_map(|l| l.strip_prefix("c=IN IP4 "))?.trim();
+        let port = self.body.lines().find_map(|l| l.strip_prefix("m=audio "))?.split(' ').next()?;
+        format!("{ip}:{port}").parse().ok()
+    }
+}
+
+fn expand(name: &str) -> String {
+    match name {
+        "v" => "Via",
+        "f" => "From",
+        "t" => "To",
+        "i" => "Call-ID",
+        "m" => "Contact",
+        "l" => "Content-Length",
+        "c" => "Content-Type",
+        other => other,
+    }
+    .to_string()
+}
+
+enum Link {
+    Udp(UdpSocket),
+    Tcp(TcpStream, Vec<u8>),
+}
+
+/// A minimal SIP user agent over UDP or TCP.
+pub struct SipUa {
+    link: Link,
+    server: SocketAddr,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Every message received.
+    pub received: Vec<Msg>,
+    /// Call-ID of the current call.
+    pub call_id: String,
+    /// Our From tag.
+    pub tag: String,
+    /// The remote tag, once known.
+    pub remote_tag: Option<String>,
+    /// The INVITE's branch.
+    pub branch: String,
+    cseq: u32,
+}
+
+impl SipUa {
+    /// A UA over UDP.
+    pub async fn udp(server: SocketAddr) -> SipUa {
+        let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let local = s.local_addr().expect("addr");
+        Self::new(Link::Udp(s), server, local)
+    }
+
+    /// A UA over TCP.
+    pub async fn tcp(server: SocketAddr) -> SipUa {
+        let s = TcpStream::connect(server).await.expect("connect");
+        let local = s.local_addr().expect("addr");
+        Self::new(Link::Tcp(s, Vec::new()), server, local)
+    }
+
+    fn new(link: Link, server: SocketAddr, local: SocketAddr) -> SipUa {
+        SipUa {
+            link,
+            server,
+            local,
+            received: Vec::new(),
+            call_id: format!("{}@test", uuid::Uuid::new_v4()),
+            tag: format!("t{}", rand_u16()),
+            remote_tag: None,
+            branch: format!("z9hG4bK{}", uuid::Uuid::new_v4().simple()),
+            cseq: 1,
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.link {
+            Link::Udp(_) => "UDP",
+            Link::Tcp(..) => "TCP",
+        }
+    }
+
+    /// Sends raw bytes.
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        match &mut self.link {
+            Link::Udp(s) => {
+                s.send_to(data, self.server).await.expect("send");
+            }
+            Link::Tcp(s, _) => {
+                let _ = s.write_all(data).await;
+            }
+        }
+    }
+
+    /// Receives one message (or None on timeout / closed connection).
+    pub async fn recv(&mut self, timeout: Duration) -> Option<Msg> {
+        let msg = tokio::time::timeout(timeout, async {
+            match &mut self.link {
+                Link::Udp(s) => {
+                    let mut buf = vec![0u8; 65536];
+                    let (n, _) = s.recv_from(&mut buf).await.ok()?;
+                    Msg::parse(&String::from_utf8_lossy(&buf[..n]))
+                }
+                Link::Tcp(s, pending) => loop {
+                    if let Some(end) = find(pending, b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_string();
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (n, v) = l.split_once(':')?;
+                                (n.eq_ignore_ascii_case("content-length") || n == "l").then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if pending.len() >= end + 4 + len {
+                            let bytes: Vec<u8> = pending.drain(..end + 4 + len).collect();
+                            return Msg::parse(&String::from_utf8_lossy(&bytes));
+                        }
+                    }
+                    let mut buf = [0u8; 8192];
+                    let n = s.read(&mut buf).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                },
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(m) = &msg {
+            self.received.push(m.clone());
+        }
+        msg
+    }
+
+    /// Receives until a message matching `pred`, answering any BYE with 200 on the way.
+    pub async fn recv_until(&mut self, timeout: Duration, pred: impl Fn(&Msg) -> bool) -> Option<Msg> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let m = self.recv(left).await?;
+            if pred(&m) {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// An SDP offer for an RTP port with these payload types (0 PCMU, 8 PCMA, 18 G729, 101 DTMF).
+    pub fn sdp(rtp_port: u16, pts: &[u8]) -> String {
+        let list: Vec<String> = pts.iter().map(u8::to_string).collect();
+        let mut s = format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {}\r\n",
+            list.join(" ")
+        );
+        if pts.contains(&101) {
+            s.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
+        }
+        s
+    }
+
+    /// The INVITE text for `user` with `sdp`.
+    pub fn invite_text(&self, user: &str, sdp: &str) -> String {
+        format!(
+            "INVITE sip:{user}@{srv} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={b};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:{user}@{srv}>\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:tester@{local};transport={tl}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            srv = self.server,
+            t = self.transport(),
+            tl = self.transport().to_lowercase(),
+            local = self.local,
+            b = self.branch,
+            tag = self.tag,
+            cid = self.call_id,
+            len = sdp.len()
+        )
+    }
+
+    /// Sends an INVITE and waits for a final response (answering nothing else).
+    pub async fn invite(&mut self, user: &str, sdp: &str) -> Option<Msg> {
+        let text = self.invite_text(user, sdp);
+        self.send_raw(text.as_bytes()).await;
+        let resp = self
+            .recv_until(Duration::from_secs(10), |m| m.status() >= 200 && m.cseq_method() == "INVITE")
+            .await?;
+        self.remote_tag = resp.header("To").and_then(|t| t.split(";tag=").nth(1)).map(|t| t.split(';').next().unwrap_or(t).to_string());
+        Some(resp)
+    }
+
+    fn in_dialog(&mut self, method: &str, cseq: u32) -> String {
+        let branch = format!("z9hG4bK{}", uuid::Uuid::new_v4().simple());
+        format!(
+            "{method} sip:huddle@{srv} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            srv = self.server,
+            t = self.transport(),
+            local = self.local,
+            tag = self.tag,
+            rt = self.remote_tag.clone().unwrap_or_default(),
+            cid = self.call_id
+        )
+    }
+
+    /// ACKs the 2xx.
+    pub async fn ack(&mut self) {
+        let text = self.in_dialog("ACK", 1);
+        self.send_raw(text.as_bytes()).await;
+    }
+
+    /// Sends BYE and waits for its 200.
+    pub async fn bye(&mut self) -> Option<Msg> {
+        self.cseq += 1;
+        let text = self.in_dialog("BYE", self.cseq);
+        self.send_raw(text.as_bytes()).await;
+        self.recv_until(Duration::from_secs(5), |m| m.status() >= 200 && m.cseq_method() == "BYE")
+            .await
+    }
+
+    /// Answers a request received from the server with 200 OK.
+    pub async fn reply_ok(&mut self, req: &Msg) {
+        let mut text = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for (n, v) in &req.headers {
+                if n.eq_ignore_ascii_case(name) {
+                    text.push_str(&format!("{name}: {v}\r\n"));
+                }
+            }
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        self.send_raw(text.as_bytes()).await;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Encodes a sample to µ-law (ITU-T G.711).
+pub fn ulaw_encode(sample: i16) -> u8 {
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    s = s.min(32635) + 0x84;
+    let mut exp = 7;
+    while exp > 0 && s & (0x4000 >> (7 - exp)) == 0 {
+        exp -= 1;
+    }
+    let mant = (s >> (exp + 3)) & 0x0F;
+    !(sign as u8 | ((exp as u8) << 4) | mant as u8)
+}
+
+/// Decodes a µ-law byte.
+pub fn ulaw_decode(b: u8) -> i16 {
+    let b = !b;
+    let exp = i32::from((b >> 4) & 7);
+    let mag = ((i32::from(b & 0x0F) << 3) + 0x84) << exp;
+    let v = mag - 0x84;
+    (if b & 0x80 != 0 { -v } else { v }) as i16
+}
+
+/// Goertzel power of `freq` in `pcm` sampled at 8 kHz.
+pub fn tone_power(pcm: &[i16], freq: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in pcm {
+        let s0 = f64::from(x) + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// Whether `freq` holds a clear share of the energy of `pcm`.
+pub fn detect(pcm: &[i16], freq: f64) -> bool {
+    let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
+    !pcm.is_empty() && energy / pcm.len() as f64 > 1e4 && tone_power(pcm, freq) > 0.25 * energy * pcm.len() as f64 / 2.0
+}
+
+/// An RTP endpoint for tests.
+pub struct RtpPeer {
+    /// The socket.
+    pub socket: UdpSocket,
+    seq: u16,
+    ts: u32,
+    phase: f64,
+}
+
+impl RtpPeer {
+    /// Binds on 127.0.0.1.
+    pub async fn bind() -> RtpPeer {
+        RtpPeer {
+            socket: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            seq: 1,
+            ts: 0,
+            phase: 0.0,
+        }
+    }
+
+    /// Local port.
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// One 20 ms PCMU packet of a `freq` tone.
+    pub fn tone_packet(&mut self, freq: f64) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        p[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        p[4..8].copy_from_slice(&self.ts.to_be_bytes());
+        for _ in 0..160 {
+            let s = (self.phase.sin() * 10_000.0) as i16;
+            self.phase += 2.0 * std::f64::consts::PI * freq / 8000.0;
+            p.push(ulaw_encode(s));
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(160);
+        p
+    }
+
+    /// Sends a tone to `to` for `duration` (paced on absolute 20 ms deadlines) while collecting
+    /// what comes back; returns the decoded PCM received.
+    pub async fn talk(&mut self, to: SocketAddr, freq: f64, duration: Duration) -> Vec<i16> {
+        let mut received = Vec::new();
+        let start = tokio::time::Instant::now();
+        let mut n = 0u32;
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < duration {
+            let pkt = self.tone_packet(freq);
+            let _ = self.socket.send_to(&pkt, to).await;
+            n += 1;
+            let next = start + Duration::from_millis(20) * n;
+            while let Ok(Ok((len, _))) = tokio::time::timeout_at(next, self.socket.recv_from(&mut buf)).await {
+                if len > 12 && buf[1] & 0x7F == 0 {
+                    received.extend(buf[12..len].iter().map(|b| ulaw_decode(*b)));
+                }
+            }
+        }
+        received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulaw_and_goertzel() {
+        for s in [-20000i16, -100, 0, 100, 20000] {
+            assert!((i32::from(ulaw_decode(ulaw_encode(s))) - i32::from(s)).abs() < 700);
+        }
+        let pcm: Vec<i16> = (0..1600).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16).collect();
+        assert!(detect(&pcm, 1000.0));
+        assert!(!detect(&pcm, 1700.0));
+    }
+}
