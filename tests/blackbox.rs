@@ -3,9 +3,9 @@
 mod blackbox {
     pub mod echo;
     pub mod hostile;
+    pub mod shutdown;
     pub mod sip_behaviour;
     pub mod sipp;
-    pub mod shutdown;
     pub mod torture;
 
     use std::path::Path;

@@ -6,9 +6,16 @@ use super::server;
 
 async fn echo_call(tcp: bool) {
     let srv = server("", 100);
-    let mut ua = if tcp { SipUa::tcp(srv.sip).await } else { SipUa::udp(srv.sip).await };
+    let mut ua = if tcp {
+        SipUa::tcp(srv.sip).await
+    } else {
+        SipUa::udp(srv.sip).await
+    };
     let mut rtp = RtpPeer::bind().await;
-    let ok = ua.invite("echo", &SipUa::sdp(rtp.port(), &[0, 101])).await.expect("final response");
+    let ok = ua
+        .invite("echo", &SipUa::sdp(rtp.port(), &[0, 101]))
+        .await
+        .expect("final response");
     assert_eq!(ok.status(), 200, "{:?}\n{}", ok, srv.log());
     let media = ok.sdp_audio().expect("SDP answer with audio");
     ua.ack().await;
@@ -23,12 +30,16 @@ async fn echo_call(tcp: bool) {
 
 #[tokio::test]
 async fn echo_over_udp_returns_the_tone() {
-    tokio::time::timeout(Duration::from_secs(30), echo_call(false)).await.expect("timed out");
+    tokio::time::timeout(Duration::from_secs(30), echo_call(false))
+        .await
+        .expect("timed out");
 }
 
 #[tokio::test]
 async fn echo_over_tcp_returns_the_tone() {
-    tokio::time::timeout(Duration::from_secs(30), echo_call(true)).await.expect("timed out");
+    tokio::time::timeout(Duration::from_secs(30), echo_call(true))
+        .await
+        .expect("timed out");
 }
 
 #[tokio::test]
@@ -37,7 +48,10 @@ async fn server_hangs_up_first_when_the_route_limit_expires() {
         let srv = server("", 100);
         let mut ua = SipUa::udp(srv.sip).await;
         let mut rtp = RtpPeer::bind().await;
-        let ok = ua.invite("echo-short", &SipUa::sdp(rtp.port(), &[0])).await.unwrap();
+        let ok = ua
+            .invite("echo-short", &SipUa::sdp(rtp.port(), &[0]))
+            .await
+            .unwrap();
         assert_eq!(ok.status(), 200);
         ua.ack().await;
         let media = ok.sdp_audio().unwrap();
@@ -48,7 +62,10 @@ async fn server_hangs_up_first_when_the_route_limit_expires() {
             .await
             .expect("the server sends BYE");
         let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
         ua.reply_ok(&bye).await;
     })
     .await

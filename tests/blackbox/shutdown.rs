@@ -10,14 +10,21 @@ async fn sigterm_refuses_new_calls_and_ends_live_ones_after_grace() {
         let mut srv = server("", 100);
         let mut ua = SipUa::udp(srv.sip).await;
         let mut rtp = RtpPeer::bind().await;
-        let ok = ua.invite("echo", &SipUa::sdp(rtp.port(), &[0])).await.unwrap();
+        let ok = ua
+            .invite("echo", &SipUa::sdp(rtp.port(), &[0]))
+            .await
+            .unwrap();
         assert_eq!(ok.status(), 200);
         ua.ack().await;
-        rtp.talk(ok.sdp_audio().unwrap(), 1000.0, Duration::from_millis(300)).await;
+        rtp.talk(ok.sdp_audio().unwrap(), 1000.0, Duration::from_millis(300))
+            .await;
         srv.sigterm();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut late = SipUa::udp(srv.sip).await;
-        let refused = late.invite("echo", &SipUa::sdp(4010, &[0])).await.expect("an answer");
+        let refused = late
+            .invite("echo", &SipUa::sdp(4010, &[0]))
+            .await
+            .expect("an answer");
         assert_eq!(refused.status(), 503);
         let bye = ua
             .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))

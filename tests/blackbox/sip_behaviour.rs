@@ -26,7 +26,10 @@ async fn cancel_before_answer_gives_487_and_frees_the_port() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let http = slow_http().await;
         // Exactly one RTP port pair: if CANCEL leaked it, the echo call afterwards would fail.
-        let srv = server(&format!("[[route]]\nuser = \"^slow$\"\nanswer_url = \"http://{http}/answer\"\n"), 2);
+        let srv = server(
+            &format!("[[route]]\nuser = \"^slow$\"\nanswer_url = \"http://{http}/answer\"\n"),
+            2,
+        );
         let mut ua = SipUa::udp(srv.sip).await;
         let invite = ua.invite_text("slow", &SipUa::sdp(4000, &[0]));
         ua.send_raw(invite.as_bytes()).await;
@@ -47,7 +50,10 @@ async fn cancel_before_answer_gives_487_and_frees_the_port() {
         ua.send_raw(cancel.as_bytes()).await;
         let mut got = Vec::new();
         while got.len() < 2 {
-            let m = ua.recv(Duration::from_secs(3)).await.expect("responses to CANCEL and INVITE");
+            let m = ua
+                .recv(Duration::from_secs(3))
+                .await
+                .expect("responses to CANCEL and INVITE");
             got.push((m.status(), m.cseq_method().to_string()));
         }
         assert!(got.contains(&(200, "CANCEL".into())), "{got:?}");
@@ -55,7 +61,10 @@ async fn cancel_before_answer_gives_487_and_frees_the_port() {
 
         let mut ua2 = SipUa::udp(srv.sip).await;
         let rtp = RtpPeer::bind().await;
-        let ok = ua2.invite("echo", &SipUa::sdp(rtp.port(), &[0])).await.unwrap();
+        let ok = ua2
+            .invite("echo", &SipUa::sdp(rtp.port(), &[0]))
+            .await
+            .unwrap();
         assert_eq!(ok.status(), 200, "the only port pair is free again");
         ua2.ack().await;
         ua2.bye().await.unwrap();
@@ -77,7 +86,10 @@ async fn retransmitted_invite_makes_one_call() {
         while ua.recv(Duration::from_millis(300)).await.is_some() {}
         let oks: Vec<_> = ua.received.iter().filter(|m| m.status() == 200).collect();
         assert!(!oks.is_empty());
-        let tags: std::collections::HashSet<_> = oks.iter().map(|m| m.header("To").unwrap().to_string()).collect();
+        let tags: std::collections::HashSet<_> = oks
+            .iter()
+            .map(|m| m.header("To").unwrap().to_string())
+            .collect();
         assert_eq!(tags.len(), 1, "one dialog: {tags:?}");
         let calls = srv.log().matches("inbound call").count();
         assert_eq!(calls, 1, "one call in the log");
@@ -99,7 +111,10 @@ async fn two_xx_is_retransmitted_until_ack() {
             if let Some(m) = ua.recv(Duration::from_millis(200)).await {
                 if m.status() == 200 {
                     oks.push(start.elapsed());
-                    ua.remote_tag = m.header("To").and_then(|t| t.split(";tag=").nth(1)).map(str::to_string);
+                    ua.remote_tag = m
+                        .header("To")
+                        .and_then(|t| t.split(";tag=").nth(1))
+                        .map(str::to_string);
                 }
             }
         }

@@ -88,7 +88,11 @@ async fn health(State(state): State<ApiState>) -> impl IntoResponse {
         "sip": sip, "http": http, "storage": storage,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let code = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }
 
@@ -112,7 +116,9 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]
@@ -122,9 +128,11 @@ mod tests {
 
     async fn get_raw(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -145,7 +153,10 @@ mod tests {
         health.set_http(true);
         health.set_storage(true);
         let ok = get_raw(addr, "/health").await;
-        assert!(ok.starts_with("HTTP/1.1 200") && ok.contains("\"status\":\"ok\""), "{ok}");
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.contains("\"status\":\"ok\""),
+            "{ok}"
+        );
         let nf = get_raw(addr, "/nope").await;
         assert!(nf.starts_with("HTTP/1.1 404") && nf.contains("\"error\":\"not found\""));
         assert!(get_raw(addr, "/metrics").await.starts_with("HTTP/1.1 200"));

@@ -47,8 +47,11 @@ pub async fn run_leg(
         match route.action.clone() {
             RouteAction::Echo => run_echo(&ctx, leg, &invite, &route, events).await,
             RouteAction::Xml(_) => {
-                tracing::warn!("route runs XML, which this build does not execute yet: answering 503");
-                ctx.sip.reject(leg, 503, "XML call flows not implemented yet");
+                tracing::warn!(
+                    "route runs XML, which this build does not execute yet: answering 503"
+                );
+                ctx.sip
+                    .reject(leg, 503, "XML call flows not implemented yet");
             }
             RouteAction::AnswerUrl { url, method } => {
                 let params = CallParams {
@@ -117,18 +120,22 @@ async fn run_echo(
     };
     let local_port = session.local_rtp_port();
     let mut sdp_version = 1u64;
-    let negotiated = match media_setup::negotiate(&invite.body, ctx.media.local_ip, local_port, sdp_version) {
-        Ok(n) => n,
-        Err(err) => {
-            tracing::info!(error = %err, "refusing the offer");
-            let (status, reason) = err.sip_status();
-            ctx.sip.reject(leg, status, reason);
-            return;
-        }
-    };
-    ctx.sip.answer(leg, Bytes::from(negotiated.answer_sdp.clone()));
+    let negotiated =
+        match media_setup::negotiate(&invite.body, ctx.media.local_ip, local_port, sdp_version) {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::info!(error = %err, "refusing the offer");
+                let (status, reason) = err.sip_status();
+                ctx.sip.reject(leg, status, reason);
+                return;
+            }
+        };
+    ctx.sip
+        .answer(leg, Bytes::from(negotiated.answer_sdp.clone()));
     let mut media = session.start(media_setup::params(&ctx.media, &negotiated));
-    let limit = route.max_duration.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let limit = route
+        .max_duration
+        .unwrap_or(Duration::from_secs(u64::MAX / 4));
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     let mut hangup_all = ctx.hangup_all.clone();
@@ -172,7 +179,14 @@ async fn run_echo(
     tracing::info!(?stats, "call finished");
 }
 
-fn reinvite(ctx: &CallContext, leg: LegId, media: &mut MediaHandle, offer: &[u8], local_port: u16, version: u64) {
+fn reinvite(
+    ctx: &CallContext,
+    leg: LegId,
+    media: &mut MediaHandle,
+    offer: &[u8],
+    local_port: u16,
+    version: u64,
+) {
     match media_setup::negotiate(offer, ctx.media.local_ip, local_port, version) {
         Ok(Negotiated {
             answer_sdp,
@@ -184,7 +198,7 @@ fn reinvite(ctx: &CallContext, leg: LegId, media: &mut MediaHandle, offer: &[u8]
             ctx.sip.answer_reinvite(leg, 200, Bytes::from(answer_sdp));
             tracing::info!(direction = ?remote_direction, "re-INVITE accepted");
         }
-                Err(err) => {
+        Err(err) => {
             tracing::info!(error = %err, "re-INVITE refused");
             ctx.sip.answer_reinvite(leg, 488, Bytes::new());
         }
@@ -199,4 +213,3 @@ fn from_user(invite: &Request) -> String {
         .and_then(|na| huddle_sip::message::uri_user(&na.uri))
         .unwrap_or_default()
 }
-

@@ -51,7 +51,12 @@ pub struct Negotiated {
 }
 
 /// Negotiates an offer against our codec list.
-pub fn negotiate(offer: &[u8], local_ip: IpAddr, local_port: u16, version: u64) -> Result<Negotiated, SetupError> {
+pub fn negotiate(
+    offer: &[u8],
+    local_ip: IpAddr,
+    local_port: u16,
+    version: u64,
+) -> Result<Negotiated, SetupError> {
     let parsed = huddle_sdp::parse_offer(offer).map_err(|e| match e {
         SdpError::Empty => SetupError::Offerless,
         other => SetupError::Malformed(other.to_string()),

@@ -89,7 +89,8 @@ mod tests {
             RouteRule {
                 user: Regex::new(r"^(?P<role>agent|customer)-(?P<mpc>[A-Za-z0-9_.-]+)$").unwrap(),
                 action: RouteAction::Xml(
-                    r#"<Response><MultiPartyCall role="$role">$mpc</MultiPartyCall></Response>"#.into(),
+                    r#"<Response><MultiPartyCall role="$role">$mpc</MultiPartyCall></Response>"#
+                        .into(),
                 ),
                 max_duration: Some(Duration::from_secs(5)),
             },
@@ -111,7 +112,10 @@ mod tests {
         let m = r.route("agent-sales.1").unwrap();
         assert_eq!(
             m.action,
-            RouteAction::Xml(r#"<Response><MultiPartyCall role="agent">sales.1</MultiPartyCall></Response>"#.into())
+            RouteAction::Xml(
+                r#"<Response><MultiPartyCall role="agent">sales.1</MultiPartyCall></Response>"#
+                    .into()
+            )
         );
         assert_eq!(m.max_duration, Some(Duration::from_secs(5)));
         assert_eq!(r.route("anything").unwrap().index, 2);

@@ -286,23 +286,45 @@ impl SipConfig {
 impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.sip.listen.is_empty() {
-            return Err(invalid("sip.listen", "[]", "at least one \"udp:IP:PORT\" or \"tcp:IP:PORT\""));
+            return Err(invalid(
+                "sip.listen",
+                "[]",
+                "at least one \"udp:IP:PORT\" or \"tcp:IP:PORT\"",
+            ));
         }
         for l in &self.sip.listen {
             if parse_listen(l).is_none() {
-                return Err(invalid("sip.listen", l, "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])"));
+                return Err(invalid(
+                    "sip.listen",
+                    l,
+                    "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])",
+                ));
             }
         }
-        if self.sip.advertised_address != "auto" && self.sip.advertised_address.parse::<IpAddr>().is_err() {
-            return Err(invalid("sip.advertised_address", &self.sip.advertised_address, "\"auto\" or an IP address"));
+        if self.sip.advertised_address != "auto"
+            && self.sip.advertised_address.parse::<IpAddr>().is_err()
+        {
+            return Err(invalid(
+                "sip.advertised_address",
+                &self.sip.advertised_address,
+                "\"auto\" or an IP address",
+            ));
         }
         if !(1024..=65535).contains(&self.sip.max_message_size) {
-            return Err(invalid("sip.max_message_size", self.sip.max_message_size, "1024..=65535 bytes"));
+            return Err(invalid(
+                "sip.max_message_size",
+                self.sip.max_message_size,
+                "1024..=65535 bytes",
+            ));
         }
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
             if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || trunk.uri.len() < 5 {
-                return Err(invalid("sip.trunk.uri", &trunk.uri, "a sip: URI such as \"sip:10.0.0.1:5060\""));
+                return Err(invalid(
+                    "sip.trunk.uri",
+                    &trunk.uri,
+                    "a sip: URI such as \"sip:10.0.0.1:5060\"",
+                ));
             }
         }
         if parse_port_range(&self.rtp.port_range).is_none() {
@@ -319,12 +341,20 @@ impl Config {
         if !(jmin..=1000).contains(&jmax) {
             return Err(invalid("rtp.jitter_max_ms", jmax, "jitter_min_ms..=1000"));
         }
-        if !self.http.public_url.starts_with("http://") && !self.http.public_url.starts_with("https://") {
-            return Err(invalid("http.public_url", &self.http.public_url, "an http:// or https:// URL"));
+        if !self.http.public_url.starts_with("http://")
+            && !self.http.public_url.starts_with("https://")
+        {
+            return Err(invalid(
+                "http.public_url",
+                &self.http.public_url,
+                "an http:// or https:// URL",
+            ));
         }
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("route[{i}]");
-            let actions = usize::from(r.echo) + usize::from(r.xml.is_some()) + usize::from(r.answer_url.is_some());
+            let actions = usize::from(r.echo)
+                + usize::from(r.xml.is_some())
+                + usize::from(r.answer_url.is_some());
             if actions != 1 {
                 return Err(invalid(
                     &key,
@@ -332,12 +362,22 @@ impl Config {
                     "exactly one of echo = true, xml = \"...\", answer_url = \"...\"",
                 ));
             }
-            if !r.answer_method.eq_ignore_ascii_case("GET") && !r.answer_method.eq_ignore_ascii_case("POST") {
-                return Err(invalid(&format!("{key}.answer_method"), &r.answer_method, "GET or POST"));
+            if !r.answer_method.eq_ignore_ascii_case("GET")
+                && !r.answer_method.eq_ignore_ascii_case("POST")
+            {
+                return Err(invalid(
+                    &format!("{key}.answer_method"),
+                    &r.answer_method,
+                    "GET or POST",
+                ));
             }
             if let Some(url) = &r.answer_url {
                 if !url.starts_with("http://") && !url.starts_with("https://") {
-                    return Err(invalid(&format!("{key}.answer_url"), url, "an http:// or https:// URL"));
+                    return Err(invalid(
+                        &format!("{key}.answer_url"),
+                        url,
+                        "an http:// or https:// URL",
+                    ));
                 }
             }
         }
@@ -390,14 +430,46 @@ mod tests {
     #[test]
     fn invalid_values_name_the_key() {
         let cases = [
-            ("port_range = \"20000-30000\"", "port_range = \"30000-20000\"", "rtp.port_range"),
-            ("\"udp:0.0.0.0:5060\",", "\"sctp:0.0.0.0:5060\",", "sip.listen"),
-            ("advertised_address = \"auto\"", "advertised_address = \"nowhere\"", "sip.advertised_address"),
-            ("jitter_max_ms = 200", "jitter_max_ms = 10", "rtp.jitter_max_ms"),
-            ("max_message_size = 65535", "max_message_size = 10", "sip.max_message_size"),
-            ("answer_method = \"POST\"", "answer_method = \"PUT\"", "route[2].answer_method"),
-            ("user = \"^echo$\"\necho = true", "user = \"^echo$\"\necho = true\nxml = \"<Response/>\"", "route[0]"),
-            ("uri = \"sip:127.0.0.1:5070\"", "uri = \"http://x\"", "sip.trunk.uri"),
+            (
+                "port_range = \"20000-30000\"",
+                "port_range = \"30000-20000\"",
+                "rtp.port_range",
+            ),
+            (
+                "\"udp:0.0.0.0:5060\",",
+                "\"sctp:0.0.0.0:5060\",",
+                "sip.listen",
+            ),
+            (
+                "advertised_address = \"auto\"",
+                "advertised_address = \"nowhere\"",
+                "sip.advertised_address",
+            ),
+            (
+                "jitter_max_ms = 200",
+                "jitter_max_ms = 10",
+                "rtp.jitter_max_ms",
+            ),
+            (
+                "max_message_size = 65535",
+                "max_message_size = 10",
+                "sip.max_message_size",
+            ),
+            (
+                "answer_method = \"POST\"",
+                "answer_method = \"PUT\"",
+                "route[2].answer_method",
+            ),
+            (
+                "user = \"^echo$\"\necho = true",
+                "user = \"^echo$\"\necho = true\nxml = \"<Response/>\"",
+                "route[0]",
+            ),
+            (
+                "uri = \"sip:127.0.0.1:5070\"",
+                "uri = \"http://x\"",
+                "sip.trunk.uri",
+            ),
         ];
         for (from, to, key) in cases {
             let err = with(from, to).unwrap_err().to_string();
@@ -407,14 +479,23 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_regex_are_rejected() {
-        assert!(with("[rtp]", "[rtp]\nport_rnage = \"1-2\"").unwrap_err().to_string().contains("port_rnage"));
-        assert!(with("user = \"^echo$\"", "user = \"^(echo$\"").unwrap_err().to_string().contains("regex"));
+        assert!(with("[rtp]", "[rtp]\nport_rnage = \"1-2\"")
+            .unwrap_err()
+            .to_string()
+            .contains("port_rnage"));
+        assert!(with("user = \"^echo$\"", "user = \"^(echo$\"")
+            .unwrap_err()
+            .to_string()
+            .contains("regex"));
     }
 
     #[test]
     fn ipv6_listen_and_advertised() {
         let c = with("\"tcp:0.0.0.0:5060\"", "\"tcp:[::1]:5070\"").unwrap();
-        assert_eq!(c.sip.listen_addrs()[1], (true, "[::1]:5070".parse().unwrap()));
+        assert_eq!(
+            c.sip.listen_addrs()[1],
+            (true, "[::1]:5070".parse().unwrap())
+        );
         assert_eq!(c.resolve_advertised_ip(), "::1".parse::<IpAddr>().unwrap());
     }
 }

@@ -111,8 +111,14 @@ mod tests {
             let u = ulaw_to_linear(ulaw_from_linear(s));
             let a = alaw_to_linear(alaw_from_linear(s));
             let tol = (i32::from(s).abs() / 16).max(16) + 8;
-            assert!((i32::from(u) - i32::from(s)).abs() <= tol.max(140), "ulaw {s} -> {u}");
-            assert!((i32::from(a) - i32::from(s)).abs() <= tol.max(140), "alaw {s} -> {a}");
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tol.max(140),
+                "ulaw {s} -> {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tol.max(140),
+                "alaw {s} -> {a}"
+            );
         }
     }
 

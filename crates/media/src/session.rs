@@ -124,6 +124,8 @@ pub enum MediaEvent {
 }
 
 /// A frame or an event from a running leg.
+// Frames travel by value on purpose: boxing them would allocate on every 20 ms tick.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum MediaItem {
     /// A decoded 20 ms frame.
@@ -178,7 +180,11 @@ impl MediaSession {
             let rtp = UdpSocket::bind(SocketAddr::new(local_ip, pair.rtp())).await;
             let rtcp = UdpSocket::bind(SocketAddr::new(local_ip, pair.rtcp())).await;
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
-                return Ok(MediaSession { rtp, rtcp, ports: pair });
+                return Ok(MediaSession {
+                    rtp,
+                    rtcp,
+                    ports: pair,
+                });
             }
         }
         Err(MediaError::NoPorts)
@@ -214,7 +220,8 @@ impl MediaHandle {
     /// Queues a frame to send; dropped when the queue is full (never blocks).
     pub fn send_frame(&self, frame: AudioFrame) {
         if self.frames_out.try_send(frame).is_err() {
-            metrics::counter!("huddle_rtp_dropped_total", "reason" => "send_queue_full").increment(1);
+            metrics::counter!("huddle_rtp_dropped_total", "reason" => "send_queue_full")
+                .increment(1);
         }
     }
 
@@ -292,7 +299,11 @@ async fn run(
     events: mpsc::UnboundedSender<MediaEvent>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let MediaSession { rtp, rtcp, ports: _ports } = session;
+    let MediaSession {
+        rtp,
+        rtcp,
+        ports: _ports,
+    } = session;
     let mut latch = Latch::new(params.remote_rtp);
     let mut jitter = JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms);
     let mut dtmf_rx = DtmfReceiver::default();
@@ -313,9 +324,11 @@ async fn run(
     let mut decoded = AudioFrame::silence(frame_len, rate);
     let mut encoded = [0u8; MAX_FRAME_SAMPLES];
     let start = Instant::now();
-    let mut ticker = tokio::time::interval_at(start + Duration::from_millis(20), Duration::from_millis(20));
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_millis(20), Duration::from_millis(20));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut rtcp_timer = tokio::time::interval_at(start + Duration::from_secs(5), Duration::from_secs(5));
+    let mut rtcp_timer =
+        tokio::time::interval_at(start + Duration::from_secs(5), Duration::from_secs(5));
     let mut last_rx = Instant::now();
     let mut timeout_reported = false;
     loop {
@@ -454,7 +467,9 @@ async fn run(
 /// An RTCP sender report (we always send) with our counters; the report about the remote's
 /// stream carries what the jitter buffer saw.
 fn receiver_report(ssrc: u32, stats: &MediaStats, octets: u64) -> Bytes {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let ntp_secs = now.as_secs() + 2_208_988_800;
     let ntp_frac = (u64::from(now.subsec_nanos()) << 32) / 1_000_000_000;
     let sr = rtcp::sender_report::SenderReport {

@@ -194,7 +194,12 @@ pub fn parse_offer(body: &[u8]) -> Result<SessionOffer, SdpError> {
             .connection_information
             .as_ref()
             .and_then(|c| c.address.as_ref())
-            .and_then(|a| a.address.split('/').next().and_then(|ip| ip.parse::<IpAddr>().ok()))
+            .and_then(|a| {
+                a.address
+                    .split('/')
+                    .next()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+            })
             .or(session_addr);
         let mut direction = m
             .attributes
@@ -299,8 +304,14 @@ pub struct Negotiated {
 
 /// Chooses the first codec in the offerer's order that we support (what trunks expect: they
 /// list their preference first) and builds the answer, mirroring every m= line.
-pub fn negotiate(offer: &SessionOffer, supported: &[CodecSpec], local: &LocalMedia) -> Result<Negotiated, SdpError> {
-    let mut chosen: Option<(usize, CodecSpec, u8, Option<(u8, Option<String>)>)> = None;
+pub fn negotiate(
+    offer: &SessionOffer,
+    supported: &[CodecSpec],
+    local: &LocalMedia,
+) -> Result<Negotiated, SdpError> {
+    // (m= index, codec, its PT, telephone-event PT and fmtp)
+    type Choice = (usize, CodecSpec, u8, Option<(u8, Option<String>)>);
+    let mut chosen: Option<Choice> = None;
     for (i, m) in offer.media.iter().enumerate() {
         if m.kind != "audio" || m.port == 0 || !m.proto.starts_with("RTP/AVP") {
             continue;
@@ -315,7 +326,10 @@ pub fn negotiate(offer: &SessionOffer, supported: &[CodecSpec], local: &LocalMed
             let te = m
                 .formats
                 .iter()
-                .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.clock_rate == codec.clock_rate)
+                .find(|f| {
+                    f.name.eq_ignore_ascii_case("telephone-event")
+                        && f.clock_rate == codec.clock_rate
+                })
                 .map(|f| (f.pt, f.fmtp.clone()));
             chosen = Some((i, codec, pt, te));
             break;
@@ -323,7 +337,9 @@ pub fn negotiate(offer: &SessionOffer, supported: &[CodecSpec], local: &LocalMed
     }
     let (index, codec, pt, te) = chosen.ok_or(SdpError::NoCommonCodec)?;
     let m = &offer.media[index];
-    let remote_ip = m.address.ok_or_else(|| SdpError::Malformed("no c= address for audio".into()))?;
+    let remote_ip = m
+        .address
+        .ok_or_else(|| SdpError::Malformed("no c= address for audio".into()))?;
     let ptime = m.ptime.filter(|p| (10..=120).contains(p)).unwrap_or(20);
     let family = if local.ip.is_ipv6() { "IP6" } else { "IP4" };
     let mut s = format!(
@@ -346,11 +362,25 @@ pub fn negotiate(offer: &SessionOffer, supported: &[CodecSpec], local: &LocalMed
         if let Some((tpt, _)) = &te {
             fmts.push(tpt.to_string());
         }
-        s.push_str(&format!("m=audio {} {} {}\r\n", local.rtp_port, line.proto, fmts.join(" ")));
-        s.push_str(&format!("a=rtpmap:{pt} {}/{}\r\n", codec.name, codec.clock_rate));
+        s.push_str(&format!(
+            "m=audio {} {} {}\r\n",
+            local.rtp_port,
+            line.proto,
+            fmts.join(" ")
+        ));
+        s.push_str(&format!(
+            "a=rtpmap:{pt} {}/{}\r\n",
+            codec.name, codec.clock_rate
+        ));
         if let Some((tpt, fmtp)) = &te {
-            s.push_str(&format!("a=rtpmap:{tpt} telephone-event/{}\r\n", codec.clock_rate));
-            s.push_str(&format!("a=fmtp:{tpt} {}\r\n", fmtp.as_deref().unwrap_or("0-16")));
+            s.push_str(&format!(
+                "a=rtpmap:{tpt} telephone-event/{}\r\n",
+                codec.clock_rate
+            ));
+            s.push_str(&format!(
+                "a=fmtp:{tpt} {}\r\n",
+                fmtp.as_deref().unwrap_or("0-16")
+            ));
         }
         s.push_str(&format!("a=ptime:{ptime}\r\n"));
         s.push_str(&format!("a={}\r\n", line.direction.answer().as_str()));
@@ -383,7 +413,12 @@ mod tests {
 
     #[test]
     fn sipp_offer() {
-        let n = negotiate(&parse_offer(SIPP.as_bytes()).unwrap(), &[PCMU, PCMA], &local()).unwrap();
+        let n = negotiate(
+            &parse_offer(SIPP.as_bytes()).unwrap(),
+            &[PCMU, PCMA],
+            &local(),
+        )
+        .unwrap();
         assert_eq!(n.codec, PCMU);
         assert_eq!(n.remote_rtp, "127.0.0.1:6000".parse().unwrap());
         assert!(n.answer.contains("m=audio 20000 RTP/AVP 0\r\n"));
@@ -396,8 +431,17 @@ mod tests {
         let offer = "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
 m=audio 4000 RTP/AVP 18 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:30\r\na=sendonly\r\n\
 m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=image 4004 udptl t38\r\n";
-        let n = negotiate(&parse_offer(offer.as_bytes()).unwrap(), &[PCMU, PCMA], &local()).unwrap();
-        assert_eq!((n.codec, n.payload_type), (PCMA, 8), "offerer's order, G729 skipped");
+        let n = negotiate(
+            &parse_offer(offer.as_bytes()).unwrap(),
+            &[PCMU, PCMA],
+            &local(),
+        )
+        .unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type),
+            (PCMA, 8),
+            "offerer's order, G729 skipped"
+        );
         assert_eq!(n.telephone_event_pt, Some(101));
         assert_eq!(n.ptime, 30);
         assert_eq!(n.remote_direction, Direction::SendOnly);
@@ -409,13 +453,22 @@ m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=image 4004 udptl t38\r\n"
 
     #[test]
     fn no_common_codec_and_hold_and_ipv6() {
-        let g729 = SIPP.replace("RTP/AVP 0", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000\r\n", "");
+        let g729 = SIPP
+            .replace("RTP/AVP 0", "RTP/AVP 18")
+            .replace("a=rtpmap:0 PCMU/8000\r\n", "");
         assert_eq!(
-            negotiate(&parse_offer(g729.as_bytes()).unwrap(), &[PCMU, PCMA], &local()),
+            negotiate(
+                &parse_offer(g729.as_bytes()).unwrap(),
+                &[PCMU, PCMA],
+                &local()
+            ),
             Err(SdpError::NoCommonCodec)
         );
         let hold = SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
-        assert_eq!(parse_offer(hold.as_bytes()).unwrap().media[0].direction, Direction::Inactive);
+        assert_eq!(
+            parse_offer(hold.as_bytes()).unwrap().media[0].direction,
+            Direction::Inactive
+        );
         let v6 = SIPP.replace("IN IP4 127.0.0.1", "IN IP6 2001:db8::1");
         let mut l = local();
         l.ip = "2001:db8::5".parse().unwrap();
@@ -434,7 +487,11 @@ m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=image 4004 udptl t38\r\n"
             b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 99999 RTP/AVP 0\r\n",
             b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n",
         ] {
-            assert!(parse_offer(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_offer(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let huge = vec![b'a'; 20_000];
         assert!(parse_offer(&huge).is_err());

@@ -75,7 +75,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: refusing new calls");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: refusing new calls"
+    );
     sip.set_draining(true);
     let drained = wait_for_no_legs(&sip, grace).await;
     if !drained {
@@ -139,7 +142,13 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr) -> SipServiceConfi
             addr,
         })
         .collect();
-    let port_of = |kind: TransportKind| listen.iter().find(|l| l.transport == kind).map(|l| l.addr.port()).filter(|p| *p != 0);
+    let port_of = |kind: TransportKind| {
+        listen
+            .iter()
+            .find(|l| l.transport == kind)
+            .map(|l| l.addr.port())
+            .filter(|p| *p != 0)
+    };
     let trunk = config.sip.trunk.as_ref().map(|t| TrunkConfig {
         uri: t.uri.clone(),
         username: t.username.clone(),
@@ -175,19 +184,28 @@ fn router(config: &Config) -> Router {
                     method: r.answer_method.clone(),
                 }
             },
-            max_duration: (r.max_duration_secs > 0).then(|| Duration::from_secs(r.max_duration_secs)),
+            max_duration: (r.max_duration_secs > 0)
+                .then(|| Duration::from_secs(r.max_duration_secs)),
         })
         .collect();
     Router::new(rules)
 }
 
 fn ensure_storage(config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.storage.recordings)
-        .with_context(|| format!("cannot create the recordings directory {}", config.storage.recordings))?;
+    std::fs::create_dir_all(&config.storage.recordings).with_context(|| {
+        format!(
+            "cannot create the recordings directory {}",
+            config.storage.recordings
+        )
+    })?;
     if let Some(path) = config.storage.database.strip_prefix("sqlite://") {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the database directory {}", parent.display()))?;
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the database directory {}", parent.display())
+            })?;
         }
     }
     Ok(())

@@ -49,7 +49,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sip_parse_and_match_retransmission_10k_tx", |b| {
         b.iter(|| {
             out.clear();
-            let SipMessage::Request(req) = parse(black_box(retransmission.as_bytes()), Framing::Datagram).unwrap() else {
+            let SipMessage::Request(req) =
+                parse(black_box(retransmission.as_bytes()), Framing::Datagram).unwrap()
+            else {
                 unreachable!()
             };
             layer.on_request(&req, peer, now, &mut out)

@@ -32,7 +32,7 @@ impl Via {
         let bad = |why: &str| ParseError::new(format!("bad Via {:?}: {why}", truncate(value, 80)));
         let (proto, rest) = value
             .trim()
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .ok_or_else(|| bad("no sent-by"))?;
         let mut proto_parts = proto.split('/').map(str::trim);
         let (name, version, transport) =

@@ -547,7 +547,10 @@ impl RawIds {
         let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
         let start = lines.next().unwrap_or("");
         ids.is_request = !start.starts_with("SIP/")
-            && start.rsplit(' ').next().is_some_and(|v| v.starts_with("SIP/"));
+            && start
+                .rsplit(' ')
+                .next()
+                .is_some_and(|v| v.starts_with("SIP/"));
         for line in lines {
             if line.is_empty() {
                 break;

@@ -48,7 +48,8 @@ impl ServerProcess {
         let http_port = free_tcp_port();
         // RTP ranges: random even base, far from the ephemeral range used by free_port().
         let rtp_low = 20_000 + (std::process::id() as u16 % 50) * 200 + (rand_u16() % 40) * 4;
-        let dir = std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
+        let dir =
+            std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = format!(
             r#"
@@ -101,7 +102,10 @@ max_duration_secs = 2
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if server.http_get("/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            if server
+                .http_get("/health")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            {
                 return server;
             }
             if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
@@ -120,9 +124,14 @@ max_duration_secs = 2
     /// A blocking HTTP GET; returns the whole response.
     pub fn http_get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
+        let mut s =
+            std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         Some(out)
@@ -146,7 +155,9 @@ max_duration_secs = 2
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         if let Some(c) = &self.child {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
         }
     }
 
@@ -224,13 +235,24 @@ impl Msg {
 
     /// CSeq method.
     pub fn cseq_method(&self) -> &str {
-        self.header("CSeq").and_then(|c| c.split_whitespace().nth(1)).unwrap_or("")
+        self.header("CSeq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .unwrap_or("")
     }
 
     /// The `m=audio` port and `c=` address of the SDP body.
     pub fn sdp_audio(&self) -> Option<SocketAddr> {
-        let ip = self.body.lines().find_map(|l| l.strip_prefix("c=IN IP4 "))?.trim();
-        let port = self.body.lines().find_map(|l| l.strip_prefix("m=audio "))?.split(' ').next()?;
+        let ip = self
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))?
+            .trim();
+        let port = self
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))?
+            .split(' ')
+            .next()?;
         format!("{ip}:{port}").parse().ok()
     }
 }
@@ -337,7 +359,8 @@ impl SipUa {
                             .lines()
                             .find_map(|l| {
                                 let (n, v) = l.split_once(':')?;
-                                (n.eq_ignore_ascii_case("content-length") || n == "l").then(|| v.trim().parse::<usize>().ok())?
+                                (n.eq_ignore_ascii_case("content-length") || n == "l")
+                                    .then(|| v.trim().parse::<usize>().ok())?
                             })
                             .unwrap_or(0);
                         if pending.len() >= end + 4 + len {
@@ -364,7 +387,11 @@ impl SipUa {
     }
 
     /// Receives until a message matching `pred`, answering any BYE with 200 on the way.
-    pub async fn recv_until(&mut self, timeout: Duration, pred: impl Fn(&Msg) -> bool) -> Option<Msg> {
+    pub async fn recv_until(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Msg) -> bool,
+    ) -> Option<Msg> {
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let m = self.recv(left).await?;
@@ -410,9 +437,14 @@ Contact: <sip:tester@{local};transport={tl}>\r\nContent-Type: application/sdp\r\
         let text = self.invite_text(user, sdp);
         self.send_raw(text.as_bytes()).await;
         let resp = self
-            .recv_until(Duration::from_secs(10), |m| m.status() >= 200 && m.cseq_method() == "INVITE")
+            .recv_until(Duration::from_secs(10), |m| {
+                m.status() >= 200 && m.cseq_method() == "INVITE"
+            })
             .await?;
-        self.remote_tag = resp.header("To").and_then(|t| t.split(";tag=").nth(1)).map(|t| t.split(';').next().unwrap_or(t).to_string());
+        self.remote_tag = resp
+            .header("To")
+            .and_then(|t| t.split(";tag=").nth(1))
+            .map(|t| t.split(';').next().unwrap_or(t).to_string());
         Some(resp)
     }
 
@@ -441,8 +473,10 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
         self.cseq += 1;
         let text = self.in_dialog("BYE", self.cseq);
         self.send_raw(text.as_bytes()).await;
-        self.recv_until(Duration::from_secs(5), |m| m.status() >= 200 && m.cseq_method() == "BYE")
-            .await
+        self.recv_until(Duration::from_secs(5), |m| {
+            m.status() >= 200 && m.cseq_method() == "BYE"
+        })
+        .await
     }
 
     /// Answers a request received from the server with 200 OK.
@@ -506,7 +540,9 @@ pub fn tone_power(pcm: &[i16], freq: f64) -> f64 {
 /// Whether `freq` holds a clear share of the energy of `pcm`.
 pub fn detect(pcm: &[i16], freq: f64) -> bool {
     let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
-    !pcm.is_empty() && energy / pcm.len() as f64 > 1e4 && tone_power(pcm, freq) > 0.25 * energy * pcm.len() as f64 / 2.0
+    !pcm.is_empty()
+        && energy / pcm.len() as f64 > 1e4
+        && tone_power(pcm, freq) > 0.25 * energy * pcm.len() as f64 / 2.0
 }
 
 /// An RTP endpoint for tests.
@@ -561,7 +597,9 @@ impl RtpPeer {
             let _ = self.socket.send_to(&pkt, to).await;
             n += 1;
             let next = start + Duration::from_millis(20) * n;
-            while let Ok(Ok((len, _))) = tokio::time::timeout_at(next, self.socket.recv_from(&mut buf)).await {
+            while let Ok(Ok((len, _))) =
+                tokio::time::timeout_at(next, self.socket.recv_from(&mut buf)).await
+            {
                 if len > 12 && buf[1] & 0x7F == 0 {
                     received.extend(buf[12..len].iter().map(|b| ulaw_decode(*b)));
                 }
@@ -580,7 +618,11 @@ mod tests {
         for s in [-20000i16, -100, 0, 100, 20000] {
             assert!((i32::from(ulaw_decode(ulaw_encode(s))) - i32::from(s)).abs() < 700);
         }
-        let pcm: Vec<i16> = (0..1600).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16).collect();
+        let pcm: Vec<i16> = (0..1600)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16
+            })
+            .collect();
         assert!(detect(&pcm, 1000.0));
         assert!(!detect(&pcm, 1700.0));
     }
