@@ -146,3 +146,124 @@ mod tests {
         assert_eq!(latch.send_to(), nat);
     }
 }
+
+/// RFC 3550 Appendix A.1/A.3/A.8 receive statistics for RTCP report blocks.
+#[derive(Debug, Clone, Default)]
+pub struct RxStats {
+    ssrc: Option<u32>,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u32,
+    expected_prior: u32,
+    received_prior: u32,
+    /// Interarrival jitter in timestamp units, scaled by 16 as in A.8.
+    jitter_q4: u32,
+    last_transit: Option<i64>,
+}
+
+/// One RTCP report block's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportFigures {
+    /// Source reported on.
+    pub ssrc: u32,
+    /// Loss since the previous report, 1/256 units.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost.
+    pub total_lost: u32,
+    /// Extended highest sequence number received.
+    pub highest_seq: u32,
+    /// Interarrival jitter, timestamp units.
+    pub jitter: u32,
+}
+
+impl RxStats {
+    /// Records a packet; `arrival` is the arrival time in timestamp units (clock rate).
+    pub fn on_packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u32) {
+        if self.ssrc != Some(ssrc) {
+            // A new source (or an SSRC change): start over, as RFC 3550 A.1 does on a restart.
+            *self = RxStats {
+                ssrc: Some(ssrc),
+                base_seq: u32::from(seq),
+                max_seq: seq.wrapping_sub(1),
+                ..Default::default()
+            };
+        }
+        let delta = seq.wrapping_sub(self.max_seq);
+        if delta < 0x8000 && delta != 0 {
+            if seq < self.max_seq {
+                self.cycles += 1 << 16;
+            }
+            self.max_seq = seq;
+        }
+        self.received += 1;
+        let transit = i64::from(arrival) - i64::from(timestamp);
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).unsigned_abs().min(u64::from(u32::MAX)) as u32;
+            // J += (|D| - J) / 16, kept scaled by 16.
+            self.jitter_q4 = self.jitter_q4 + d - ((self.jitter_q4 + 8) >> 4);
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// Figures for the next report (updates the interval counters).
+    pub fn report(&mut self) -> Option<ReportFigures> {
+        let ssrc = self.ssrc?;
+        let highest = self.cycles + u32::from(self.max_seq);
+        let expected = highest.wrapping_sub(self.base_seq).wrapping_add(1);
+        let total_lost = expected.saturating_sub(self.received);
+        let expected_interval = expected.wrapping_sub(self.expected_prior);
+        let received_interval = self.received.wrapping_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        let fraction_lost = if expected_interval == 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval).min(255) as u8
+        };
+        Some(ReportFigures {
+            ssrc,
+            fraction_lost,
+            total_lost: total_lost.min(0x7F_FFFF),
+            highest_seq: highest,
+            jitter: self.jitter_q4 >> 4,
+        })
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+
+    #[test]
+    fn loss_and_jitter() {
+        let mut s = RxStats::default();
+        // 10 packets, seq 65530..=65539 across the wrap, with 2 missing, perfectly paced.
+        for i in 0..10u32 {
+            if i == 3 || i == 7 {
+                continue;
+            }
+            let seq = 65530u16.wrapping_add(i as u16);
+            s.on_packet(7, seq, i * 160, 1000 + i * 160);
+        }
+        let r = s.report().unwrap();
+        assert_eq!(r.total_lost, 2);
+        assert_eq!(r.fraction_lost, (2 * 256 / 10) as u8);
+        assert_eq!(r.highest_seq, (1 << 16) + 3);
+        assert_eq!(r.jitter, 0, "perfect pacing has no jitter");
+        // Now packets arrive 40 units early/late alternately: jitter grows.
+        for i in 10..60u32 {
+            let wobble = if i % 2 == 0 { 40 } else { 0 };
+            s.on_packet(
+                7,
+                65530u16.wrapping_add(i as u16),
+                i * 160,
+                1000 + i * 160 + wobble,
+            );
+        }
+        let r = s.report().unwrap();
+        assert_eq!(r.fraction_lost, 0);
+        assert!(r.jitter > 20 && r.jitter <= 40, "{}", r.jitter);
+    }
+}

@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::dtmf::{DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, Playout};
 use crate::ports::{PortAllocator, PortPair};
-use crate::rtp_rx::{self, Latch, LatchDecision, RtpError};
+use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
 
 /// Largest frame carried (120 ms at 8 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
@@ -309,6 +309,7 @@ async fn run(
     let mut dtmf_rx = DtmfReceiver::default();
     let mut dtmf_tx: Option<DtmfSender> = None;
     let mut stats = MediaStats::default();
+    let mut rx_stats = RxStats::default();
     let mut sender = Sender {
         ssrc: rand_u32(),
         sequence: rand_u32() as u16,
@@ -361,6 +362,8 @@ async fn run(
                     LatchDecision::Accept => {}
                 }
                 stats.packets_received += 1;
+                let arrival = (start.elapsed().as_millis() as u64 * u64::from(rate) / 1000) as u32;
+                rx_stats.on_packet(packet.ssrc, packet.sequence, packet.timestamp, arrival);
                 metrics::counter!("huddle_rtp_packets_received_total").increment(1);
                 last_rx = Instant::now();
                 timeout_reported = false;
@@ -436,7 +439,7 @@ async fn run(
                 }
             }
             _ = rtcp_timer.tick() => {
-                let report = receiver_report(sender.ssrc, &stats, sender.octets);
+                let report = sender_report(sender.ssrc, &stats, sender.octets, rx_stats.report());
                 let mut rtcp_to = latch.send_to();
                 rtcp_to.set_port(rtcp_to.port().wrapping_add(1));
                 let _ = rtcp.send_to(&report, rtcp_to).await;
@@ -464,9 +467,14 @@ async fn run(
     }
 }
 
-/// An RTCP sender report (we always send) with our counters; the report about the remote's
-/// stream carries what the jitter buffer saw.
-fn receiver_report(ssrc: u32, stats: &MediaStats, octets: u64) -> Bytes {
+/// An RTCP sender report (we always send, so SR rather than RR) with our counters and, once the
+/// remote has sent, a report block with its loss and jitter (RFC 3550 §6.4).
+fn sender_report(
+    ssrc: u32,
+    stats: &MediaStats,
+    octets: u64,
+    figures: Option<rtp_rx::ReportFigures>,
+) -> Bytes {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -478,6 +486,17 @@ fn receiver_report(ssrc: u32, stats: &MediaStats, octets: u64) -> Bytes {
         rtp_time: 0,
         packet_count: stats.packets_sent as u32,
         octet_count: octets as u32,
+        reports: figures
+            .map(|f| rtcp::reception_report::ReceptionReport {
+                ssrc: f.ssrc,
+                fraction_lost: f.fraction_lost,
+                total_lost: f.total_lost,
+                last_sequence_number: f.highest_seq,
+                jitter: f.jitter,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         ..Default::default()
     };
     sr.marshal().unwrap_or_default()
