@@ -565,6 +565,17 @@ impl Endpoint {
         self.finish_leg(leg_id, Some(EndReason::Cancelled), out);
     }
 
+    /// An inbound leg still waiting for its final response: (INVITE transaction, INVITE, our tag, peer).
+    fn unanswered(&self, leg_id: LegId) -> Option<(TxId, Request, String, Peer)> {
+        let leg = self.legs.get(&leg_id)?;
+        match (leg.invite_tx, leg.state) {
+            (Some(tx), LegState::Incoming) => {
+                Some((tx, leg.invite.clone(), leg.local_tag.clone(), leg.peer))
+            }
+            _ => None,
+        }
+    }
+
     /// Sends 180 Ringing (or 183 with SDP for early media) on an inbound leg.
     pub fn provisional(
         &mut self,
@@ -574,20 +585,16 @@ impl Endpoint {
         now: Instant,
         out: &mut Vec<EndpointOutput>,
     ) {
-        let Some(leg) = self.legs.get(&leg_id) else {
+        let Some((tx, invite, tag, peer)) = self.unanswered(leg_id) else {
             return;
         };
-        let (Some(tx), LegState::Incoming) = (leg.invite_tx, leg.state) else {
-            return;
-        };
-        let (invite, tag) = (leg.invite.clone(), leg.local_tag.clone());
         let reason = if status == 180 {
             "Ringing"
         } else {
             "Session Progress"
         };
         let mut resp = self.response_to(&invite, status, reason, Some(&tag));
-        self.add_dialog_headers(&mut resp, &invite, leg.peer.transport);
+        self.add_dialog_headers(&mut resp, &invite, peer.transport);
         if let Some(sdp) = sdp {
             resp.headers.push("Content-Type", "application/sdp");
             resp.body = sdp;
@@ -603,16 +610,12 @@ impl Endpoint {
         now: Instant,
         out: &mut Vec<EndpointOutput>,
     ) {
-        let Some(leg) = self.legs.get(&leg_id) else {
-            return;
-        };
-        let (Some(tx), LegState::Incoming) = (leg.invite_tx, leg.state) else {
+        let Some((tx, invite, tag, peer)) = self.unanswered(leg_id) else {
             return;
         };
         if !self.tx.server_pending(tx) {
             return;
         }
-        let (invite, tag, peer) = (leg.invite.clone(), leg.local_tag.clone(), leg.peer);
         let mut resp = self.response_to(&invite, 200, "OK", Some(&tag));
         self.add_dialog_headers(&mut resp, &invite, peer.transport);
         resp.headers.push("Content-Type", "application/sdp");
@@ -635,13 +638,9 @@ impl Endpoint {
         now: Instant,
         out: &mut Vec<EndpointOutput>,
     ) {
-        let Some(leg) = self.legs.get(&leg_id) else {
+        let Some((tx, invite, tag, _)) = self.unanswered(leg_id) else {
             return;
         };
-        let (Some(tx), LegState::Incoming) = (leg.invite_tx, leg.state) else {
-            return;
-        };
-        let (invite, tag) = (leg.invite.clone(), leg.local_tag.clone());
         let resp = self.response_to(&invite, status.clamp(300, 699), reason, Some(&tag));
         self.respond(tx, &resp, now, out);
         self.finish_leg(leg_id, None, out);
