@@ -30,20 +30,22 @@ impl Via {
     /// Parses one Via element (`SIP/2.0/UDP host:port;params`).
     pub fn parse(value: &str) -> Result<Via, ParseError> {
         let bad = |why: &str| ParseError::new(format!("bad Via {:?}: {why}", truncate(value, 80)));
-        let (proto, rest) = value
-            .trim()
-            .split_once([' ', '\t'])
-            .ok_or_else(|| bad("no sent-by"))?;
-        let mut proto_parts = proto.split('/').map(str::trim);
-        let (name, version, transport) =
-            (proto_parts.next(), proto_parts.next(), proto_parts.next());
-        if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP")) || version != Some("2.0") {
+        // sent-protocol allows LWS around each '/' (RFC 3261 §25.1; RFC 4475 "wsinv").
+        let (name, after_name) = value.split_once('/').ok_or_else(|| bad("no protocol"))?;
+        let (version, after_version) = after_name
+            .split_once('/')
+            .ok_or_else(|| bad("no transport"))?;
+        if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
             return Err(bad("protocol is not SIP/2.0"));
         }
-        let transport = transport
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad("no transport"))?
-            .to_ascii_uppercase();
+        let after_version = after_version.trim_start();
+        let (transport, rest) = after_version
+            .split_once([' ', '\t'])
+            .ok_or_else(|| bad("no sent-by"))?;
+        if transport.is_empty() {
+            return Err(bad("no transport"));
+        }
+        let transport = transport.to_ascii_uppercase();
         let mut params = rest.split(';');
         let sent_by = params.next().unwrap_or("").trim();
         let (host, port) = split_host_port(sent_by).ok_or_else(|| bad("bad sent-by"))?;
