@@ -33,7 +33,32 @@ const VALID: &[(&str, &[u8])] = &[
         "lwsdisp",
         include_bytes!("../../../tests/fixtures/rfc4475/lwsdisp.dat"),
     ),
+    (
+        "semiuri",
+        include_bytes!("../../../tests/fixtures/rfc4475/semiuri.dat"),
+    ),
+    (
+        "transports",
+        include_bytes!("../../../tests/fixtures/rfc4475/transports.dat"),
+    ),
+    // Two requests in one datagram: the first (Content-Length 0) is the message.
+    (
+        "dblreq",
+        include_bytes!("../../../tests/fixtures/rfc4475/dblreq.dat"),
+    ),
 ];
+
+#[test]
+fn unusual_reason_phrase_response_parses() {
+    let bytes = include_bytes!("../../../tests/fixtures/rfc4475/unreason.dat");
+    match parse(bytes, Framing::Datagram) {
+        Ok(SipMessage::Response(r)) => {
+            assert_eq!(r.status, 200);
+            assert_eq!(r.body.len(), 154);
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 #[test]
 fn valid_torture_messages_parse_validate_and_are_answered() {
