@@ -174,6 +174,29 @@ struct Leg {
     cancelled: bool,
 }
 
+impl Leg {
+    fn new(
+        state: LegState,
+        invite: Request,
+        invite_tx: TxId,
+        peer: Peer,
+        local_tag: String,
+    ) -> Leg {
+        Leg {
+            state,
+            invite,
+            invite_tx: Some(invite_tx),
+            peer,
+            dialog: None,
+            local_tag,
+            reinvite_tx: None,
+            bye_after_ack: false,
+            auth_tried: false,
+            cancelled: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientPurpose {
     Invite(LegId),
@@ -378,18 +401,7 @@ impl Endpoint {
                 self.invite_server_txs.insert(id, leg_id);
                 self.legs.insert(
                     leg_id,
-                    Leg {
-                        state: LegState::Incoming,
-                        invite: req.clone(),
-                        invite_tx: Some(id),
-                        peer,
-                        dialog: None,
-                        local_tag,
-                        reinvite_tx: None,
-                        bye_after_ack: false,
-                        auth_tried: false,
-                        cancelled: false,
-                    },
+                    Leg::new(LegState::Incoming, req.clone(), id, peer, local_tag),
                 );
                 out.push(EndpointOutput::Event(EndpointEvent::IncomingCall {
                     leg: leg_id,
@@ -799,18 +811,7 @@ impl Endpoint {
         self.client_txs.insert(id, ClientPurpose::Invite(leg_id));
         self.legs.insert(
             leg_id,
-            Leg {
-                state: LegState::Dialing,
-                invite,
-                invite_tx: Some(id),
-                peer,
-                dialog: None,
-                local_tag,
-                reinvite_tx: None,
-                bye_after_ack: false,
-                auth_tried: false,
-                cancelled: false,
-            },
+            Leg::new(LegState::Dialing, invite, id, peer, local_tag),
         );
         self.drain_tx_outputs(&mut scratch, now, out);
         self.scratch = scratch;
