@@ -71,3 +71,49 @@ async fn server_hangs_up_first_when_the_route_limit_expires() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn reinvite_hold_stops_our_audio_and_unhold_resumes_it() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let srv = server("", 100);
+        let mut ua = SipUa::udp(srv.sip).await;
+        let mut rtp = RtpPeer::bind().await;
+        let offer = SipUa::sdp(rtp.port(), &[0]);
+        let ok = ua.invite("echo", &offer).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        ua.ack().await;
+        let media = ok.sdp_audio().unwrap();
+        let heard = rtp.talk(media, 1000.0, Duration::from_millis(800)).await;
+        assert!(detect(&heard[heard.len().saturating_sub(2400)..], 1000.0));
+
+        // The trunk puts us on hold: it only sends, so we must not send.
+        let hold = ua
+            .reinvite(&format!("{offer}a=sendonly\r\n"))
+            .await
+            .expect("answer to hold");
+        assert_eq!(hold.status(), 200);
+        assert!(hold.body.contains("a=recvonly"), "{}", hold.body);
+        rtp.talk(media, 1000.0, Duration::from_millis(300)).await; // drain frames in flight
+        let during_hold = rtp.talk(media, 1000.0, Duration::from_millis(800)).await;
+        assert!(
+            during_hold.is_empty(),
+            "no audio sent while held: {} samples",
+            during_hold.len()
+        );
+
+        let unhold = ua
+            .reinvite(&format!("{offer}a=sendrecv\r\n"))
+            .await
+            .expect("answer to unhold");
+        assert_eq!(unhold.status(), 200);
+        assert!(unhold.body.contains("a=sendrecv"));
+        let after = rtp.talk(media, 1000.0, Duration::from_millis(1000)).await;
+        assert!(
+            detect(&after[after.len().saturating_sub(2400)..], 1000.0),
+            "echo resumes"
+        );
+        ua.bye().await.unwrap();
+    })
+    .await
+    .expect("timed out");
+}

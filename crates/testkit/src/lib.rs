@@ -462,6 +462,30 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
         )
     }
 
+    /// Sends a re-INVITE with `sdp` and waits for its final response (which it ACKs when 2xx).
+    pub async fn reinvite(&mut self, sdp: &str) -> Option<Msg> {
+        self.cseq += 1;
+        let cseq = self.cseq;
+        let text = self.in_dialog("INVITE", cseq).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            ),
+        );
+        self.send_raw(text.as_bytes()).await;
+        let resp = self
+            .recv_until(Duration::from_secs(5), |m| {
+                m.status() >= 200 && m.cseq_method() == "INVITE"
+            })
+            .await?;
+        if resp.status() < 300 {
+            let ack = self.in_dialog("ACK", cseq);
+            self.send_raw(ack.as_bytes()).await;
+        }
+        Some(resp)
+    }
+
     /// ACKs the 2xx.
     pub async fn ack(&mut self) {
         let text = self.in_dialog("ACK", 1);
