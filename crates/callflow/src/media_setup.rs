@@ -61,18 +61,13 @@ pub fn negotiate(
         SdpError::Empty => SetupError::Offerless,
         other => SetupError::Malformed(other.to_string()),
     })?;
-    let local = LocalMedia {
-        ip: local_ip,
-        rtp_port: local_port,
-        session_id: u64::from(local_port),
-        session_version: version,
-    };
-    let n = huddle_sdp::negotiate(&parsed, &[PCMU, PCMA], &local).map_err(|e| match e {
-        SdpError::NoCommonCodec => SetupError::NoCommonCodec,
-        other => SetupError::Malformed(other.to_string()),
-    })?;
+    let local = LocalMedia::new(local_ip, local_port, u64::from(local_port), version);
+    // Every negotiation failure (no audio, no common codec) is answered 488.
+    let answer = huddle_sdp::negotiate(&parsed, &[PCMU, PCMA], &local)
+        .map_err(|_| SetupError::NoCommonCodec)?;
+    let n = answer.media;
     Ok(Negotiated {
-        answer_sdp: n.answer,
+        answer_sdp: answer.sdp,
         remote_rtp: n.remote_rtp,
         remote_direction: match n.remote_direction {
             huddle_sdp::Direction::SendRecv => Direction::SendRecv,
