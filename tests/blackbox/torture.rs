@@ -59,3 +59,34 @@ async fn torture_messages() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn every_rfc4475_fixture_over_udp_and_tcp_leaves_the_server_serving() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let mut srv = server("", 100);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rfc4475");
+        let mut sent = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "dat") {
+                let bytes = std::fs::read(&path).unwrap();
+                let mut udp = SipUa::udp(srv.sip).await;
+                udp.send_raw(&bytes).await;
+                let mut tcp = SipUa::tcp(srv.sip).await;
+                tcp.send_raw(&bytes).await;
+                sent += 1;
+            }
+        }
+        assert!(sent >= 30, "fixtures found: {sent}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(srv.is_running(), "{}", srv.log());
+        let mut ua = SipUa::udp(srv.sip).await;
+        ua.send_raw(base("OPTIONS", 99).as_bytes()).await;
+        let resp = ua
+            .recv_until(Duration::from_secs(2), |m| m.status() >= 200)
+            .await;
+        assert_eq!(resp.map(|r| r.status()), Some(200));
+    })
+    .await
+    .expect("timed out");
+}

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::dialog::Dialog;
 use crate::digest::Challenge;
-use crate::headers::{tag_of, top_via, validate_request, CSeq, UriTarget, BRANCH_COOKIE};
+use crate::headers::{tag_of, validate_request, CSeq, UriTarget, BRANCH_COOKIE};
 use crate::message::{
     parse, truncate, Framing, Headers, Method, RawIds, Request, Response, SipMessage,
 };
@@ -342,7 +342,7 @@ impl Endpoint {
         stamp_top_via(&mut req, peer.addr);
         if let Err(err) = validate_request(&req) {
             self.stats.malformed += 1;
-            if req.method != Method::Ack && top_via(&req.headers).is_some() {
+            if req.method != Method::Ack && req.headers.get("Via").is_some() {
                 let resp =
                     self.response_to(&req, 400, &reason_phrase("Bad Request", &err.reason), None);
                 out.push(send(peer, &resp));

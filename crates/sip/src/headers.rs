@@ -58,6 +58,9 @@ impl Via {
             received: None,
         };
         for p in params {
+            if p.trim().is_empty() {
+                return Err(bad("empty parameter"));
+            }
             let (k, v) = match p.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(v.trim())),
                 None => (p.trim(), None),
@@ -165,6 +168,15 @@ impl NameAddr {
         };
         if uri.is_empty() || !uri.contains(':') {
             return Err(bad("no URI"));
+        }
+        let after = after.trim();
+        let after = match after.strip_prefix(';') {
+            Some(rest) => rest,
+            None if after.is_empty() => after,
+            None => return Err(bad("junk after the address")),
+        };
+        if !after.is_empty() && after.split(';').any(|p| p.trim().is_empty()) {
+            return Err(bad("empty parameter"));
         }
         let params = after
             .split(';')
@@ -291,6 +303,12 @@ impl UriTarget {
 /// Why a syntactically parsed request is still unacceptable (answered with 400).
 pub fn validate_request(req: &Request) -> Result<(), ParseError> {
     let h = &req.headers;
+    // An empty element in a Via list (`a,,b`) is a syntax error, not something to skip.
+    for value in h.get_all("Via") {
+        if value.split(',').any(|e| e.trim().is_empty()) {
+            return Err(ParseError::new("empty Via element"));
+        }
+    }
     let vias = h.elements("Via");
     let top = vias
         .first()

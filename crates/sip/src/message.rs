@@ -548,6 +548,7 @@ impl RawIds {
         let start = lines.next().unwrap_or("");
         ids.is_request = !start.starts_with("SIP/")
             && start
+                .trim_end()
                 .rsplit(' ')
                 .next()
                 .is_some_and(|v| v.starts_with("SIP/"));

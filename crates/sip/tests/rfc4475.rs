@@ -94,3 +94,80 @@ fn valid_torture_messages_parse_validate_and_are_answered() {
         );
     }
 }
+
+#[derive(serde::Deserialize)]
+struct Manifest {
+    message: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    name: String,
+    section: String,
+    expect: String,
+    #[serde(default)]
+    also_acceptable: Vec<String>,
+}
+
+/// What the endpoint did with one message: the first final status it sent, or whether it raised
+/// a new call (an INVITE that call routing would answer).
+fn outcome(ep: &mut Endpoint, bytes: &[u8]) -> String {
+    let mut out = Vec::new();
+    let peer = Peer {
+        addr: "192.0.2.9:5060".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    ep.handle_message(bytes, peer, Instant::now(), &mut out);
+    let mut raised_call = false;
+    for o in &out {
+        match o {
+            EndpointOutput::Send { data, .. } => {
+                let text = String::from_utf8_lossy(data);
+                let code = text.get(8..11).unwrap_or("");
+                if code != "100" {
+                    return code.to_string();
+                }
+            }
+            EndpointOutput::Event(_) => raised_call = true,
+        }
+    }
+    if raised_call {
+        "answer".into()
+    } else if out.is_empty() {
+        "none".into()
+    } else {
+        "100".into()
+    }
+}
+
+#[test]
+fn every_rfc4475_section_3_1_message_gets_the_manifest_outcome() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/rfc4475");
+    let manifest: Manifest =
+        toml::from_str(&std::fs::read_to_string(format!("{dir}/manifest.toml")).unwrap()).unwrap();
+    assert!(manifest.message.len() >= 30, "the whole §3.1 set is listed");
+    let mut failures = Vec::new();
+    for entry in &manifest.message {
+        let bytes = std::fs::read(format!("{dir}/{}.dat", entry.name)).unwrap();
+        let mut ep = Endpoint::new(EndpointConfig {
+            advertised_host: "127.0.0.1".into(),
+            udp_port: Some(5060),
+            tcp_port: Some(5060),
+            user_agent: "huddle-test".into(),
+            trunk: None,
+            timers: TimerConfig::default(),
+        });
+        let got = outcome(&mut ep, &bytes);
+        let accepted = |e: &str| match e {
+            "ignore" | "drop" => got == "none",
+            other => got == other,
+        };
+        if !accepted(&entry.expect) && !entry.also_acceptable.iter().any(|a| accepted(a)) {
+            failures.push(format!(
+                "{} ({}): expected {} (or {:?}), got {got}",
+                entry.name, entry.section, entry.expect, entry.also_acceptable
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
