@@ -1,0 +1,371 @@
+//! The typed form of a Plivo `<Response>` document: what the call flow executes.
+//!
+//! Defaults follow the seed page; where the seed is silent they follow the SDKs, as listed in
+//! `spec/mpc-xml.md` §3–4 (each such choice is noted on the field).
+
+/// A whole `<Response>`: verbs in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Document {
+    /// Children of `<Response>`, in order.
+    pub verbs: Vec<Verb>,
+}
+
+/// One executable element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    /// `<Play>`: an audio file.
+    Play(Play),
+    /// `<Speak>`: text to speech.
+    Speak(Speak),
+    /// `<Wait>`: a pause.
+    Wait(Wait),
+    /// `<Hangup>`: end the call.
+    Hangup(Hangup),
+    /// `<Redirect>`: fetch another document and continue with it.
+    Redirect(Redirect),
+    /// `<PreAnswer>`: early media before the call is answered.
+    PreAnswer(PreAnswer),
+    /// `<MultiPartyCall>`: join a room. Boxed: it is much larger than the other verbs.
+    MultiPartyCall(Box<MultiPartyCall>),
+}
+
+/// HTTP method of a URL attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET: parameters in the query string.
+    Get,
+    /// POST: parameters form-encoded in the body.
+    Post,
+}
+
+impl HttpMethod {
+    /// `GET` or `POST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+/// `<Play loop="n">URL</Play>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Play {
+    /// http(s) URL of an mp3 or wav file.
+    pub url: String,
+    /// How many times to play; 0 = until interrupted. Default 1.
+    pub loop_count: u32,
+}
+
+/// `<Speak voice language loop>text</Speak>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speak {
+    /// Text to say; SSML children are flattened to their text.
+    pub text: String,
+    /// `WOMAN` (default), `MAN` or `Polly.<Name>`; kept as written.
+    pub voice: String,
+    /// BCP-47 style language, default `en-US`.
+    pub language: String,
+    /// How many times to say it; 0 = until interrupted. Default 1.
+    pub loop_count: u32,
+}
+
+/// `<Wait length silence minSilence beep/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    /// Seconds, default 1.
+    pub length_secs: u32,
+    /// Silence-detection mode (default false).
+    pub silence: bool,
+    /// Minimum silence in ms that ends the wait when `silence` is true.
+    pub min_silence_ms: Option<u32>,
+    /// Answering-machine beep detection, as written (`true`, `false` or `k=v,...`).
+    pub beep: Option<String>,
+}
+
+/// Why `<Hangup>` ends the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupReason {
+    /// Reject the call (603 before answer).
+    Rejected,
+    /// Signal busy (486 before answer).
+    Busy,
+}
+
+/// `<Hangup reason schedule/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hangup {
+    /// How to reject an unanswered call.
+    pub reason: Option<HangupReason>,
+    /// Hang up this many seconds later while execution continues.
+    pub schedule_secs: Option<u32>,
+}
+
+/// `<Redirect method>URL</Redirect>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// http(s) URL returning a new document.
+    pub url: String,
+    /// Default POST.
+    pub method: HttpMethod,
+}
+
+/// `<PreAnswer>` with `Play`, `Speak` and `Wait` children only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PreAnswer {
+    /// The early-media verbs (only Play, Speak, Wait).
+    pub verbs: Vec<Verb>,
+}
+
+/// A participant's role in an MPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A call-center agent.
+    Agent,
+    /// A supervisor (coaching, barging or monitoring).
+    Supervisor,
+    /// The customer.
+    Customer,
+    /// An AI agent bridged over WebSocket (`ai-agent`).
+    AiAgent,
+}
+
+impl Role {
+    /// The spelling Plivo uses in callbacks and the API (`Agent`, `Supervisor`, `Customer`,
+    /// `ai-agent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "Agent",
+            Role::Supervisor => "Supervisor",
+            Role::Customer => "Customer",
+            Role::AiAgent => "ai-agent",
+        }
+    }
+}
+
+/// Enter or exit sound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sound {
+    /// No sound.
+    None,
+    /// One beep.
+    Beep1,
+    /// Two beeps.
+    Beep2,
+    /// A URL returning Play/Speak/Wait XML.
+    Url(String),
+}
+
+/// Recording file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// MP3 (default).
+    Mp3,
+    /// WAV.
+    Wav,
+}
+
+/// A group of status callback events (`statusCallbackEvents`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusEvent {
+    /// `mpc-state-changes`
+    MpcStateChanges,
+    /// `participant-state-changes`
+    ParticipantStateChanges,
+    /// `participant-speak-events`
+    ParticipantSpeakEvents,
+    /// `participant-digit-input-events`
+    ParticipantDigitInputEvents,
+    /// `add-participant-api-events`
+    AddParticipantApiEvents,
+    /// `participant-audio-events` (seed only)
+    ParticipantAudioEvents,
+}
+
+impl StatusEvent {
+    /// Every group, in the order the seed lists them.
+    pub const ALL: [StatusEvent; 6] = [
+        StatusEvent::MpcStateChanges,
+        StatusEvent::ParticipantStateChanges,
+        StatusEvent::ParticipantSpeakEvents,
+        StatusEvent::ParticipantDigitInputEvents,
+        StatusEvent::AddParticipantApiEvents,
+        StatusEvent::ParticipantAudioEvents,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusEvent::MpcStateChanges => "mpc-state-changes",
+            StatusEvent::ParticipantStateChanges => "participant-state-changes",
+            StatusEvent::ParticipantSpeakEvents => "participant-speak-events",
+            StatusEvent::ParticipantDigitInputEvents => "participant-digit-input-events",
+            StatusEvent::AddParticipantApiEvents => "add-participant-api-events",
+            StatusEvent::ParticipantAudioEvents => "participant-audio-events",
+        }
+    }
+}
+
+/// A URL attribute together with its `*Method` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlWithMethod {
+    /// http(s) URL.
+    pub url: String,
+    /// Method to request it with.
+    pub method: HttpMethod,
+}
+
+/// The `aiAgentStream*` attributes (seed only; meaningful with `role="ai-agent"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiAgentStream {
+    /// `aiAgentStreamServiceUrl`: ws:// or wss:// URL.
+    pub service_url: Option<String>,
+    /// `aiAgentStreamContentType`, default `audio/x-l16;rate=8000`.
+    pub content_type: String,
+    /// `aiAgentStreamStatusCallbackUrl`.
+    pub status_callback_url: Option<String>,
+    /// `aiAgentStreamStatusCallbackMethod`, default POST.
+    pub status_callback_method: HttpMethod,
+    /// `aiAgentStreamSamplingRate` in Hz, when given (must agree with the content type).
+    pub sampling_rate: Option<u32>,
+    /// `aiAgentStreamExtraHeaders` as written (JSON object or `k=v,k2=v2`).
+    pub extra_headers: Option<String>,
+}
+
+impl Default for AiAgentStream {
+    fn default() -> Self {
+        AiAgentStream {
+            service_url: None,
+            content_type: "audio/x-l16;rate=8000".to_string(),
+            status_callback_url: None,
+            status_callback_method: HttpMethod::Post,
+            sampling_rate: None,
+            extra_headers: None,
+        }
+    }
+}
+
+/// `<MultiPartyCall>`: every attribute of mpc-xml.md §3–4 with its default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiPartyCall {
+    /// The MPC's friendly name (element text, trimmed).
+    pub name: String,
+    /// Required.
+    pub role: Role,
+
+    // MPC-level: they take effect from the participant that creates the MPC.
+    /// Seconds, 300..=28800, default 14400.
+    pub max_duration: u32,
+    /// 2..=10, default 10.
+    pub max_participants: u32,
+    /// Record the MPC; default false.
+    pub record: bool,
+    /// Default mp3.
+    pub record_file_format: RecordFormat,
+    /// 1..=2, default 1.
+    pub record_min_member_count: u32,
+    /// Default false.
+    pub wait_for_agent: bool,
+    /// Seed states no default; false keeps coaching out of recordings (design.md table).
+    pub record_coach_voice: bool,
+    /// Audio XML played when recording starts (method default GET).
+    pub start_recording_audio: Option<UrlWithMethod>,
+    /// Audio XML played when recording stops (method default GET).
+    pub stop_recording_audio: Option<UrlWithMethod>,
+    /// Wait music XML (method default GET).
+    pub wait_music: Option<UrlWithMethod>,
+    /// Agent hold music XML (method default GET).
+    pub agent_hold_music: Option<UrlWithMethod>,
+    /// Customer hold music XML (method default GET).
+    pub customer_hold_music: Option<UrlWithMethod>,
+    /// Status callbacks (method default POST, mpc-xml.md §7 item 4).
+    pub status_callback: Option<UrlWithMethod>,
+    /// Default `mpc-state-changes,participant-state-changes`.
+    pub status_callback_events: Vec<StatusEvent>,
+    /// Recording callbacks (method default GET, mpc-xml.md §7 item 4).
+    pub recording_callback: Option<UrlWithMethod>,
+
+    // Participant-level.
+    /// Join muted; default false.
+    pub mute: bool,
+    /// Join on hold; default false.
+    pub hold: bool,
+    /// Supervisor coaching; default true (ignored for other roles).
+    pub coach_mode: bool,
+    /// Default false.
+    pub stay_alone: bool,
+    /// Default true.
+    pub start_mpc_on_enter: bool,
+    /// Default false.
+    pub end_mpc_on_exit: bool,
+    /// Default `beep:1`.
+    pub enter_sound: Sound,
+    /// Default GET.
+    pub enter_sound_method: HttpMethod,
+    /// Default `beep:2`.
+    pub exit_sound: Sound,
+    /// Default GET.
+    pub exit_sound_method: HttpMethod,
+    /// XML fetched when this participant leaves (method default POST).
+    pub on_exit_action: Option<UrlWithMethod>,
+    /// Default false.
+    pub relay_dtmf_inputs: bool,
+
+    /// The ai-agent stream settings.
+    pub ai_agent_stream: AiAgentStream,
+
+    // SDK-only attributes (mpc-xml.md §4), accepted so SDK output parses.
+    /// Seconds 0..=1800.
+    pub wait_time: Option<u32>,
+    /// Default false.
+    pub record_participant_track: bool,
+    /// Default false.
+    pub transcript: bool,
+    /// Where a transcription is posted.
+    pub transcription_url: Option<String>,
+}
+
+impl MultiPartyCall {
+    /// A participant with every default applied.
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
+        MultiPartyCall {
+            name: name.into(),
+            role,
+            max_duration: 14400,
+            max_participants: 10,
+            record: false,
+            record_file_format: RecordFormat::Mp3,
+            record_min_member_count: 1,
+            wait_for_agent: false,
+            record_coach_voice: false,
+            start_recording_audio: None,
+            stop_recording_audio: None,
+            wait_music: None,
+            agent_hold_music: None,
+            customer_hold_music: None,
+            status_callback: None,
+            status_callback_events: vec![
+                StatusEvent::MpcStateChanges,
+                StatusEvent::ParticipantStateChanges,
+            ],
+            recording_callback: None,
+            mute: false,
+            hold: false,
+            coach_mode: true,
+            stay_alone: false,
+            start_mpc_on_enter: true,
+            end_mpc_on_exit: false,
+            enter_sound: Sound::Beep1,
+            enter_sound_method: HttpMethod::Get,
+            exit_sound: Sound::Beep2,
+            exit_sound_method: HttpMethod::Get,
+            on_exit_action: None,
+            relay_dtmf_inputs: false,
+            ai_agent_stream: AiAgentStream::default(),
+            wait_time: None,
+            record_participant_track: false,
+            transcript: false,
+            transcription_url: None,
+        }
+    }
+}
