@@ -3,6 +3,12 @@
 //! Deliberately independent of huddle's own crates (its own SIP text handling, µ-law and
 //! Goertzel): the test oracle must not share the bugs of the code under test.
 
+pub mod audio_files;
+pub mod http_stub;
+
+pub use audio_files::{mp3_tone, wav_tone};
+pub use http_stub::{HttpStub, StubRequest};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
