@@ -45,8 +45,7 @@ pub fn mp3_tone(freq: f64, seconds: f64, rate: u32) -> Vec<u8> {
     builder.set_quality(Quality::Good).expect("quality");
     let mut encoder = builder.build().expect("encoder");
     let pcm = tone_samples(freq, seconds, rate, 12_000.0);
-    let mut out = Vec::new();
-    out.reserve(mp3lame_encoder::max_required_buffer_size(pcm.len()));
+    let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(pcm.len()));
     encoder
         .encode_to_vec(MonoPcm(&pcm), &mut out)
         .expect("encode");
