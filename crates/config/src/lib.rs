@@ -60,6 +60,9 @@ pub struct Config {
     /// `[server]`
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[audio]`
+    #[serde(default)]
+    pub audio: AudioConfig,
     /// `[[route]]`
     #[serde(default, rename = "route")]
     pub routes: Vec<Route>,
@@ -174,6 +177,35 @@ impl Default for ServerConfig {
             shutdown_grace_secs: default_grace(),
         }
     }
+}
+
+/// `[audio]`: the audio that `<Play>` and `<Speak>` produce.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// Decoded Play files and synthesized speech kept in memory, MiB (1..=4096).
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: usize,
+    /// Text-to-speech command line program (espeak-ng compatible).
+    #[serde(default = "default_tts_command")]
+    pub tts_command: String,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            cache_mb: default_cache_mb(),
+            tts_command: default_tts_command(),
+        }
+    }
+}
+
+fn default_cache_mb() -> usize {
+    64
+}
+
+fn default_tts_command() -> String {
+    "espeak-ng".to_string()
 }
 
 /// One `[[route]]`.
@@ -327,6 +359,16 @@ impl Config {
                 ));
             }
         }
+        if !(1..=4096).contains(&self.audio.cache_mb) {
+            return Err(invalid("audio.cache_mb", self.audio.cache_mb, "1..=4096 MiB"));
+        }
+        if self.audio.tts_command.trim().is_empty() {
+            return Err(invalid(
+                "audio.tts_command",
+                "\"\"",
+                "a program name or path such as \"espeak-ng\"",
+            ));
+        }
         if parse_port_range(&self.rtp.port_range).is_none() {
             return Err(invalid(
                 "rtp.port_range",
@@ -469,6 +511,12 @@ mod tests {
                 "uri = \"sip:127.0.0.1:5070\"",
                 "uri = \"http://x\"",
                 "sip.trunk.uri",
+            ),
+            ("cache_mb = 64", "cache_mb = 0", "audio.cache_mb"),
+            (
+                "tts_command = \"espeak-ng\"",
+                "tts_command = \" \"",
+                "audio.tts_command",
             ),
         ];
         for (from, to, key) in cases {
