@@ -21,6 +21,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Validate Plivo XML (a file, or `-` for stdin): print every problem, exit 1 on any.
+    CheckXml {
+        /// The XML document, or `-` to read standard input.
+        path: PathBuf,
+    },
     /// Validate a configuration file and print the problems, if any.
     CheckConfig {
         /// Configuration file (TOML); the embedded default when absent.
@@ -36,9 +41,47 @@ fn load(path: Option<&PathBuf>) -> Result<huddle_config::Config, huddle_config::
     }
 }
 
+/// Reads the document (capped a little above the XML size limit, so that an oversized input
+/// is still reported as too large rather than read whole) and prints every problem.
+fn check_xml(path: &PathBuf) -> ExitCode {
+    use std::io::Read;
+    let limit = (huddle_xml::MAX_DOCUMENT_BYTES + 1) as u64;
+    let mut data = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut data)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut data))
+    };
+    if let Err(e) = read {
+        eprintln!("{}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    match huddle_xml::parse_bytes(&data) {
+        Ok(parsed) => {
+            for warning in &parsed.warnings {
+                println!("warning: {warning}");
+            }
+            println!(
+                "{}: valid ({} verbs)",
+                path.display(),
+                parsed.document.verbs.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors {
+                println!("error: {error}");
+            }
+            println!("{}: {} problem(s)", path.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::CheckXml { path } => check_xml(&path),
         Command::CheckConfig { config } => match load(config.as_ref()) {
             Ok(_) => {
                 println!("configuration is valid");

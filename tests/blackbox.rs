@@ -1,6 +1,8 @@
 //! Black-box tests: each starts `huddle serve` and talks SIP, RTP and HTTP to it over sockets.
 
 mod blackbox {
+    pub mod callflow;
+    pub mod check_xml;
     pub mod echo;
     pub mod hostile;
     pub mod shutdown;

@@ -35,19 +35,7 @@ async fn cancel_before_answer_gives_487_and_frees_the_port() {
         ua.send_raw(invite.as_bytes()).await;
         let trying = ua.recv(Duration::from_secs(2)).await.expect("100 Trying");
         assert_eq!(trying.status(), 100);
-        let cancel = invite
-            .split("\r\n\r\n")
-            .next()
-            .unwrap()
-            .replacen("INVITE sip", "CANCEL sip", 1)
-            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
-            .replace("Content-Type: application/sdp\r\n", "")
-            .lines()
-            .filter(|l| !l.starts_with("Content-Length"))
-            .collect::<Vec<_>>()
-            .join("\r\n")
-            + "\r\nContent-Length: 0\r\n\r\n";
-        ua.send_raw(cancel.as_bytes()).await;
+        ua.cancel_invite("slow").await;
         let mut got = Vec::new();
         while got.len() < 2 {
             let m = ua

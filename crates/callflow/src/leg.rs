@@ -8,10 +8,12 @@ use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession};
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
 use huddle_sip::transaction::Peer;
+use huddle_xml::HttpMethod;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::answer_url::{self, CallParams};
+use crate::executor::{FirstDocument, XmlCall};
+use crate::fetch::CallParams;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::router::{RouteAction, RouteMatch};
@@ -26,9 +28,6 @@ pub enum LegEvent {
     /// The leg ended on the SIP side.
     Ended(EndReason),
 }
-
-/// How long an answer_url may take before the call is failed.
-const ANSWER_URL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs one leg to completion.
 pub async fn run_leg(
@@ -46,22 +45,22 @@ pub async fn run_leg(
         tracing::info!(from = %peer.addr, to = %user, route = route.index, "inbound call");
         match route.action.clone() {
             RouteAction::Echo => run_echo(&ctx, leg, &invite, &route, events).await,
-            RouteAction::Xml(_) => {
-                tracing::warn!(
-                    "route runs XML, which this build does not execute yet: answering 503"
-                );
-                ctx.sip
-                    .reject(leg, 503, "XML call flows not implemented yet");
+            RouteAction::Xml(xml) => {
+                let params = call_params(&call_uuid, &invite, user);
+                XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
+                    .run(FirstDocument::Inline(xml))
+                    .await;
             }
             RouteAction::AnswerUrl { url, method } => {
-                let params = CallParams {
-                    call_uuid: call_uuid.clone(),
-                    from: from_user(&invite),
-                    to: user,
-                    direction: "inbound",
-                    call_status: "ringing",
+                let params = call_params(&call_uuid, &invite, user);
+                let method = if method.eq_ignore_ascii_case("GET") {
+                    HttpMethod::Get
+                } else {
+                    HttpMethod::Post
                 };
-                run_answer_url(&ctx, leg, &url, &method, &params, events).await;
+                XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
+                    .run(FirstDocument::Url { url, method })
+                    .await;
             }
         }
     }
@@ -69,37 +68,12 @@ pub async fn run_leg(
     .await;
 }
 
-/// Fetches the answer_url while watching for CANCEL. Executing the returned XML arrives with the
-/// XML feature; until then a fetched document is answered with 503 and a clear log line.
-async fn run_answer_url(
-    ctx: &CallContext,
-    leg: LegId,
-    url: &str,
-    method: &str,
-    params: &CallParams,
-    mut events: mpsc::UnboundedReceiver<LegEvent>,
-) {
-    let fetch = answer_url::fetch(&ctx.http, url, method, params, ANSWER_URL_TIMEOUT);
-    tokio::pin!(fetch);
-    loop {
-        tokio::select! {
-            result = &mut fetch => {
-                match result {
-                    Ok(_) => tracing::warn!(%url, "answer_url returned XML, which this build does not execute yet: answering 503"),
-                    Err(err) => tracing::warn!(error = %err, "answer_url failed"),
-                }
-                ctx.sip.reject(leg, 503, "Service Unavailable");
-                return;
-            }
-            ev = events.recv() => match ev {
-                Some(LegEvent::Ended(reason)) => {
-                    tracing::info!(?reason, "call ended while fetching answer_url");
-                    return;
-                }
-                Some(_) => {}
-                None => return,
-            }
-        }
+fn call_params(call_uuid: &str, invite: &Request, to: String) -> CallParams {
+    CallParams {
+        call_uuid: call_uuid.to_string(),
+        from: from_user(invite),
+        to,
+        direction: "inbound",
     }
 }
 

@@ -1,10 +1,20 @@
-//! One call leg's life: routing, answer_url, and what the leg runs (today: the echo test).
+//! One call leg's life: routing, fetching its XML, running the verbs, and handing
+//! MultiPartyCall to the room service.
 
-pub mod answer_url;
+pub mod cause;
+pub mod executor;
+pub mod fetch;
 pub mod leg;
 pub mod manager;
 pub mod media_setup;
+pub mod playback;
+pub mod room_port;
 pub mod router;
+pub mod url_options;
 
+pub use cause::HangupCause;
 pub use manager::{run, CallContext, MediaSettings};
+pub use room_port::{
+    JoinRefused, JoinRequest, MemberInput, MemberOutput, Membership, RoomExit, Rooms,
+};
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

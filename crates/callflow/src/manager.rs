@@ -38,6 +38,10 @@ pub struct CallContext {
     pub media: MediaSettings,
     /// HTTP client for answer_url and friends.
     pub http: reqwest::Client,
+    /// Play and Speak audio.
+    pub prompts: huddle_prompts::Prompts,
+    /// The MPC room service (absent: MultiPartyCall is skipped with a warning).
+    pub rooms: Option<Arc<dyn crate::room_port::Rooms>>,
     /// Becomes true when live calls must be ended (end of the shutdown grace period).
     pub hangup_all: watch::Receiver<bool>,
 }

@@ -59,11 +59,7 @@ impl Router {
         self.rules.iter().enumerate().find_map(|(index, rule)| {
             let caps = rule.user.captures(user)?;
             let action = match &rule.action {
-                RouteAction::Xml(template) => {
-                    let mut xml = String::new();
-                    caps.expand(template, &mut xml);
-                    RouteAction::Xml(xml)
-                }
+                RouteAction::Xml(template) => RouteAction::Xml(expand_escaped(template, &caps)),
                 other => other.clone(),
             };
             Some(RouteMatch {
@@ -73,6 +69,64 @@ impl Router {
             })
         })
     }
+}
+
+/// Fills `$name`, `${name}` and `$1` from the captures like `Captures::expand`, but
+/// XML-escapes every value: the Request-URI user comes from the network and must not be able
+/// to inject elements or attributes into the document.
+fn expand_escaped(template: &str, caps: &regex::Captures<'_>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let (name, after) = if let Some(braced) = rest.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], &braced[end + 1..]),
+                None => {
+                    out.push('$');
+                    continue;
+                }
+            }
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            (&rest[..end], &rest[end..])
+        };
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        let value = match name.parse::<usize>() {
+            Ok(i) => caps.get(i),
+            Err(_) => caps.name(name),
+        };
+        out.push_str(&escape_xml(value.map_or("", |m| m.as_str())));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape_xml(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -120,5 +174,20 @@ mod tests {
         assert_eq!(m.max_duration, Some(Duration::from_secs(5)));
         assert_eq!(r.route("anything").unwrap().index, 2);
         assert!(Router::new(vec![]).route("echo").is_none());
+    }
+
+    #[test]
+    fn captured_values_are_escaped_in_templates() {
+        let r = Router::new(vec![RouteRule {
+            user: Regex::new("^(?P<mpc>.*)$").unwrap(),
+            action: RouteAction::Xml("<Response><MultiPartyCall role=\"customer\">$mpc ${mpc} $1 $$ $</MultiPartyCall></Response>".into()),
+            max_duration: None,
+        }]);
+        let m = r.route("a\"</MultiPartyCall><Hangup/>&").unwrap();
+        let RouteAction::Xml(xml) = m.action else {
+            panic!("not xml")
+        };
+        let v = "a&quot;&lt;/MultiPartyCall&gt;&lt;Hangup/&gt;&amp;";
+        assert_eq!(xml, format!("<Response><MultiPartyCall role=\"customer\">{v} {v} {v} $ $</MultiPartyCall></Response>"));
     }
 }

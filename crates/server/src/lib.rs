@@ -35,6 +35,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (low, high) = config.rtp.port_range();
     let ports = Arc::new(PortAllocator::new(low, high));
     let (hangup_tx, hangup_rx) = watch::channel(false);
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .context("cannot build the HTTP client")?;
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
         router: router(&config),
@@ -46,10 +50,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             rtp_timeout: (config.rtp.rtp_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.rtp.rtp_timeout_secs)),
         },
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .context("cannot build the HTTP client")?,
+        http: http.clone(),
+        prompts: huddle_prompts::Prompts::new(
+            http,
+            huddle_prompts::PromptConfig {
+                cache_bytes: config.audio.cache_mb * 1024 * 1024,
+                tts_command: config.audio.tts_command.clone(),
+                ..huddle_prompts::PromptConfig::default()
+            },
+        ),
+        rooms: None,
         hangup_all: hangup_rx,
     });
     tokio::spawn(huddle_callflow::run(ctx, sip_events));

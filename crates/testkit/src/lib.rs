@@ -509,6 +509,24 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
         .await
     }
 
+    /// Sends a CANCEL for the INVITE sent by [`SipUa::invite_text`] with `user` (same branch).
+    pub async fn cancel_invite(&mut self, user: &str) {
+        let invite = self.invite_text(user, "");
+        let cancel = invite
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .replacen("INVITE sip", "CANCEL sip", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+            .replace("Content-Type: application/sdp\r\n", "")
+            .lines()
+            .filter(|l| !l.starts_with("Content-Length"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\nContent-Length: 0\r\n\r\n";
+        self.send_raw(cancel.as_bytes()).await;
+    }
+
     /// Answers a request received from the server with 200 OK.
     pub async fn reply_ok(&mut self, req: &Msg) {
         let mut text = String::from("SIP/2.0 200 OK\r\n");
@@ -565,6 +583,14 @@ pub fn tone_power(pcm: &[i16], freq: f64) -> f64 {
         s1 = s0;
     }
     s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// Root mean square level of `pcm`.
+pub fn rms(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    (pcm.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
 }
 
 /// Whether `freq` holds a clear share of the energy of `pcm`.

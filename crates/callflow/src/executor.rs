@@ -1,0 +1,680 @@
+//! Runs a call leg's Plivo XML: verbs in order, Redirect to new documents, Hangup with reason or
+//! schedule, early media for PreAnswer, and the hand-over to a room for MultiPartyCall.
+//!
+//! The call is answered lazily, by the first verb that needs media (as Plivo does): a document
+//! that starts with `<Hangup reason="busy"/>` refuses the call without ever answering it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use huddle_media::session::{AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession};
+use huddle_sip::endpoint::{EndReason, LegId};
+use huddle_sip::message::Request;
+use huddle_xml::{
+    Document, Hangup, HangupReason, HttpMethod, MultiPartyCall, Play, Speak, Verb, Wait,
+};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::cause::HangupCause;
+use crate::fetch::{self, CallParams, FetchError};
+use crate::leg::LegEvent;
+use crate::manager::CallContext;
+use crate::media_setup::{self, Negotiated};
+use crate::playback::{FrameSource, PcmPlayer, Silence};
+use crate::room_port::{JoinRequest, MemberInput, MemberOutput, RoomExit};
+
+/// Where the first document comes from.
+pub enum FirstDocument {
+    /// Inline XML from a route.
+    Inline(String),
+    /// An answer_url.
+    Url {
+        /// URL, possibly with Plivo fragment options.
+        url: String,
+        /// GET or POST.
+        method: HttpMethod,
+    },
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The caller hung up or cancelled.
+    Remote(EndReason),
+    /// We end it with this cause.
+    Local {
+        /// Why.
+        cause: HangupCause,
+        /// The final response if the call is still unanswered (default: the cause's own).
+        reject_with: Option<(u16, &'static str)>,
+    },
+}
+
+impl Ending {
+    fn local(cause: HangupCause) -> Self {
+        Ending::Local {
+            cause,
+            reject_with: None,
+        }
+    }
+}
+
+/// What ended the current document.
+enum Next {
+    EndOfDocument,
+    Redirect { url: String, method: HttpMethod },
+    Document(Document),
+}
+
+/// Why a pump returned normally.
+enum Pumped<T> {
+    SourceDone,
+    Ready(T),
+}
+
+struct ActiveMedia {
+    handle: MediaHandle,
+    ticker: Interval,
+    frame: AudioFrame,
+    local_port: u16,
+}
+
+/// One call leg running XML.
+pub struct XmlCall {
+    ctx: Arc<CallContext>,
+    leg: LegId,
+    invite: Request,
+    params: CallParams,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    media: Option<ActiveMedia>,
+    answered: bool,
+    sdp_version: u64,
+    answer_sdp: Option<Bytes>,
+    hangup_at: Option<Instant>,
+    ends_at: Option<Instant>,
+}
+
+/// Audio rate of today's codecs (G.711).
+const RATE: u32 = 8000;
+const FRAME: usize = (RATE / 50) as usize;
+
+impl XmlCall {
+    /// A leg about to run XML.
+    pub fn new(
+        ctx: Arc<CallContext>,
+        leg: LegId,
+        invite: Request,
+        params: CallParams,
+        events: mpsc::UnboundedReceiver<LegEvent>,
+        max_duration: Option<Duration>,
+    ) -> Self {
+        XmlCall {
+            ctx,
+            leg,
+            invite,
+            params,
+            events,
+            media: None,
+            answered: false,
+            sdp_version: 1,
+            answer_sdp: None,
+            hangup_at: None,
+            ends_at: max_duration.map(|d| Instant::now() + d),
+        }
+    }
+
+    /// Runs the call to its end and tears it down.
+    pub async fn run(mut self, first: FirstDocument) -> Ending {
+        let ending = match self.execute_all(first).await {
+            Ok(never) => match never {},
+            Err(ending) => ending,
+        };
+        match &ending {
+            Ending::Remote(reason) => tracing::info!(?reason, "call ended by the caller"),
+            Ending::Local { cause, reject_with } => {
+                tracing::info!(cause = %cause, "ending the call");
+                if self.answered {
+                    self.ctx.sip.hangup(self.leg);
+                } else {
+                    let (status, phrase) =
+                        reject_with.unwrap_or((cause.sip_rejection(), cause.name()));
+                    self.ctx.sip.reject(self.leg, status, phrase);
+                }
+            }
+        }
+        if let Some(media) = self.media.take() {
+            let stats = media.handle.stop().await;
+            tracing::info!(?stats, "media finished");
+        }
+        ending
+    }
+
+    async fn execute_all(
+        &mut self,
+        first: FirstDocument,
+    ) -> Result<std::convert::Infallible, Ending> {
+        let mut document = match first {
+            FirstDocument::Inline(xml) => {
+                parse(xml.as_bytes(), "route xml", HangupCause::InvalidAnswerXml)?
+            }
+            FirstDocument::Url { url, method } => {
+                self.load(&url, method, "StartApp", Vec::new(), Source::Answer)
+                    .await?
+            }
+        };
+        loop {
+            match self.execute(&document.verbs).await? {
+                Next::EndOfDocument => return Err(Ending::local(HangupCause::EndOfXml)),
+                Next::Document(next) => document = next,
+                Next::Redirect { url, method } => {
+                    document = self
+                        .load(&url, method, "Redirect", Vec::new(), Source::Redirect)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Runs verbs until the list ends or one of them moves the call elsewhere.
+    async fn execute(&mut self, verbs: &[Verb]) -> Result<Next, Ending> {
+        for verb in verbs {
+            match verb {
+                Verb::Play(play) => self.play(play).await?,
+                Verb::Speak(speak) => self.speak(speak).await?,
+                Verb::Wait(wait) => self.wait(wait).await?,
+                Verb::Hangup(hangup) => self.hangup(hangup)?,
+                Verb::Redirect(r) => {
+                    return Ok(Next::Redirect {
+                        url: r.url.clone(),
+                        method: r.method,
+                    })
+                }
+                Verb::PreAnswer(pre) => {
+                    if !self.answered {
+                        self.start_media(false).await?;
+                    }
+                    for verb in &pre.verbs {
+                        match verb {
+                            Verb::Play(p) => self.play_early(p).await?,
+                            Verb::Speak(s) => self.speak_early(s).await?,
+                            Verb::Wait(w) => self.wait_early(w).await?,
+                            // The parser allows nothing else inside PreAnswer.
+                            _ => {}
+                        }
+                    }
+                }
+                Verb::MultiPartyCall(mpc) => {
+                    if let Some(next) = self.multi_party_call(mpc).await? {
+                        return Ok(Next::Document(next));
+                    }
+                }
+            }
+        }
+        Ok(Next::EndOfDocument)
+    }
+
+    async fn play(&mut self, play: &Play) -> Result<(), Ending> {
+        self.answer().await?;
+        self.play_early(play).await
+    }
+
+    async fn play_early(&mut self, play: &Play) -> Result<(), Ending> {
+        tracing::debug!(url = %play.url, "Play");
+        let prompts = self.ctx.prompts.clone();
+        let fetch = prompts.audio_url(&play.url, RATE);
+        match self.pump_until(fetch).await? {
+            Ok(pcm) => {
+                self.play_source(&mut PcmPlayer::new(pcm.samples, play.loop_count))
+                    .await
+            }
+            Err(err) => {
+                // Plivo skips a Play it cannot fetch and goes on with the next verb.
+                tracing::warn!(url = %play.url, error = %err, "Play skipped");
+                Ok(())
+            }
+        }
+    }
+
+    async fn speak(&mut self, speak: &Speak) -> Result<(), Ending> {
+        self.answer().await?;
+        self.speak_early(speak).await
+    }
+
+    async fn speak_early(&mut self, speak: &Speak) -> Result<(), Ending> {
+        tracing::debug!(chars = speak.text.len(), voice = %speak.voice, language = %speak.language, "Speak");
+        let prompts = self.ctx.prompts.clone();
+        let synth = prompts.speech(&speak.text, &speak.voice, &speak.language, RATE);
+        match self.pump_until(synth).await? {
+            Ok(pcm) => {
+                self.play_source(&mut PcmPlayer::new(pcm.samples, speak.loop_count))
+                    .await
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "Speak skipped: no speech engine output");
+                Ok(())
+            }
+        }
+    }
+
+    async fn wait(&mut self, wait: &Wait) -> Result<(), Ending> {
+        self.answer().await?;
+        self.wait_early(wait).await
+    }
+
+    async fn wait_early(&mut self, wait: &Wait) -> Result<(), Ending> {
+        // `silence`/`minSilence`/`beep` detection modes wait the full length: the pause itself
+        // is what every mode guarantees.
+        let frames = u64::from(wait.length_secs) * 50;
+        self.play_source(&mut Silence::frames(frames)).await
+    }
+
+    fn hangup(&mut self, hangup: &Hangup) -> Result<(), Ending> {
+        if let Some(secs) = hangup.schedule_secs.filter(|s| *s > 0) {
+            tracing::info!(secs, "hangup scheduled");
+            self.hangup_at = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+            return Ok(());
+        }
+        let reject_with = match hangup.reason {
+            Some(HangupReason::Busy) => Some((486, "Busy Here")),
+            Some(HangupReason::Rejected) => Some((603, "Decline")),
+            None => Some((603, "Decline")),
+        };
+        Err(Ending::Local {
+            cause: HangupCause::NormalHangup,
+            reject_with,
+        })
+    }
+
+    async fn multi_party_call(&mut self, mpc: &MultiPartyCall) -> Result<Option<Document>, Ending> {
+        let Some(rooms) = self.ctx.rooms.clone() else {
+            tracing::warn!(mpc = %mpc.name, "MultiPartyCall skipped: this server has no room service");
+            return Ok(None);
+        };
+        self.answer().await?;
+        let request = JoinRequest {
+            call_uuid: self.params.call_uuid.clone(),
+            from: self.params.from.clone(),
+            to: self.params.to.clone(),
+            mpc: Box::new(mpc.clone()),
+            sample_rate: RATE,
+        };
+        let membership = match self.pump_until(rooms.join(request)).await? {
+            Ok(m) => m,
+            Err(refused) => {
+                tracing::info!(mpc = %mpc.name, reason = %refused.reason, "MultiPartyCall refused; continuing");
+                return Ok(None);
+            }
+        };
+        let crate::room_port::Membership {
+            to_room,
+            mut from_room,
+            exit,
+            left,
+        } = membership;
+        let mut source = RoomSource {
+            from_room: &mut from_room,
+            dtmf: None,
+        };
+        let outcome = self.pump(&mut source, Some(&to_room), exit).await;
+        let exit = match outcome {
+            Ok(Pumped::Ready(Ok(exit))) => exit,
+            Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) => RoomExit::Continue {
+                on_exit: None,
+                params: Vec::new(),
+            },
+            Err(ending) => {
+                let cause = match &ending {
+                    Ending::Local { cause, .. } => *cause,
+                    Ending::Remote(_) => HangupCause::NormalHangup,
+                };
+                let _ = left.send(cause);
+                return Err(ending);
+            }
+        };
+        match exit {
+            RoomExit::Hangup(cause) => Err(Ending::local(cause)),
+            RoomExit::Continue { on_exit: None, .. } => Ok(None),
+            RoomExit::Continue {
+                on_exit: Some(target),
+                params,
+            } => {
+                let doc = self
+                    .load(
+                        &target.url,
+                        target.method,
+                        "MPCExit",
+                        params,
+                        Source::Redirect,
+                    )
+                    .await?;
+                Ok(Some(doc))
+            }
+        }
+    }
+
+    /// Fetches and parses a document, mapping failures to Plivo's causes.
+    async fn load(
+        &mut self,
+        url: &str,
+        method: HttpMethod,
+        event: &str,
+        extra: Vec<(String, String)>,
+        source: Source,
+    ) -> Result<Document, Ending> {
+        let status = if self.answered {
+            "in-progress"
+        } else {
+            "ringing"
+        };
+        let mut params = self.params.pairs(status, event);
+        params.extend(extra);
+        let http = self.ctx.http.clone();
+        let body = match self
+            .pump_until(fetch::fetch_xml(&http, url, method, &params))
+            .await?
+        {
+            Ok(body) => body,
+            Err(err) => {
+                let cause = match (&err, source) {
+                    (FetchError::TooLarge { .. }, Source::Answer) => HangupCause::InvalidAnswerXml,
+                    (FetchError::TooLarge { .. }, Source::Redirect) => {
+                        HangupCause::InvalidRedirectXml
+                    }
+                    (_, Source::Answer) => HangupCause::AnswerUrlUnreachable,
+                    (_, Source::Redirect) => HangupCause::RedirectUrlUnreachable,
+                };
+                tracing::warn!(error = %err, cause = %cause, "cannot fetch the call's XML");
+                return Err(Ending::local(cause));
+            }
+        };
+        let invalid = match source {
+            Source::Answer => HangupCause::InvalidAnswerXml,
+            Source::Redirect => HangupCause::InvalidRedirectXml,
+        };
+        parse(&body, url_options_free(url), invalid)
+    }
+
+    /// Sets up media on the first verb that needs it and sends 200 OK (or 183 for early media).
+    async fn answer(&mut self) -> Result<(), Ending> {
+        if self.answered {
+            return Ok(());
+        }
+        self.start_media(true).await
+    }
+
+    async fn start_media(&mut self, answer: bool) -> Result<(), Ending> {
+        if self.media.is_none() {
+            let session = MediaSession::bind(&self.ctx.ports, self.ctx.media.local_ip)
+                .await
+                .map_err(|err| {
+                    tracing::error!(error = %err, "no RTP port available");
+                    Ending::Local {
+                        cause: HangupCause::MediaFailure,
+                        reject_with: Some((503, "No media ports available")),
+                    }
+                })?;
+            let local_port = session.local_rtp_port();
+            let negotiated = media_setup::negotiate(
+                &self.invite.body,
+                self.ctx.media.local_ip,
+                local_port,
+                self.sdp_version,
+            )
+            .map_err(|err| {
+                tracing::info!(error = %err, "refusing the offer");
+                Ending::Local {
+                    cause: HangupCause::MediaFailure,
+                    reject_with: Some(err.sip_status()),
+                }
+            })?;
+            let handle = session.start(media_setup::params(&self.ctx.media, &negotiated));
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            // Two frames of cushion so that our tick and the sender's tick never starve it.
+            for _ in 0..2 {
+                handle.send_frame(AudioFrame::silence(FRAME, RATE));
+            }
+            self.answer_sdp = Some(Bytes::from(negotiated.answer_sdp));
+            self.media = Some(ActiveMedia {
+                handle,
+                ticker,
+                frame: AudioFrame::silence(FRAME, RATE),
+                local_port,
+            });
+            if !answer {
+                let sdp = self.answer_sdp.clone();
+                self.ctx.sip.provisional(self.leg, 183, sdp);
+                tracing::info!("early media (183)");
+                return Ok(());
+            }
+        }
+        if answer && !self.answered {
+            let sdp = self.answer_sdp.clone().unwrap_or_default();
+            self.ctx.sip.answer(self.leg, sdp);
+            self.answered = true;
+            tracing::info!("answered");
+        }
+        Ok(())
+    }
+
+    async fn play_source(&mut self, source: &mut dyn FrameSource) -> Result<(), Ending> {
+        self.pump(source, None, std::future::pending::<()>())
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits for `work` while the call keeps running (silence out, SIP events handled).
+    async fn pump_until<F: Future>(&mut self, work: F) -> Result<F::Output, Ending> {
+        match self.pump(&mut Silence::forever(), None, work).await? {
+            Pumped::Ready(out) => Ok(out),
+            Pumped::SourceDone => unreachable!("silence forever never ends"),
+        }
+    }
+
+    /// The leg's heartbeat: every 20 ms one frame from `source` goes out; caller audio goes to
+    /// `sink`; SIP events, scheduled hangups and limits are served. Returns when the source
+    /// ends or `until` resolves.
+    async fn pump<F: Future>(
+        &mut self,
+        source: &mut dyn FrameSource,
+        sink: Option<&mpsc::Sender<MemberInput>>,
+        until: F,
+    ) -> Result<Pumped<F::Output>, Ending> {
+        tokio::pin!(until);
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let hangup_at = tokio::time::sleep_until(self.hangup_at.unwrap_or(far));
+        let ends_at = tokio::time::sleep_until(self.ends_at.unwrap_or(far));
+        tokio::pin!(hangup_at, ends_at);
+        let mut shutdown = self.ctx.hangup_all.clone();
+        loop {
+            let wake = {
+                let (ticker, handle) = match self.media.as_mut() {
+                    Some(m) => (Some(&mut m.ticker), Some(&mut m.handle)),
+                    None => (None, None),
+                };
+                tokio::select! {
+                    out = &mut until => Wake::Done(out),
+                    _ = tick(ticker) => Wake::Tick,
+                    item = next_item(handle) => Wake::Media(item),
+                    ev = self.events.recv() => Wake::Leg(ev),
+                    _ = &mut hangup_at => Wake::Scheduled,
+                    _ = &mut ends_at => Wake::Limit,
+                    _ = shutdown.wait_for(|v| *v) => Wake::Shutdown,
+                }
+            };
+            match wake {
+                Wake::Done(out) => return Ok(Pumped::Ready(out)),
+                Wake::Tick => {
+                    let Some(m) = self.media.as_mut() else {
+                        continue;
+                    };
+                    m.frame.len = FRAME;
+                    m.frame.rate = RATE;
+                    if !source.fill(&mut m.frame.samples[..FRAME]) {
+                        return Ok(Pumped::SourceDone);
+                    }
+                    m.handle.send_frame(m.frame.clone());
+                    if let Some((digit, duration_ms)) = source.take_dtmf() {
+                        m.handle.send_dtmf(digit, duration_ms);
+                    }
+                }
+                Wake::Media(Some(MediaItem::Frame(frame))) => {
+                    if let Some(sink) = sink {
+                        // Never wait on the room: a full queue drops the frame.
+                        let _ = sink.try_send(MemberInput::Audio(frame));
+                    }
+                }
+                Wake::Media(Some(MediaItem::Event(MediaEvent::Dtmf { digit, duration_ms }))) => {
+                    tracing::info!(%digit, duration_ms, "DTMF from the caller");
+                    if let Some(sink) = sink {
+                        let _ = sink.try_send(MemberInput::Dtmf { digit, duration_ms });
+                    }
+                }
+                Wake::Media(Some(MediaItem::Event(MediaEvent::RtpTimeout))) => {
+                    tracing::info!("no RTP from the caller: hanging up");
+                    return Err(Ending::local(HangupCause::RtpTimeout));
+                }
+                Wake::Media(Some(MediaItem::Event(ev))) => tracing::debug!(?ev, "media event"),
+                Wake::Media(None) => return Err(Ending::local(HangupCause::MediaFailure)),
+                Wake::Leg(Some(LegEvent::Ended(reason))) => return Err(Ending::Remote(reason)),
+                Wake::Leg(Some(LegEvent::ReInvite(offer))) => self.reinvite(&offer),
+                Wake::Leg(Some(LegEvent::Established)) => tracing::debug!("call established"),
+                Wake::Leg(None) => return Err(Ending::Remote(EndReason::RemoteBye)),
+                Wake::Scheduled => {
+                    tracing::info!("scheduled hangup");
+                    return Err(Ending::local(HangupCause::NormalHangup));
+                }
+                Wake::Limit => {
+                    tracing::info!("route max_duration reached");
+                    return Err(Ending::local(HangupCause::MaxDuration));
+                }
+                Wake::Shutdown => return Err(Ending::local(HangupCause::ServerShutdown)),
+            }
+        }
+    }
+
+    fn reinvite(&mut self, offer: &[u8]) {
+        let Some(media) = self.media.as_ref() else {
+            self.ctx.sip.answer_reinvite(self.leg, 488, Bytes::new());
+            return;
+        };
+        self.sdp_version += 1;
+        match media_setup::negotiate(
+            offer,
+            self.ctx.media.local_ip,
+            media.local_port,
+            self.sdp_version,
+        ) {
+            Ok(Negotiated {
+                answer_sdp,
+                remote_rtp,
+                remote_direction,
+                ..
+            }) => {
+                media.handle.update(remote_rtp, remote_direction);
+                self.ctx
+                    .sip
+                    .answer_reinvite(self.leg, 200, Bytes::from(answer_sdp));
+                tracing::info!(direction = ?remote_direction, "re-INVITE accepted");
+            }
+            Err(err) => {
+                tracing::info!(error = %err, "re-INVITE refused");
+                self.ctx.sip.answer_reinvite(self.leg, 488, Bytes::new());
+            }
+        }
+    }
+}
+
+/// What woke the pump. Frames stay inline: this value lives on the stack for one loop turn.
+#[allow(clippy::large_enum_variant)]
+enum Wake<T> {
+    Done(T),
+    Tick,
+    Media(Option<MediaItem>),
+    Leg(Option<LegEvent>),
+    Scheduled,
+    Limit,
+    Shutdown,
+}
+
+async fn tick(ticker: Option<&mut Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_item(handle: Option<&mut MediaHandle>) -> Option<MediaItem> {
+    match handle {
+        Some(h) => h.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Which kind of URL a document came from, for the failure cause.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Answer,
+    Redirect,
+}
+
+/// Parses a fetched or configured document; every problem is logged, the first names the cause.
+fn parse(body: &[u8], origin: &str, cause: HangupCause) -> Result<Document, Ending> {
+    match huddle_xml::parse_bytes(body) {
+        Ok(parsed) => {
+            for warning in &parsed.warnings {
+                tracing::warn!(%origin, %warning, "XML warning");
+            }
+            Ok(parsed.document)
+        }
+        Err(errors) => {
+            for error in &errors {
+                tracing::warn!(%origin, %error, "invalid XML");
+            }
+            tracing::warn!(%origin, count = errors.len(), cause = %cause, "the call's XML is invalid");
+            Err(Ending::local(cause))
+        }
+    }
+}
+
+/// The URL as requested (Plivo's fragment options stripped), for log lines.
+fn url_options_free(url: &str) -> &str {
+    crate::url_options::split(url).0
+}
+
+/// The room's output as a frame source: its audio, or silence when a frame is late.
+struct RoomSource<'a> {
+    from_room: &'a mut mpsc::Receiver<MemberOutput>,
+    dtmf: Option<(char, u32)>,
+}
+
+impl FrameSource for RoomSource<'_> {
+    fn fill(&mut self, out: &mut [i16]) -> bool {
+        out.fill(0);
+        loop {
+            match self.from_room.try_recv() {
+                Ok(MemberOutput::Audio(frame)) => {
+                    let n = frame.len.min(out.len());
+                    out[..n].copy_from_slice(&frame.samples[..n]);
+                    return true;
+                }
+                Ok(MemberOutput::Dtmf { digit, duration_ms }) => {
+                    // One digit per frame is plenty: digits last at least 40 ms.
+                    self.dtmf = Some((digit, duration_ms));
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                // The room is gone; the exit signal ends the pump.
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn take_dtmf(&mut self) -> Option<(char, u32)> {
+        self.dtmf.take()
+    }
+}

@@ -1,0 +1,101 @@
+//! The boundary between a call leg and the MPC room it joins. The leg owns SIP and RTP; the
+//! room owns the mix. They exchange audio, digits and the reason the leg left.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use huddle_media::session::AudioFrame;
+use huddle_xml::{MultiPartyCall, UrlWithMethod};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cause::HangupCause;
+
+/// A call asking to join (or create) an MPC.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// The leg's CallUUID.
+    pub call_uuid: String,
+    /// Caller.
+    pub from: String,
+    /// Callee.
+    pub to: String,
+    /// The verb with every attribute resolved.
+    pub mpc: Box<MultiPartyCall>,
+    /// The leg's audio sample rate.
+    pub sample_rate: u32,
+}
+
+/// What the leg sends into the room.
+// Frames travel by value on purpose: boxing them would allocate on every 20 ms tick.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum MemberInput {
+    /// The caller's audio, one 20 ms frame.
+    Audio(AudioFrame),
+    /// A DTMF digit the caller pressed (RFC 4733).
+    Dtmf {
+        /// The digit.
+        digit: char,
+        /// How long it was held.
+        duration_ms: u32,
+    },
+}
+
+/// What the room sends to the leg.
+// Frames travel by value on purpose: boxing them would allocate on every 20 ms tick.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum MemberOutput {
+    /// The caller's mix, one 20 ms frame.
+    Audio(AudioFrame),
+    /// A digit relayed from another member, to be sent as RFC 4733.
+    Dtmf {
+        /// The digit.
+        digit: char,
+        /// How long to hold it.
+        duration_ms: u32,
+    },
+}
+
+/// How the leg's stay in the room ended, decided by the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomExit {
+    /// Continue with the next verb, or with this URL's XML (onExitActionUrl), requested with
+    /// these extra parameters.
+    Continue {
+        /// onExitActionUrl with its method, when set.
+        on_exit: Option<UrlWithMethod>,
+        /// Parameters for the on-exit request.
+        params: Vec<(String, String)>,
+    },
+    /// End the call with this cause (MPC ended, kicked out).
+    Hangup(HangupCause),
+}
+
+/// A leg's membership of a room.
+pub struct Membership {
+    /// Caller audio and digits into the room; the leg never waits on it (try_send).
+    pub to_room: mpsc::Sender<MemberInput>,
+    /// The room's output for this caller.
+    pub from_room: mpsc::Receiver<MemberOutput>,
+    /// Resolves when the room lets the leg go.
+    pub exit: oneshot::Receiver<RoomExit>,
+    /// The leg tells the room it hung up (drop also counts as a hang-up).
+    pub left: oneshot::Sender<HangupCause>,
+}
+
+/// Why the room would not take the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRefused {
+    /// Human-readable reason (for example the MPC is full).
+    pub reason: String,
+}
+
+/// The room service: the MPC feature implements it.
+pub trait Rooms: Send + Sync {
+    /// Adds the call to the named MPC, creating it when no live one exists.
+    fn join(
+        &self,
+        request: JoinRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>>;
+}
