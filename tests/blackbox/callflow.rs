@@ -477,3 +477,49 @@ async fn caller_hanging_up_during_a_slow_answer_url_is_clean() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn unplayable_files_and_a_missing_speech_engine_are_skipped_with_a_log_line() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/tone.wav", 200, "audio/wav", wav_tone(700.0, 1.0, 8_000));
+        stub.serve("/garbage.wav", 200, "audio/wav", b"RIFF\x00\x00not audio".to_vec());
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                "<Response><Play>{missing}</Play><Play>{garbage}</Play><Speak>Hello</Speak><Play>{tone}</Play></Response>",
+                missing = stub.url("/missing.wav"),
+                garbage = stub.url("/garbage.wav"),
+                tone = stub.url("/tone.wav"),
+            ),
+        );
+        let config = format!(
+            "{}[audio]\ntts_command = \"/nonexistent/espeak-ng\"\n",
+            answer_route(&stub, "POST")
+        );
+        let srv = server(&config, 20);
+        let mut ua = SipUa::udp(srv.sip).await;
+        let mut rtp = RtpPeer::bind().await;
+        let ok = call(&mut ua, &rtp, "app").await;
+        assert_eq!(ok.status(), 200);
+        ua.ack().await;
+        let (audio, bye) = listen_until_bye(
+            &mut ua,
+            &mut rtp,
+            ok.sdp_audio().unwrap(),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(bye);
+        assert!(
+            detect(&audio[audio.len().saturating_sub(8000)..], 700.0),
+            "the playable file still plays"
+        );
+        let log = srv.log();
+        assert!(log.contains("missing.wav") && log.contains("404"), "{log}");
+        assert!(log.contains("garbage.wav"), "{log}");
+        assert!(log.contains("/nonexistent/espeak-ng"), "the log names the engine: {log}");
+    })
+    .await
+    .expect("timed out");
+}
