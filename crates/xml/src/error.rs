@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::position::LineIndex;
+use crate::position::Locator;
 
 /// One problem in a document, with its position.
 ///
@@ -131,8 +131,8 @@ impl Problem {
         self
     }
 
-    fn locate(self, index: &LineIndex) -> XmlError {
-        let (line, column) = index.line_column(self.offset);
+    fn locate(self, locator: &mut Locator<'_>) -> XmlError {
+        let (line, column) = locator.locate(self.offset);
         XmlError {
             line,
             column,
@@ -165,12 +165,13 @@ impl Diagnostics {
 
     /// Turns offsets into positions; errors (if any) or warnings, each sorted by position.
     pub fn finish(self, input: &str) -> Result<Vec<XmlError>, Vec<XmlError>> {
-        let index = LineIndex::new(input);
         let sorted = |mut list: Vec<Problem>| {
-            // Stable: problems at one spot keep the order they were found in.
+            // Stable: problems at one spot keep the order they were found in. Sorted offsets
+            // also let the locator work in one pass.
             list.sort_by_key(|p| p.offset);
+            let mut locator = Locator::new(input);
             list.into_iter()
-                .map(|p| p.locate(&index))
+                .map(|p| p.locate(&mut locator))
                 .collect::<Vec<_>>()
         };
         if self.errors.is_empty() {

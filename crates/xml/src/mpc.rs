@@ -196,15 +196,13 @@ fn ai_agent_stream(
     });
     s.extra_headers = a.string("aiAgentStreamExtraHeaders");
 
-    let any_stream_attr = ATTRIBUTES
-        .iter()
-        .filter(|n| n.starts_with("aiAgentStream"))
-        .any(|n| a.present(n));
-    if m.role != Role::AiAgent && any_stream_attr {
+    // Only the service URL is worth a warning: the renderer writes the other stream attributes
+    // (with their defaults) on every element.
+    if m.role != Role::AiAgent && a.present("aiAgentStreamServiceUrl") {
         diag.warn(
             Problem::at(
                 element.offset,
-                "aiAgentStream* attributes only apply with role=\"ai-agent\"; ignored",
+                "aiAgentStreamServiceUrl only applies with role=\"ai-agent\"; ignored",
             )
             .element(&element.name),
         );

@@ -3,7 +3,7 @@
 use crate::error::{Diagnostics, Problem, XmlError};
 use crate::model::{Document, Verb};
 use crate::mpc::multi_party_call;
-use crate::position::LineIndex;
+use crate::position::Locator;
 use crate::tree::{self, is_blank, Element, Node};
 use crate::values::trim;
 use crate::verbs::{self, AUDIO_VERBS};
@@ -66,7 +66,7 @@ fn utf8(input: &[u8]) -> Result<&str, Vec<XmlError>> {
         let valid = e.valid_up_to();
         // The prefix up to the bad byte is valid by definition; use it to place the error.
         let prefix = std::str::from_utf8(&input[..valid]).unwrap_or_default();
-        let (line, column) = LineIndex::new(prefix).line_column(valid);
+        let (line, column) = Locator::new(prefix).locate(valid);
         vec![XmlError {
             line,
             column,
