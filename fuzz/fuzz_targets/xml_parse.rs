@@ -21,7 +21,11 @@ fn round_trip(document: &Document, reparse: fn(&str) -> Result<Document, String>
 }
 
 fn errors(errors: Vec<huddle_xml::XmlError>) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -5,6 +5,8 @@
 //! is safe on hostile input: no DTDs or custom entities, a size limit, a depth limit, and no
 //! panics.
 
+#![warn(missing_docs)]
+
 mod attrs;
 mod error;
 pub mod model;
