@@ -32,7 +32,53 @@ pub fn decode_audio(bytes: &[u8], hint: Option<&str>, rate: u32) -> Result<Vec<i
     if bytes.is_empty() {
         return Err(fail("empty file"));
     }
+    check_wav_header(bytes)?;
+    // Last line of defence: symphonia has no unsafe code, so a panic on some input we did not
+    // foresee unwinds cleanly and nothing of the decoder's state survives it.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(bytes, hint, rate)))
+        .unwrap_or_else(|_| Err(fail("the decoder crashed on malformed data")))
+}
 
+/// Most channels a WAV may declare. symphonia supports no more than this many positioned
+/// channels anyway, and checking first avoids an arithmetic overflow in its header parser
+/// (`channels * bytes_per_sample` in `u16`, a panic in debug builds).
+const MAX_WAV_CHANNELS: u16 = 32;
+
+/// Rejects RIFF/WAVE files whose `fmt ` chunk declares an absurd channel count.
+fn check_wav_header(bytes: &[u8]) -> Result<(), PromptError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let mut at = 12usize;
+    // Bounded walk: a hostile file could chain many tiny chunks.
+    for _ in 0..64 {
+        let Some(header) = bytes.get(at..at + 8) else {
+            break;
+        };
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let data = at + 8;
+        if &header[0..4] == b"fmt " {
+            if let Some(channels) = bytes.get(data + 2..data + 4) {
+                let channels = u16::from_le_bytes([channels[0], channels[1]]);
+                if channels == 0 || channels > MAX_WAV_CHANNELS {
+                    return Err(fail(format!("unsupported WAV channel count {channels}")));
+                }
+            }
+            break;
+        }
+        // Chunks are padded to an even length.
+        at = match data
+            .checked_add(len)
+            .and_then(|end| end.checked_add(len & 1))
+        {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Ok(())
+}
+
+fn decode(bytes: &[u8], hint: Option<&str>, rate: u32) -> Result<Vec<i16>, PromptError> {
     let mut probe_hint = Hint::new();
     match hint.map(str::trim) {
         Some(h) if h.contains('/') => {
@@ -150,15 +196,22 @@ pub fn decode_audio(bytes: &[u8], hint: Option<&str>, rate: u32) -> Result<Vec<i
     }
 }
 
-/// Averages interleaved frames of `channels` samples into `mono`; non-finite samples (possible
-/// in hostile float WAVs) count as silence so they cannot poison the resampler.
+/// Averages interleaved frames of `channels` samples into `mono`. Float WAVs can hold any
+/// value: non-finite samples count as silence and the rest are clipped to full scale, since
+/// NaN or huge values would break the resampler's FFT (and would clip at the output anyway).
 fn downmix(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) {
     mono.clear();
     let scale = 1.0 / channels as f32;
     mono.extend(interleaved.chunks_exact(channels).map(|frame| {
         frame
             .iter()
-            .map(|&s| if s.is_finite() { s } else { 0.0 })
+            .map(|&s| {
+                if s.is_finite() {
+                    s.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
             .sum::<f32>()
             * scale
     }));
@@ -178,8 +231,12 @@ mod tests {
     #[test]
     fn downmix_averages_and_drops_non_finite() {
         let mut mono = Vec::new();
-        downmix(&[1.0, 0.0, 0.5, 0.5, f32::NAN, 1.0], 2, &mut mono);
-        assert_eq!(mono, vec![0.5, 0.5, 0.5]);
+        downmix(
+            &[1.0, 0.0, 0.5, 0.5, f32::NAN, 1.0, 1e30, -1e30],
+            2,
+            &mut mono,
+        );
+        assert_eq!(mono, vec![0.5, 0.5, 0.5, 0.0]);
     }
 
     #[test]
