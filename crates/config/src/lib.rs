@@ -360,7 +360,11 @@ impl Config {
             }
         }
         if !(1..=4096).contains(&self.audio.cache_mb) {
-            return Err(invalid("audio.cache_mb", self.audio.cache_mb, "1..=4096 MiB"));
+            return Err(invalid(
+                "audio.cache_mb",
+                self.audio.cache_mb,
+                "1..=4096 MiB",
+            ));
         }
         if self.audio.tts_command.trim().is_empty() {
             return Err(invalid(
