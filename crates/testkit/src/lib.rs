@@ -593,6 +593,15 @@ pub fn rms(pcm: &[i16]) -> f64 {
     (pcm.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
 }
 
+/// The share of `pcm`'s energy at `freq` (0..=1): about 1/n for each of n equal tones.
+pub fn tone_share(pcm: &[i16], freq: f64) -> f64 {
+    let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
+    if energy <= 0.0 {
+        return 0.0;
+    }
+    tone_power(pcm, freq) / (energy * pcm.len() as f64 / 2.0)
+}
+
 /// Whether `freq` holds a clear share of the energy of `pcm`.
 pub fn detect(pcm: &[i16], freq: f64) -> bool {
     let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
@@ -608,6 +617,8 @@ pub struct RtpPeer {
     seq: u16,
     ts: u32,
     phase: f64,
+    /// Peak amplitude of the tones sent (default 10,000).
+    pub amplitude: f64,
 }
 
 impl RtpPeer {
@@ -618,6 +629,7 @@ impl RtpPeer {
             seq: 1,
             ts: 0,
             phase: 0.0,
+            amplitude: 10_000.0,
         }
     }
 
@@ -632,7 +644,7 @@ impl RtpPeer {
         p[2..4].copy_from_slice(&self.seq.to_be_bytes());
         p[4..8].copy_from_slice(&self.ts.to_be_bytes());
         for _ in 0..160 {
-            let s = (self.phase.sin() * 10_000.0) as i16;
+            let s = (self.phase.sin() * self.amplitude) as i16;
             self.phase += 2.0 * std::f64::consts::PI * freq / 8000.0;
             p.push(ulaw_encode(s));
         }
