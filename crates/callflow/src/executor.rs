@@ -314,11 +314,12 @@ impl XmlCall {
             exit,
             left,
         } = membership;
-        let mut source = RoomSource {
+        let link = RoomLink {
+            to_room: &to_room,
             from_room: &mut from_room,
-            dtmf: None,
         };
-        let outcome = self.pump(&mut source, Some(&to_room), exit).await;
+        // The room paces the audio: its frames go out as they arrive, our ticks stay silent.
+        let outcome = self.pump(&mut Silence::forever(), Some(link), exit).await;
         let exit = match outcome {
             Ok(Pumped::Ready(Ok(exit))) => exit,
             Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) => RoomExit::Continue {
@@ -433,10 +434,9 @@ impl XmlCall {
             let handle = session.start(media_setup::params(&self.ctx.media, &negotiated));
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            // Two frames of cushion so that our tick and the sender's tick never starve it.
-            for _ in 0..2 {
-                handle.send_frame(AudioFrame::silence(FRAME, RATE));
-            }
+            // One frame of cushion so that the pacing tick (ours or a room's) and the sender's
+            // tick, which are not in phase, never starve the sender.
+            handle.send_frame(AudioFrame::silence(FRAME, RATE));
             self.answer_sdp = Some(Bytes::from(negotiated.answer_sdp));
             self.media = Some(ActiveMedia {
                 handle,
@@ -474,15 +474,18 @@ impl XmlCall {
         }
     }
 
-    /// The leg's heartbeat: every 20 ms one frame from `source` goes out; caller audio goes to
-    /// `sink`; SIP events, scheduled hangups and limits are served. Returns when the source
-    /// ends or `until` resolves.
+    /// The leg's heartbeat: every 20 ms one frame from `source` goes out; SIP events,
+    /// scheduled hangups and limits are served. In a room, the caller's audio and digits go to
+    /// the room and the room's frames go out as soon as they arrive (the room's tick paces
+    /// them, which saves up to a frame of latency). Returns when the source ends or `until`
+    /// resolves.
     async fn pump<F: Future>(
         &mut self,
         source: &mut dyn FrameSource,
-        sink: Option<&mpsc::Sender<MemberInput>>,
+        mut room: Option<RoomLink<'_>>,
         until: F,
     ) -> Result<Pumped<F::Output>, Ending> {
+        let in_room = room.is_some();
         tokio::pin!(until);
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let hangup_at = tokio::time::sleep_until(self.hangup_at.unwrap_or(far));
@@ -495,9 +498,11 @@ impl XmlCall {
                     Some(m) => (Some(&mut m.ticker), Some(&mut m.handle)),
                     None => (None, None),
                 };
+                let from_room = room.as_mut().map(|r| &mut *r.from_room);
                 tokio::select! {
                     out = &mut until => Wake::Done(out),
-                    _ = tick(ticker) => Wake::Tick,
+                    _ = tick(ticker), if !in_room => Wake::Tick,
+                    got = next_from_room(from_room) => Wake::Room(got),
                     item = next_item(handle) => Wake::Media(item),
                     ev = self.events.recv() => Wake::Leg(ev),
                     _ = &mut hangup_at => Wake::Scheduled,
@@ -507,6 +512,18 @@ impl XmlCall {
             };
             match wake {
                 Wake::Done(out) => return Ok(Pumped::Ready(out)),
+                Wake::Room(Some(MemberOutput::Audio(frame))) => {
+                    if let Some(m) = self.media.as_ref() {
+                        m.handle.send_frame(frame);
+                    }
+                }
+                Wake::Room(Some(MemberOutput::Dtmf { digit, duration_ms })) => {
+                    if let Some(m) = self.media.as_ref() {
+                        m.handle.send_dtmf(digit, duration_ms);
+                    }
+                }
+                // next_from_room never yields None: a closed room waits for its exit signal.
+                Wake::Room(None) => {}
                 Wake::Tick => {
                     let Some(m) = self.media.as_mut() else {
                         continue;
@@ -522,15 +539,15 @@ impl XmlCall {
                     }
                 }
                 Wake::Media(Some(MediaItem::Frame(frame))) => {
-                    if let Some(sink) = sink {
+                    if let Some(r) = room.as_ref() {
                         // Never wait on the room: a full queue drops the frame.
-                        let _ = sink.try_send(MemberInput::Audio(frame));
+                        let _ = r.to_room.try_send(MemberInput::Audio(frame));
                     }
                 }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::Dtmf { digit, duration_ms }))) => {
                     tracing::info!(%digit, duration_ms, "DTMF from the caller");
-                    if let Some(sink) = sink {
-                        let _ = sink.try_send(MemberInput::Dtmf { digit, duration_ms });
+                    if let Some(r) = room.as_ref() {
+                        let _ = r.to_room.try_send(MemberInput::Dtmf { digit, duration_ms });
                     }
                 }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::RtpTimeout))) => {
@@ -592,6 +609,7 @@ impl XmlCall {
 #[allow(clippy::large_enum_variant)]
 enum Wake<T> {
     Done(T),
+    Room(Option<MemberOutput>),
     Tick,
     Media(Option<MediaItem>),
     Leg(Option<LegEvent>),
@@ -647,34 +665,21 @@ fn url_options_free(url: &str) -> &str {
     crate::url_options::split(url).0
 }
 
-/// The room's output as a frame source: its audio, or silence when a frame is late.
-struct RoomSource<'a> {
+/// A leg's two channels to its room while it is a member.
+struct RoomLink<'a> {
+    to_room: &'a mpsc::Sender<MemberInput>,
     from_room: &'a mut mpsc::Receiver<MemberOutput>,
-    dtmf: Option<(char, u32)>,
 }
 
-impl FrameSource for RoomSource<'_> {
-    fn fill(&mut self, out: &mut [i16]) -> bool {
-        out.fill(0);
-        loop {
-            match self.from_room.try_recv() {
-                Ok(MemberOutput::Audio(frame)) => {
-                    let n = frame.len.min(out.len());
-                    out[..n].copy_from_slice(&frame.samples[..n]);
-                    return true;
-                }
-                Ok(MemberOutput::Dtmf { digit, duration_ms }) => {
-                    // One digit per frame is plenty: digits last at least 40 ms.
-                    self.dtmf = Some((digit, duration_ms));
-                }
-                Err(mpsc::error::TryRecvError::Empty) => return true,
-                // The room is gone; the exit signal ends the pump.
-                Err(mpsc::error::TryRecvError::Disconnected) => return true,
-            }
-        }
-    }
-
-    fn take_dtmf(&mut self) -> Option<(char, u32)> {
-        self.dtmf.take()
+async fn next_from_room(
+    from_room: Option<&mut mpsc::Receiver<MemberOutput>>,
+) -> Option<MemberOutput> {
+    match from_room {
+        Some(rx) => match rx.recv().await {
+            Some(out) => Some(out),
+            // Closed: wait for the exit signal instead of spinning.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
