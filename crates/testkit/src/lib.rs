@@ -619,6 +619,9 @@ pub struct RtpPeer {
     phase: f64,
     /// Peak amplitude of the tones sent (default 10,000).
     pub amplitude: f64,
+    /// RFC 4733 events received (event code, once per event, on its end packet).
+    pub dtmf_received: Vec<u8>,
+    last_dtmf_ts: Option<u32>,
 }
 
 impl RtpPeer {
@@ -630,6 +633,8 @@ impl RtpPeer {
             ts: 0,
             phase: 0.0,
             amplitude: 10_000.0,
+            dtmf_received: Vec::new(),
+            last_dtmf_ts: None,
         }
     }
 
@@ -656,6 +661,20 @@ impl RtpPeer {
     /// Sends a tone to `to` for `duration` (paced on absolute 20 ms deadlines) while collecting
     /// what comes back; returns the decoded PCM received.
     pub async fn talk(&mut self, to: SocketAddr, freq: f64, duration: Duration) -> Vec<i16> {
+        self.talk_timed(to, freq, duration)
+            .await
+            .into_iter()
+            .flat_map(|(_, pcm)| pcm)
+            .collect()
+    }
+
+    /// Like [`RtpPeer::talk`], with the arrival time of every received packet.
+    pub async fn talk_timed(
+        &mut self,
+        to: SocketAddr,
+        freq: f64,
+        duration: Duration,
+    ) -> Vec<(Instant, Vec<i16>)> {
         let mut received = Vec::new();
         let start = tokio::time::Instant::now();
         let mut n = 0u32;
@@ -668,12 +687,50 @@ impl RtpPeer {
             while let Ok(Ok((len, _))) =
                 tokio::time::timeout_at(next, self.socket.recv_from(&mut buf)).await
             {
-                if len > 12 && buf[1] & 0x7F == 0 {
-                    received.extend(buf[12..len].iter().map(|b| ulaw_decode(*b)));
+                if len <= 12 {
+                    continue;
+                }
+                match buf[1] & 0x7F {
+                    0 => received.push((
+                        Instant::now(),
+                        buf[12..len].iter().map(|b| ulaw_decode(*b)).collect(),
+                    )),
+                    101 if len >= 16 => {
+                        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                        let end = buf[13] & 0x80 != 0;
+                        if end && self.last_dtmf_ts != Some(ts) {
+                            self.last_dtmf_ts = Some(ts);
+                            self.dtmf_received.push(buf[12]);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         received
+    }
+
+    /// Sends one RFC 4733 digit (event code 0-15) of 100 ms on payload type 101, keeping the
+    /// audio clock running: 5 updates, then the end packet three times.
+    pub async fn send_dtmf(&mut self, to: SocketAddr, event: u8) {
+        let ts = self.ts;
+        for i in 0..8u16 {
+            let end = i >= 5;
+            let duration = (i.min(5) + 1) * 160;
+            let mut p = vec![0x80, 101, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            if i == 0 {
+                p[1] |= 0x80;
+            }
+            p[2..4].copy_from_slice(&self.seq.to_be_bytes());
+            p[4..8].copy_from_slice(&ts.to_be_bytes());
+            p.push(event);
+            p.push(if end { 0x80 | 10 } else { 10 });
+            p.extend_from_slice(&duration.to_be_bytes());
+            self.seq = self.seq.wrapping_add(1);
+            let _ = self.socket.send_to(&p, to).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.ts = self.ts.wrapping_add(6 * 160);
     }
 }
 
