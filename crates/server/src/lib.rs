@@ -16,6 +16,27 @@ use tokio::sync::watch;
 /// Runs the server until SIGTERM or SIGINT, then drains: new INVITEs get 503, live calls get
 /// `server.shutdown_grace_secs` to finish before they are hung up with BYE.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A started server: what in-process tests and the shutdown path need.
+pub struct Running {
+    sip: huddle_sip::service::SipHandle,
+    hangup_all: watch::Sender<bool>,
+    http_stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+    /// The SIP sockets actually bound.
+    pub sip_addrs: Vec<SocketAddr>,
+    /// The HTTP address actually bound.
+    pub http_addr: SocketAddr,
+}
+
+/// Starts every part and returns once SIP and HTTP listen.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = huddle_api::install_metrics_recorder();
     let health = huddle_api::Health::default();
     let advertised_ip = config.resolve_advertised_ip();
@@ -67,7 +88,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
-    tracing::info!(addr = %config.http.listen, "HTTP listening");
+    let http_addr = listener.local_addr().unwrap_or(config.http.listen);
+    tracing::info!(addr = %http_addr, "HTTP listening");
     let (http_stop_tx, http_stop_rx) = watch::channel(false);
     let router = huddle_api::router(huddle_api::ApiState {
         health: health.clone(),
@@ -82,25 +104,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     health.set_http(true);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "huddle is up");
+    Ok(Running {
+        sip_addrs: sip.bound().iter().map(|b| b.addr).collect(),
+        sip,
+        hangup_all: hangup_tx,
+        http_stop: http_stop_tx,
+        http,
+        grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        http_addr,
+    })
+}
 
-    wait_for_signal().await;
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    tracing::info!(
-        grace_secs = grace.as_secs(),
-        "shutting down: refusing new calls"
-    );
-    sip.set_draining(true);
-    let drained = wait_for_no_legs(&sip, grace).await;
-    if !drained {
-        tracing::info!("grace period over: hanging up live calls");
-        let _ = hangup_tx.send(true);
-        // BYE transactions finish in well under a second on a healthy network; cap the wait.
-        wait_for_no_legs(&sip, Duration::from_secs(5)).await;
+impl Running {
+    /// Drains: new INVITEs get 503, live calls get the grace period, then BYE; HTTP stops.
+    pub async fn shutdown(self) {
+        let Running {
+            sip,
+            hangup_all,
+            http_stop,
+            http,
+            grace,
+            ..
+        } = self;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: refusing new calls"
+        );
+        sip.set_draining(true);
+        let drained = wait_for_no_legs(&sip, grace).await;
+        if !drained {
+            tracing::info!("grace period over: hanging up live calls");
+            let _ = hangup_all.send(true);
+            // BYE transactions finish in well under a second on a healthy network; cap the wait.
+            wait_for_no_legs(&sip, Duration::from_secs(5)).await;
+        }
+        let _ = http_stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+        tracing::info!("stopped");
     }
-    let _ = http_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn wait_for_no_legs(sip: &huddle_sip::service::SipHandle, limit: Duration) -> bool {
