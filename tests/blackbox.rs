@@ -5,6 +5,7 @@ mod blackbox {
     pub mod check_xml;
     pub mod echo;
     pub mod hostile;
+    pub mod room;
     pub mod shutdown;
     pub mod sip_behaviour;
     pub mod sipp;

@@ -58,7 +58,7 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("huddle_tick_lateness_seconds".into()),
+                    Matcher::Full("huddle_mixer_tick_lateness_seconds".into()),
                     &[0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
                 )
                 .unwrap_or_else(|_| PrometheusBuilder::new());

@@ -33,6 +33,25 @@ pub struct Running {
     pub sip_addrs: Vec<SocketAddr>,
     /// The HTTP address actually bound.
     pub http_addr: SocketAddr,
+    /// The live MPCs, for commands.
+    pub rooms: huddle_room::RoomRegistry,
+}
+
+/// Room events waiting for delivery; beyond this they are dropped and counted.
+const ROOM_EVENT_QUEUE: usize = 10_000;
+
+/// Until status callbacks are delivered over HTTP, every room event is logged.
+async fn log_room_events(mut events: tokio::sync::mpsc::Receiver<huddle_room::RoomEvent>) {
+    while let Some(event) = events.recv().await {
+        tracing::info!(
+            event = event.name.as_str(),
+            mpc = %event.mpc_name,
+            mpc_uuid = %event.mpc_uuid,
+            member = event.member.as_ref().map(|m| m.member_id),
+            params = ?event.params,
+            "MPC event"
+        );
+    }
 }
 
 /// Starts every part and returns once SIP and HTTP listen.
@@ -60,6 +79,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .connect_timeout(Duration::from_secs(2))
         .build()
         .context("cannot build the HTTP client")?;
+    let prompts = huddle_prompts::Prompts::new(
+        http.clone(),
+        huddle_prompts::PromptConfig {
+            cache_bytes: config.audio.cache_mb * 1024 * 1024,
+            tts_command: config.audio.tts_command.clone(),
+            ..huddle_prompts::PromptConfig::default()
+        },
+    );
+    let (room_events, events_rx) = tokio::sync::mpsc::channel(ROOM_EVENT_QUEUE);
+    tokio::spawn(log_room_events(events_rx));
+    let rooms = huddle_room::RoomRegistry::new(http.clone(), prompts.clone(), room_events);
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
         router: router(&config),
@@ -72,15 +102,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 .then(|| Duration::from_secs(config.rtp.rtp_timeout_secs)),
         },
         http: http.clone(),
-        prompts: huddle_prompts::Prompts::new(
-            http,
-            huddle_prompts::PromptConfig {
-                cache_bytes: config.audio.cache_mb * 1024 * 1024,
-                tts_command: config.audio.tts_command.clone(),
-                ..huddle_prompts::PromptConfig::default()
-            },
-        ),
-        rooms: None,
+        prompts,
+        rooms: Some(Arc::new(rooms.clone())),
         hangup_all: hangup_rx,
     });
     tokio::spawn(huddle_callflow::run(ctx, sip_events));
@@ -112,6 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
         http_addr,
+        rooms,
     })
 }
 

@@ -1,0 +1,653 @@
+//! The tokio shell around one [`Room`]: it owns the members' channels, runs the 20 ms mix tick
+//! on absolute deadlines, plays music and sounds, and turns the state machine's outputs into
+//! messages. One task per live MPC: a room's members are touched by that task only, so the
+//! tick takes no locks; slow work (fetching music, sound URLs) runs in spawned tasks whose
+//! results come back as messages.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use huddle_callflow::fetch::CallParams;
+use huddle_callflow::{
+    HangupCause, JoinRefused, JoinRequest, MemberInput, MemberOutput, Membership, RoomExit,
+};
+use huddle_media::session::AudioFrame;
+use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
+use huddle_xml::{Sound, UrlWithMethod};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::clock::plivo_timestamp;
+use crate::registry::RoomDeps;
+use crate::sounds::{self, MusicLoop, SoundCursor};
+use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status};
+
+/// 20 ms.
+const TICK: Duration = Duration::from_millis(20);
+/// Frames a member may have queued for the mixer; more means it runs ahead, drop the oldest.
+const MAX_QUEUED: usize = 3;
+/// Frames queued towards a member's leg before we drop.
+const OUTBOX: usize = 8;
+
+/// A join's answer.
+pub(crate) enum JoinReply {
+    Joined(Membership),
+    Refused(JoinRefused),
+    /// The MPC ended meanwhile: the registry creates a new one.
+    Gone,
+}
+
+/// What the registry and helper tasks send to a room.
+pub(crate) enum ActorMsg {
+    Join {
+        request: Box<JoinRequest>,
+        member_id: u64,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Music {
+        slot: MusicSlot,
+        pcm: Option<Arc<[i16]>>,
+    },
+    Sound {
+        pcm: Arc<[i16]>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<MpcSnapshot>,
+    },
+}
+
+/// A point-in-time view of an MPC, for the API and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpcSnapshot {
+    /// MPCUUID.
+    pub uuid: String,
+    /// Friendly name.
+    pub name: String,
+    /// Status.
+    pub status: Status,
+    /// Current participants.
+    pub participants: Vec<ParticipantSnapshot>,
+}
+
+/// One participant in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantSnapshot {
+    /// MemberID.
+    pub member_id: u64,
+    /// CallUUID.
+    pub call_uuid: String,
+    /// Role.
+    pub role: huddle_xml::Role,
+    /// Muted.
+    pub muted: bool,
+    /// On hold.
+    pub held: bool,
+    /// Coach mode.
+    pub coach_mode: bool,
+}
+
+/// Which bed of music.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MusicSlot {
+    Wait,
+    AgentHold,
+    CustomerHold,
+}
+
+struct Member {
+    id: u64,
+    params: CallParams,
+    joined_at: SystemTime,
+    inbox: mpsc::Receiver<MemberInput>,
+    outbox: mpsc::Sender<MemberOutput>,
+    exit: Option<oneshot::Sender<RoomExit>>,
+    left: oneshot::Receiver<HangupCause>,
+    queue: VecDeque<AudioFrame>,
+    voice: AudioFrame,
+    has_voice: bool,
+    sound: AudioFrame,
+    sounds: Vec<SoundCursor>,
+    mix: AudioFrame,
+    vad: VoiceActivity,
+}
+
+/// Runs a room until it ends and every member is gone.
+pub(crate) async fn run(
+    uuid: String,
+    name: String,
+    rate: u32,
+    deps: Arc<RoomDeps>,
+    mut rx: mpsc::UnboundedReceiver<ActorMsg>,
+    tx: mpsc::UnboundedSender<ActorMsg>,
+) {
+    let frame_len = (rate / 50) as usize;
+    let mut state = Room::new(uuid.clone(), name.clone(), std::time::Instant::now());
+    let mut shell = Shell {
+        deps,
+        tx,
+        rate,
+        frame_len,
+        members: Vec::with_capacity(10),
+        mixer: Mixer::new(frame_len, HearingTable::default()),
+        wait: MusicLoop::default(),
+        agent_hold: MusicLoop::default(),
+        customer_hold: MusicLoop::default(),
+        music_frames: [
+            AudioFrame::silence(frame_len, rate),
+            AudioFrame::silence(frame_len, rate),
+            AudioFrame::silence(frame_len, rate),
+        ],
+        beep1: sounds::beep1(rate),
+        beep2: sounds::beep2(rate),
+        outputs: Vec::with_capacity(32),
+        music_requested: false,
+    };
+    metrics::gauge!("huddle_rooms_active").increment(1.0);
+    let mut next = Instant::now() + TICK;
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(msg) => shell.message(&mut state, msg),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(next) => {
+                let now = Instant::now();
+                let late = now.saturating_duration_since(next);
+                metrics::histogram!("huddle_mixer_tick_lateness_seconds").record(late.as_secs_f64());
+                shell.tick(&mut state);
+                next += TICK;
+                if now > next + TICK * 5 {
+                    // Far behind (the machine stalled): resynchronise instead of bursting.
+                    next = now + TICK;
+                    metrics::counter!("huddle_mixer_ticks_skipped_total").increment(1);
+                }
+            }
+        }
+        if state.status() == Status::Ended && shell.members.is_empty() {
+            break;
+        }
+    }
+    metrics::gauge!("huddle_rooms_active").decrement(1.0);
+    tracing::info!(mpc = %name, mpc_uuid = %uuid, "room closed");
+    shell.deps.forget(&name, &uuid);
+    // Joins that raced with the end are told to start a new MPC.
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let ActorMsg::Join { reply, .. } = msg {
+            let _ = reply.send(JoinReply::Gone);
+        }
+    }
+}
+
+struct Shell {
+    deps: Arc<RoomDeps>,
+    tx: mpsc::UnboundedSender<ActorMsg>,
+    rate: u32,
+    frame_len: usize,
+    members: Vec<Member>,
+    mixer: Mixer,
+    wait: MusicLoop,
+    agent_hold: MusicLoop,
+    customer_hold: MusicLoop,
+    music_frames: [AudioFrame; 3],
+    beep1: Arc<[i16]>,
+    beep2: Arc<[i16]>,
+    outputs: Vec<Output>,
+    music_requested: bool,
+}
+
+impl Shell {
+    fn feed(&mut self, state: &mut Room, input: Input) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        state.handle(input, std::time::Instant::now(), &mut outputs);
+        for output in outputs.drain(..) {
+            self.apply(state, output);
+        }
+        self.outputs = outputs;
+    }
+
+    fn message(&mut self, state: &mut Room, msg: ActorMsg) {
+        match msg {
+            ActorMsg::Join {
+                request,
+                member_id,
+                reply,
+            } => {
+                if state.status() == Status::Ended {
+                    let _ = reply.send(JoinReply::Gone);
+                    return;
+                }
+                self.join(state, *request, member_id, reply);
+            }
+            ActorMsg::Command { command, reply } => {
+                let mut outputs = std::mem::take(&mut self.outputs);
+                state.handle(
+                    Input::Command(command),
+                    std::time::Instant::now(),
+                    &mut outputs,
+                );
+                let failure = outputs.iter().find_map(|o| match o {
+                    Output::CommandFailed(e) => Some(e.clone()),
+                    _ => None,
+                });
+                for output in outputs.drain(..) {
+                    self.apply(state, output);
+                }
+                self.outputs = outputs;
+                let _ = reply.send(failure.map_or(Ok(()), Err));
+            }
+            ActorMsg::Music { slot, pcm } => match slot {
+                MusicSlot::Wait => self.wait.set(pcm),
+                MusicSlot::AgentHold => self.agent_hold.set(pcm),
+                MusicSlot::CustomerHold => self.customer_hold.set(pcm),
+            },
+            ActorMsg::Sound { pcm } => self.play_to_unheld(state, pcm),
+            ActorMsg::Snapshot { reply } => {
+                let _ = reply.send(MpcSnapshot {
+                    uuid: state.uuid().to_string(),
+                    name: state.name().to_string(),
+                    status: state.status(),
+                    participants: state
+                        .participants()
+                        .iter()
+                        .map(|p| ParticipantSnapshot {
+                            member_id: p.member_id,
+                            call_uuid: p.call_uuid.clone(),
+                            role: p.role,
+                            muted: p.muted,
+                            held: p.held,
+                            coach_mode: p.coach_mode,
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        state: &mut Room,
+        request: JoinRequest,
+        member_id: u64,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
+        let (to_room, inbox) = mpsc::channel(16);
+        let (outbox, from_room) = mpsc::channel(OUTBOX);
+        let (exit_tx, exit) = oneshot::channel();
+        let (left, left_rx) = oneshot::channel();
+        let params = CallParams {
+            call_uuid: request.call_uuid.clone(),
+            from: request.from.clone(),
+            to: request.to.clone(),
+            direction: "inbound",
+        };
+        let rate = self.rate;
+        self.members.push(Member {
+            id: member_id,
+            params,
+            joined_at: SystemTime::now(),
+            inbox,
+            outbox,
+            exit: Some(exit_tx),
+            left: left_rx,
+            queue: VecDeque::with_capacity(MAX_QUEUED + 1),
+            voice: AudioFrame::silence(self.frame_len, rate),
+            has_voice: false,
+            sound: AudioFrame::silence(self.frame_len, rate),
+            sounds: Vec::with_capacity(4),
+            mix: AudioFrame::silence(self.frame_len, rate),
+            vad: VoiceActivity::new(VadConfig::default()),
+        });
+        let mut outputs = std::mem::take(&mut self.outputs);
+        state.handle(
+            Input::Join {
+                member_id,
+                call_uuid: request.call_uuid.clone(),
+                mpc: request.mpc,
+            },
+            std::time::Instant::now(),
+            &mut outputs,
+        );
+        let refused = outputs.iter().find_map(|o| match o {
+            Output::Refused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        if let Some(reason) = refused {
+            self.members.retain(|m| m.id != member_id);
+            let _ = reply.send(JoinReply::Refused(JoinRefused { reason }));
+        } else {
+            let _ = reply.send(JoinReply::Joined(Membership {
+                to_room,
+                from_room,
+                exit,
+                left,
+            }));
+        }
+        if !self.music_requested && state.settings().is_some() {
+            self.music_requested = true;
+            self.request_music(state);
+        }
+        for output in outputs.drain(..) {
+            self.apply(state, output);
+        }
+        self.outputs = outputs;
+    }
+
+    /// Fetches the three beds of music once, from the MPC's settings (first joiner's URLs).
+    fn request_music(&self, state: &Room) {
+        let Some(settings) = state.settings() else {
+            return;
+        };
+        let Some(first) = self.members.first() else {
+            return;
+        };
+        let extra = vec![
+            ("MPCUUID".to_string(), state.uuid().to_string()),
+            ("MPCName".to_string(), state.name().to_string()),
+        ];
+        for (slot, target) in [
+            (MusicSlot::Wait, settings.wait_music.clone()),
+            (MusicSlot::AgentHold, settings.agent_hold_music.clone()),
+            (
+                MusicSlot::CustomerHold,
+                settings.customer_hold_music.clone(),
+            ),
+        ] {
+            let Some(target) = target else { continue };
+            self.spawn_render(target, first.params.clone(), extra.clone(), move |pcm| {
+                ActorMsg::Music { slot, pcm }
+            });
+        }
+    }
+
+    fn spawn_render(
+        &self,
+        target: UrlWithMethod,
+        params: CallParams,
+        extra: Vec<(String, String)>,
+        wrap: impl FnOnce(Option<Arc<[i16]>>) -> ActorMsg + Send + 'static,
+    ) {
+        let deps = self.deps.clone();
+        let tx = self.tx.clone();
+        let rate = self.rate;
+        tokio::spawn(async move {
+            let pcm =
+                sounds::render_document(&deps.http, &deps.prompts, &target, &params, &extra, rate)
+                    .await;
+            let _ = tx.send(wrap(pcm));
+        });
+    }
+
+    fn apply(&mut self, state: &Room, output: Output) {
+        match output {
+            Output::Admitted { .. } | Output::Refused { .. } | Output::CommandFailed(_) => {}
+            Output::Release {
+                member_id,
+                release,
+                on_exit,
+                cause,
+            } => {
+                let Some(i) = self.members.iter().position(|m| m.id == member_id) else {
+                    return;
+                };
+                let mut member = self.members.remove(i);
+                let role = state
+                    .participant(member_id)
+                    .map(|p| p.role.as_str())
+                    .unwrap_or_default();
+                let exit = match release {
+                    Release::HangupKicked => RoomExit::Hangup(HangupCause::KickedOut),
+                    Release::Continue => RoomExit::Continue {
+                        on_exit,
+                        params: vec![
+                            ("MPCUUID".into(), state.uuid().to_string()),
+                            ("MPCFriendlyName".into(), state.name().to_string()),
+                            ("MemberID".into(), member_id.to_string()),
+                            (
+                                "ParticipantCallUUID".into(),
+                                member.params.call_uuid.clone(),
+                            ),
+                            (
+                                "ParticipantJoinTime".into(),
+                                plivo_timestamp(member.joined_at),
+                            ),
+                            (
+                                "ParticipantEndTime".into(),
+                                plivo_timestamp(SystemTime::now()),
+                            ),
+                            ("ParticipantRole".into(), role.to_string()),
+                            ("ParticipantExitCause".into(), cause.name().to_string()),
+                        ],
+                    },
+                };
+                if let Some(tx) = member.exit.take() {
+                    let _ = tx.send(exit);
+                }
+            }
+            Output::Sound(sound) => {
+                match sound {
+                    Sound::None => {}
+                    Sound::Beep1 => self.play_to_unheld(state, self.beep1.clone()),
+                    Sound::Beep2 => self.play_to_unheld(state, self.beep2.clone()),
+                    Sound::Url(url) => {
+                        if let Some(first) = self.members.first() {
+                            let target = UrlWithMethod {
+                                url,
+                                method: huddle_xml::HttpMethod::Get,
+                            };
+                            self.spawn_render(target, first.params.clone(), Vec::new(), |pcm| {
+                                match pcm {
+                                    Some(pcm) => ActorMsg::Sound { pcm },
+                                    None => ActorMsg::Sound {
+                                        pcm: Arc::from(Vec::new()),
+                                    },
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+            Output::RelayDtmf {
+                from,
+                digit,
+                duration_ms,
+            } => {
+                for m in self.members.iter().filter(|m| m.id != from) {
+                    let _ = m.outbox.try_send(MemberOutput::Dtmf { digit, duration_ms });
+                }
+            }
+            Output::Event(event) => self.deps.emit(event),
+            Output::Ended(cause) => {
+                tracing::info!(mpc = %state.name(), cause = cause.name(), code = cause.code(), "MPC ended");
+            }
+        }
+    }
+
+    /// Entry and exit sounds reach every listener that is not on hold (design.md).
+    fn play_to_unheld(&mut self, state: &Room, pcm: Arc<[i16]>) {
+        if pcm.is_empty() {
+            return;
+        }
+        for m in &mut self.members {
+            let held = state.participant(m.id).is_some_and(|p| p.held);
+            if !held && m.sounds.len() < m.sounds.capacity() {
+                m.sounds.push(SoundCursor::new(pcm.clone()));
+            }
+        }
+    }
+
+    fn tick(&mut self, state: &mut Room) {
+        // Inputs: hang-ups, digits and the caller audio that arrived since the last tick.
+        let mut hung_up: Vec<u64> = Vec::new();
+        let mut digits: Vec<(u64, char, u32)> = Vec::new();
+        for m in &mut self.members {
+            if m.left.try_recv().is_ok() {
+                hung_up.push(m.id);
+                continue;
+            }
+            loop {
+                match m.inbox.try_recv() {
+                    Ok(MemberInput::Audio(frame)) => {
+                        if m.queue.len() >= MAX_QUEUED {
+                            m.queue.pop_front();
+                            metrics::counter!("huddle_room_frames_dropped_total", "reason" => "member_ahead").increment(1);
+                        }
+                        m.queue.push_back(frame);
+                    }
+                    Ok(MemberInput::Dtmf { digit, duration_ms }) => {
+                        digits.push((m.id, digit, duration_ms))
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        hung_up.push(m.id);
+                        break;
+                    }
+                }
+            }
+        }
+        for id in hung_up {
+            self.members.retain(|m| m.id != id);
+            self.feed(state, Input::Hangup { member_id: id });
+        }
+        for (member_id, digit, duration_ms) in digits {
+            self.feed(
+                state,
+                Input::Dtmf {
+                    member_id,
+                    digit,
+                    duration_ms,
+                },
+            );
+        }
+        self.feed(state, Input::Tick);
+        if self.members.is_empty() {
+            return;
+        }
+
+        // One frame per member; voice activity.
+        let mut speaking: Vec<(u64, bool)> = Vec::new();
+        for m in &mut self.members {
+            match m.queue.pop_front() {
+                Some(frame) => {
+                    m.voice = frame;
+                    m.has_voice = true;
+                    if let Some(ev) = m.vad.push(m.voice.pcm()) {
+                        speaking.push((m.id, ev == VoiceEvent::Started));
+                    }
+                }
+                None => m.has_voice = false,
+            }
+        }
+        for (member_id, active) in speaking {
+            self.feed(state, Input::Speaking { member_id, active });
+        }
+
+        // Mix: sum contributors once, then one mix-minus per listener.
+        let n = self.frame_len;
+        self.mixer.begin();
+        for m in &self.members {
+            if let Some(p) = state.participant(m.id) {
+                if m.has_voice && state.contributes(p) {
+                    self.mixer.add(p.speaker_class(), &m.voice.samples[..n]);
+                }
+            }
+        }
+        self.mixer.finish();
+        self.wait.advance(&mut self.music_frames[0].samples[..n]);
+        self.agent_hold
+            .advance(&mut self.music_frames[1].samples[..n]);
+        self.customer_hold
+            .advance(&mut self.music_frames[2].samples[..n]);
+
+        for m in &mut self.members {
+            let Some(p) = state.participant(m.id) else {
+                continue;
+            };
+            let hearing = state.hearing(p);
+            let own = (m.has_voice && state.contributes(p)).then(|| p.speaker_class());
+            let Member {
+                voice,
+                sound,
+                sounds,
+                mix,
+                outbox,
+                ..
+            } = m;
+            // Sounds are for listeners not on hold; a hold starting mid-beep cuts it.
+            let has_sound = if matches!(
+                hearing,
+                Hearing::AgentHoldMusic | Hearing::CustomerHoldMusic
+            ) {
+                sounds.clear();
+                false
+            } else {
+                mix_sounds(sounds, &mut sound.samples[..n])
+            };
+            let extra: &[&[i16]] = if has_sound {
+                &[&sound.samples[..n]]
+            } else {
+                &[]
+            };
+            match hearing {
+                Hearing::Room(class) => self.mixer.mix_for(
+                    class,
+                    own.map(|c| (c, &voice.samples[..n])),
+                    extra,
+                    &mut mix.samples[..n],
+                ),
+                Hearing::WaitMusic => overlay(
+                    &self.music_frames[0].samples[..n],
+                    extra,
+                    &mut mix.samples[..n],
+                ),
+                Hearing::AgentHoldMusic => {
+                    mix.samples[..n].copy_from_slice(&self.music_frames[1].samples[..n])
+                }
+                Hearing::CustomerHoldMusic => {
+                    mix.samples[..n].copy_from_slice(&self.music_frames[2].samples[..n])
+                }
+            }
+            mix.len = n;
+            mix.rate = self.rate;
+            if outbox.try_send(MemberOutput::Audio(mix.clone())).is_err() {
+                metrics::counter!("huddle_room_frames_dropped_total", "reason" => "leg_behind")
+                    .increment(1);
+            }
+        }
+    }
+}
+
+/// Sums the member's active sounds into `out`; false when none is playing.
+fn mix_sounds(sounds: &mut Vec<SoundCursor>, out: &mut [i16]) -> bool {
+    if sounds.is_empty() {
+        return false;
+    }
+    out.fill(0);
+    let mut scratch = [0i16; huddle_mixer::MAX_FRAME];
+    let scratch = &mut scratch[..out.len()];
+    sounds.retain_mut(|cursor| {
+        let more = cursor.next_frame(scratch);
+        for (o, s) in out.iter_mut().zip(scratch.iter()) {
+            *o = o.saturating_add(*s);
+        }
+        more
+    });
+    true
+}
+
+/// Music plus sounds, through the same limiter as the room mix.
+fn overlay(music: &[i16], extra: &[&[i16]], out: &mut [i16]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut sum = i32::from(music[i]);
+        for e in extra {
+            sum += i32::from(e.get(i).copied().unwrap_or(0));
+        }
+        *o = soft_limit(sum);
+    }
+}

@@ -1,0 +1,17 @@
+//! The multi-party call (MPC): a sans-IO state machine ([`state::Room`]) for membership,
+//! roles, hold/mute/coach, lifecycle and limits; the actor that runs it with the 20 ms mixer;
+//! and the registry that implements the call flow's room port.
+
+mod actor;
+pub mod causes;
+pub mod clock;
+pub mod events;
+pub mod registry;
+pub mod sounds;
+pub mod state;
+
+pub use actor::{MpcSnapshot, ParticipantSnapshot};
+pub use causes::{ExitCause, TerminationCause};
+pub use events::{EventName, MemberRef, RoomEvent};
+pub use registry::{RegistryError, RoomRegistry};
+pub use state::{Command, CommandError, Target};

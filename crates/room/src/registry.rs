@@ -1,0 +1,199 @@
+//! Live MPCs by name: the room service the call flow joins through (`huddle_callflow::Rooms`),
+//! and the command entry point for the REST API. The map is touched on join, command and room
+//! end only — never by a mix tick.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms};
+use huddle_prompts::Prompts;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actor::{self, ActorMsg, JoinReply, MpcSnapshot};
+use crate::events::RoomEvent;
+use crate::state::{Command, CommandError};
+
+/// What every room needs from the outside.
+pub struct RoomDeps {
+    /// For music and sound documents.
+    pub http: reqwest::Client,
+    /// Play/Speak audio.
+    pub prompts: Prompts,
+    /// Where events go (the callback queue). Full: the event is dropped and counted.
+    pub events: mpsc::Sender<RoomEvent>,
+    live: Mutex<HashMap<String, RoomHandle>>,
+}
+
+impl RoomDeps {
+    pub(crate) fn emit(&self, event: RoomEvent) {
+        tracing::debug!(event = event.name.as_str(), mpc = %event.mpc_name, member = ?event.member.as_ref().map(|m| m.member_id), "room event");
+        if self.events.try_send(event).is_err() {
+            metrics::counter!("huddle_room_events_dropped_total").increment(1);
+        }
+    }
+
+    /// Removes an ended room from the live map (if it is still the one under that name).
+    pub(crate) fn forget(&self, name: &str, uuid: &str) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.get(name).is_some_and(|h| h.uuid == uuid) {
+            live.remove(name);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct RoomHandle {
+    uuid: String,
+    tx: mpsc::UnboundedSender<ActorMsg>,
+}
+
+/// Why a command could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// No live MPC with that name or uuid.
+    NotFound,
+    /// The room refused the command.
+    Refused(CommandError),
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::NotFound => write!(f, "no live multiparty call with that name"),
+            RegistryError::Refused(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The room service.
+#[derive(Clone)]
+pub struct RoomRegistry {
+    deps: Arc<RoomDeps>,
+    member_ids: Arc<AtomicU64>,
+}
+
+impl RoomRegistry {
+    /// A registry whose rooms send events to `events`.
+    pub fn new(http: reqwest::Client, prompts: Prompts, events: mpsc::Sender<RoomEvent>) -> Self {
+        RoomRegistry {
+            deps: Arc::new(RoomDeps {
+                http,
+                prompts,
+                events,
+                live: Mutex::new(HashMap::new()),
+            }),
+            // Member ids are decimal strings in the API; start well above 0 so they never
+            // look like counts.
+            member_ids: Arc::new(AtomicU64::new(10_000)),
+        }
+    }
+
+    /// Names of the live MPCs.
+    pub fn live_names(&self) -> Vec<String> {
+        let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.keys().cloned().collect()
+    }
+
+    /// The uuid of the live MPC with this name.
+    pub fn uuid_of(&self, name: &str) -> Option<String> {
+        let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(name).map(|h| h.uuid.clone())
+    }
+
+    /// Sends an operator command to a live MPC (by friendly name or by uuid); it takes effect
+    /// before the room's next tick.
+    pub async fn command(&self, name_or_uuid: &str, command: Command) -> Result<(), RegistryError> {
+        let handle = self.find(name_or_uuid).ok_or(RegistryError::NotFound)?;
+        let (reply, rx) = oneshot::channel();
+        handle
+            .tx
+            .send(ActorMsg::Command { command, reply })
+            .map_err(|_| RegistryError::NotFound)?;
+        rx.await
+            .map_err(|_| RegistryError::NotFound)?
+            .map_err(RegistryError::Refused)
+    }
+
+    /// A snapshot of a live MPC (by friendly name or uuid).
+    pub async fn snapshot(&self, name_or_uuid: &str) -> Option<MpcSnapshot> {
+        let handle = self.find(name_or_uuid)?;
+        let (reply, rx) = oneshot::channel();
+        handle.tx.send(ActorMsg::Snapshot { reply }).ok()?;
+        rx.await.ok()
+    }
+
+    fn find(&self, name_or_uuid: &str) -> Option<RoomHandle> {
+        let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(name_or_uuid)
+            .or_else(|| live.values().find(|h| h.uuid == name_or_uuid))
+            .cloned()
+    }
+
+    fn live_or_new(&self, name: &str, rate: u32) -> RoomHandle {
+        let mut live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = live.get(name).filter(|h| !h.tx.is_closed()) {
+            return h.clone();
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = RoomHandle {
+            uuid: uuid.clone(),
+            tx: tx.clone(),
+        };
+        live.insert(name.to_string(), handle.clone());
+        tracing::info!(mpc = %name, mpc_uuid = %uuid, "MPC created");
+        tokio::spawn(actor::run(
+            uuid,
+            name.to_string(),
+            rate,
+            self.deps.clone(),
+            rx,
+            tx,
+        ));
+        handle
+    }
+
+    async fn join_once(&self, request: &JoinRequest) -> Option<Result<Membership, JoinRefused>> {
+        let handle = self.live_or_new(&request.mpc.name, request.sample_rate);
+        let member_id = self.member_ids.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        handle
+            .tx
+            .send(ActorMsg::Join {
+                request: Box::new(request.clone()),
+                member_id,
+                reply,
+            })
+            .ok()?;
+        match rx.await.ok()? {
+            JoinReply::Joined(m) => Some(Ok(m)),
+            JoinReply::Refused(r) => Some(Err(r)),
+            JoinReply::Gone => {
+                self.deps.forget(&request.mpc.name, &handle.uuid);
+                None
+            }
+        }
+    }
+}
+
+impl Rooms for RoomRegistry {
+    fn join(
+        &self,
+        request: JoinRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>> {
+        Box::pin(async move {
+            // An MPC that ended between lookup and join is replaced by a new one.
+            for _ in 0..3 {
+                if let Some(result) = self.join_once(&request).await {
+                    return result;
+                }
+            }
+            Err(JoinRefused {
+                reason: "the multiparty call kept ending while joining".into(),
+            })
+        })
+    }
+}

@@ -1,0 +1,775 @@
+//! The MPC as a deterministic state machine: `handle(input, now) -> outputs`. No tasks, no
+//! sockets, no clocks of its own, so every lifecycle rule is unit-tested with simulated time.
+
+use std::time::{Duration, Instant};
+
+use huddle_mixer::{ListenerClass, SpeakerClass};
+use huddle_xml::{MultiPartyCall, Role, Sound, UrlWithMethod};
+
+use crate::causes::{ExitCause, TerminationCause};
+use crate::events::{EventName, MemberRef, RoomEvent};
+
+/// MPC status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Created, waiting for a participant that starts it.
+    Initialized,
+    /// Mixing.
+    Active,
+    /// Over; a new MPC with the same name is a new resource.
+    Ended,
+}
+
+impl Status {
+    /// `Initialized`, `Active`, `Ended`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Initialized => "Initialized",
+            Status::Active => "Active",
+            Status::Ended => "Ended",
+        }
+    }
+}
+
+/// MPC-level settings, taken from the participant that created the MPC (first joiner wins:
+/// SDKs write every MPC-level attribute on every participant, mpc-xml.md §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpcSettings {
+    /// Seconds from creation until the MPC ends with 2000.
+    pub max_duration: u32,
+    /// Participants at once.
+    pub max_participants: u32,
+    /// The MPC starts only once an Agent is in.
+    pub wait_for_agent: bool,
+    /// Wait music document.
+    pub wait_music: Option<UrlWithMethod>,
+    /// Hold music for agents.
+    pub agent_hold_music: Option<UrlWithMethod>,
+    /// Hold music for everyone else.
+    pub customer_hold_music: Option<UrlWithMethod>,
+    /// Coach voice goes into recordings.
+    pub record_coach_voice: bool,
+}
+
+impl MpcSettings {
+    /// The MPC-level attributes of a joiner's verb.
+    pub fn from_verb(mpc: &MultiPartyCall) -> Self {
+        MpcSettings {
+            max_duration: mpc.max_duration,
+            max_participants: mpc.max_participants,
+            wait_for_agent: mpc.wait_for_agent,
+            wait_music: mpc.wait_music.clone(),
+            agent_hold_music: mpc.agent_hold_music.clone(),
+            customer_hold_music: mpc.customer_hold_music.clone(),
+            record_coach_voice: mpc.record_coach_voice,
+        }
+    }
+}
+
+/// One participant's state.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// MemberID.
+    pub member_id: u64,
+    /// The call's UUID.
+    pub call_uuid: String,
+    /// Role (fixed for life).
+    pub role: Role,
+    /// Muted: hears, is not heard.
+    pub muted: bool,
+    /// On hold: hears hold music only, is not heard.
+    pub held: bool,
+    /// Coaching (supervisors only).
+    pub coach_mode: bool,
+    /// Stays when it is the last one.
+    pub stay_alone: bool,
+    /// Starts the MPC when it joins.
+    pub start_mpc_on_enter: bool,
+    /// Ends the MPC when it leaves.
+    pub end_mpc_on_exit: bool,
+    /// Played to the room when it joins.
+    pub enter_sound: Sound,
+    /// Played to the room when it leaves.
+    pub exit_sound: Sound,
+    /// Its DTMF is relayed to the others.
+    pub relay_dtmf: bool,
+    /// Where its call continues after leaving.
+    pub on_exit_action: Option<UrlWithMethod>,
+    /// When it joined.
+    pub joined_at: Instant,
+}
+
+impl Participant {
+    fn member_ref(&self) -> MemberRef {
+        MemberRef {
+            member_id: self.member_id,
+            role: self.role,
+            call_uuid: self.call_uuid.clone(),
+            coach_mode: self.coach_mode,
+        }
+    }
+
+    /// The hearing-table class of its voice.
+    pub fn speaker_class(&self) -> SpeakerClass {
+        match self.role {
+            Role::Customer => SpeakerClass::Customer,
+            Role::Agent => SpeakerClass::Agent,
+            Role::AiAgent => SpeakerClass::AiAgent,
+            Role::Supervisor if self.coach_mode => SpeakerClass::Coach,
+            Role::Supervisor => SpeakerClass::Supervisor,
+        }
+    }
+
+    /// The hearing-table class of its ears.
+    pub fn listener_class(&self) -> ListenerClass {
+        match self.role {
+            Role::Customer => ListenerClass::Customer,
+            Role::Agent => ListenerClass::Agent,
+            Role::AiAgent => ListenerClass::AiAgent,
+            Role::Supervisor => ListenerClass::Supervisor,
+        }
+    }
+}
+
+/// What a participant hears this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hearing {
+    /// Its mix-minus of the room.
+    Room(ListenerClass),
+    /// Wait music: the MPC has not started.
+    WaitMusic,
+    /// Agent hold music.
+    AgentHoldMusic,
+    /// Customer hold music (everyone but agents).
+    CustomerHoldMusic,
+}
+
+/// How a participant's stay ends, as decided by the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Its call continues (next verb, or the on-exit URL).
+    Continue,
+    /// Its call is hung up with 4030 (kicked, no on-exit URL).
+    HangupKicked,
+}
+
+/// Which participants a command applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every participant.
+    All,
+    /// These member ids.
+    Members(Vec<u64>),
+}
+
+/// Operator commands (the REST API calls these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start an Initialized MPC.
+    Start,
+    /// End the MPC (3000).
+    End,
+    /// Mute or unmute.
+    Mute(Target, bool),
+    /// Hold or unhold.
+    Hold(Target, bool),
+    /// Coach mode on or off (supervisors only).
+    CoachMode(u64, bool),
+    /// Remove participants (4030 unless they have an on-exit URL).
+    Kick(Target),
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The MPC has ended.
+    Ended,
+    /// No such member.
+    NoSuchMember(u64),
+    /// Coach mode applies to supervisors only.
+    NotASupervisor(u64),
+    /// Start of an MPC that is already active.
+    AlreadyActive,
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Ended => write!(f, "the multiparty call has ended"),
+            CommandError::NoSuchMember(m) => write!(f, "no participant with member id {m}"),
+            CommandError::NotASupervisor(m) => {
+                write!(
+                    f,
+                    "member {m} is not a supervisor: coach mode applies to supervisors only"
+                )
+            }
+            CommandError::AlreadyActive => write!(f, "the multiparty call is already active"),
+        }
+    }
+}
+
+/// Inputs to the state machine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A call asks to join with its verb.
+    Join {
+        /// Its new MemberID.
+        member_id: u64,
+        /// Its CallUUID.
+        call_uuid: String,
+        /// The verb.
+        mpc: Box<MultiPartyCall>,
+    },
+    /// A participant's call hung up.
+    Hangup {
+        /// Who.
+        member_id: u64,
+    },
+    /// An operator command.
+    Command(Command),
+    /// A DTMF digit from a participant.
+    Dtmf {
+        /// Who pressed it.
+        member_id: u64,
+        /// The digit.
+        digit: char,
+        /// How long.
+        duration_ms: u32,
+    },
+    /// Voice activity changed.
+    Speaking {
+        /// Who.
+        member_id: u64,
+        /// Started (true) or stopped.
+        active: bool,
+    },
+    /// Time passed (checks maxDuration).
+    Tick,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The join succeeded.
+    Admitted {
+        /// Who.
+        member_id: u64,
+    },
+    /// The join was refused; the call goes on with its next verb.
+    Refused {
+        /// Who.
+        member_id: u64,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Let a participant go.
+    Release {
+        /// Who.
+        member_id: u64,
+        /// How.
+        release: Release,
+        /// Where its call continues.
+        on_exit: Option<UrlWithMethod>,
+        /// Why, for the on-exit parameters.
+        cause: ExitCause,
+    },
+    /// Play a sound to every participant not on hold.
+    Sound(Sound),
+    /// Send a digit to every participant but `from`.
+    RelayDtmf {
+        /// Who pressed it.
+        from: u64,
+        /// The digit.
+        digit: char,
+        /// How long.
+        duration_ms: u32,
+    },
+    /// An event for callbacks.
+    Event(RoomEvent),
+    /// The command was refused.
+    CommandFailed(CommandError),
+    /// The MPC ended; the shell stops once everyone is released.
+    Ended(TerminationCause),
+}
+
+/// One MPC.
+#[derive(Debug)]
+pub struct Room {
+    uuid: String,
+    name: String,
+    settings: Option<MpcSettings>,
+    status: Status,
+    created_at: Instant,
+    started_at: Option<Instant>,
+    ended_at: Option<Instant>,
+    termination: Option<TerminationCause>,
+    participants: Vec<Participant>,
+    peak: usize,
+}
+
+impl Room {
+    /// A new MPC, created by its first joiner's arrival.
+    pub fn new(uuid: String, name: String, now: Instant) -> Self {
+        Room {
+            uuid,
+            name,
+            settings: None,
+            status: Status::Initialized,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            termination: None,
+            participants: Vec::new(),
+            peak: 0,
+        }
+    }
+
+    /// MPCUUID.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// Friendly name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// MPC-level settings (None before the first join).
+    pub fn settings(&self) -> Option<&MpcSettings> {
+        self.settings.as_ref()
+    }
+
+    /// Current participants.
+    pub fn participants(&self) -> &[Participant] {
+        &self.participants
+    }
+
+    /// A participant by id.
+    pub fn participant(&self, member_id: u64) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.member_id == member_id)
+    }
+
+    /// Why it ended.
+    pub fn termination(&self) -> Option<TerminationCause> {
+        self.termination
+    }
+
+    /// When it was created.
+    pub fn created_at(&self) -> Instant {
+        self.created_at
+    }
+
+    /// When it became Active.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
+    /// When it ended.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.ended_at
+    }
+
+    /// When the shell must feed [`Input::Tick`] next (maxDuration).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.status == Status::Ended {
+            return None;
+        }
+        let settings = self.settings.as_ref()?;
+        Some(self.created_at + Duration::from_secs(u64::from(settings.max_duration)))
+    }
+
+    /// Whether a participant's voice goes into the mixes now.
+    pub fn contributes(&self, p: &Participant) -> bool {
+        self.status == Status::Active && !p.muted && !p.held
+    }
+
+    /// What a participant hears now.
+    pub fn hearing(&self, p: &Participant) -> Hearing {
+        if p.held {
+            if p.role == Role::Agent {
+                Hearing::AgentHoldMusic
+            } else {
+                Hearing::CustomerHoldMusic
+            }
+        } else if self.status != Status::Active {
+            Hearing::WaitMusic
+        } else {
+            Hearing::Room(p.listener_class())
+        }
+    }
+
+    /// Feeds one input; outputs are appended to `out` in the order they happened.
+    pub fn handle(&mut self, input: Input, now: Instant, out: &mut Vec<Output>) {
+        match input {
+            Input::Join {
+                member_id,
+                call_uuid,
+                mpc,
+            } => self.join(member_id, call_uuid, &mpc, now, out),
+            Input::Hangup { member_id } => {
+                if let Some(p) = self.remove(member_id) {
+                    self.after_exit(p, ExitCause::CallHangup, None, now, out);
+                }
+            }
+            Input::Command(command) => self.command(command, now, out),
+            Input::Dtmf {
+                member_id,
+                digit,
+                duration_ms,
+            } => {
+                let Some(p) = self.participant(member_id) else {
+                    return;
+                };
+                let relay = p.relay_dtmf && self.status == Status::Active;
+                let member = p.member_ref();
+                self.event(
+                    EventName::ParticipantDigitInput,
+                    Some(member),
+                    vec![("Digit", digit.to_string())],
+                    out,
+                );
+                if relay {
+                    out.push(Output::RelayDtmf {
+                        from: member_id,
+                        digit,
+                        duration_ms,
+                    });
+                }
+            }
+            Input::Speaking { member_id, active } => {
+                let Some(p) = self.participant(member_id) else {
+                    return;
+                };
+                let name = if active {
+                    EventName::ParticipantSpeakStart
+                } else {
+                    EventName::ParticipantSpeakStop
+                };
+                let member = p.member_ref();
+                self.event(name, Some(member), Vec::new(), out);
+            }
+            Input::Tick => {
+                if let Some(deadline) = self.next_deadline() {
+                    if now >= deadline {
+                        self.end(TerminationCause::MaxDurationReached, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        member_id: u64,
+        call_uuid: String,
+        mpc: &MultiPartyCall,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        if self.status == Status::Ended {
+            out.push(Output::Refused {
+                member_id,
+                reason: "the multiparty call has ended".into(),
+            });
+            return;
+        }
+        let first = self.settings.is_none();
+        if first {
+            self.settings = Some(MpcSettings::from_verb(mpc));
+        }
+        let max = self.settings.as_ref().map_or(10, |s| s.max_participants) as usize;
+        if self.participants.len() >= max {
+            out.push(Output::Refused {
+                member_id,
+                reason: format!("the multiparty call is full (maxParticipants={max})"),
+            });
+            return;
+        }
+        let participant = Participant {
+            member_id,
+            call_uuid,
+            role: mpc.role,
+            muted: mpc.mute,
+            held: mpc.hold,
+            // coachMode means nothing for other roles (the API object reports false).
+            coach_mode: mpc.role == Role::Supervisor && mpc.coach_mode,
+            stay_alone: mpc.stay_alone,
+            start_mpc_on_enter: mpc.start_mpc_on_enter,
+            end_mpc_on_exit: mpc.end_mpc_on_exit,
+            enter_sound: mpc.enter_sound.clone(),
+            exit_sound: mpc.exit_sound.clone(),
+            relay_dtmf: mpc.relay_dtmf_inputs,
+            on_exit_action: mpc.on_exit_action.clone(),
+            joined_at: now,
+        };
+        let member = participant.member_ref();
+        let enter_sound = participant.enter_sound.clone();
+        self.participants.push(participant);
+        self.peak = self.peak.max(self.participants.len());
+        out.push(Output::Admitted { member_id });
+        if first {
+            self.event(EventName::MpcInitialized, None, Vec::new(), out);
+        }
+        self.event(EventName::ParticipantJoin, Some(member), Vec::new(), out);
+        if enter_sound != Sound::None {
+            out.push(Output::Sound(enter_sound));
+        }
+        self.maybe_start(now, out);
+    }
+
+    /// Starts when someone present has startMpcOnEnter and, with waitForAgent, an agent is in.
+    fn maybe_start(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if self.status != Status::Initialized {
+            return;
+        }
+        let wait_for_agent = self.settings.as_ref().is_some_and(|s| s.wait_for_agent);
+        let starter = self.participants.iter().any(|p| p.start_mpc_on_enter);
+        let agent = self.participants.iter().any(|p| p.role == Role::Agent);
+        if starter && (!wait_for_agent || agent) {
+            self.start(now, out);
+        }
+    }
+
+    fn start(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.status = Status::Active;
+        self.started_at = Some(now);
+        self.event(EventName::MpcStart, None, Vec::new(), out);
+    }
+
+    fn remove(&mut self, member_id: u64) -> Option<Participant> {
+        let i = self
+            .participants
+            .iter()
+            .position(|p| p.member_id == member_id)?;
+        Some(self.participants.remove(i))
+    }
+
+    /// Exit event and sound, then the rules that may end the MPC.
+    fn after_exit(
+        &mut self,
+        p: Participant,
+        cause: ExitCause,
+        release: Option<Release>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(release) = release {
+            out.push(Output::Release {
+                member_id: p.member_id,
+                release,
+                on_exit: p.on_exit_action.clone(),
+                cause,
+            });
+        }
+        self.event(
+            EventName::ParticipantExit,
+            Some(p.member_ref()),
+            vec![("ParticipantExitCause", cause.name().to_string())],
+            out,
+        );
+        if self.status == Status::Ended {
+            return;
+        }
+        if p.exit_sound != Sound::None && !self.participants.is_empty() {
+            out.push(Output::Sound(p.exit_sound.clone()));
+        }
+        if p.end_mpc_on_exit {
+            self.end(TerminationCause::EndMpcOnExit, now, out);
+        } else if self.participants.is_empty() {
+            self.end(TerminationCause::NoActiveParticipants, now, out);
+        } else if self.participants.len() == 1 && !self.participants[0].stay_alone {
+            // Only a drop from company to solitude ends the MPC: a first joiner waiting alone
+            // for the others is not "staying alone".
+            self.end(TerminationCause::StayAloneNotPermitted, now, out);
+        }
+    }
+
+    fn end(&mut self, cause: TerminationCause, now: Instant, out: &mut Vec<Output>) {
+        if self.status == Status::Ended {
+            return;
+        }
+        self.status = Status::Ended;
+        self.ended_at = Some(now);
+        self.termination = Some(cause);
+        for p in std::mem::take(&mut self.participants) {
+            out.push(Output::Release {
+                member_id: p.member_id,
+                release: Release::Continue,
+                on_exit: p.on_exit_action.clone(),
+                cause: ExitCause::MpcEnded,
+            });
+            self.event(
+                EventName::ParticipantExit,
+                Some(p.member_ref()),
+                vec![(
+                    "ParticipantExitCause",
+                    ExitCause::MpcEnded.name().to_string(),
+                )],
+                out,
+            );
+        }
+        let duration = self
+            .started_at
+            .map_or(0, |s| now.saturating_duration_since(s).as_secs());
+        self.event(
+            EventName::MpcEnd,
+            None,
+            vec![
+                ("MPCDuration", duration.to_string()),
+                ("MPCTerminationCause", cause.name().to_string()),
+                ("MPCTerminationCauseCode", cause.code().to_string()),
+            ],
+            out,
+        );
+        out.push(Output::Ended(cause));
+    }
+
+    fn command(&mut self, command: Command, now: Instant, out: &mut Vec<Output>) {
+        if self.status == Status::Ended {
+            out.push(Output::CommandFailed(CommandError::Ended));
+            return;
+        }
+        match command {
+            Command::Start => {
+                if self.status == Status::Active {
+                    out.push(Output::CommandFailed(CommandError::AlreadyActive));
+                } else {
+                    self.start(now, out);
+                }
+            }
+            Command::End => self.end(TerminationCause::HangupApiTriggered, now, out),
+            Command::Mute(target, on) => {
+                let Some(ids) = self.resolve(&target, out) else {
+                    return;
+                };
+                for id in ids {
+                    self.set_flag(
+                        id,
+                        on,
+                        |p| &mut p.muted,
+                        EventName::ParticipantMute,
+                        EventName::ParticipantUnmute,
+                        out,
+                    );
+                }
+            }
+            Command::Hold(target, on) => {
+                let Some(ids) = self.resolve(&target, out) else {
+                    return;
+                };
+                for id in ids {
+                    self.set_flag(
+                        id,
+                        on,
+                        |p| &mut p.held,
+                        EventName::ParticipantHold,
+                        EventName::ParticipantUnhold,
+                        out,
+                    );
+                }
+            }
+            Command::CoachMode(id, on) => {
+                match self.participant(id) {
+                    None => out.push(Output::CommandFailed(CommandError::NoSuchMember(id))),
+                    Some(p) if p.role != Role::Supervisor => {
+                        out.push(Output::CommandFailed(CommandError::NotASupervisor(id)))
+                    }
+                    Some(_) => {
+                        let changed = self.set_flag(
+                            id,
+                            on,
+                            |p| &mut p.coach_mode,
+                            EventName::ParticipantCoachModeStart,
+                            EventName::ParticipantCoachModeStop,
+                            out,
+                        );
+                        // Toggling coach mode plays beep:1 to the MPC (mpc-api.md §5.8).
+                        if changed {
+                            out.push(Output::Sound(Sound::Beep1));
+                        }
+                    }
+                }
+            }
+            Command::Kick(target) => {
+                let Some(ids) = self.resolve(&target, out) else {
+                    return;
+                };
+                for id in ids {
+                    if self.status == Status::Ended {
+                        break;
+                    }
+                    if let Some(p) = self.remove(id) {
+                        let release = if p.on_exit_action.is_some() {
+                            Release::Continue
+                        } else {
+                            Release::HangupKicked
+                        };
+                        self.after_exit(p, ExitCause::KickedOut, Some(release), now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, target: &Target, out: &mut Vec<Output>) -> Option<Vec<u64>> {
+        match target {
+            Target::All => Some(self.participants.iter().map(|p| p.member_id).collect()),
+            Target::Members(ids) => {
+                if let Some(missing) = ids.iter().find(|id| self.participant(**id).is_none()) {
+                    out.push(Output::CommandFailed(CommandError::NoSuchMember(*missing)));
+                    return None;
+                }
+                Some(ids.clone())
+            }
+        }
+    }
+
+    /// Sets a boolean of one participant; an event only on a real change.
+    fn set_flag(
+        &mut self,
+        id: u64,
+        on: bool,
+        field: impl Fn(&mut Participant) -> &mut bool,
+        on_event: EventName,
+        off_event: EventName,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let Some(p) = self.participants.iter_mut().find(|p| p.member_id == id) else {
+            return false;
+        };
+        let flag = field(p);
+        if *flag == on {
+            return false;
+        }
+        *flag = on;
+        let member = p.member_ref();
+        self.event(
+            if on { on_event } else { off_event },
+            Some(member),
+            Vec::new(),
+            out,
+        );
+        true
+    }
+
+    fn event(
+        &self,
+        name: EventName,
+        member: Option<MemberRef>,
+        params: Vec<(&'static str, String)>,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::Event(RoomEvent {
+            name,
+            mpc_uuid: self.uuid.clone(),
+            mpc_name: self.name.clone(),
+            member,
+            params,
+        }));
+    }
+}

@@ -1,0 +1,487 @@
+//! The MPC state machine with simulated time: lifecycle rules, first-joiner-wins, every
+//! termination cause, commands, and the events with their order.
+
+use std::time::{Duration, Instant};
+
+use huddle_mixer::ListenerClass;
+use huddle_room::state::{Command, Hearing, Input, Output, Release, Room, Status, Target};
+use huddle_room::{EventName, ExitCause, TerminationCause};
+use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, UrlWithMethod};
+
+struct Sim {
+    room: Room,
+    now: Instant,
+    next_id: u64,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let now = Instant::now();
+        Sim {
+            room: Room::new("mpc-uuid".into(), "room1".into(), now),
+            now,
+            next_id: 100,
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.room.handle(input, self.now, &mut out);
+        out
+    }
+
+    fn join(&mut self, mpc: MultiPartyCall) -> (u64, Vec<Output>) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let out = self.feed(Input::Join {
+            member_id: id,
+            call_uuid: format!("call-{id}"),
+            mpc: Box::new(mpc),
+        });
+        (id, out)
+    }
+
+    fn advance(&mut self, d: Duration) -> Vec<Output> {
+        self.now += d;
+        self.feed(Input::Tick)
+    }
+}
+
+fn verb(role: Role) -> MultiPartyCall {
+    let mut m = MultiPartyCall::new("room1", role);
+    m.enter_sound = Sound::None;
+    m.exit_sound = Sound::None;
+    m
+}
+
+fn events(out: &[Output]) -> Vec<EventName> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.name),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(out: &[Output]) -> Option<TerminationCause> {
+    out.iter().find_map(|o| match o {
+        Output::Ended(c) => Some(*c),
+        _ => None,
+    })
+}
+
+fn releases(out: &[Output]) -> Vec<(u64, Release, ExitCause)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Release {
+                member_id,
+                release,
+                cause,
+                ..
+            } => Some((*member_id, release.clone(), *cause)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn first_joiner_creates_and_starts_with_events_in_order() {
+    let mut s = Sim::new();
+    let (a, out) = s.join(verb(Role::Agent));
+    assert_eq!(out[0], Output::Admitted { member_id: a });
+    assert_eq!(
+        events(&out),
+        vec![
+            EventName::MpcInitialized,
+            EventName::ParticipantJoin,
+            EventName::MpcStart
+        ]
+    );
+    assert_eq!(s.room.status(), Status::Active);
+    let (_, out) = s.join(verb(Role::Customer));
+    assert_eq!(events(&out), vec![EventName::ParticipantJoin]);
+}
+
+#[test]
+fn start_mpc_on_enter_false_waits_with_wait_music_until_a_starter_or_the_api() {
+    let mut s = Sim::new();
+    let mut c = verb(Role::Customer);
+    c.start_mpc_on_enter = false;
+    let (cid, out) = s.join(c.clone());
+    assert_eq!(
+        events(&out),
+        vec![EventName::MpcInitialized, EventName::ParticipantJoin]
+    );
+    assert_eq!(s.room.status(), Status::Initialized);
+    let p = s.room.participant(cid).unwrap().clone();
+    assert_eq!(s.room.hearing(&p), Hearing::WaitMusic);
+    assert!(
+        !s.room.contributes(&p),
+        "nobody hears anybody before the start"
+    );
+    let (_, out) = s.join(c);
+    assert!(!events(&out).contains(&EventName::MpcStart));
+    let out = s.feed(Input::Command(Command::Start));
+    assert_eq!(events(&out), vec![EventName::MpcStart]);
+    let p = s.room.participant(cid).unwrap().clone();
+    assert_eq!(s.room.hearing(&p), Hearing::Room(ListenerClass::Customer));
+    assert!(s.room.contributes(&p));
+    let out = s.feed(Input::Command(Command::Start));
+    assert!(matches!(out[0], Output::CommandFailed(_)));
+}
+
+#[test]
+fn wait_for_agent_holds_the_start_until_an_agent_joins() {
+    let mut s = Sim::new();
+    let mut c = verb(Role::Customer);
+    c.wait_for_agent = true;
+    let (cid, out) = s.join(c);
+    assert!(!events(&out).contains(&EventName::MpcStart));
+    let (_, out) = s.join(verb(Role::Supervisor));
+    assert!(
+        !events(&out).contains(&EventName::MpcStart),
+        "a supervisor is not an agent"
+    );
+    let p = s.room.participant(cid).unwrap().clone();
+    assert_eq!(s.room.hearing(&p), Hearing::WaitMusic);
+    let (_, out) = s.join(verb(Role::Agent));
+    assert_eq!(
+        events(&out),
+        vec![EventName::ParticipantJoin, EventName::MpcStart]
+    );
+}
+
+#[test]
+fn mpc_level_attributes_come_from_the_first_joiner() {
+    let mut s = Sim::new();
+    let mut first = verb(Role::Customer);
+    first.max_participants = 2;
+    first.max_duration = 600;
+    first.wait_for_agent = false;
+    first.wait_music = Some(UrlWithMethod {
+        url: "http://first/wait".into(),
+        method: HttpMethod::Get,
+    });
+    s.join(first);
+    let mut second = verb(Role::Agent);
+    second.max_participants = 10;
+    second.max_duration = 28800;
+    second.wait_music = Some(UrlWithMethod {
+        url: "http://second/wait".into(),
+        method: HttpMethod::Post,
+    });
+    s.join(second);
+    let settings = s.room.settings().unwrap();
+    assert_eq!(settings.max_participants, 2);
+    assert_eq!(settings.max_duration, 600);
+    assert_eq!(
+        settings.wait_music.as_ref().unwrap().url,
+        "http://first/wait"
+    );
+    // maxParticipants=2 from the first joiner refuses the third.
+    let (id, out) = s.join(verb(Role::Supervisor));
+    assert!(
+        matches!(&out[0], Output::Refused { member_id, reason } if *member_id == id && reason.contains("maxParticipants=2")),
+        "{out:?}"
+    );
+    assert!(events(&out).is_empty());
+    assert_eq!(s.room.participants().len(), 2);
+}
+
+#[test]
+fn last_participant_leaving_ends_with_1000() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.stay_alone = true;
+    let (aid, _) = s.join(a);
+    let out = s.feed(Input::Hangup { member_id: aid });
+    assert_eq!(
+        events(&out),
+        vec![EventName::ParticipantExit, EventName::MpcEnd]
+    );
+    assert_eq!(ended(&out), Some(TerminationCause::NoActiveParticipants));
+    assert_eq!(s.room.status(), Status::Ended);
+    assert!(
+        releases(&out).is_empty(),
+        "a hung-up call is not released again"
+    );
+}
+
+#[test]
+fn stay_alone_false_ends_with_1010_when_company_leaves() {
+    let mut s = Sim::new();
+    let (cid, out) = s.join(verb(Role::Customer));
+    assert!(
+        ended(&out).is_none(),
+        "waiting alone for others is not staying alone"
+    );
+    let (aid, _) = s.join(verb(Role::Agent));
+    let out = s.feed(Input::Hangup { member_id: aid });
+    assert_eq!(ended(&out), Some(TerminationCause::StayAloneNotPermitted));
+    assert_eq!(
+        releases(&out),
+        vec![(cid, Release::Continue, ExitCause::MpcEnded)]
+    );
+    assert_eq!(
+        events(&out),
+        vec![
+            EventName::ParticipantExit,
+            EventName::ParticipantExit,
+            EventName::MpcEnd
+        ]
+    );
+}
+
+#[test]
+fn stay_alone_true_keeps_the_mpc() {
+    let mut s = Sim::new();
+    let mut c = verb(Role::Customer);
+    c.stay_alone = true;
+    s.join(c);
+    let (aid, _) = s.join(verb(Role::Agent));
+    let out = s.feed(Input::Hangup { member_id: aid });
+    assert!(ended(&out).is_none());
+    assert_eq!(s.room.status(), Status::Active);
+}
+
+#[test]
+fn end_mpc_on_exit_releases_everyone() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.end_mpc_on_exit = true;
+    let (aid, _) = s.join(a);
+    let (c1, _) = s.join(verb(Role::Customer));
+    let (c2, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::Hangup { member_id: aid });
+    assert_eq!(ended(&out), Some(TerminationCause::EndMpcOnExit));
+    let got: Vec<u64> = releases(&out).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![c1, c2]);
+}
+
+#[test]
+fn max_duration_ends_with_2000_at_the_deadline() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.max_duration = 300;
+    let (aid, _) = s.join(a);
+    assert_eq!(
+        s.room.next_deadline(),
+        Some(s.room.created_at() + Duration::from_secs(300))
+    );
+    assert!(ended(&s.advance(Duration::from_secs(299))).is_none());
+    let out = s.advance(Duration::from_secs(1));
+    assert_eq!(ended(&out), Some(TerminationCause::MaxDurationReached));
+    assert_eq!(
+        releases(&out),
+        vec![(aid, Release::Continue, ExitCause::MpcEnded)]
+    );
+    let mpc_end = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) if e.name == EventName::MpcEnd => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(mpc_end
+        .params
+        .contains(&("MPCTerminationCauseCode", "2000".into())));
+    assert!(mpc_end.params.contains(&("MPCDuration", "300".into())));
+    assert_eq!(s.room.next_deadline(), None);
+}
+
+#[test]
+fn api_end_is_3000_and_commands_after_the_end_fail() {
+    let mut s = Sim::new();
+    s.join(verb(Role::Agent));
+    let out = s.feed(Input::Command(Command::End));
+    assert_eq!(ended(&out), Some(TerminationCause::HangupApiTriggered));
+    let out = s.feed(Input::Command(Command::Mute(Target::All, true)));
+    assert!(matches!(out[0], Output::CommandFailed(_)));
+    let (_, out) = s.join(verb(Role::Customer));
+    assert!(matches!(out[0], Output::Refused { .. }));
+}
+
+#[test]
+fn mute_hold_and_coach_change_state_and_emit_once() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let (cid, _) = s.join(verb(Role::Customer));
+    let (sid, _) = s.join(verb(Role::Supervisor));
+    assert!(
+        s.room.participant(sid).unwrap().coach_mode,
+        "coachMode defaults to true"
+    );
+
+    let out = s.feed(Input::Command(Command::Mute(
+        Target::Members(vec![cid]),
+        true,
+    )));
+    assert_eq!(events(&out), vec![EventName::ParticipantMute]);
+    let c = s.room.participant(cid).unwrap().clone();
+    assert!(!s.room.contributes(&c));
+    assert_eq!(
+        s.room.hearing(&c),
+        Hearing::Room(ListenerClass::Customer),
+        "muted still hears"
+    );
+    let out = s.feed(Input::Command(Command::Mute(
+        Target::Members(vec![cid]),
+        true,
+    )));
+    assert!(events(&out).is_empty(), "no event without a change");
+
+    let out = s.feed(Input::Command(Command::Hold(
+        Target::Members(vec![aid, cid]),
+        true,
+    )));
+    assert_eq!(
+        events(&out),
+        vec![EventName::ParticipantHold, EventName::ParticipantHold]
+    );
+    let a = s.room.participant(aid).unwrap().clone();
+    let c = s.room.participant(cid).unwrap().clone();
+    assert_eq!(s.room.hearing(&a), Hearing::AgentHoldMusic);
+    assert_eq!(s.room.hearing(&c), Hearing::CustomerHoldMusic);
+    assert!(!s.room.contributes(&a));
+    let out = s.feed(Input::Command(Command::Hold(Target::All, false)));
+    assert_eq!(
+        events(&out),
+        vec![EventName::ParticipantUnhold, EventName::ParticipantUnhold]
+    );
+
+    let out = s.feed(Input::Command(Command::CoachMode(sid, false)));
+    assert_eq!(events(&out), vec![EventName::ParticipantCoachModeStop]);
+    assert!(
+        out.contains(&Output::Sound(Sound::Beep1)),
+        "toggling coach mode beeps"
+    );
+    let out = s.feed(Input::Command(Command::CoachMode(aid, true)));
+    assert!(
+        matches!(out[0], Output::CommandFailed(_)),
+        "agents have no coach mode"
+    );
+    let out = s.feed(Input::Command(Command::Mute(
+        Target::Members(vec![999]),
+        true,
+    )));
+    assert!(matches!(out[0], Output::CommandFailed(_)));
+}
+
+#[test]
+fn coach_mode_is_false_for_non_supervisors_even_if_written() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    assert!(!s.room.participant(aid).unwrap().coach_mode);
+}
+
+#[test]
+fn kick_hangs_up_with_4030_or_continues_at_the_on_exit_url() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.stay_alone = true;
+    s.join(a);
+    let (c1, _) = s.join(verb(Role::Customer));
+    let mut with_exit = verb(Role::Customer);
+    with_exit.on_exit_action = Some(UrlWithMethod {
+        url: "http://app/exit".into(),
+        method: HttpMethod::Post,
+    });
+    let (c2, _) = s.join(with_exit);
+    let out = s.feed(Input::Command(Command::Kick(Target::Members(vec![c1, c2]))));
+    assert_eq!(
+        releases(&out),
+        vec![
+            (c1, Release::HangupKicked, ExitCause::KickedOut),
+            (c2, Release::Continue, ExitCause::KickedOut)
+        ]
+    );
+    assert_eq!(s.room.status(), Status::Active, "the agent may stay alone");
+}
+
+#[test]
+fn sounds_follow_enter_and_exit_attributes() {
+    let mut s = Sim::new();
+    let mut a = MultiPartyCall::new("room1", Role::Agent);
+    a.stay_alone = true;
+    let (_, out) = s.join(a);
+    assert!(
+        out.contains(&Output::Sound(Sound::Beep1)),
+        "enterSound defaults to beep:1"
+    );
+    let mut c = MultiPartyCall::new("room1", Role::Customer);
+    c.enter_sound = Sound::Url("http://app/enter.xml".into());
+    let (cid, out) = s.join(c);
+    assert!(out.contains(&Output::Sound(Sound::Url("http://app/enter.xml".into()))));
+    let out = s.feed(Input::Hangup { member_id: cid });
+    assert!(
+        out.contains(&Output::Sound(Sound::Beep2)),
+        "exitSound defaults to beep:2"
+    );
+    let mut quiet = MultiPartyCall::new("room1", Role::Customer);
+    quiet.enter_sound = Sound::None;
+    let (_, out) = s.join(quiet);
+    assert!(!out.iter().any(|o| matches!(o, Output::Sound(_))));
+}
+
+#[test]
+fn dtmf_is_reported_and_relayed_only_when_asked() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.relay_dtmf_inputs = true;
+    let (aid, _) = s.join(a);
+    let (cid, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::Dtmf {
+        member_id: aid,
+        digit: '5',
+        duration_ms: 100,
+    });
+    assert_eq!(events(&out), vec![EventName::ParticipantDigitInput]);
+    assert!(out.contains(&Output::RelayDtmf {
+        from: aid,
+        digit: '5',
+        duration_ms: 100
+    }));
+    let out = s.feed(Input::Dtmf {
+        member_id: cid,
+        digit: '#',
+        duration_ms: 100,
+    });
+    assert_eq!(events(&out), vec![EventName::ParticipantDigitInput]);
+    assert!(!out.iter().any(|o| matches!(o, Output::RelayDtmf { .. })));
+}
+
+#[test]
+fn speaking_events_carry_the_member() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let out = s.feed(Input::Speaking {
+        member_id: aid,
+        active: true,
+    });
+    let Output::Event(e) = &out[0] else { panic!() };
+    assert_eq!(e.name, EventName::ParticipantSpeakStart);
+    let m = e.member.as_ref().unwrap();
+    assert_eq!((m.member_id, m.role), (aid, Role::Agent));
+    assert_eq!(e.mpc_name, "room1");
+    assert_eq!(e.mpc_uuid, "mpc-uuid");
+}
+
+#[test]
+fn every_event_name_maps_to_its_group() {
+    use huddle_xml::StatusEvent::*;
+    assert_eq!(EventName::MpcStart.group(), MpcStateChanges);
+    assert_eq!(EventName::ParticipantHold.group(), ParticipantStateChanges);
+    assert_eq!(
+        EventName::ParticipantSpeakStop.group(),
+        ParticipantSpeakEvents
+    );
+    assert_eq!(
+        EventName::ParticipantDigitInput.group(),
+        ParticipantDigitInputEvents
+    );
+    assert_eq!(
+        EventName::ParticipantAudioStart.group(),
+        ParticipantAudioEvents
+    );
+    assert_eq!(EventName::MpcInitialized.as_str(), "MPCInitialized");
+}
