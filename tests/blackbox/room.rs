@@ -388,3 +388,63 @@ async fn dtmf_is_relayed_as_rfc_4733_when_asked() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn speak_and_audio_events_follow_the_voice() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(&[]), 100);
+        // The agent sends nothing, so every audio and speak event is the customer's.
+        let mut agent = join(srv.sip, "agent-vad", AGENT).await;
+        let mut customer = join(srv.sip, "customer-vad", CUSTOMER).await;
+        // One second of voice, one of silence, then no packets at all.
+        customer.rtp.talk(customer.media, CUSTOMER, Duration::from_secs(1)).await;
+        listen(&mut customer, 1000).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let log = srv.log();
+        let at = |event: &str| {
+            log.lines()
+                .position(|l| l.contains("MPC event") && l.contains(event))
+                .unwrap_or_else(|| panic!("{event} missing:\n{log}"))
+        };
+        let (audio_start, speak_start, speak_stop, audio_stop) = (
+            at("ParticipantAudioStart"),
+            at("ParticipantSpeakStart"),
+            at("ParticipantSpeakStop"),
+            at("ParticipantAudioStop"),
+        );
+        assert!(audio_start < speak_start && speak_start < speak_stop && speak_stop < audio_stop);
+        agent.ua.bye().await;
+        customer.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// maxDuration cannot be below 300 s (the seed's range), so this test takes five minutes; it
+/// runs beside the others.
+#[tokio::test]
+async fn max_duration_ends_the_mpc() {
+    tokio::time::timeout(Duration::from_secs(400), async {
+        let srv = server(
+            &routes(&[("short", "maxDuration=\"300\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\"")]),
+            100,
+        );
+        let created = Instant::now();
+        let mut a = join(srv.sip, "short-agent-x", AGENT).await;
+        let mut c = join(srv.sip, "short-customer-x", CUSTOMER).await;
+        let (bye_a, bye_c) = tokio::join!(
+            wait_bye(&mut a, Duration::from_secs(330)),
+            wait_bye(&mut c, Duration::from_secs(330))
+        );
+        let took = created.elapsed();
+        assert!(bye_a.is_some() && bye_c.is_some(), "{}", srv.log());
+        assert!(
+            took >= Duration::from_secs(299) && took <= Duration::from_secs(306),
+            "ended after {took:?}"
+        );
+        let log = srv.log();
+        assert!(log.contains("Max Duration Reached") && log.contains("2000"), "{log}");
+    })
+    .await
+    .expect("timed out");
+}

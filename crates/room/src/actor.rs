@@ -114,7 +114,14 @@ struct Member {
     sounds: Vec<SoundCursor>,
     mix: AudioFrame,
     vad: VoiceActivity,
+    /// Audio is arriving (for ParticipantAudioStart/Stop).
+    flowing: bool,
+    /// Ticks without a frame.
+    missing: u32,
 }
+
+/// Ticks without a frame before audio counts as stopped (200 ms: longer than any jitter).
+const AUDIO_STOP_TICKS: u32 = 10;
 
 /// Runs a room until it ends and every member is gone.
 pub(crate) async fn run(
@@ -303,6 +310,8 @@ impl Shell {
             sounds: Vec::with_capacity(4),
             mix: AudioFrame::silence(self.frame_len, rate),
             vad: VoiceActivity::new(VadConfig::default()),
+            flowing: false,
+            missing: 0,
         });
         let mut outputs = std::mem::take(&mut self.outputs);
         state.handle(
@@ -530,22 +539,51 @@ impl Shell {
             return;
         }
 
-        // One frame per member; voice activity.
-        let mut speaking: Vec<(u64, bool)> = Vec::new();
+        // One frame per member; audio flow and voice activity.
+        let mut changes: Vec<Input> = Vec::new();
         for m in &mut self.members {
             match m.queue.pop_front() {
                 Some(frame) => {
                     m.voice = frame;
                     m.has_voice = true;
+                    m.missing = 0;
+                    if !m.flowing {
+                        m.flowing = true;
+                        changes.push(Input::AudioFlow {
+                            member_id: m.id,
+                            active: true,
+                        });
+                    }
                     if let Some(ev) = m.vad.push(m.voice.pcm()) {
-                        speaking.push((m.id, ev == VoiceEvent::Started));
+                        let active = ev == VoiceEvent::Started;
+                        changes.push(Input::Speaking {
+                            member_id: m.id,
+                            active,
+                        });
                     }
                 }
-                None => m.has_voice = false,
+                None => {
+                    m.has_voice = false;
+                    m.missing += 1;
+                    if m.flowing && m.missing >= AUDIO_STOP_TICKS {
+                        m.flowing = false;
+                        changes.push(Input::AudioFlow {
+                            member_id: m.id,
+                            active: false,
+                        });
+                        if m.vad.is_active() {
+                            m.vad.reset();
+                            changes.push(Input::Speaking {
+                                member_id: m.id,
+                                active: false,
+                            });
+                        }
+                    }
+                }
             }
         }
-        for (member_id, active) in speaking {
-            self.feed(state, Input::Speaking { member_id, active });
+        for input in changes {
+            self.feed(state, input);
         }
 
         // Mix: sum contributors once, then one mix-minus per listener.

@@ -243,6 +243,13 @@ pub enum Input {
         /// Started (true) or stopped.
         active: bool,
     },
+    /// Audio from a participant started or stopped arriving (participant-audio-events).
+    AudioFlow {
+        /// Who.
+        member_id: u64,
+        /// Started (true) or stopped.
+        active: bool,
+    },
     /// Time passed (checks maxDuration).
     Tick,
 }
@@ -442,16 +449,20 @@ impl Room {
                 }
             }
             Input::Speaking { member_id, active } => {
-                let Some(p) = self.participant(member_id) else {
-                    return;
-                };
                 let name = if active {
                     EventName::ParticipantSpeakStart
                 } else {
                     EventName::ParticipantSpeakStop
                 };
-                let member = p.member_ref();
-                self.event(name, Some(member), Vec::new(), out);
+                self.member_event(member_id, name, out);
+            }
+            Input::AudioFlow { member_id, active } => {
+                let name = if active {
+                    EventName::ParticipantAudioStart
+                } else {
+                    EventName::ParticipantAudioStop
+                };
+                self.member_event(member_id, name, out);
             }
             Input::Tick => {
                 if let Some(deadline) = self.next_deadline() {
@@ -755,6 +766,13 @@ impl Room {
             out,
         );
         true
+    }
+
+    fn member_event(&self, member_id: u64, name: EventName, out: &mut Vec<Output>) {
+        if let Some(p) = self.participant(member_id) {
+            let member = p.member_ref();
+            self.event(name, Some(member), Vec::new(), out);
+        }
     }
 
     fn event(

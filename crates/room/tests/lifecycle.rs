@@ -467,6 +467,28 @@ fn speaking_events_carry_the_member() {
 }
 
 #[test]
+fn audio_flow_events_carry_the_member() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let out = s.feed(Input::AudioFlow {
+        member_id: aid,
+        active: true,
+    });
+    assert_eq!(events(&out), vec![EventName::ParticipantAudioStart]);
+    let out = s.feed(Input::AudioFlow {
+        member_id: aid,
+        active: false,
+    });
+    assert_eq!(events(&out), vec![EventName::ParticipantAudioStop]);
+    assert!(s
+        .feed(Input::AudioFlow {
+            member_id: 4242,
+            active: true
+        })
+        .is_empty());
+}
+
+#[test]
 fn every_event_name_maps_to_its_group() {
     use huddle_xml::StatusEvent::*;
     assert_eq!(EventName::MpcStart.group(), MpcStateChanges);
