@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Load run: ROOMS MPCs of 5 talking G.711 participants (1 agent, 3 customers, 1 coaching
+# supervisor), placed by sipp with real RTP, held for HOLD seconds. Reports the mixer's tick
+# lateness percentiles, dropped frames and huddle's CPU per participant over the steady part.
+#
+#   benches/load/run.sh [ROOMS=100] [HOLD_SECS=60]
+#
+# One sipp process per member slot of the room (5 processes), each streaming its own tone, so
+# that the load generator's RTP work is spread over processes. Needs sipp (sip-tester), sox,
+# curl and python3. Runs huddle from target/release.
+set -euo pipefail
+
+rooms="${1:-100}"
+hold="${2:-60}"
+procs=5
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/../.."
+
+cargo build --release --quiet
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 1' EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+for i in 0 1 2 3 4; do
+  sox -n -r 8000 -c 1 -e u-law -t raw "$work/tone$i.ulaw" synth 10 sine $((310 + i * 270)) vol 0.3
+done
+
+sip_port=25060
+http_port=28088
+cat > "$work/huddle.toml" <<TOML
+[sip]
+listen = ["udp:127.0.0.1:$sip_port"]
+advertised_address = "127.0.0.1"
+[rtp]
+port_range = "30000-44000"
+rtp_timeout_secs = 0
+[http]
+listen = "127.0.0.1:$http_port"
+auth_id = "MAHUDDLEDEFAULT00000"
+auth_token = "change-me"
+public_url = "http://127.0.0.1:$http_port"
+[storage]
+database = "sqlite://$work/huddle.db"
+recordings = "$work/recordings"
+[[route]]
+user = "^(?P<role>agent|customer|supervisor)-(?P<mpc>[A-Za-z0-9_.-]+)\$"
+xml = '<Response><MultiPartyCall role="\$role" stayAlone="true">\$mpc</MultiPartyCall></Response>'
+TOML
+
+RUST_LOG=warn target/release/huddle serve --config "$work/huddle.toml" > "$work/huddle.log" 2>&1 &
+huddle_pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$http_port/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+members=$((rooms * 5))
+per_proc=$(( (members + procs - 1) / procs ))
+python3 - "$work" "$rooms" "$procs" "$per_proc" "$here/member.xml" <<'PY'
+import sys
+work, rooms, procs, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+roles = ["agent", "customer", "customer", "customer", "supervisor"]
+for p, role in enumerate(roles):
+    with open(f"{work}/members{p}.csv", "w") as f:
+        f.write("SEQUENTIAL\n" + "\n".join(f"{role}-r{r};" for r in range(rooms)) + "\n")
+    # rtp_stream takes a literal file name, so each process gets its own scenario.
+    scenario = open(sys.argv[5]).read().replace("[field1]", f"{work}/tone{p}.ulaw")
+    open(f"{work}/member{p}.xml", "w").write(scenario)
+PY
+
+rate=40
+ramp=$(( per_proc / rate + 3 ))
+hold_ms=$(( (hold + ramp + 10) * 1000 ))
+for p in $(seq 0 $((procs - 1))); do
+  calls=$(( $(wc -l < "$work/members$p.csv") - 1 ))
+  sipp 127.0.0.1:$sip_port -sf "$work/member$p.xml" -inf "$work/members$p.csv" \
+    -m "$calls" -l "$calls" -r "$rate" -d "$hold_ms" \
+    -i 127.0.0.1 -p $((26000 + p)) -mi 127.0.0.1 -mp $((46000 + p * 4000)) \
+    -nostdin -bg -trace_err -error_file "$work/sipp$p.err" -trace_stat -stf "$work/sipp$p.csv" \
+    > "$work/sipp$p.out" 2>&1 || true
+done
+
+sleep $(( ramp + 5 ))
+metrics() { curl -sf "http://127.0.0.1:$http_port/metrics"; }
+cpu() { awk '{print $14 + $15}' "/proc/$huddle_pid/stat"; }
+metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N)
+sleep "$hold"
+metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N)
+active=$(grep -E '^huddle_calls_active ' "$work/m1.txt" | awk '{print $2}')
+
+python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" <<'PY'
+import sys, re
+work, rooms, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c0, c1, t0, t1, active = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
+procs = int(sys.argv[9])
+def parse(path):
+    out = {}
+    for line in open(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        name, value = line.rsplit(" ", 1)
+        out[name] = float(value)
+    return out
+m0, m1 = parse(f"{work}/m0.txt"), parse(f"{work}/m1.txt")
+def delta(name):
+    return m1.get(name, 0.0) - m0.get(name, 0.0)
+buckets = sorted(
+    (float(re.search(r'le="([^"]+)"', k).group(1)), delta(k))
+    for k in m1 if k.startswith("huddle_mixer_tick_lateness_seconds_bucket")
+)
+total = delta("huddle_mixer_tick_lateness_seconds_count")
+def pct(p):
+    for le, n in buckets:
+        if total and n >= p * total:
+            return le
+    return float("inf")
+dropped = {k: delta(k) for k in m1 if k.startswith(("huddle_room_frames_dropped_total", "huddle_rtp_dropped_total", "huddle_mixer_ticks_skipped_total")) and delta(k) > 0}
+secs = t1 - t0
+cpu = (c1 - c0) / 100.0 / secs  # cores
+print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")
+print(f"ticks={total:.0f} p50<={pct(0.5)*1000:.1f}ms p99<={pct(0.99)*1000:.1f}ms p99.9<={pct(0.999)*1000:.1f}ms")
+print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%")
+print("dropped:", dropped if dropped else "none")
+PY
+echo "logs in $work"
