@@ -1,8 +1,8 @@
-//! The tokio shell around one [`Room`]: it owns the members' channels, runs the 20 ms mix tick
-//! on absolute deadlines, plays music and sounds, and turns the state machine's outputs into
-//! messages. One task per live MPC: a room's members are touched by that task only, so the
-//! tick takes no locks; slow work (fetching music, sound URLs) runs in spawned tasks whose
-//! results come back as messages.
+//! The shell around one [`Room`]: it owns the members' channels, runs the 20 ms mix tick,
+//! plays music and sounds, and turns the state machine's outputs into messages. A room is
+//! ticked by exactly one mixing thread (see `scheduler`), so its members are touched by that
+//! thread only and the tick takes no locks; slow work (fetching music, sound URLs) runs on the
+//! tokio runtime and its results come back as messages.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,7 +16,6 @@ use huddle_media::session::AudioFrame;
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::clock::plivo_timestamp;
 use crate::registry::RoomDeps;
@@ -123,72 +122,93 @@ struct Member {
 /// Ticks without a frame before audio counts as stopped (200 ms: longer than any jitter).
 const AUDIO_STOP_TICKS: u32 = 10;
 
-/// Runs a room until it ends and every member is gone.
-pub(crate) async fn run(
-    uuid: String,
-    name: String,
-    rate: u32,
-    deps: Arc<RoomDeps>,
-    mut rx: mpsc::UnboundedReceiver<ActorMsg>,
-    tx: mpsc::UnboundedSender<ActorMsg>,
-) {
-    let frame_len = (rate / 50) as usize;
-    let mut state = Room::new(uuid.clone(), name.clone(), std::time::Instant::now());
-    let mut shell = Shell {
-        deps,
-        tx,
-        rate,
-        frame_len,
-        members: Vec::with_capacity(10),
-        mixer: Mixer::new(frame_len, HearingTable::default()),
-        wait: MusicLoop::default(),
-        agent_hold: MusicLoop::default(),
-        customer_hold: MusicLoop::default(),
-        music_frames: [
-            AudioFrame::silence(frame_len, rate),
-            AudioFrame::silence(frame_len, rate),
-            AudioFrame::silence(frame_len, rate),
-        ],
-        beep1: sounds::beep1(rate),
-        beep2: sounds::beep2(rate),
-        outputs: Vec::with_capacity(32),
-        music_requested: false,
-    };
-    metrics::gauge!("huddle_rooms_active").increment(1.0);
-    let mut next = Instant::now() + TICK;
-    loop {
-        tokio::select! {
-            biased;
-            msg = rx.recv() => match msg {
-                Some(msg) => shell.message(&mut state, msg),
-                None => break,
+/// One live MPC as the mixing thread sees it: the state machine, the shell around it, its
+/// message queue and its next deadline.
+pub(crate) struct RoomTask {
+    state: Room,
+    shell: Shell,
+    rx: mpsc::UnboundedReceiver<ActorMsg>,
+    /// The next tick's absolute deadline.
+    pub(crate) next: std::time::Instant,
+}
+
+impl RoomTask {
+    /// A new room whose first tick is due at `first_tick`.
+    pub(crate) fn new(
+        uuid: String,
+        name: String,
+        rate: u32,
+        deps: Arc<RoomDeps>,
+        rx: mpsc::UnboundedReceiver<ActorMsg>,
+        tx: mpsc::UnboundedSender<ActorMsg>,
+        first_tick: std::time::Instant,
+    ) -> Self {
+        let frame_len = (rate / 50) as usize;
+        metrics::gauge!("huddle_rooms_active").increment(1.0);
+        RoomTask {
+            state: Room::new(uuid, name, std::time::Instant::now()),
+            shell: Shell {
+                deps,
+                tx,
+                rate,
+                frame_len,
+                members: Vec::with_capacity(10),
+                mixer: Mixer::new(frame_len, HearingTable::default()),
+                wait: MusicLoop::default(),
+                agent_hold: MusicLoop::default(),
+                customer_hold: MusicLoop::default(),
+                music_frames: [
+                    AudioFrame::silence(frame_len, rate),
+                    AudioFrame::silence(frame_len, rate),
+                    AudioFrame::silence(frame_len, rate),
+                ],
+                beep1: sounds::beep1(rate),
+                beep2: sounds::beep2(rate),
+                outputs: Vec::with_capacity(32),
+                music_requested: false,
             },
-            _ = tokio::time::sleep_until(next) => {
-                let now = Instant::now();
-                let late = now.saturating_duration_since(next);
-                metrics::histogram!("huddle_mixer_tick_lateness_seconds").record(late.as_secs_f64());
-                shell.tick(&mut state);
-                next += TICK;
-                if now > next + TICK * 5 {
-                    // Far behind (the machine stalled): resynchronise instead of bursting.
-                    next = now + TICK;
-                    metrics::counter!("huddle_mixer_ticks_skipped_total").increment(1);
-                }
-            }
-        }
-        if state.status() == Status::Ended && shell.members.is_empty() {
-            break;
+            rx,
+            next: first_tick,
         }
     }
-    metrics::gauge!("huddle_rooms_active").decrement(1.0);
-    tracing::info!(mpc = %name, mpc_uuid = %uuid, "room closed");
-    shell.deps.forget(&name, &uuid);
-    // Joins that raced with the end are told to start a new MPC.
-    rx.close();
-    while let Ok(msg) = rx.try_recv() {
-        if let ActorMsg::Join { reply, .. } = msg {
-            let _ = reply.send(JoinReply::Gone);
+
+    /// Runs one due tick: messages first (joins, commands: they take effect in this very
+    /// tick), then the mix. Returns false once the room is over and must be dropped.
+    pub(crate) fn run_tick(&mut self, now: std::time::Instant) -> bool {
+        let late = now.saturating_duration_since(self.next);
+        metrics::histogram!("huddle_mixer_tick_lateness_seconds").record(late.as_secs_f64());
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => self.shell.message(&mut self.state, msg),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return self.close(),
+            }
         }
+        self.shell.tick(&mut self.state);
+        self.next += TICK;
+        if now > self.next + TICK * 5 {
+            // Far behind (the machine stalled): resynchronise instead of bursting.
+            self.next = now + TICK;
+            metrics::counter!("huddle_mixer_ticks_skipped_total").increment(1);
+        }
+        if self.state.status() == Status::Ended && self.shell.members.is_empty() {
+            return self.close();
+        }
+        true
+    }
+
+    fn close(&mut self) -> bool {
+        metrics::gauge!("huddle_rooms_active").decrement(1.0);
+        tracing::info!(mpc = %self.state.name(), mpc_uuid = %self.state.uuid(), "room closed");
+        self.shell.deps.forget(self.state.name(), self.state.uuid());
+        // Joins that raced with the end are told to start a new MPC.
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            if let ActorMsg::Join { reply, .. } = msg {
+                let _ = reply.send(JoinReply::Gone);
+            }
+        }
+        false
     }
 }
 
@@ -385,7 +405,8 @@ impl Shell {
         let deps = self.deps.clone();
         let tx = self.tx.clone();
         let rate = self.rate;
-        tokio::spawn(async move {
+        // The mixing thread is not a runtime thread: slow work goes to the runtime.
+        self.deps.runtime.spawn(async move {
             let pcm =
                 sounds::render_document(&deps.http, &deps.prompts, &target, &params, &extra, rate)
                     .await;

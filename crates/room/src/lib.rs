@@ -7,6 +7,7 @@ pub mod causes;
 pub mod clock;
 pub mod events;
 pub mod registry;
+mod scheduler;
 pub mod sounds;
 pub mod state;
 

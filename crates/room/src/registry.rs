@@ -12,8 +12,9 @@ use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms};
 use huddle_prompts::Prompts;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::{self, ActorMsg, JoinReply, MpcSnapshot};
+use crate::actor::{ActorMsg, JoinReply, MpcSnapshot, RoomTask};
 use crate::events::RoomEvent;
+use crate::scheduler::MixerPool;
 use crate::state::{Command, CommandError};
 
 /// What every room needs from the outside.
@@ -24,6 +25,8 @@ pub struct RoomDeps {
     pub prompts: Prompts,
     /// Where events go (the callback queue). Full: the event is dropped and counted.
     pub events: mpsc::Sender<RoomEvent>,
+    /// The runtime for slow work started from mixing threads.
+    pub runtime: tokio::runtime::Handle,
     live: Mutex<HashMap<String, RoomHandle>>,
 }
 
@@ -73,18 +76,23 @@ impl std::fmt::Display for RegistryError {
 pub struct RoomRegistry {
     deps: Arc<RoomDeps>,
     member_ids: Arc<AtomicU64>,
+    pool: Arc<MixerPool>,
 }
 
 impl RoomRegistry {
-    /// A registry whose rooms send events to `events`.
+    /// A registry whose rooms send events to `events`, mixed by one thread per core. Must be
+    /// called inside a tokio runtime (slow room work is spawned onto it).
     pub fn new(http: reqwest::Client, prompts: Prompts, events: mpsc::Sender<RoomEvent>) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         RoomRegistry {
             deps: Arc::new(RoomDeps {
                 http,
                 prompts,
                 events,
+                runtime: tokio::runtime::Handle::current(),
                 live: Mutex::new(HashMap::new()),
             }),
+            pool: Arc::new(MixerPool::new(threads)),
             // Member ids are decimal strings in the API; start well above 0 so they never
             // look like counts.
             member_ids: Arc::new(AtomicU64::new(10_000)),
@@ -145,13 +153,14 @@ impl RoomRegistry {
         };
         live.insert(name.to_string(), handle.clone());
         tracing::info!(mpc = %name, mpc_uuid = %uuid, "MPC created");
-        tokio::spawn(actor::run(
+        self.pool.add(RoomTask::new(
             uuid,
             name.to_string(),
             rate,
             self.deps.clone(),
             rx,
             tx,
+            std::time::Instant::now(),
         ));
         handle
     }
