@@ -18,7 +18,7 @@ cd "$here/../.."
 
 cargo build --release --quiet
 work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; sleep 1' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "sipp 127.0.0.1:25060" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 for i in 0 1 2 3 4; do
@@ -49,10 +49,16 @@ TOML
 
 RUST_LOG=warn target/release/huddle serve --config "$work/huddle.toml" > "$work/huddle.log" 2>&1 &
 huddle_pid=$!
+up=no
 for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$http_port/health" >/dev/null 2>&1 && break
+  if curl -sf "http://127.0.0.1:$http_port/health" >/dev/null 2>&1; then up=yes; break; fi
   sleep 0.1
 done
+if [ "$up" != yes ]; then
+  echo "huddle did not start:" >&2
+  cat "$work/huddle.log" >&2
+  exit 1
+fi
 
 members=$((rooms * 5))
 per_proc=$(( (members + procs - 1) / procs ))
@@ -81,18 +87,21 @@ for p in $(seq 0 $((procs - 1))); do
 done
 
 sleep $(( ramp + 5 ))
+sipp_cpu() { for p in $(pgrep -f "sipp 127.0.0.1:$sip_port"); do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+s0=$(sipp_cpu)
 metrics() { curl -sf "http://127.0.0.1:$http_port/metrics"; }
 cpu() { awk '{print $14 + $15}' "/proc/$huddle_pid/stat"; }
 metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N)
 sleep "$hold"
-metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N)
+metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(sipp_cpu)
 active=$(grep -E '^huddle_calls_active ' "$work/m1.txt" | awk '{print $2}')
 
-python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" <<'PY'
+python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" <<'PY'
 import sys, re
 work, rooms, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c0, c1, t0, t1, active = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
 procs = int(sys.argv[9])
+sipp_cores = (int(sys.argv[11]) - int(sys.argv[10])) / 100.0 / (t1 - t0)
 def parse(path):
     out = {}
     for line in open(path):
@@ -119,7 +128,7 @@ secs = t1 - t0
 cpu = (c1 - c0) / 100.0 / secs  # cores
 print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")
 print(f"ticks={total:.0f} p50<={pct(0.5)*1000:.1f}ms p99<={pct(0.99)*1000:.1f}ms p99.9<={pct(0.999)*1000:.1f}ms")
-print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%")
+print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; sipp_cpu={sipp_cores*100:.0f}%")
 print("dropped:", dropped if dropped else "none")
 PY
 echo "logs in $work"
