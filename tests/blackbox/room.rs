@@ -397,7 +397,10 @@ async fn speak_and_audio_events_follow_the_voice() {
         let mut agent = join(srv.sip, "agent-vad", AGENT).await;
         let mut customer = join(srv.sip, "customer-vad", CUSTOMER).await;
         // One second of voice, one of silence, then no packets at all.
-        customer.rtp.talk(customer.media, CUSTOMER, Duration::from_secs(1)).await;
+        customer
+            .rtp
+            .talk(customer.media, CUSTOMER, Duration::from_secs(1))
+            .await;
         listen(&mut customer, 1000).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         let log = srv.log();
@@ -426,7 +429,10 @@ async fn speak_and_audio_events_follow_the_voice() {
 async fn max_duration_ends_the_mpc() {
     tokio::time::timeout(Duration::from_secs(400), async {
         let srv = server(
-            &routes(&[("short", "maxDuration=\"300\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\"")]),
+            &routes(&[(
+                "short",
+                "maxDuration=\"300\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\"",
+            )]),
             100,
         );
         let created = Instant::now();
@@ -443,7 +449,10 @@ async fn max_duration_ends_the_mpc() {
             "ended after {took:?}"
         );
         let log = srv.log();
-        assert!(log.contains("Max Duration Reached") && log.contains("2000"), "{log}");
+        assert!(
+            log.contains("Max Duration Reached") && log.contains("2000"),
+            "{log}"
+        );
     })
     .await
     .expect("timed out");
