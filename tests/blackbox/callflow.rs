@@ -87,6 +87,17 @@ fn runs(windows: &[Heard], min: usize) -> Vec<(Heard, usize)> {
     merged
 }
 
+/// Calls `user` and expects it answered: the dialog, the RTP peer and where to send media.
+async fn answered(sip: SocketAddr, user: &str) -> (SipUa, RtpPeer, SocketAddr) {
+    let mut ua = SipUa::udp(sip).await;
+    let rtp = RtpPeer::bind().await;
+    let ok = call(&mut ua, &rtp, user).await;
+    assert_eq!(ok.status(), 200, "{user}: {ok:?}");
+    ua.ack().await;
+    let media = ok.sdp_audio().expect("SDP answer");
+    (ua, rtp, media)
+}
+
 async fn call(ua: &mut SipUa, rtp: &RtpPeer, user: &str) -> Msg {
     ua.invite(user, &SipUa::sdp(rtp.port(), &[0, 101]))
         .await
@@ -325,18 +336,8 @@ async fn redirect_failures_hang_up_with_bye() {
         );
         stub.serve_xml("/broken", "<Response><Play>not a url</Play></Response>");
         let srv = server(&answer_route(&stub, "POST"), 20);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = call(&mut ua, &rtp, "app").await;
-        assert_eq!(ok.status(), 200);
-        ua.ack().await;
-        let (_, bye) = listen_until_bye(
-            &mut ua,
-            &mut rtp,
-            ok.sdp_audio().unwrap(),
-            Duration::from_secs(10),
-        )
-        .await;
+        let (mut ua, mut rtp, media) = answered(srv.sip, "app").await;
+        let (_, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(10)).await;
         assert!(bye, "{}", srv.log());
         let broken = stub.requests_to("/broken");
         assert_eq!(broken.len(), 1);
@@ -352,16 +353,12 @@ async fn inline_route_xml_runs_and_ends_with_end_of_xml() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let routes = "[[route]]\nuser = \"^short-(?P<n>[0-9])$\"\nxml = '<Response><Wait length=\"$n\"/></Response>'\n";
         let srv = server(routes, 20);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = call(&mut ua, &rtp, "short-1").await;
-        assert_eq!(ok.status(), 200);
-        ua.ack().await;
+        let (mut ua, mut rtp, media) = answered(srv.sip, "short-1").await;
         let started = std::time::Instant::now();
         let (audio, bye) = listen_until_bye(
             &mut ua,
             &mut rtp,
-            ok.sdp_audio().unwrap(),
+            media,
             Duration::from_secs(10),
         )
         .await;
@@ -421,16 +418,12 @@ async fn scheduled_hangup_lets_the_document_continue_until_it_fires() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let routes = "[[route]]\nuser = \"^sched$\"\nxml = '<Response><Hangup schedule=\"1\"/><Wait length=\"10\"/></Response>'\n";
         let srv = server(routes, 20);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = call(&mut ua, &rtp, "sched").await;
-        assert_eq!(ok.status(), 200);
-        ua.ack().await;
+        let (mut ua, mut rtp, media) = answered(srv.sip, "sched").await;
         let started = std::time::Instant::now();
         let (_, bye) = listen_until_bye(
             &mut ua,
             &mut rtp,
-            ok.sdp_audio().unwrap(),
+            media,
             Duration::from_secs(8),
         )
         .await;
@@ -498,15 +491,11 @@ async fn unplayable_files_and_a_missing_speech_engine_are_skipped_with_a_log_lin
             answer_route(&stub, "POST")
         );
         let srv = server(&config, 20);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = call(&mut ua, &rtp, "app").await;
-        assert_eq!(ok.status(), 200);
-        ua.ack().await;
+        let (mut ua, mut rtp, media) = answered(srv.sip, "app").await;
         let (audio, bye) = listen_until_bye(
             &mut ua,
             &mut rtp,
-            ok.sdp_audio().unwrap(),
+            media,
             Duration::from_secs(10),
         )
         .await;

@@ -654,36 +654,20 @@ impl Room {
                 }
             }
             Command::End => self.end(TerminationCause::HangupApiTriggered, now, out),
-            Command::Mute(target, on) => {
-                let Some(ids) = self.resolve(&target, out) else {
-                    return;
-                };
-                for id in ids {
-                    self.set_flag(
-                        id,
-                        on,
-                        |p| &mut p.muted,
-                        EventName::ParticipantMute,
-                        EventName::ParticipantUnmute,
-                        out,
-                    );
-                }
-            }
-            Command::Hold(target, on) => {
-                let Some(ids) = self.resolve(&target, out) else {
-                    return;
-                };
-                for id in ids {
-                    self.set_flag(
-                        id,
-                        on,
-                        |p| &mut p.held,
-                        EventName::ParticipantHold,
-                        EventName::ParticipantUnhold,
-                        out,
-                    );
-                }
-            }
+            Command::Mute(target, on) => self.set_many(
+                &target,
+                on,
+                |p| &mut p.muted,
+                [EventName::ParticipantMute, EventName::ParticipantUnmute],
+                out,
+            ),
+            Command::Hold(target, on) => self.set_many(
+                &target,
+                on,
+                |p| &mut p.held,
+                [EventName::ParticipantHold, EventName::ParticipantUnhold],
+                out,
+            ),
             Command::CoachMode(id, on) => {
                 match self.participant(id) {
                     None => out.push(Output::CommandFailed(CommandError::NoSuchMember(id))),
@@ -737,6 +721,23 @@ impl Room {
                 }
                 Some(ids.clone())
             }
+        }
+    }
+
+    /// Sets a boolean of every targeted participant (`events`: on, off).
+    fn set_many(
+        &mut self,
+        target: &Target,
+        on: bool,
+        field: impl Fn(&mut Participant) -> &mut bool + Copy,
+        events: [EventName; 2],
+        out: &mut Vec<Output>,
+    ) {
+        let Some(ids) = self.resolve(target, out) else {
+            return;
+        };
+        for id in ids {
+            self.set_flag(id, on, field, events[0], events[1], out);
         }
     }
 
