@@ -55,6 +55,10 @@ pub(crate) enum ActorMsg {
     Sound {
         pcm: Arc<[i16]>,
     },
+    SoundTo {
+        members: Vec<u64>,
+        pcm: Arc<[i16]>,
+    },
     Snapshot {
         reply: oneshot::Sender<MpcSnapshot>,
     },
@@ -275,6 +279,13 @@ impl Shell {
                 MusicSlot::CustomerHold => self.customer_hold.set(pcm),
             },
             ActorMsg::Sound { pcm } => self.play_to_unheld(state, pcm),
+            ActorMsg::SoundTo { members, pcm } => {
+                for m in self.members.iter_mut().filter(|m| members.contains(&m.id)) {
+                    if m.sounds.len() < m.sounds.capacity() {
+                        m.sounds.push(SoundCursor::new(pcm.clone()));
+                    }
+                }
+            }
             ActorMsg::Snapshot { reply } => {
                 let _ = reply.send(MpcSnapshot {
                     uuid: state.uuid().to_string(),
@@ -460,28 +471,33 @@ impl Shell {
                     let _ = tx.send(exit);
                 }
             }
-            Output::Sound(sound) => {
-                match sound {
-                    Sound::None => {}
-                    Sound::Beep1 => self.play_to_unheld(state, self.beep1.clone()),
-                    Sound::Beep2 => self.play_to_unheld(state, self.beep2.clone()),
-                    Sound::Url(url) => {
-                        if let Some(first) = self.members.first() {
-                            let target = UrlWithMethod {
-                                url,
-                                method: huddle_xml::HttpMethod::Get,
-                            };
-                            self.spawn_render(target, first.params.clone(), Vec::new(), |pcm| {
-                                match pcm {
-                                    Some(pcm) => ActorMsg::Sound { pcm },
-                                    None => ActorMsg::Sound {
-                                        pcm: Arc::from(Vec::new()),
-                                    },
-                                }
+            Output::Sound(Sound::Beep1) => self.play_to_unheld(state, self.beep1.clone()),
+            Output::Sound(Sound::Beep2) => self.play_to_unheld(state, self.beep2.clone()),
+            Output::Sound(_) => {}
+            Output::SoundDocument(target) => {
+                if let Some(first) = self.members.first() {
+                    self.spawn_render(target, first.params.clone(), Vec::new(), |pcm| {
+                        ActorMsg::Sound {
+                            pcm: pcm.unwrap_or_else(|| Arc::from(Vec::new())),
+                        }
+                    });
+                }
+            }
+            Output::PlayAudio { members, url } => {
+                let prompts = self.deps.prompts.clone();
+                let tx = self.tx.clone();
+                let rate = self.rate;
+                self.deps.runtime.spawn(async move {
+                    match prompts.audio_url(&url, rate).await {
+                        Ok(pcm) => {
+                            let _ = tx.send(ActorMsg::SoundTo {
+                                members,
+                                pcm: pcm.samples,
                             });
                         }
+                        Err(err) => tracing::warn!(%url, error = %err, "MPC play failed"),
                     }
-                }
+                });
             }
             Output::RelayDtmf {
                 from,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use huddle_mixer::{ListenerClass, SpeakerClass};
-use huddle_xml::{MultiPartyCall, Role, Sound, UrlWithMethod};
+use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, UrlWithMethod};
 
 use crate::causes::{ExitCause, TerminationCause};
 use crate::events::{EventName, MemberRef, RoomEvent};
@@ -91,6 +91,8 @@ pub struct Participant {
     pub enter_sound: Sound,
     /// Played to the room when it leaves.
     pub exit_sound: Sound,
+    /// Method for a URL exit sound.
+    pub exit_sound_method: HttpMethod,
     /// Its DTMF is relayed to the others.
     pub relay_dtmf: bool,
     /// Where its call continues after leaving.
@@ -177,6 +179,8 @@ pub enum Command {
     CoachMode(u64, bool),
     /// Remove participants (4030 unless they have an on-exit URL).
     Kick(Target),
+    /// Play an audio file (mp3/wav URL) to participants, over what they hear.
+    Play(Target, String),
 }
 
 /// Why a command was refused.
@@ -282,6 +286,16 @@ pub enum Output {
     },
     /// Play a sound to every participant not on hold.
     Sound(Sound),
+    /// Fetch this Play/Speak/Wait document and play it to every participant not on hold
+    /// (a URL enter or exit sound).
+    SoundDocument(UrlWithMethod),
+    /// Fetch this audio file and play it to these participants (the Play command).
+    PlayAudio {
+        /// Who hears it.
+        members: Vec<u64>,
+        /// mp3 or wav URL.
+        url: String,
+    },
     /// Send a digit to every participant but `from`.
     RelayDtmf {
         /// Who pressed it.
@@ -297,6 +311,18 @@ pub enum Output {
     CommandFailed(CommandError),
     /// The MPC ended; the shell stops once everyone is released.
     Ended(TerminationCause),
+}
+
+/// The output that plays an enter or exit sound, if any.
+fn sound_output(sound: &Sound, method: HttpMethod) -> Option<Output> {
+    match sound {
+        Sound::None => None,
+        Sound::Url(url) => Some(Output::SoundDocument(UrlWithMethod {
+            url: url.clone(),
+            method,
+        })),
+        beep => Some(Output::Sound(beep.clone())),
+    }
 }
 
 /// One MPC.
@@ -514,12 +540,13 @@ impl Room {
             end_mpc_on_exit: mpc.end_mpc_on_exit,
             enter_sound: mpc.enter_sound.clone(),
             exit_sound: mpc.exit_sound.clone(),
+            exit_sound_method: mpc.exit_sound_method,
             relay_dtmf: mpc.relay_dtmf_inputs,
             on_exit_action: mpc.on_exit_action.clone(),
             joined_at: now,
         };
         let member = participant.member_ref();
-        let enter_sound = participant.enter_sound.clone();
+        let enter_sound = sound_output(&participant.enter_sound, mpc.enter_sound_method);
         self.participants.push(participant);
         self.peak = self.peak.max(self.participants.len());
         out.push(Output::Admitted { member_id });
@@ -527,9 +554,7 @@ impl Room {
             self.event(EventName::MpcInitialized, None, Vec::new(), out);
         }
         self.event(EventName::ParticipantJoin, Some(member), Vec::new(), out);
-        if enter_sound != Sound::None {
-            out.push(Output::Sound(enter_sound));
-        }
+        out.extend(enter_sound);
         self.maybe_start(now, out);
     }
 
@@ -586,8 +611,8 @@ impl Room {
         if self.status == Status::Ended {
             return;
         }
-        if p.exit_sound != Sound::None && !self.participants.is_empty() {
-            out.push(Output::Sound(p.exit_sound.clone()));
+        if !self.participants.is_empty() {
+            out.extend(sound_output(&p.exit_sound, p.exit_sound_method));
         }
         if p.end_mpc_on_exit {
             self.end(TerminationCause::EndMpcOnExit, now, out);
@@ -689,6 +714,12 @@ impl Room {
                         }
                     }
                 }
+            }
+            Command::Play(target, url) => {
+                let Some(members) = self.resolve(&target, out) else {
+                    return;
+                };
+                out.push(Output::PlayAudio { members, url });
             }
             Command::Kick(target) => {
                 let Some(ids) = self.resolve(&target, out) else {

@@ -410,8 +410,12 @@ fn sounds_follow_enter_and_exit_attributes() {
     );
     let mut c = MultiPartyCall::new("room1", Role::Customer);
     c.enter_sound = Sound::Url("http://app/enter.xml".into());
+    c.enter_sound_method = HttpMethod::Post;
     let (cid, out) = s.join(c);
-    assert!(out.contains(&Output::Sound(Sound::Url("http://app/enter.xml".into()))));
+    assert!(out.contains(&Output::SoundDocument(UrlWithMethod {
+        url: "http://app/enter.xml".into(),
+        method: HttpMethod::Post
+    })));
     let out = s.feed(Input::Hangup { member_id: cid });
     assert!(
         out.contains(&Output::Sound(Sound::Beep2)),
@@ -421,6 +425,34 @@ fn sounds_follow_enter_and_exit_attributes() {
     quiet.enter_sound = Sound::None;
     let (_, out) = s.join(quiet);
     assert!(!out.iter().any(|o| matches!(o, Output::Sound(_))));
+}
+
+#[test]
+fn play_targets_members_and_refuses_unknown_ones() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let (cid, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::Command(Command::Play(
+        Target::Members(vec![cid]),
+        "http://app/a.wav".into(),
+    )));
+    assert_eq!(
+        out,
+        vec![Output::PlayAudio {
+            members: vec![cid],
+            url: "http://app/a.wav".into()
+        }]
+    );
+    let out = s.feed(Input::Command(Command::Play(
+        Target::All,
+        "http://app/a.wav".into(),
+    )));
+    assert!(matches!(&out[0], Output::PlayAudio { members, .. } if members == &vec![aid, cid]));
+    let out = s.feed(Input::Command(Command::Play(
+        Target::Members(vec![77]),
+        "http://app/a.wav".into(),
+    )));
+    assert!(matches!(out[0], Output::CommandFailed(_)));
 }
 
 #[test]

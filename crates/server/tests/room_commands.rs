@@ -74,23 +74,102 @@ fn settled(
         .map(|i| after[i].0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mute_hold_and_coach_take_effect_within_a_tick() {
-    let dir = std::env::temp_dir().join(format!("huddle-cmd-{}", std::process::id()));
+/// The MPC once `count` participants are in: a call is answered before it joins, so the
+/// join may still be on its way when the caller's ACK is out.
+async fn members(
+    rooms: &huddle_room::RoomRegistry,
+    name: &str,
+    count: usize,
+) -> huddle_room::MpcSnapshot {
+    for _ in 0..100 {
+        if let Some(s) = rooms.snapshot(name).await {
+            if s.participants.len() >= count {
+                return s;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never had {count} participants");
+}
+
+/// Starts huddle in-process; `slot` keeps the RTP ranges of the tests in this file apart.
+async fn start(slot: u16) -> huddle_server::Running {
+    let dir = std::env::temp_dir().join(format!("huddle-cmd-{}-{slot}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let base = 40_000 + (std::process::id() % 1000) as u16 * 8;
+    let base = 40_000 + (std::process::id() % 500) as u16 * 40 + slot * 20;
     let toml = CONFIG
-        .replace("PORTS", &format!("{base}-{}", base + 40))
+        .replace("PORTS", &format!("{base}-{}", base + 18))
         .replace("DIR", &dir.display().to_string());
     let config = huddle_config::from_toml_str(&toml).unwrap();
-    let running = huddle_server::start(config).await.unwrap();
+    huddle_server::start(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_reaches_only_the_targeted_members() {
+    let running = start(1).await;
+    let sip = running.sip_addrs[0];
+    let stub = huddle_testkit::HttpStub::start().await;
+    stub.serve(
+        "/prompt.wav",
+        200,
+        "audio/wav",
+        huddle_testkit::wav_tone(1650.0, 1.0, 8000),
+    );
+    let mut agent = join(sip, "agent-play").await;
+    let mut customer = join(sip, "customer-play").await;
+    let snapshot = members(&running.rooms, "play", 2).await;
+    let customer_id = snapshot
+        .participants
+        .iter()
+        .find(|p| p.role == huddle_xml::Role::Customer)
+        .unwrap()
+        .member_id;
+    running
+        .rooms
+        .command(
+            "play",
+            Command::Play(Target::Members(vec![customer_id]), stub.url("/prompt.wav")),
+        )
+        .await
+        .unwrap();
+    let (am, cm) = (agent.media, customer.media);
+    let (agent_heard, customer_heard) = tokio::join!(
+        agent.rtp.talk(am, 0.0, Duration::from_millis(1200)),
+        customer.rtp.talk(cm, 0.0, Duration::from_millis(1200)),
+    );
+    let loud = |pcm: &[i16]| pcm.chunks(800).any(|w| tone_share(w, 1650.0) > 0.5);
+    assert!(
+        loud(&customer_heard),
+        "the targeted customer hears the prompt"
+    );
+    assert!(!loud(&agent_heard), "the agent does not");
+    assert_eq!(
+        running
+            .rooms
+            .command(
+                "play",
+                Command::Play(Target::Members(vec![1]), stub.url("/prompt.wav"))
+            )
+            .await,
+        Err(huddle_room::RegistryError::Refused(
+            huddle_room::CommandError::NoSuchMember(1)
+        ))
+    );
+    agent.ua.bye().await;
+    customer.ua.bye().await;
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_hold_and_coach_take_effect_within_a_tick() {
+    let running = start(0).await;
     let sip = running.sip_addrs[0];
     let rooms = running.rooms.clone();
 
     let mut agent = join(sip, "agent-cmd").await;
     let mut customer = join(sip, "customer-cmd").await;
     let mut sup = join(sip, "supervisor-cmd").await;
-    let snapshot = rooms.snapshot("cmd").await.expect("the MPC is live");
+    let snapshot = members(&rooms, "cmd", 3).await;
     let member = |role: huddle_xml::Role| {
         snapshot
             .participants
