@@ -457,3 +457,94 @@ async fn max_duration_ends_the_mpc() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn url_enter_sound_and_on_exit_action_with_the_real_room() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/enter.wav", 200, "audio/wav", wav_tone(1350.0, 0.6, 8000));
+        stub.serve_xml(
+            "/enter.xml",
+            &format!(
+                "<Response><Play>{}</Play></Response>",
+                stub.url("/enter.wav")
+            ),
+        );
+        stub.serve("/after.wav", 200, "audio/wav", wav_tone(950.0, 1.0, 8000));
+        stub.serve_xml(
+            "/exit",
+            &format!(
+                "<Response><Play>{}</Play></Response>",
+                stub.url("/after.wav")
+            ),
+        );
+        let customer_attrs = format!(
+            "enterSound=\"{}\" enterSoundMethod=\"POST\" exitSound=\"none\" onExitActionUrl=\"{}\"",
+            stub.url("/enter.xml"),
+            stub.url("/exit")
+        );
+        let srv = server(
+            &routes(&[
+                (
+                    "boss",
+                    "endMpcOnExit=\"true\" enterSound=\"none\" exitSound=\"none\"",
+                ),
+                ("guest", &customer_attrs),
+            ]),
+            100,
+        );
+        let mut agent = join(srv.sip, "boss-agent-x", AGENT).await;
+        listen(&mut agent, 300).await;
+        let mut customer = join(srv.sip, "guest-customer-x", 0.0).await;
+        let heard = listen(&mut agent, 1200).await;
+        assert!(
+            has_tone(&heard, 1350.0),
+            "the URL enter sound is played to the room"
+        );
+        let enter = stub.requests_to("/enter.xml");
+        assert_eq!(enter.len(), 1);
+        assert_eq!(enter[0].method, "POST", "enterSoundMethod is honoured");
+
+        // The agent ends the MPC: the customer's call goes on at its onExitActionUrl.
+        agent.ua.bye().await;
+        let mut heard = Vec::new();
+        let started = Instant::now();
+        let mut bye = false;
+        while started.elapsed() < Duration::from_secs(6) && !bye {
+            heard.extend(listen(&mut customer, 100).await);
+            if let Some(m) = customer.ua.recv(Duration::from_millis(1)).await {
+                if m.start.starts_with("BYE ") {
+                    customer.ua.reply_ok(&m).await;
+                    bye = true;
+                }
+            }
+        }
+        assert!(bye, "the on-exit document ends, so the call ends");
+        assert!(has_tone(&heard, 950.0), "the on-exit document plays");
+        let exit = stub.requests_to("/exit");
+        assert_eq!(exit.len(), 1);
+        let r = &exit[0];
+        assert_eq!(r.method, "POST", "onExitActionMethod defaults to POST");
+        assert_eq!(r.param("MPCFriendlyName"), Some("x"));
+        assert_eq!(r.param("ParticipantRole"), Some("Customer"));
+        assert_eq!(
+            r.param("ParticipantExitCause"),
+            Some("Multiparty Call Ended")
+        );
+        for key in [
+            "MPCUUID",
+            "MemberID",
+            "ParticipantCallUUID",
+            "ParticipantJoinTime",
+            "ParticipantEndTime",
+            "CallUUID",
+        ] {
+            assert!(
+                r.param(key).is_some_and(|v| !v.is_empty()),
+                "{key} missing: {r:?}"
+            );
+        }
+    })
+    .await
+    .expect("timed out");
+}

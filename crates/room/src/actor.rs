@@ -433,15 +433,12 @@ impl Shell {
                 release,
                 on_exit,
                 cause,
+                role,
             } => {
                 let Some(i) = self.members.iter().position(|m| m.id == member_id) else {
                     return;
                 };
                 let mut member = self.members.remove(i);
-                let role = state
-                    .participant(member_id)
-                    .map(|p| p.role.as_str())
-                    .unwrap_or_default();
                 let exit = match release {
                     Release::HangupKicked => RoomExit::Hangup(HangupCause::KickedOut),
                     Release::Continue => RoomExit::Continue {
@@ -462,7 +459,7 @@ impl Shell {
                                 "ParticipantEndTime".into(),
                                 plivo_timestamp(SystemTime::now()),
                             ),
-                            ("ParticipantRole".into(), role.to_string()),
+                            ("ParticipantRole".into(), role.as_str().to_string()),
                             ("ParticipantExitCause".into(), cause.name().to_string()),
                         ],
                     },

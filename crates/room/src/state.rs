@@ -283,6 +283,8 @@ pub enum Output {
         on_exit: Option<UrlWithMethod>,
         /// Why, for the on-exit parameters.
         cause: ExitCause,
+        /// Its role, for the on-exit parameters.
+        role: Role,
     },
     /// Play a sound to every participant not on hold.
     Sound(Sound),
@@ -600,6 +602,7 @@ impl Room {
                 release,
                 on_exit: p.on_exit_action.clone(),
                 cause,
+                role: p.role,
             });
         }
         self.event(
@@ -638,6 +641,7 @@ impl Room {
                 release: Release::Continue,
                 on_exit: p.on_exit_action.clone(),
                 cause: ExitCause::MpcEnded,
+                role: p.role,
             });
             self.event(
                 EventName::ParticipantExit,
