@@ -62,6 +62,17 @@ impl Ending {
     }
 }
 
+/// How far [`XmlCall::start_media`] goes on the SIP side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaStart {
+    /// Sockets and session only.
+    Prepare,
+    /// And 183 Session Progress with our SDP.
+    EarlyMedia,
+    /// And 200 OK.
+    Answer,
+}
+
 /// What ended the current document.
 enum Next {
     EndOfDocument,
@@ -194,7 +205,7 @@ impl XmlCall {
                 }
                 Verb::PreAnswer(pre) => {
                     if !self.answered {
-                        self.start_media(false).await?;
+                        self.start_media(MediaStart::EarlyMedia).await?;
                     }
                     for verb in &pre.verbs {
                         match verb {
@@ -293,15 +304,23 @@ impl XmlCall {
             tracing::warn!(mpc = %mpc.name, "MultiPartyCall skipped: this server has no room service");
             return Ok(None);
         };
-        self.answer().await?;
+        // Join before answering, so that rooms see joins in the order the calls were answered
+        // (maxParticipants decides by that order); the answer follows at once.
+        self.start_media(MediaStart::Prepare).await?;
         let request = JoinRequest {
             call_uuid: self.params.call_uuid.clone(),
             from: self.params.from.clone(),
             to: self.params.to.clone(),
             mpc: Box::new(mpc.clone()),
             sample_rate: RATE,
+            audio_out: match self.media.as_ref() {
+                Some(m) => m.handle.frame_sender(),
+                None => return Ok(None),
+            },
         };
-        let membership = match self.pump_until(rooms.join(request)).await? {
+        let joined = self.pump_until(rooms.join(request)).await?;
+        self.answer().await?;
+        let membership = match joined {
             Ok(m) => m,
             Err(refused) => {
                 tracing::info!(mpc = %mpc.name, reason = %refused.reason, "MultiPartyCall refused; continuing");
@@ -309,17 +328,24 @@ impl XmlCall {
             }
         };
         let crate::room_port::Membership {
+            audio_in,
             to_room,
             mut from_room,
             exit,
             left,
         } = membership;
+        if let Some(m) = self.media.as_ref() {
+            m.handle.route_decoded(Some(audio_in));
+        }
         let link = RoomLink {
             to_room: &to_room,
             from_room: &mut from_room,
         };
         // The room paces the audio: its frames go out as they arrive, our ticks stay silent.
         let outcome = self.pump(&mut Silence::forever(), Some(link), exit).await;
+        if let Some(m) = self.media.as_ref() {
+            m.handle.route_decoded(None);
+        }
         let exit = match outcome {
             Ok(Pumped::Ready(Ok(exit))) => exit,
             Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) => RoomExit::Continue {
@@ -403,10 +429,11 @@ impl XmlCall {
         if self.answered {
             return Ok(());
         }
-        self.start_media(true).await
+        self.start_media(MediaStart::Answer).await
     }
 
-    async fn start_media(&mut self, answer: bool) -> Result<(), Ending> {
+    async fn start_media(&mut self, start: MediaStart) -> Result<(), Ending> {
+        let answer = start == MediaStart::Answer;
         if self.media.is_none() {
             let session = MediaSession::bind(&self.ctx.ports, self.ctx.media.local_ip)
                 .await
@@ -444,7 +471,7 @@ impl XmlCall {
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
             });
-            if !answer {
+            if start == MediaStart::EarlyMedia {
                 let sdp = self.answer_sdp.clone();
                 self.ctx.sip.provisional(self.leg, 183, sdp);
                 tracing::info!("early media (183)");
@@ -475,10 +502,9 @@ impl XmlCall {
     }
 
     /// The leg's heartbeat: every 20 ms one frame from `source` goes out; SIP events,
-    /// scheduled hangups and limits are served. In a room, the caller's audio and digits go to
-    /// the room and the room's frames go out as soon as they arrive (the room's tick paces
-    /// them, which saves up to a frame of latency). Returns when the source ends or `until`
-    /// resolves.
+    /// scheduled hangups and limits are served. In a room our tick is off (the room writes
+    /// the mixes into the media session itself) and digits go both ways. Returns when the
+    /// source ends or `until` resolves.
     async fn pump<F: Future>(
         &mut self,
         source: &mut dyn FrameSource,
@@ -512,11 +538,6 @@ impl XmlCall {
             };
             match wake {
                 Wake::Done(out) => return Ok(Pumped::Ready(out)),
-                Wake::Room(Some(MemberOutput::Audio(frame))) => {
-                    if let Some(m) = self.media.as_ref() {
-                        m.handle.send_frame(frame);
-                    }
-                }
                 Wake::Room(Some(MemberOutput::Dtmf { digit, duration_ms })) => {
                     if let Some(m) = self.media.as_ref() {
                         m.handle.send_dtmf(digit, duration_ms);
@@ -538,12 +559,8 @@ impl XmlCall {
                         m.handle.send_dtmf(digit, duration_ms);
                     }
                 }
-                Wake::Media(Some(MediaItem::Frame(frame))) => {
-                    if let Some(r) = room.as_ref() {
-                        // Never wait on the room: a full queue drops the frame.
-                        let _ = r.to_room.try_send(MemberInput::Audio(frame));
-                    }
-                }
+                // Outside a room caller audio is not used; in a room it goes there directly.
+                Wake::Media(Some(MediaItem::Frame(_))) => {}
                 Wake::Media(Some(MediaItem::Event(MediaEvent::Dtmf { digit, duration_ms }))) => {
                     tracing::info!(%digit, duration_ms, "DTMF from the caller");
                     if let Some(r) = room.as_ref() {

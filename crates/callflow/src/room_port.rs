@@ -1,5 +1,6 @@
 //! The boundary between a call leg and the MPC room it joins. The leg owns SIP and RTP; the
-//! room owns the mix. They exchange audio, digits and the reason the leg left.
+//! room owns the mix. Audio goes between the room and the leg's media session directly;
+//! digits and the reason the leg left go through the leg's task.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,15 +24,14 @@ pub struct JoinRequest {
     pub mpc: Box<MultiPartyCall>,
     /// The leg's audio sample rate.
     pub sample_rate: u32,
+    /// The leg's outgoing audio queue: the room writes the caller's mix here directly
+    /// (`try_send`, one frame per tick).
+    pub audio_out: mpsc::Sender<AudioFrame>,
 }
 
-/// What the leg sends into the room.
-// Frames travel by value on purpose: boxing them would allocate on every 20 ms tick.
-#[allow(clippy::large_enum_variant)]
+/// What the leg sends into the room besides audio.
 #[derive(Debug)]
 pub enum MemberInput {
-    /// The caller's audio, one 20 ms frame.
-    Audio(AudioFrame),
     /// A DTMF digit the caller pressed (RFC 4733).
     Dtmf {
         /// The digit.
@@ -41,13 +41,9 @@ pub enum MemberInput {
     },
 }
 
-/// What the room sends to the leg.
-// Frames travel by value on purpose: boxing them would allocate on every 20 ms tick.
-#[allow(clippy::large_enum_variant)]
+/// What the room sends to the leg besides audio.
 #[derive(Debug)]
 pub enum MemberOutput {
-    /// The caller's mix, one 20 ms frame.
-    Audio(AudioFrame),
     /// A digit relayed from another member, to be sent as RFC 4733.
     Dtmf {
         /// The digit.
@@ -72,9 +68,13 @@ pub enum RoomExit {
     Hangup(HangupCause),
 }
 
-/// A leg's membership of a room.
+/// A leg's membership of a room. Audio flows between the leg's media session and the room
+/// directly (decoded frames into `audio_in`, mixes into the request's `audio_out`), so a frame
+/// costs no hop through the leg's task.
 pub struct Membership {
-    /// Caller audio and digits into the room; the leg never waits on it (try_send).
+    /// The room's inbox for the caller's decoded audio; the media session writes into it.
+    pub audio_in: mpsc::Sender<AudioFrame>,
+    /// Digits into the room; the leg never waits on it (try_send).
     pub to_room: mpsc::Sender<MemberInput>,
     /// The room's output for this caller.
     pub from_room: mpsc::Receiver<MemberOutput>,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use huddle_callflow::{
-    CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, MemberOutput, Membership,
-    RoomExit, Rooms, RouteAction, RouteRule, Router,
+    CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, Membership, RoomExit, Rooms,
+    RouteAction, RouteRule, Router,
 };
 use huddle_media::ports::PortAllocator;
 use huddle_sip::endpoint::EndpointConfig;
@@ -34,14 +34,16 @@ impl Rooms for LoopbackRoom {
         request: JoinRequest,
     ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>> {
         Box::pin(async move {
-            self.joins.lock().unwrap().push(request);
+            self.joins.lock().unwrap().push(request.clone());
             if self.refuse {
                 return Err(JoinRefused {
                     reason: "MPC is full".into(),
                 });
             }
             let (to_room, mut room_in) = mpsc::channel(16);
-            let (room_out, from_room) = mpsc::channel(16);
+            let (_room_out, from_room) = mpsc::channel(16);
+            let (audio_in, mut audio) = mpsc::channel(16);
+            let audio_out = request.audio_out.clone();
             let (exit_tx, exit) = oneshot::channel();
             let (left, mut left_rx) = oneshot::channel();
             let stay = self.stay;
@@ -51,10 +53,13 @@ impl Rooms for LoopbackRoom {
                 tokio::pin!(until);
                 loop {
                     tokio::select! {
-                        input = room_in.recv() => match input {
-                            Some(MemberInput::Audio(frame)) => {
-                                let _ = room_out.try_send(MemberOutput::Audio(frame));
+                        frame = audio.recv() => match frame {
+                            Some(frame) => {
+                                let _ = audio_out.try_send(frame);
                             }
+                            None => return,
+                        },
+                        input = room_in.recv() => match input {
                             Some(MemberInput::Dtmf { .. }) => {}
                             None => return,
                         },
@@ -70,6 +75,7 @@ impl Rooms for LoopbackRoom {
                 }
             });
             Ok(Membership {
+                audio_in,
                 to_room,
                 from_room,
                 exit,

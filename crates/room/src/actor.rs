@@ -26,8 +26,8 @@ use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room,
 const TICK: Duration = Duration::from_millis(20);
 /// Frames a member may have queued for the mixer; more means it runs ahead, drop the oldest.
 const MAX_QUEUED: usize = 3;
-/// Frames queued towards a member's leg before we drop.
-const OUTBOX: usize = 8;
+/// Caller frames the media session may queue for the room before it drops.
+const INBOX: usize = 8;
 
 /// A join's answer.
 pub(crate) enum JoinReply {
@@ -106,6 +106,8 @@ struct Member {
     id: u64,
     params: CallParams,
     joined_at: SystemTime,
+    audio_in: mpsc::Receiver<AudioFrame>,
+    audio_out: mpsc::Sender<AudioFrame>,
     inbox: mpsc::Receiver<MemberInput>,
     outbox: mpsc::Sender<MemberOutput>,
     exit: Option<oneshot::Sender<RoomExit>>,
@@ -316,7 +318,8 @@ impl Shell {
         reply: oneshot::Sender<JoinReply>,
     ) {
         let (to_room, inbox) = mpsc::channel(16);
-        let (outbox, from_room) = mpsc::channel(OUTBOX);
+        let (outbox, from_room) = mpsc::channel(16);
+        let (audio_in_tx, audio_in) = mpsc::channel(INBOX);
         let (exit_tx, exit) = oneshot::channel();
         let (left, left_rx) = oneshot::channel();
         let params = CallParams {
@@ -330,6 +333,8 @@ impl Shell {
             id: member_id,
             params,
             joined_at: SystemTime::now(),
+            audio_in,
+            audio_out: request.audio_out.clone(),
             inbox,
             outbox,
             exit: Some(exit_tx),
@@ -363,6 +368,7 @@ impl Shell {
             let _ = reply.send(JoinReply::Refused(JoinRefused { reason }));
         } else {
             let _ = reply.send(JoinReply::Joined(Membership {
+                audio_in: audio_in_tx,
                 to_room,
                 from_room,
                 exit,
@@ -534,15 +540,15 @@ impl Shell {
                 hung_up.push(m.id);
                 continue;
             }
+            while let Ok(frame) = m.audio_in.try_recv() {
+                if m.queue.len() >= MAX_QUEUED {
+                    m.queue.pop_front();
+                    metrics::counter!("huddle_room_frames_dropped_total", "reason" => "member_ahead").increment(1);
+                }
+                m.queue.push_back(frame);
+            }
             loop {
                 match m.inbox.try_recv() {
-                    Ok(MemberInput::Audio(frame)) => {
-                        if m.queue.len() >= MAX_QUEUED {
-                            m.queue.pop_front();
-                            metrics::counter!("huddle_room_frames_dropped_total", "reason" => "member_ahead").increment(1);
-                        }
-                        m.queue.push_back(frame);
-                    }
                     Ok(MemberInput::Dtmf { digit, duration_ms }) => {
                         digits.push((m.id, digit, duration_ms))
                     }
@@ -648,7 +654,7 @@ impl Shell {
                 sound,
                 sounds,
                 mix,
-                outbox,
+                audio_out,
                 ..
             } = m;
             // Sounds are for listeners not on hold; a hold starting mid-beep cuts it.
@@ -687,7 +693,7 @@ impl Shell {
             }
             mix.len = n;
             mix.rate = self.rate;
-            if outbox.try_send(MemberOutput::Audio(mix.clone())).is_err() {
+            if audio_out.try_send(mix.clone()).is_err() {
                 metrics::counter!("huddle_room_frames_dropped_total", "reason" => "leg_behind")
                     .increment(1);
             }
