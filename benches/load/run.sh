@@ -32,7 +32,7 @@ cat > "$work/huddle.toml" <<TOML
 listen = ["udp:127.0.0.1:$sip_port"]
 advertised_address = "127.0.0.1"
 [rtp]
-port_range = "30000-44000"
+port_range = "20000-30000"
 rtp_timeout_secs = 0
 [http]
 listen = "127.0.0.1:$http_port"
@@ -81,7 +81,7 @@ for p in $(seq 0 $((procs - 1))); do
   calls=$(( $(wc -l < "$work/members$p.csv") - 1 ))
   sipp 127.0.0.1:$sip_port -sf "$work/member$p.xml" -inf "$work/members$p.csv" \
     -m "$calls" -l "$calls" -r "$rate" -d "$hold_ms" \
-    -i 127.0.0.1 -p $((26000 + p)) -mi 127.0.0.1 -mp $((46000 + p * 4000)) \
+    -i 127.0.0.1 -p $((19000 + p)) -mi 127.0.0.1 -mp $((10000 + p * 2000)) \
     -nostdin -bg -trace_err -error_file "$work/sipp$p.err" -trace_stat -stf "$work/sipp$p.csv" \
     > "$work/sipp$p.out" 2>&1 || true
 done
