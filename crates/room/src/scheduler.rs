@@ -101,12 +101,27 @@ fn run(incoming: mpsc::Receiver<RoomTask>, count: Arc<AtomicUsize>) {
         let horizon = now + BATCH;
         let mut i = 0;
         while i < rooms.len() {
-            if rooms[i].next <= horizon && !rooms[i].run_tick(Instant::now().max(now)) {
+            if rooms[i].next <= horizon && !tick_guarded(&mut rooms[i], now) {
                 rooms.swap_remove(i);
                 count.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             i += 1;
+        }
+    }
+}
+
+/// Ticks one room; a panic in it (a bug) costs that room, not the thread and its other rooms.
+/// The room's members see their exit signal dropped and continue their call flow.
+fn tick_guarded(room: &mut RoomTask, now: Instant) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        room.run_tick(Instant::now().max(now))
+    })) {
+        Ok(alive) => alive,
+        Err(_) => {
+            tracing::error!("a room panicked in its tick and was dropped");
+            metrics::counter!("huddle_room_panics_total").increment(1);
+            false
         }
     }
 }

@@ -492,6 +492,11 @@ fn speaking_events_carry_the_member() {
     });
     let Output::Event(e) = &out[0] else { panic!() };
     assert_eq!(e.name, EventName::ParticipantSpeakStart);
+    let stop = s.feed(Input::Speaking {
+        member_id: aid,
+        active: false,
+    });
+    assert_eq!(events(&stop), vec![EventName::ParticipantSpeakStop]);
     let m = e.member.as_ref().unwrap();
     assert_eq!((m.member_id, m.role), (aid, Role::Agent));
     assert_eq!(e.mpc_name, "room1");
