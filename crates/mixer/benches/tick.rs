@@ -1,81 +1,107 @@
-//! One tick of a G.711 room: decode every participant's payload, mix, encode every listener's
-//! mix; and the mix alone for larger rooms.
+//! One 20 ms tick of a G.711 µ-law room at 8 kHz: decode every participant's 160-byte
+//! payload, mix, encode every listener's mix; and the mix alone for larger rooms.
+//!
+//! Each benchmark's throughput is set to its participant count, so criterion's "elem/s"
+//! gives the cost per participant (ns per participant = 1e9 / elem/s).
+//!
+//! `cargo bench -p huddle-mixer --bench tick -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle_media::g711::{ulaw_decode, ulaw_encode};
 use huddle_mixer::{HearingTable, ListenerClass, Mixer, SpeakerClass};
 
-const CLASSES: [(SpeakerClass, ListenerClass); 5] = [
+const FRAME: usize = 160;
+
+/// A call-centre mix of roles: customers, agents, a coach, a barging supervisor, AI agents.
+const ROLES: [(SpeakerClass, ListenerClass); 5] = [
     (SpeakerClass::Customer, ListenerClass::Customer),
     (SpeakerClass::Agent, ListenerClass::Agent),
     (SpeakerClass::Coach, ListenerClass::Supervisor),
-    (SpeakerClass::Customer, ListenerClass::Customer),
+    (SpeakerClass::Supervisor, ListenerClass::Supervisor),
     (SpeakerClass::AiAgent, ListenerClass::AiAgent),
 ];
 
-fn payloads(n: usize) -> Vec<[u8; 160]> {
+/// Speech-level PCM, different for every participant, so that sums vary and some samples of
+/// the bigger rooms reach the limiter's knee.
+fn pcm(n: usize) -> Vec<[i16; FRAME]> {
     (0..n)
         .map(|p| {
-            let mut out = [0u8; 160];
-            let pcm: Vec<i16> = (0..160)
-                .map(|i| (((i * (p + 3)) as f64 * 0.07).sin() * 6000.0) as i16)
-                .collect();
-            ulaw_encode(&pcm, &mut out);
-            out
+            let mut frame = [0i16; FRAME];
+            for (i, s) in frame.iter_mut().enumerate() {
+                let t = i as f64 / 8000.0;
+                let f = 150.0 + 60.0 * p as f64;
+                *s = ((2.0 * std::f64::consts::PI * f * t).sin() * 6000.0
+                    + (2.0 * std::f64::consts::PI * 3.3 * f * t).sin() * 1500.0)
+                    as i16;
+            }
+            frame
         })
         .collect()
 }
 
 fn g711_tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("g711 ulaw tick 8 kHz");
     for n in [5usize, 10] {
-        let input = payloads(n);
-        let mut pcm = vec![[0i16; 160]; n];
-        let mut mixes = vec![[0i16; 160]; n];
-        let mut encoded = vec![[0u8; 160]; n];
-        let mut mixer = Mixer::new(160, HearingTable::default());
-        c.bench_function(&format!("g711 tick {n} participants"), |b| {
+        let input: Vec<[u8; FRAME]> = pcm(n)
+            .iter()
+            .map(|frame| {
+                let mut out = [0u8; FRAME];
+                ulaw_encode(frame, &mut out);
+                out
+            })
+            .collect();
+        let mut decoded = vec![[0i16; FRAME]; n];
+        let mut mix = [0i16; FRAME];
+        let mut encoded = vec![[0u8; FRAME]; n];
+        let mut mixer = Mixer::new(FRAME, HearingTable::default());
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| {
-                for (payload, out) in input.iter().zip(pcm.iter_mut()) {
+                for (payload, out) in input.iter().zip(decoded.iter_mut()) {
                     ulaw_decode(black_box(payload), out);
                 }
                 mixer.begin();
-                for (i, frame) in pcm.iter().enumerate() {
-                    mixer.add(CLASSES[i % 5].0, frame);
+                for (i, frame) in decoded.iter().enumerate() {
+                    mixer.add(ROLES[i % 5].0, frame);
                 }
                 mixer.finish();
-                for (i, frame) in pcm.iter().enumerate() {
-                    let (speaker, listener) = CLASSES[i % 5];
-                    mixer.mix_for(listener, Some((speaker, frame)), &[], &mut mixes[i]);
-                    ulaw_encode(&mixes[i], &mut encoded[i]);
+                for (i, (frame, payload)) in decoded.iter().zip(encoded.iter_mut()).enumerate() {
+                    let (speaker, listener) = ROLES[i % 5];
+                    mixer.mix_for(listener, Some((speaker, frame)), &[], &mut mix);
+                    ulaw_encode(&mix, payload);
                 }
                 black_box(&encoded);
             })
         });
     }
+    group.finish();
 }
 
 fn mix_only(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mix only 8 kHz");
     for n in [5usize, 10, 50] {
-        let frames = vec![[1000i16; 160]; n];
-        let mut out = [0i16; 160];
-        let mut mixer = Mixer::new(160, HearingTable::default());
-        c.bench_function(&format!("mix only {n} participants"), |b| {
+        let frames = pcm(n);
+        let mut outs = vec![[0i16; FRAME]; n];
+        let mut mixer = Mixer::new(FRAME, HearingTable::default());
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| {
                 mixer.begin();
                 for (i, f) in frames.iter().enumerate() {
-                    mixer.add(CLASSES[i % 5].0, f);
+                    mixer.add(ROLES[i % 5].0, black_box(f));
                 }
                 mixer.finish();
-                for (i, f) in frames.iter().enumerate() {
-                    let (speaker, listener) = CLASSES[i % 5];
-                    mixer.mix_for(listener, Some((speaker, f)), &[], &mut out);
-                    black_box(&out);
+                for (i, (f, out)) in frames.iter().zip(outs.iter_mut()).enumerate() {
+                    let (speaker, listener) = ROLES[i % 5];
+                    mixer.mix_for(listener, Some((speaker, f)), &[], out);
                 }
+                black_box(&outs);
             })
         });
     }
+    group.finish();
 }
 
 criterion_group!(benches, g711_tick, mix_only);

@@ -1,11 +1,30 @@
 //! Role-aware mix-minus for multi-party calls.
 //!
 //! Hand-written because it is the hottest loop of the server and no crate mixes by role: every
-//! listener gets the sum of the speakers its role may hear, minus its own voice. The work per
-//! tick is O(participants): speakers are summed once per class, each listener class's sum is
-//! derived from the classes it hears (a fixed 6 × 5 table), and each listener's mix is its
-//! class sum minus its own frame. Integer sums make that subtraction exact. No I/O, no async,
-//! and no allocation after [`Mixer::new`].
+//! listener gets the sum of the speakers its role may hear (design.md's "Who hears whom",
+//! stored as data in [`HearingTable`]), minus its own voice. The work per tick is
+//! O(participants): contributors are summed once per speaker class ([`Mixer::add`]), each
+//! listener class's sum is derived from the classes it hears ([`Mixer::finish`], a fixed
+//! 6 × 5 table, independent of the participant count), and each listener's mix is its class
+//! sum minus its own frame ([`Mixer::mix_for`]). No I/O, no async, no dependency on the rest of
+//! huddle, and no allocation after [`Mixer::new`]: every buffer is sized for [`MAX_FRAME`] at
+//! construction.
+//!
+//! ```
+//! use huddle_mixer::{HearingTable, ListenerClass, Mixer, SpeakerClass};
+//!
+//! let mut mixer = Mixer::new(160, HearingTable::default());
+//! let customer = [1000i16; 160];
+//! let agent = [200i16; 160];
+//! mixer.begin();
+//! mixer.add(SpeakerClass::Customer, &customer);
+//! mixer.add(SpeakerClass::Agent, &agent);
+//! mixer.finish();
+//! let mut out = [0i16; 160];
+//! // The customer hears the agent, not itself.
+//! mixer.mix_for(ListenerClass::Customer, Some((SpeakerClass::Customer, &customer)), &[], &mut out);
+//! assert_eq!(out, agent);
+//! ```
 
 mod limiter;
 mod table;
@@ -18,28 +37,47 @@ pub use vad::{VadConfig, VoiceActivity, VoiceEvent};
 /// Largest frame: 20 ms at 48 kHz.
 pub const MAX_FRAME: usize = 960;
 
+const SPEAKERS: usize = SPEAKER_CLASSES.len();
+const LISTENERS: usize = LISTENER_CLASSES.len();
+
 /// The mix engine of one room at one sample rate.
 ///
-/// Sums are i32: a frame of i16 samples can be added 65,536 times before an i32 could
-/// overflow, far beyond any room (Plivo caps MPCs at 10 participants).
+/// # Overflow bound
+///
+/// Sums are i32. One sample is at most 2^15 in magnitude, so 2^16 = 65,536 contributors
+/// (in all classes together, plus beeps) fit before an i32 could overflow — four orders of
+/// magnitude above any room (a Plivo MPC has at most 10 participants). Beyond that bound a
+/// release build wraps rather than panics; the bound is far out of reach of real callers.
 pub struct Mixer {
     frame_len: usize,
     table: HearingTable,
-    speaker_sums: Box<[[i32; MAX_FRAME]; SPEAKER_CLASSES.len()]>,
-    listener_sums: Box<[[i32; MAX_FRAME]; LISTENER_CLASSES.len()]>,
-    speakers_present: [bool; SPEAKER_CLASSES.len()],
+    /// Per speaker class: the sum of this tick's contributors of that class.
+    speaker_sums: Box<[[i32; MAX_FRAME]; SPEAKERS]>,
+    /// Bit `s` set: speaker class `s` has contributed this tick (only those sums hold data).
+    present: u8,
+    /// Distinct listener sums of this tick. Listener classes that hear the same set of present
+    /// speaker classes share one (with the default table and no coach, all six do), so
+    /// `finish` does as few frame passes as the table allows.
+    listener_sums: Box<[[i32; MAX_FRAME]; LISTENERS]>,
+    /// Which present speaker classes each slot of `listener_sums` holds.
+    slot_mask: [u8; LISTENERS],
+    /// Listener class → its slot in `listener_sums`, as of the last `finish`.
+    slot_of: [u8; LISTENERS],
 }
 
 impl Mixer {
-    /// A mixer for frames of `frame_len` samples (160 at 8 kHz, 320 at 16 kHz, 960 at 48 kHz);
-    /// larger values are clamped to [`MAX_FRAME`].
+    /// A mixer for frames of `frame_len` samples per 20 ms (160 at 8 kHz, 320 at 16 kHz, 960
+    /// at 48 kHz); larger values are clamped to [`MAX_FRAME`].
     pub fn new(frame_len: usize, table: HearingTable) -> Self {
         Mixer {
             frame_len: frame_len.min(MAX_FRAME),
             table,
-            speaker_sums: Box::new([[0; MAX_FRAME]; SPEAKER_CLASSES.len()]),
-            listener_sums: Box::new([[0; MAX_FRAME]; LISTENER_CLASSES.len()]),
-            speakers_present: [false; SPEAKER_CLASSES.len()],
+            speaker_sums: Box::new([[0; MAX_FRAME]; SPEAKERS]),
+            present: 0,
+            listener_sums: Box::new([[0; MAX_FRAME]; LISTENERS]),
+            // Before the first `finish` every listener reads slot 0: silence.
+            slot_mask: [0; LISTENERS],
+            slot_of: [0; LISTENERS],
         }
     }
 
@@ -53,54 +91,78 @@ impl Mixer {
         &self.table
     }
 
-    /// Replaces the hearing table (takes effect at the next [`Mixer::finish`]).
+    /// Replaces the hearing table. It takes effect at the next [`Mixer::finish`]; until then
+    /// [`Mixer::mix_for`] keeps mixing by the table the last `finish` used, so a tick is never
+    /// half one table and half the other.
     pub fn set_table(&mut self, table: HearingTable) {
         self.table = table;
     }
 
-    /// Starts a tick.
+    /// Starts a tick: clears the per-class sums.
     pub fn begin(&mut self) {
-        for (sum, present) in self.speaker_sums.iter_mut().zip(&mut self.speakers_present) {
-            if *present {
-                sum[..self.frame_len].fill(0);
-                *present = false;
+        let n = self.frame_len;
+        for (s, sum) in self.speaker_sums.iter_mut().enumerate() {
+            // Only classes that contributed last tick hold anything to clear.
+            if self.present & (1 << s) != 0 {
+                sum[..n].fill(0);
             }
         }
+        self.present = 0;
     }
 
     /// Adds one contributor's frame. The caller adds only participants that contribute
-    /// (joined, MPC started, not muted, not on hold). A shorter frame is treated as padded
-    /// with silence; extra samples are ignored.
+    /// (joined, MPC started, not muted, not on hold). A shorter frame counts as padded with
+    /// silence; samples past `frame_len` are ignored.
     pub fn add(&mut self, class: SpeakerClass, pcm: &[i16]) {
-        let i = class.index();
-        self.speakers_present[i] = true;
+        let s = class.index();
+        self.present |= 1 << s;
         let n = self.frame_len.min(pcm.len());
-        for (acc, s) in self.speaker_sums[i][..n].iter_mut().zip(&pcm[..n]) {
-            *acc += i32::from(*s);
+        for (acc, v) in self.speaker_sums[s][..n].iter_mut().zip(&pcm[..n]) {
+            *acc += i32::from(*v);
         }
     }
 
-    /// Ends the adding phase: each listener class's sum of the speaker classes it hears.
+    /// Ends the adding phase: computes, per listener class, the sum of every speaker class it
+    /// hears. At most 6 × 5 frame passes whatever the participant count, fewer when listener
+    /// classes hear the same present classes.
     pub fn finish(&mut self) {
         let n = self.frame_len;
+        let mut slots = 0usize;
         for listener in LISTENER_CLASSES {
-            let out = &mut self.listener_sums[listener.index()];
-            out[..n].fill(0);
-            for speaker in SPEAKER_CLASSES {
-                let s = speaker.index();
-                if self.speakers_present[s] && self.table.hears(listener, speaker) {
-                    for (o, v) in out[..n].iter_mut().zip(&self.speaker_sums[s][..n]) {
+            let mask = self.table.row(listener) & self.present;
+            let l = listener.index();
+            if let Some(slot) = self.slot_mask[..slots].iter().position(|m| *m == mask) {
+                self.slot_of[l] = slot as u8;
+                continue;
+            }
+            let out = &mut self.listener_sums[slots][..n];
+            out.fill(0);
+            for (s, sum) in self.speaker_sums.iter().enumerate() {
+                if mask & (1 << s) != 0 {
+                    for (o, v) in out.iter_mut().zip(&sum[..n]) {
                         *o += *v;
                     }
                 }
             }
+            self.slot_mask[slots] = mask;
+            self.slot_of[l] = slots as u8;
+            slots += 1;
         }
     }
 
-    /// One listener's mix into `out`: its class sum, minus `own` when it contributed and its
-    /// class hears its own speaker class (nobody hears themselves), plus every frame in
-    /// `extra` (beeps or announcements for this listener), through the soft limiter.
-    /// `out` gets `min(out.len(), frame_len)` samples.
+    /// Writes one listener's mix into `out`: its class's sum, minus `own` when the listener
+    /// contributed and its class hears its own speaker class (nobody hears themselves), plus
+    /// every frame in `extra` (entry/exit beeps or announcements for this listener), through
+    /// [`soft_limit`].
+    ///
+    /// Subtracting the own frame from the class sum is exact, not an approximation: the sums
+    /// are plain integer additions of the very samples passed to [`Mixer::add`], with no
+    /// clipping or scaling before the limiter, so `sum - own` equals the sum over everybody
+    /// else bit for bit. That is what makes a listener O(frame_len) instead of
+    /// O(participants × frame_len). `own` must be the same samples the listener was added with.
+    ///
+    /// Writes `min(out.len(), frame_len)` samples and leaves the rest of `out` alone; a short
+    /// `own` or `extra` frame counts as padded with silence. Never panics on any lengths.
     pub fn mix_for(
         &self,
         listener: ListenerClass,
@@ -109,34 +171,94 @@ impl Mixer {
         out: &mut [i16],
     ) {
         let n = self.frame_len.min(out.len());
-        let sum = &self.listener_sums[listener.index()][..n];
+        let slot = usize::from(self.slot_of[listener.index()]);
+        let sum = &self.listener_sums[slot][..n];
+        let heard = self.slot_mask[slot];
+        // Subtract only what the sum holds: the listener's own class must be heard (and have
+        // been added), else its voice never entered this sum.
         let own = own
-            .filter(|(class, _)| self.table.hears(listener, *class))
+            .filter(|(class, _)| heard & (1 << class.index()) != 0)
             .map(|(_, pcm)| pcm);
-        match (own, extra.is_empty()) {
-            // The common case (no beep playing) stays a straight, vectorisable loop.
-            (Some(own), true) if own.len() >= n => {
-                for ((o, s), v) in out[..n].iter_mut().zip(sum).zip(&own[..n]) {
+        let out = &mut out[..n];
+        match (own, extra) {
+            // The common cases (no beep playing) are straight, vectorisable loops.
+            (Some(own), []) if own.len() >= n => {
+                for ((o, s), v) in out.iter_mut().zip(sum).zip(&own[..n]) {
                     *o = soft_limit(*s - i32::from(*v));
                 }
             }
-            (None, true) => {
-                for (o, s) in out[..n].iter_mut().zip(sum) {
+            (None, []) => {
+                for (o, s) in out.iter_mut().zip(sum) {
                     *o = soft_limit(*s);
                 }
             }
+            // Beeps are short and rare: per-sample bounds checks are fine here.
             _ => {
-                for (i, o) in out[..n].iter_mut().enumerate() {
-                    let mut v = sum[i];
-                    if let Some(own) = own {
-                        v -= i32::from(own.get(i).copied().unwrap_or(0));
-                    }
+                let own = own.unwrap_or(&[]);
+                for (i, (o, s)) in out.iter_mut().zip(sum).enumerate() {
+                    let mut v = *s - i32::from(own.get(i).copied().unwrap_or(0));
                     for e in extra {
-                        v += i32::from(e.get(i).copied().unwrap_or(0));
+                        v = v.saturating_add(i32::from(e.get(i).copied().unwrap_or(0)));
                     }
                     *o = soft_limit(v);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_classes_with_the_same_hearing_share_one_sum() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[1; 160]);
+        mixer.add(SpeakerClass::Agent, &[2; 160]);
+        mixer.finish();
+        assert_eq!(mixer.slot_of, [0; LISTENERS], "no coach: one sum for all");
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[1; 160]);
+        mixer.add(SpeakerClass::Coach, &[2; 160]);
+        mixer.finish();
+        // Customer, AiAgent, Recording hear no coach; Agent, Supervisor, RecordingWithCoach do.
+        assert_eq!(mixer.slot_of, [0, 1, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_class_absent_this_tick_is_cleared_from_last_tick() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Agent, &[5; 160]);
+        mixer.finish();
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[3; 160]);
+        mixer.finish();
+        let mut out = [0i16; 160];
+        mixer.mix_for(ListenerClass::Recording, None, &[], &mut out);
+        assert_eq!(out, [3; 160]);
+        mixer.begin();
+        mixer.finish();
+        mixer.mix_for(ListenerClass::Recording, None, &[], &mut out);
+        assert_eq!(out, [0; 160]);
+    }
+
+    #[test]
+    fn a_table_change_waits_for_finish() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        let coach = [700i16; 160];
+        mixer.begin();
+        mixer.add(SpeakerClass::Coach, &coach);
+        mixer.finish();
+        mixer.set_table(HearingTable::silent());
+        let mut out = [0i16; 160];
+        // Still last finish's table: the agent hears the coach, and its own-voice check agrees.
+        mixer.mix_for(ListenerClass::Agent, None, &[], &mut out);
+        assert_eq!(out, coach);
+        mixer.finish();
+        mixer.mix_for(ListenerClass::Agent, None, &[], &mut out);
+        assert_eq!(out, [0; 160]);
     }
 }

@@ -63,8 +63,19 @@ impl ListenerClass {
     }
 }
 
-/// (listener class, speaker class) → heard, one bit per cell. Silent monitoring, whisper or an
-/// AI coach are changes to these bits, not new mixing code.
+/// (listener class, speaker class) → heard, one bit per cell (a `u8` row per listener class).
+/// Silent monitoring, whisper or an AI coach are changes to these bits, not new mixing code:
+///
+/// ```
+/// use huddle_mixer::{HearingTable, ListenerClass, SpeakerClass};
+///
+/// let mut table = HearingTable::default();
+/// // Barge: the customer hears the coach too.
+/// table.set(ListenerClass::Customer, SpeakerClass::Coach, true);
+/// // Whisper to the agent only: other supervisors stop hearing the coach.
+/// table.set(ListenerClass::Supervisor, SpeakerClass::Coach, false);
+/// assert!(table.hears(ListenerClass::Customer, SpeakerClass::Coach));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HearingTable {
     rows: [u8; LISTENER_CLASSES.len()],
@@ -121,5 +132,10 @@ impl HearingTable {
     /// Reads one cell.
     pub fn hears(&self, listener: ListenerClass, speaker: SpeakerClass) -> bool {
         self.rows[listener.index()] & (1 << speaker.index()) != 0
+    }
+
+    /// One listener's row: bit `s` set when it hears speaker class index `s`.
+    pub(crate) fn row(&self, listener: ListenerClass) -> u8 {
+        self.rows[listener.index()]
     }
 }
