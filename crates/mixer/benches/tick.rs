@@ -23,18 +23,19 @@ const ROLES: [(SpeakerClass, ListenerClass); 5] = [
     (SpeakerClass::AiAgent, ListenerClass::AiAgent),
 ];
 
-/// Speech-level PCM, different for every participant, so that sums vary and some samples of
-/// the bigger rooms reach the limiter's knee.
-fn pcm(n: usize) -> Vec<[i16; FRAME]> {
+/// One frame per participant, different for each. As in a real room, two people talk at
+/// once (speech-level peaks around 9,000) while the others send line noise; with
+/// `everyone_loud` all of them talk, so that most mixes cross the limiter's knee (the worst
+/// case, which real rooms rarely reach).
+fn pcm(n: usize, everyone_loud: bool) -> Vec<[i16; FRAME]> {
     (0..n)
         .map(|p| {
+            let level = if everyone_loud || p < 2 { 1.0 } else { 0.02 };
+            let f = 150.0 + 60.0 * p as f64;
             let mut frame = [0i16; FRAME];
             for (i, s) in frame.iter_mut().enumerate() {
-                let t = i as f64 / 8000.0;
-                let f = 150.0 + 60.0 * p as f64;
-                *s = ((2.0 * std::f64::consts::PI * f * t).sin() * 6000.0
-                    + (2.0 * std::f64::consts::PI * 3.3 * f * t).sin() * 1500.0)
-                    as i16;
+                let w = 2.0 * std::f64::consts::PI * f * i as f64 / 8000.0;
+                *s = ((w.sin() * 7000.0 + (3.3 * w).sin() * 2000.0) * level) as i16;
             }
             frame
         })
@@ -44,7 +45,7 @@ fn pcm(n: usize) -> Vec<[i16; FRAME]> {
 fn g711_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("g711 ulaw tick 8 kHz");
     for n in [5usize, 10] {
-        let input: Vec<[u8; FRAME]> = pcm(n)
+        let input: Vec<[u8; FRAME]> = pcm(n, false)
             .iter()
             .map(|frame| {
                 let mut out = [0u8; FRAME];
@@ -81,12 +82,24 @@ fn g711_tick(c: &mut Criterion) {
 
 fn mix_only(c: &mut Criterion) {
     let mut group = c.benchmark_group("mix only 8 kHz");
-    for n in [5usize, 10, 50] {
-        let frames = pcm(n);
+    let cases = [
+        (5usize, false),
+        (10, false),
+        (50, false),
+        (10, true),
+        (50, true),
+    ];
+    for (n, everyone_loud) in cases {
+        let frames = pcm(n, everyone_loud);
         let mut outs = vec![[0i16; FRAME]; n];
         let mut mixer = Mixer::new(FRAME, HearingTable::default());
+        let id = if everyone_loud {
+            format!("{n} all talking")
+        } else {
+            n.to_string()
+        };
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter(|| {
                 mixer.begin();
                 for (i, f) in frames.iter().enumerate() {

@@ -31,6 +31,7 @@ mod table;
 mod vad;
 
 pub use limiter::soft_limit;
+use limiter::KNEE;
 pub use table::{HearingTable, ListenerClass, SpeakerClass, LISTENER_CLASSES, SPEAKER_CLASSES};
 pub use vad::{VadConfig, VoiceActivity, VoiceEvent};
 
@@ -181,15 +182,33 @@ impl Mixer {
             .map(|(_, pcm)| pcm);
         let out = &mut out[..n];
         match (own, extra) {
-            // The common cases (no beep playing) are straight, vectorisable loops.
+            // The common cases (no beep playing) are straight, vectorisable loops: a plain
+            // narrowing pass that also tracks the loudest sample, and the soft limiter (a
+            // division per loud sample) only for the rare frame that crosses its knee.
             (Some(own), []) if own.len() >= n => {
-                for ((o, s), v) in out.iter_mut().zip(sum).zip(&own[..n]) {
-                    *o = soft_limit(*s - i32::from(*v));
+                let own = &own[..n];
+                let mut peak = 0u32;
+                for ((o, s), v) in out.iter_mut().zip(sum).zip(own) {
+                    let x = *s - i32::from(*v);
+                    peak = peak.max(x.unsigned_abs());
+                    *o = x as i16;
+                }
+                if peak > KNEE {
+                    for ((o, s), v) in out.iter_mut().zip(sum).zip(own) {
+                        *o = soft_limit(*s - i32::from(*v));
+                    }
                 }
             }
             (None, []) => {
+                let mut peak = 0u32;
                 for (o, s) in out.iter_mut().zip(sum) {
-                    *o = soft_limit(*s);
+                    peak = peak.max(s.unsigned_abs());
+                    *o = *s as i16;
+                }
+                if peak > KNEE {
+                    for (o, s) in out.iter_mut().zip(sum) {
+                        *o = soft_limit(*s);
+                    }
                 }
             }
             // Beeps are short and rare: per-sample bounds checks are fine here.
