@@ -8,7 +8,8 @@ pub struct VadConfig {
     pub start_rms: f32,
     /// ...held for this many consecutive frames.
     pub start_frames: u32,
-    /// Below this level a frame counts as quiet.
+    /// Below this level a frame counts as quiet. Lower than `start_rms` on purpose: a voice
+    /// hovering around one threshold would otherwise toggle on every frame.
     pub stop_rms: f32,
     /// Speech stops after this many consecutive quiet frames.
     pub hangover_frames: u32,
@@ -61,7 +62,7 @@ impl VoiceActivity {
         let rms = rms(pcm);
         if self.active {
             if rms < self.config.stop_rms {
-                self.quiet_run += 1;
+                self.quiet_run = self.quiet_run.saturating_add(1);
                 if self.quiet_run >= self.config.hangover_frames {
                     self.active = false;
                     self.quiet_run = 0;
@@ -72,7 +73,7 @@ impl VoiceActivity {
                 self.quiet_run = 0;
             }
         } else if rms >= self.config.start_rms {
-            self.loud_run += 1;
+            self.loud_run = self.loud_run.saturating_add(1);
             if self.loud_run >= self.config.start_frames {
                 self.active = true;
                 self.loud_run = 0;
