@@ -296,17 +296,24 @@ async fn entry_and_exit_beeps_are_heard() {
 }
 
 async fn wait_bye(p: &mut Party, within: Duration) -> Option<Msg> {
+    listen_until_bye(p, within).await.1
+}
+
+/// Listens (sending silence) until the server's BYE, which is answered; returns what was
+/// heard and the BYE, if it came within `within`.
+async fn listen_until_bye(p: &mut Party, within: Duration) -> (Vec<i16>, Option<Msg>) {
     let started = Instant::now();
+    let mut heard = Vec::new();
     while started.elapsed() < within {
-        listen(p, 100).await;
+        heard.extend(listen(p, 100).await);
         if let Some(m) = p.ua.recv(Duration::from_millis(1)).await {
             if m.start.starts_with("BYE ") {
                 p.ua.reply_ok(&m).await;
-                return Some(m);
+                return (heard, Some(m));
             }
         }
     }
-    None
+    (heard, None)
 }
 
 #[tokio::test]
@@ -507,19 +514,8 @@ async fn url_enter_sound_and_on_exit_action_with_the_real_room() {
 
         // The agent ends the MPC: the customer's call goes on at its onExitActionUrl.
         agent.ua.bye().await;
-        let mut heard = Vec::new();
-        let started = Instant::now();
-        let mut bye = false;
-        while started.elapsed() < Duration::from_secs(6) && !bye {
-            heard.extend(listen(&mut customer, 100).await);
-            if let Some(m) = customer.ua.recv(Duration::from_millis(1)).await {
-                if m.start.starts_with("BYE ") {
-                    customer.ua.reply_ok(&m).await;
-                    bye = true;
-                }
-            }
-        }
-        assert!(bye, "the on-exit document ends, so the call ends");
+        let (heard, bye) = listen_until_bye(&mut customer, Duration::from_secs(6)).await;
+        assert!(bye.is_some(), "the on-exit document ends, so the call ends");
         assert!(has_tone(&heard, 950.0), "the on-exit document plays");
         let exit = stub.requests_to("/exit");
         assert_eq!(exit.len(), 1);
