@@ -544,3 +544,28 @@ async fn url_enter_sound_and_on_exit_action_with_the_real_room() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn broken_wait_music_means_silence_not_a_failed_call() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/wait.xml", 200, "text/html", "<html><body>Welcome!</body></html>");
+        let attrs = format!(
+            "waitForAgent=\"true\" waitMusicUrl=\"{}\" customerHoldMusicUrl=\"{}\" enterSound=\"none\" exitSound=\"none\"",
+            stub.url("/wait.xml"),
+            stub.url("/missing.xml")
+        );
+        let srv = server(&routes(&[("broken", &attrs)]), 100);
+        let mut customer = join(srv.sip, "broken-customer-w", CUSTOMER).await;
+        let (heard, bye) = listen_until_bye(&mut customer, Duration::from_millis(1500)).await;
+        assert!(bye.is_none(), "the call stays in the MPC");
+        assert!(heard.len() > 8000, "frames keep flowing");
+        assert!(huddle_testkit::rms(&heard) < 50.0, "silence instead of music");
+        let log = srv.log();
+        assert!(log.contains("room audio document invalid"), "{log}");
+        assert!(log.contains("missing.xml") && log.contains("404"), "{log}");
+        customer.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
