@@ -9,7 +9,7 @@ use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use webrtc_util::marshal::{Marshal, MarshalSize};
+use webrtc_util::marshal::Marshal;
 
 use crate::codec::Codec;
 use crate::dtmf::{DtmfReceiver, DtmfSender};
@@ -281,26 +281,22 @@ struct Sender {
 }
 
 impl Sender {
-    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) -> Option<Bytes> {
-        let packet = rtp::packet::Packet {
-            header: rtp::header::Header {
-                version: 2,
-                marker: marker || self.first,
-                payload_type: pt,
-                sequence_number: self.sequence,
-                timestamp,
-                ssrc: self.ssrc,
-                ..Default::default()
-            },
-            payload: Bytes::copy_from_slice(payload),
-        };
+    /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer
+    /// and returns it. By hand rather than through `rtp::packet::Packet::marshal`, which needs
+    /// the payload as `Bytes`: this is sent 50 times a second per leg and must not allocate.
+    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) -> &[u8] {
+        let marker = marker || self.first;
         self.first = false;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(&[0x80, (u8::from(marker) << 7) | (pt & 0x7F)]);
+        self.buf.extend_from_slice(&self.sequence.to_be_bytes());
+        self.buf.extend_from_slice(&timestamp.to_be_bytes());
+        self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
+        self.buf.extend_from_slice(payload);
         self.sequence = self.sequence.wrapping_add(1);
         self.octets += payload.len() as u64;
-        self.buf.clear();
-        self.buf.resize(packet.marshal_size(), 0);
-        let n = packet.marshal_to(&mut self.buf).ok()?;
-        Some(Bytes::copy_from_slice(&self.buf[..n]))
+        &self.buf
     }
 }
 
@@ -350,8 +346,7 @@ async fn run(
         tokio::select! {
             received = rtp.recv_from(&mut rtp_buf) => {
                 let Ok((len, source)) = received else { continue };
-                let datagram = Bytes::copy_from_slice(&rtp_buf[..len]);
-                let packet = match rtp_rx::parse(datagram) {
+                let packet = match rtp_rx::parse_slice(&rtp_buf[..len]) {
                     Ok(p) => p,
                     Err(e) => {
                         stats.malformed_packets += 1;
@@ -382,11 +377,11 @@ async fn run(
                 last_rx = Instant::now();
                 timeout_reported = false;
                 if Some(packet.payload_type) == params.telephone_event_pt {
-                    if let Some((digit, duration)) = dtmf_rx.on_packet(packet.timestamp, &packet.payload) {
+                    if let Some((digit, duration)) = dtmf_rx.on_packet(packet.timestamp, packet.payload) {
                         let _ = events.send(MediaEvent::Dtmf { digit, duration_ms: duration * 1000 / rate.max(1) });
                     }
                 } else if packet.payload_type == params.payload_type {
-                    jitter.push(packet.sequence, &packet.payload);
+                    jitter.push(packet.sequence, packet.payload);
                 } else {
                     metrics::counter!("huddle_rtp_dropped_total", "reason" => "unknown_payload_type").increment(1);
                 }
@@ -424,10 +419,9 @@ async fn run(
                     if let (Some(tx), Some(te_pt)) = (dtmf_tx.as_mut(), params.telephone_event_pt) {
                         let (marker, ts) = (tx.is_start(), tx.timestamp());
                         for payload in tx.next_payloads(frame_len as u32) {
-                            if let Some(p) = sender.packet(te_pt, marker, ts, &payload) {
-                                if rtp.send_to(&p, latch.send_to()).await.is_ok() {
-                                    stats.packets_sent += 1;
-                                }
+                            let p = sender.packet(te_pt, marker, ts, &payload);
+                            if rtp.send_to(p, latch.send_to()).await.is_ok() {
+                                stats.packets_sent += 1;
                             }
                         }
                         if tx.done() {
@@ -438,11 +432,10 @@ async fn run(
                         let n = params.codec.encode(frame.pcm(), &mut encoded);
                         let ts = sender.timestamp;
                         sender.timestamp = sender.timestamp.wrapping_add(frame.len as u32);
-                        if let Some(p) = sender.packet(params.payload_type, false, ts, &encoded[..n]) {
-                            if rtp.send_to(&p, latch.send_to()).await.is_ok() {
-                                stats.packets_sent += 1;
-                                metrics::counter!("huddle_rtp_packets_sent_total").increment(1);
-                            }
+                        let p = sender.packet(params.payload_type, false, ts, &encoded[..n]);
+                        if rtp.send_to(p, latch.send_to()).await.is_ok() {
+                            stats.packets_sent += 1;
+                            metrics::counter!("huddle_rtp_packets_sent_total").increment(1);
                         }
                     }
                 }
