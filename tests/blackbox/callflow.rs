@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use huddle_testkit::{detect, mp3_tone, rms, tone_power, wav_tone, HttpStub, Msg, RtpPeer, SipUa};
+use huddle_testkit::{
+    detect, mp3_tone, rms, tone_power, wav_tone, HttpStub, Msg, RtpPeer, ServerProcess, SipUa,
+};
 
-use super::server;
+use super::{answered, server};
 
 /// A route sending user `app` to the stub's `/answer`.
 fn answer_route(stub: &HttpStub, method: &str) -> String {
@@ -85,17 +87,6 @@ fn runs(windows: &[Heard], min: usize) -> Vec<(Heard, usize)> {
         }
     }
     merged
-}
-
-/// Calls `user` and expects it answered: the dialog, the RTP peer and where to send media.
-async fn answered(sip: SocketAddr, user: &str) -> (SipUa, RtpPeer, SocketAddr) {
-    let mut ua = SipUa::udp(sip).await;
-    let rtp = RtpPeer::bind().await;
-    let ok = call(&mut ua, &rtp, user).await;
-    assert_eq!(ok.status(), 200, "{user}: {ok:?}");
-    ua.ack().await;
-    let media = ok.sdp_audio().expect("SDP answer");
-    (ua, rtp, media)
 }
 
 async fn call(ua: &mut SipUa, rtp: &RtpPeer, user: &str) -> Msg {
@@ -348,22 +339,27 @@ async fn redirect_failures_hang_up_with_bye() {
     .expect("timed out");
 }
 
+/// Calls `user` on a server whose only extra route is `routes`, listens until the server's
+/// BYE (at most `limit`) and returns the server, what was heard, whether BYE came, and when.
+async fn call_inline_route(
+    routes: &str,
+    user: &str,
+    limit: Duration,
+) -> (ServerProcess, Vec<i16>, bool, Duration) {
+    let srv = server(routes, 20);
+    let (mut ua, mut rtp, media) = answered(srv.sip, user).await;
+    let started = std::time::Instant::now();
+    let (audio, bye) = listen_until_bye(&mut ua, &mut rtp, media, limit).await;
+    (srv, audio, bye, started.elapsed())
+}
+
 #[tokio::test]
 async fn inline_route_xml_runs_and_ends_with_end_of_xml() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let routes = "[[route]]\nuser = \"^short-(?P<n>[0-9])$\"\nxml = '<Response><Wait length=\"$n\"/></Response>'\n";
-        let srv = server(routes, 20);
-        let (mut ua, mut rtp, media) = answered(srv.sip, "short-1").await;
-        let started = std::time::Instant::now();
-        let (audio, bye) = listen_until_bye(
-            &mut ua,
-            &mut rtp,
-            media,
-            Duration::from_secs(10),
-        )
-        .await;
+        let (srv, audio, bye, took) =
+            call_inline_route(routes, "short-1", Duration::from_secs(10)).await;
         assert!(bye);
-        let took = started.elapsed();
         assert!(
             took >= Duration::from_millis(800) && took < Duration::from_secs(3),
             "{took:?}"
@@ -417,18 +413,8 @@ async fn preanswer_plays_early_media_before_the_call_is_refused() {
 async fn scheduled_hangup_lets_the_document_continue_until_it_fires() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let routes = "[[route]]\nuser = \"^sched$\"\nxml = '<Response><Hangup schedule=\"1\"/><Wait length=\"10\"/></Response>'\n";
-        let srv = server(routes, 20);
-        let (mut ua, mut rtp, media) = answered(srv.sip, "sched").await;
-        let started = std::time::Instant::now();
-        let (_, bye) = listen_until_bye(
-            &mut ua,
-            &mut rtp,
-            media,
-            Duration::from_secs(8),
-        )
-        .await;
+        let (_srv, _, bye, took) = call_inline_route(routes, "sched", Duration::from_secs(8)).await;
         assert!(bye);
-        let took = started.elapsed();
         assert!(took < Duration::from_secs(3), "{took:?}");
     })
     .await

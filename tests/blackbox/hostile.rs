@@ -3,7 +3,7 @@ use std::time::Duration;
 use huddle_testkit::{detect, RtpPeer, SipUa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::server;
+use super::{answered, server};
 
 const INVITE_HEAD: &str = "INVITE sip:echo@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKhostile{n}\r\n\
 From: <sip:x@127.0.0.1>;tag=h\r\nTo: <sip:echo@127.0.0.1>\r\nCall-ID: hostile{n}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n";
@@ -118,14 +118,7 @@ async fn malformed_sip_gets_4xx_or_is_dropped_and_the_server_survives() {
 async fn foreign_and_malformed_rtp_is_ignored_and_counted() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let mut srv = server("", 100);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = ua
-            .invite("echo", &SipUa::sdp(rtp.port(), &[0]))
-            .await
-            .unwrap();
-        ua.ack().await;
-        let media = ok.sdp_audio().unwrap();
+        let (mut ua, mut rtp, media) = answered(srv.sip, "echo").await;
         rtp.talk(media, 1000.0, Duration::from_millis(400)).await; // latch on our peer
 
         let mut intruder = RtpPeer::bind().await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use huddle_testkit::{tone_share, wav_tone, HttpStub, Msg, RtpPeer, SipUa};
 
-use super::server;
+use super::{answered, server};
 
 /// Routes: `<role>-<mpc>` joins with that role; `barge-<mpc>` as a supervisor out of coach
 /// mode; `<variant>-<role>-<mpc>` for the attribute variants below. Sounds are off unless a
@@ -37,17 +37,10 @@ struct Party {
 }
 
 async fn join(sip: SocketAddr, user: &str, tone: f64) -> Party {
-    let mut ua = SipUa::udp(sip).await;
-    let mut rtp = RtpPeer::bind().await;
+    let (ua, mut rtp, media) = answered(sip, user).await;
     rtp.amplitude = 3000.0; // six tones together stay below the limiter's knee
-    let ok = ua
-        .invite(user, &SipUa::sdp(rtp.port(), &[0, 101]))
-        .await
-        .unwrap_or_else(|| panic!("{user}: no final response"));
-    assert_eq!(ok.status(), 200, "{user}: {ok:?}");
-    ua.ack().await;
     Party {
-        media: ok.sdp_audio().expect("SDP"),
+        media,
         ua,
         rtp,
         tone,

@@ -1,23 +1,15 @@
 use std::time::Duration;
 
-use huddle_testkit::{RtpPeer, SipUa};
+use huddle_testkit::SipUa;
 
-use super::server;
+use super::{answered, server};
 
 #[tokio::test]
 async fn sigterm_refuses_new_calls_and_ends_live_ones_after_grace() {
     tokio::time::timeout(Duration::from_secs(40), async {
         let mut srv = server("", 100);
-        let mut ua = SipUa::udp(srv.sip).await;
-        let mut rtp = RtpPeer::bind().await;
-        let ok = ua
-            .invite("echo", &SipUa::sdp(rtp.port(), &[0]))
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), 200);
-        ua.ack().await;
-        rtp.talk(ok.sdp_audio().unwrap(), 1000.0, Duration::from_millis(300))
-            .await;
+        let (mut ua, mut rtp, media) = answered(srv.sip, "echo").await;
+        rtp.talk(media, 1000.0, Duration::from_millis(300)).await;
         srv.sigterm();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut late = SipUa::udp(srv.sip).await;
