@@ -53,7 +53,7 @@ impl ServerProcess {
         let sip_port = free_port_pair();
         let http_port = free_tcp_port();
         // RTP ranges: random even base, far from the ephemeral range used by free_port().
-        let rtp_low = 20_000 + (std::process::id() as u16 % 50) * 200 + (rand_u16() % 40) * 4;
+        let rtp_low = next_rtp_range(rtp_ports);
         let dir =
             std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -187,6 +187,17 @@ impl Drop for ServerProcess {
             let _ = c.wait();
         }
     }
+}
+
+/// RTP ranges of the servers one test process starts are handed out one after another, so two
+/// servers running at once never compete for a port (a test with a single port pair relies on
+/// it). They stay within 20000..32768, below the ephemeral ports that test sockets get.
+fn next_rtp_range(ports: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(ports) + 2 + u32::from(ports) % 2;
+    let offset = NEXT.fetch_add(span, Ordering::Relaxed) % 12_000;
+    (20_000 + offset - offset % 2) as u16
 }
 
 fn rand_u16() -> u16 {
