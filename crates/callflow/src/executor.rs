@@ -313,12 +313,18 @@ impl XmlCall {
             to: self.params.to.clone(),
             mpc: Box::new(mpc.clone()),
             sample_rate: RATE,
-            audio_out: match self.media.as_ref() {
-                Some(m) => m.handle.frame_sender(),
-                None => return Ok(None),
-            },
         };
-        let joined = self.pump_until(rooms.join(request)).await?;
+        let lent = match self.media.as_ref() {
+            Some(m) => m.handle.lend().await,
+            None => return Ok(None),
+        };
+        let Some(audio) = lent else {
+            tracing::warn!(mpc = %mpc.name, "the call's media is gone: cannot join");
+            return Err(Ending::local(HangupCause::MediaFailure));
+        };
+        let joined = self
+            .pump_until(rooms.join(request, Box::new(audio)))
+            .await?;
         self.answer().await?;
         let membership = match joined {
             Ok(m) => m,
@@ -328,24 +334,17 @@ impl XmlCall {
             }
         };
         let crate::room_port::Membership {
-            audio_in,
             to_room,
             mut from_room,
             exit,
             left,
         } = membership;
-        if let Some(m) = self.media.as_ref() {
-            m.handle.route_decoded(Some(audio_in));
-        }
         let link = RoomLink {
             to_room: &to_room,
             from_room: &mut from_room,
         };
-        // The room paces the audio: its frames go out as they arrive, our ticks stay silent.
+        // The room ticks the audio now; this task only relays digits and waits for the exit.
         let outcome = self.pump(&mut Silence::forever(), Some(link), exit).await;
-        if let Some(m) = self.media.as_ref() {
-            m.handle.route_decoded(None);
-        }
         let exit = match outcome {
             Ok(Pumped::Ready(Ok(exit))) => exit,
             Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) => RoomExit::Continue {

@@ -1,11 +1,11 @@
-//! The boundary between a call leg and the MPC room it joins. The leg owns SIP and RTP; the
-//! room owns the mix. Audio goes between the room and the leg's media session directly;
-//! digits and the reason the leg left go through the leg's task.
+//! The boundary between a call leg and the MPC room it joins. The leg owns SIP; the room owns
+//! the mix. The leg lends the room its audio (a [`TickAudio`]), which the room receives and
+//! sends on its own tick; digits and the reason the leg left go through the leg's task.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use huddle_media::session::AudioFrame;
+pub use huddle_media::leg_audio::TickAudio;
 use huddle_xml::{MultiPartyCall, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,9 +24,6 @@ pub struct JoinRequest {
     pub mpc: Box<MultiPartyCall>,
     /// The leg's audio sample rate.
     pub sample_rate: u32,
-    /// The leg's outgoing audio queue: the room writes the caller's mix here directly
-    /// (`try_send`, one frame per tick).
-    pub audio_out: mpsc::Sender<AudioFrame>,
 }
 
 /// What the leg sends into the room besides audio.
@@ -68,12 +65,9 @@ pub enum RoomExit {
     Hangup(HangupCause),
 }
 
-/// A leg's membership of a room. Audio flows between the leg's media session and the room
-/// directly (decoded frames into `audio_in`, mixes into the request's `audio_out`), so a frame
-/// costs no hop through the leg's task.
+/// A leg's membership of a room. The room holds the leg's audio for as long as the membership
+/// lasts and drops it (giving it back) when the leg leaves.
 pub struct Membership {
-    /// The room's inbox for the caller's decoded audio; the media session writes into it.
-    pub audio_in: mpsc::Sender<AudioFrame>,
     /// Digits into the room; the leg never waits on it (try_send).
     pub to_room: mpsc::Sender<MemberInput>,
     /// The room's output for this caller.
@@ -93,9 +87,11 @@ pub struct JoinRefused {
 
 /// The room service: the MPC feature implements it.
 pub trait Rooms: Send + Sync {
-    /// Adds the call to the named MPC, creating it when no live one exists.
+    /// Adds the call to the named MPC, creating it when no live one exists. The room keeps
+    /// `audio` while the call is a member; a refusal drops it at once.
     fn join(
         &self,
         request: JoinRequest,
+        audio: Box<dyn TickAudio>,
     ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>>;
 }

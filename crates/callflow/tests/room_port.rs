@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use huddle_callflow::{
     CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, Membership, RoomExit, Rooms,
-    RouteAction, RouteRule, Router,
+    RouteAction, RouteRule, Router, TickAudio,
 };
 use huddle_media::ports::PortAllocator;
 use huddle_sip::endpoint::EndpointConfig;
@@ -32,6 +32,7 @@ impl Rooms for LoopbackRoom {
     fn join(
         &self,
         request: JoinRequest,
+        mut audio: Box<dyn TickAudio>,
     ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>> {
         Box::pin(async move {
             self.joins.lock().unwrap().push(request.clone());
@@ -42,8 +43,6 @@ impl Rooms for LoopbackRoom {
             }
             let (to_room, mut room_in) = mpsc::channel(16);
             let (_room_out, from_room) = mpsc::channel(16);
-            let (audio_in, mut audio) = mpsc::channel(16);
-            let audio_out = request.audio_out.clone();
             let (exit_tx, exit) = oneshot::channel();
             let (left, mut left_rx) = oneshot::channel();
             let stay = self.stay;
@@ -51,14 +50,15 @@ impl Rooms for LoopbackRoom {
             tokio::spawn(async move {
                 let until = tokio::time::sleep(stay);
                 tokio::pin!(until);
+                let mut ticker = tokio::time::interval(Duration::from_millis(20));
+                let mut frame = [0i16; 160];
                 loop {
                     tokio::select! {
-                        frame = audio.recv() => match frame {
-                            Some(frame) => {
-                                let _ = audio_out.try_send(frame);
+                        _ = ticker.tick() => {
+                            if let Some(n) = audio.receive(&mut frame) {
+                                audio.send(&frame[..n]);
                             }
-                            None => return,
-                        },
+                        }
                         input = room_in.recv() => match input {
                             Some(MemberInput::Dtmf { .. }) => {}
                             None => return,
@@ -75,7 +75,6 @@ impl Rooms for LoopbackRoom {
                 }
             });
             Ok(Membership {
-                audio_in,
                 to_room,
                 from_room,
                 exit,

@@ -1,6 +1,7 @@
 //! An adaptive jitter buffer for 20 ms frames with simple loss concealment.
-
-use std::collections::BTreeMap;
+//!
+//! Frames live in a small ring of reusable slots rather than a map of owned buffers: a leg
+//! pushes and pops 50 frames a second, and after the first few frames this touches no heap.
 
 /// Frames held between network arrival and the 20 ms playout tick.
 ///
@@ -9,7 +10,8 @@ use std::collections::BTreeMap;
 /// after a long calm stretch, so the delay follows the network's jitter.
 #[derive(Debug)]
 pub struct JitterBuffer {
-    frames: BTreeMap<u64, Vec<u8>>,
+    slots: Vec<Slot>,
+    stored: usize,
     next: Option<u64>,
     target: usize,
     min_frames: usize,
@@ -17,13 +19,22 @@ pub struct JitterBuffer {
     playing: bool,
     calm_ticks: u32,
     highest: Option<u64>,
+    discarded: u64,
+}
+
+/// One ring position: the frame's extended sequence number when occupied, and its payload
+/// (the buffer is kept between uses so that it stops allocating once grown).
+#[derive(Debug, Default)]
+struct Slot {
+    seq: Option<u64>,
+    payload: Vec<u8>,
 }
 
 /// What the playout tick gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Playout {
+pub enum Playout<'a> {
     /// A real frame's payload.
-    Frame(Vec<u8>),
+    Frame(&'a [u8]),
     /// The expected frame is missing: conceal.
     Lost,
     /// Still filling up (or idle): play silence.
@@ -36,7 +47,8 @@ impl JitterBuffer {
         let min_frames = (min_ms / 20).max(1) as usize;
         let max_frames = (max_ms / 20).max(min_frames as u32) as usize;
         JitterBuffer {
-            frames: BTreeMap::new(),
+            slots: (0..max_frames * 2).map(|_| Slot::default()).collect(),
+            stored: 0,
             next: None,
             target: min_frames,
             min_frames,
@@ -44,6 +56,7 @@ impl JitterBuffer {
             playing: false,
             calm_ticks: 0,
             highest: None,
+            discarded: 0,
         }
     }
 
@@ -66,70 +79,102 @@ impl JitterBuffer {
         ext
     }
 
+    fn slot_of(&self, ext: u64) -> usize {
+        (ext % self.slots.len() as u64) as usize
+    }
+
     /// Stores an arriving frame; duplicates and frames already played are dropped (returns false).
     pub fn push(&mut self, seq: u16, payload: &[u8]) -> bool {
         let ext = self.extend(seq);
-        if self.next.is_some_and(|n| ext < n) || self.frames.contains_key(&ext) {
+        if self.next.is_some_and(|n| ext < n) {
             return false;
         }
-        if self.frames.len() >= self.max_frames * 2 {
-            // Far too much queued (sender burst or clock skew): drop the oldest.
-            self.frames.pop_first();
+        let i = self.slot_of(ext);
+        match self.slots[i].seq {
+            Some(held) if held >= ext => return false, // a duplicate, or older than its slot's frame
+            // Far too much queued (sender burst or clock skew): the oldest frame gives way.
+            Some(_) => {
+                self.stored -= 1;
+                self.discarded += 1;
+            }
+            None => {}
         }
-        self.frames.insert(ext, payload.to_vec());
+        let slot = &mut self.slots[i];
+        slot.seq = Some(ext);
+        slot.payload.clear();
+        slot.payload.extend_from_slice(payload);
+        self.stored += 1;
         true
     }
 
+    fn oldest(&self) -> Option<u64> {
+        self.slots.iter().filter_map(|s| s.seq).min()
+    }
+
+    fn newest(&self) -> Option<u64> {
+        self.slots.iter().filter_map(|s| s.seq).max()
+    }
+
     /// Takes the frame for this tick.
-    pub fn pop(&mut self) -> Playout {
+    pub fn pop(&mut self) -> Playout<'_> {
         if !self.playing {
-            if self.frames.len() < self.target {
+            if self.stored < self.target {
                 return Playout::Buffering;
             }
             self.playing = true;
-            self.next = self.frames.keys().next().copied();
+            self.next = self.oldest();
         }
-        let Some(next) = self.next else {
+        let Some(mut next) = self.next else {
             return Playout::Buffering;
         };
         // Too far behind the newest frame: skip ahead to keep the delay bounded.
-        if let Some(&newest) = self.frames.keys().next_back() {
+        if let Some(newest) = self.newest() {
             if newest >= next + self.max_frames as u64 {
                 let resume = newest + 1 - self.target as u64;
-                self.frames.retain(|k, _| *k >= resume);
-                self.next = Some(resume);
-            }
-        }
-        let next = self.next.unwrap_or(next);
-        self.next = Some(next + 1);
-        match self.frames.remove(&next) {
-            Some(frame) => {
-                self.calm_ticks += 1;
-                if self.calm_ticks > 500 && self.target > self.min_frames {
-                    self.target -= 1;
-                    self.calm_ticks = 0;
+                for slot in &mut self.slots {
+                    if slot.seq.is_some_and(|s| s < resume) {
+                        slot.seq = None;
+                        self.stored -= 1;
+                        self.discarded += 1;
+                    }
                 }
-                Playout::Frame(frame)
+                next = resume;
             }
-            None if self.frames.is_empty() => {
-                // Underrun: the network is later than our delay; rebuffer with a larger target.
-                self.playing = false;
-                self.target = (self.target + 1).min(self.max_frames);
-                self.calm_ticks = 0;
-                Playout::Lost
-            }
-            None => Playout::Lost,
         }
+        self.next = Some(next + 1);
+        let i = self.slot_of(next);
+        if self.slots[i].seq == Some(next) {
+            self.slots[i].seq = None;
+            self.stored -= 1;
+            self.calm_ticks += 1;
+            if self.calm_ticks > 500 && self.target > self.min_frames {
+                self.target -= 1;
+                self.calm_ticks = 0;
+            }
+            return Playout::Frame(&self.slots[i].payload);
+        }
+        if self.stored == 0 {
+            // Underrun: the network is later than our delay; rebuffer with a larger target.
+            self.playing = false;
+            self.target = (self.target + 1).min(self.max_frames);
+            self.calm_ticks = 0;
+        }
+        Playout::Lost
+    }
+
+    /// Frames thrown away unplayed so far to keep the delay bounded (bursts, clock skew).
+    pub fn discarded(&self) -> u64 {
+        self.discarded
     }
 
     /// Frames waiting.
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.stored
     }
 
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.stored == 0
     }
 }
 
@@ -145,12 +190,12 @@ mod tests {
         assert!(jb.push(12, &[3]));
         assert!(jb.push(11, &[2])); // reordered
         assert!(!jb.push(11, &[2])); // duplicate
-        assert_eq!(jb.pop(), Playout::Frame(vec![1]));
-        assert_eq!(jb.pop(), Playout::Frame(vec![2]));
+        assert_eq!(jb.pop(), Playout::Frame(&[1]));
+        assert_eq!(jb.pop(), Playout::Frame(&[2]));
         assert!(jb.push(14, &[5]));
-        assert_eq!(jb.pop(), Playout::Frame(vec![3]));
+        assert_eq!(jb.pop(), Playout::Frame(&[3]));
         assert_eq!(jb.pop(), Playout::Lost); // 13 never came
-        assert_eq!(jb.pop(), Playout::Frame(vec![5]));
+        assert_eq!(jb.pop(), Playout::Frame(&[5]));
         assert!(!jb.push(12, &[3]), "too late");
     }
 
@@ -160,9 +205,13 @@ mod tests {
         for s in [65534u16, 65535, 0, 1] {
             jb.push(s, &[s as u8]);
         }
-        let played: Vec<_> = (0..4).map(|_| jb.pop()).collect();
-        assert_eq!(played[0], Playout::Frame(vec![254]));
-        assert_eq!(played[3], Playout::Frame(vec![1]));
+        let played: Vec<Vec<u8>> = (0..4)
+            .map(|_| match jb.pop() {
+                Playout::Frame(p) => p.to_vec(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(played, vec![vec![254], vec![255], vec![0], vec![1]]);
         for s in 2..40u16 {
             jb.push(s, &[0]);
         }
@@ -174,7 +223,7 @@ mod tests {
     fn underrun_grows_the_target() {
         let mut jb = JitterBuffer::new(20, 200);
         jb.push(1, &[1]);
-        assert_eq!(jb.pop(), Playout::Frame(vec![1]));
+        assert_eq!(jb.pop(), Playout::Frame(&[1]));
         assert_eq!(jb.pop(), Playout::Lost);
         jb.push(2, &[2]);
         assert_eq!(jb.pop(), Playout::Buffering, "needs two frames now");

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod leg_audio;
 pub mod ports;
 pub mod rtp_rx;
 pub mod session;

@@ -1,21 +1,19 @@
-//! One media leg over UDP: receive, validate, latch, de-jitter and decode RTP; encode and send
-//! on a 20 ms tick scheduled on absolute deadlines; RFC 4733 DTMF both ways; RTCP reports.
+//! One media leg over UDP. The leg's task ticks its [`LegAudio`] every 20 ms while the call
+//! plays prompts, and lends it to a room's mixing thread while the call is in an MPC; RTCP
+//! from the remote is read here.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use webrtc_util::marshal::Marshal;
 
 use crate::codec::Codec;
-use crate::dtmf::{DtmfReceiver, DtmfSender};
-use crate::jitter::{JitterBuffer, Playout};
+use crate::leg_audio::{Control, LegAudio, LentAudio};
 use crate::ports::{PortAllocator, PortPair};
-use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
 
 /// Largest frame carried (120 ms at 8 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
@@ -78,10 +76,10 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn remote_receives(self) -> bool {
+    pub(crate) fn remote_receives(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
-    fn remote_sends(self) -> bool {
+    pub(crate) fn remote_sends(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::SendOnly)
     }
 }
@@ -153,15 +151,13 @@ pub struct MediaStats {
 
 /// Sockets bound, not yet running.
 pub struct MediaSession {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
     ports: PortPair,
 }
 
 enum Command {
-    Update(SocketAddr, Direction),
-    Route(Option<mpsc::Sender<AudioFrame>>),
-    Dtmf(char, u32),
+    Lend(oneshot::Sender<LentAudio>),
     Stop(oneshot::Sender<MediaStats>),
 }
 
@@ -171,6 +167,16 @@ pub struct MediaHandle {
     frames_out: mpsc::Sender<AudioFrame>,
     events: mpsc::UnboundedReceiver<MediaEvent>,
     commands: mpsc::UnboundedSender<Command>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// How long stopping waits for audio on loan to a room to come back.
+const RETURN_WAIT: Duration = Duration::from_millis(500);
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 impl MediaSession {
@@ -178,8 +184,8 @@ impl MediaSession {
     pub async fn bind(ports: &PortAllocator, local_ip: IpAddr) -> Result<MediaSession, MediaError> {
         for _ in 0..16 {
             let pair = ports.allocate().ok_or(MediaError::NoPorts)?;
-            let rtp = UdpSocket::bind(SocketAddr::new(local_ip, pair.rtp())).await;
-            let rtcp = UdpSocket::bind(SocketAddr::new(local_ip, pair.rtcp())).await;
+            let rtp = bind_udp(SocketAddr::new(local_ip, pair.rtp()));
+            let rtcp = bind_udp(SocketAddr::new(local_ip, pair.rtcp()));
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
                 return Ok(MediaSession {
                     rtp,
@@ -202,12 +208,22 @@ impl MediaSession {
         let (out_tx, out_rx) = mpsc::channel(8);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(self, params, in_tx, out_rx, ev_tx, cmd_rx));
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let MediaSession { rtp, rtcp, ports } = self;
+        // The task reads RTCP; the leg's audio sends reports through its own handle on it.
+        let rtcp_in = rtcp
+            .try_clone()
+            .and_then(UdpSocket::from_std)
+            .map_err(|e| tracing::warn!(error = %e, "RTCP from the remote will not be read"))
+            .ok();
+        let audio = LegAudio::new(rtp, rtcp, ports, params, ev_tx, control_rx);
+        tokio::spawn(run(Box::new(audio), rtcp_in, in_tx, out_rx, cmd_rx));
         MediaHandle {
             frames_in: in_rx,
             frames_out: out_tx,
             events: ev_rx,
             commands: cmd_tx,
+            control: control_tx,
         }
     }
 }
@@ -239,29 +255,26 @@ impl MediaHandle {
         }
     }
 
-    /// Sends decoded frames straight to `to` (a room's inbox) instead of [`MediaHandle::next`];
-    /// `None` takes them back. Saves a task hop per frame while a call sits in a room.
-    pub fn route_decoded(&self, to: Option<mpsc::Sender<AudioFrame>>) {
-        let _ = self.commands.send(Command::Route(to));
+    /// Lends the leg's audio to a room, which then receives and sends it on its own tick;
+    /// meanwhile [`MediaHandle::next`] yields events only. Dropping the loan gives it back.
+    /// None when the leg is stopped or its audio is already on loan.
+    pub async fn lend(&self) -> Option<LentAudio> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Lend(tx)).ok()?;
+        rx.await.ok()
     }
 
-    /// A sender into this leg's outgoing queue, for a room to write mixes into directly
-    /// (`try_send`: a full queue drops the frame, never waits).
-    pub fn frame_sender(&self) -> mpsc::Sender<AudioFrame> {
-        self.frames_out.clone()
-    }
-
-    /// Sends a DTMF digit as RFC 4733 events.
+    /// Sends a DTMF digit as RFC 4733 events (from the next tick on, whoever ticks the leg).
     pub fn send_dtmf(&self, digit: char, duration_ms: u32) {
-        let _ = self.commands.send(Command::Dtmf(digit, duration_ms));
+        let _ = self.control.send(Control::Dtmf(digit, duration_ms));
     }
 
     /// New remote address or direction (re-INVITE).
     pub fn update(&self, remote_rtp: SocketAddr, direction: Direction) {
-        let _ = self.commands.send(Command::Update(remote_rtp, direction));
+        let _ = self.control.send(Control::Update(remote_rtp, direction));
     }
 
-    /// Stops the leg and releases its ports.
+    /// Stops the leg and releases its ports (once audio on loan is back).
     pub async fn stop(self) -> MediaStats {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Stop(tx)).is_err() {
@@ -271,203 +284,57 @@ impl MediaHandle {
     }
 }
 
-struct Sender {
-    ssrc: u32,
-    sequence: u16,
-    timestamp: u32,
-    first: bool,
-    buf: BytesMut,
-    octets: u64,
-}
-
-impl Sender {
-    /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer
-    /// and returns it. By hand rather than through `rtp::packet::Packet::marshal`, which needs
-    /// the payload as `Bytes`: this is sent 50 times a second per leg and must not allocate.
-    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) -> &[u8] {
-        let marker = marker || self.first;
-        self.first = false;
-        self.buf.clear();
-        self.buf
-            .extend_from_slice(&[0x80, (u8::from(marker) << 7) | (pt & 0x7F)]);
-        self.buf.extend_from_slice(&self.sequence.to_be_bytes());
-        self.buf.extend_from_slice(&timestamp.to_be_bytes());
-        self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
-        self.buf.extend_from_slice(payload);
-        self.sequence = self.sequence.wrapping_add(1);
-        self.octets += payload.len() as u64;
-        &self.buf
-    }
-}
-
 async fn run(
-    session: MediaSession,
-    mut params: MediaParams,
+    audio: Box<LegAudio>,
+    rtcp: Option<UdpSocket>,
     frames_in: mpsc::Sender<AudioFrame>,
     mut frames_out: mpsc::Receiver<AudioFrame>,
-    events: mpsc::UnboundedSender<MediaEvent>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let MediaSession {
-        rtp,
-        rtcp,
-        ports: _ports,
-    } = session;
-    let mut latch = Latch::new(params.remote_rtp);
-    let mut jitter = JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms);
-    let mut dtmf_rx = DtmfReceiver::default();
-    let mut dtmf_tx: Option<DtmfSender> = None;
-    let mut route: Option<mpsc::Sender<AudioFrame>> = None;
-    let mut stats = MediaStats::default();
-    let mut rx_stats = RxStats::default();
-    let mut sender = Sender {
-        ssrc: rand_u32(),
-        sequence: rand_u32() as u16,
-        timestamp: rand_u32(),
-        first: true,
-        buf: BytesMut::with_capacity(1500),
-        octets: 0,
-    };
-    let rate = params.codec.clock_rate();
-    let frame_len = (rate / 50) as usize;
-    let mut rtp_buf = vec![0u8; 2048];
-    let mut rtcp_buf = vec![0u8; 1500];
+    let (home_tx, mut home) = mpsc::unbounded_channel::<Box<LegAudio>>();
+    let mut audio = Some(audio);
+    let frame_len = audio.as_ref().map_or(160, |a| a.frame_len());
+    let rate = frame_len as u32 * 50;
     let mut decoded = AudioFrame::silence(frame_len, rate);
-    let mut encoded = [0u8; MAX_FRAME_SAMPLES];
-    let start = Instant::now();
-    let mut ticker =
-        tokio::time::interval_at(start + Duration::from_millis(20), Duration::from_millis(20));
+    let mut rtcp_buf = vec![0u8; 1500];
+    let mut ticker = tokio::time::interval_at(
+        Instant::now() + Duration::from_millis(20),
+        Duration::from_millis(20),
+    );
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut rtcp_timer =
-        tokio::time::interval_at(start + Duration::from_secs(5), Duration::from_secs(5));
-    let mut last_rx = Instant::now();
-    let mut timeout_reported = false;
     loop {
         tokio::select! {
-            received = rtp.recv_from(&mut rtp_buf) => {
-                let Ok((len, source)) = received else { continue };
-                let packet = match rtp_rx::parse_slice(&rtp_buf[..len]) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        stats.malformed_packets += 1;
-                        let reason = match e {
-                            RtpError::TooShort => "too_short",
-                            RtpError::BadVersion => "bad_version",
-                            RtpError::Malformed => "malformed",
-                        };
-                        metrics::counter!("huddle_rtp_dropped_total", "reason" => reason).increment(1);
-                        continue;
+            _ = ticker.tick(), if audio.is_some() => {
+                let Some(leg) = audio.as_mut() else { continue };
+                if let Some(n) = leg.receive(&mut decoded.samples) {
+                    decoded.len = n;
+                    if frames_in.try_send(decoded.clone()).is_err() {
+                        leg.note_unconsumed_frame();
                     }
-                };
-                match latch.check(source) {
-                    LatchDecision::Foreign => {
-                        stats.foreign_packets += 1;
-                        metrics::counter!("huddle_rtp_dropped_total", "reason" => "foreign_source").increment(1);
-                        continue;
-                    }
-                    LatchDecision::Latched => {
-                        let _ = events.send(MediaEvent::Latched(source));
-                    }
-                    LatchDecision::Accept => {}
                 }
-                stats.packets_received += 1;
-                let arrival = (start.elapsed().as_millis() as u64 * u64::from(rate) / 1000) as u32;
-                rx_stats.on_packet(packet.ssrc, packet.sequence, packet.timestamp, arrival);
-                metrics::counter!("huddle_rtp_packets_received_total").increment(1);
-                last_rx = Instant::now();
-                timeout_reported = false;
-                if Some(packet.payload_type) == params.telephone_event_pt {
-                    if let Some((digit, duration)) = dtmf_rx.on_packet(packet.timestamp, packet.payload) {
-                        let _ = events.send(MediaEvent::Dtmf { digit, duration_ms: duration * 1000 / rate.max(1) });
-                    }
-                } else if packet.payload_type == params.payload_type {
-                    jitter.push(packet.sequence, packet.payload);
-                } else {
-                    metrics::counter!("huddle_rtp_dropped_total", "reason" => "unknown_payload_type").increment(1);
-                }
+                let outgoing = frames_out.try_recv().ok();
+                leg.send(outgoing.as_ref().map(AudioFrame::pcm));
             }
-            received = rtcp.recv_from(&mut rtcp_buf) => {
-                let Ok((len, _)) = received else { continue };
+            received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
+                let Ok(len) = received else { continue };
                 let mut data = Bytes::copy_from_slice(&rtcp_buf[..len]);
                 if rtcp::packet::unmarshal(&mut data).is_err() {
                     metrics::counter!("huddle_rtcp_malformed_total").increment(1);
                 }
             }
-            _ = ticker.tick() => {
-                match jitter.pop() {
-                    Playout::Frame(payload) => {
-                        let n = params.codec.decode(&payload, &mut decoded.samples);
-                        decoded.len = n;
-                        decoded.rate = rate;
-                        let consumer = route.as_ref().unwrap_or(&frames_in);
-                        if consumer.try_send(decoded.clone()).is_err() {
-                            stats.dropped_frames += 1;
-                        }
-                    }
-                    Playout::Lost => {
-                        stats.concealed_frames += 1;
-                        // Concealment: fade the last frame once, then silence.
-                        for s in decoded.samples[..decoded.len].iter_mut() {
-                            *s /= 2;
-                        }
-                        let _ = route.as_ref().unwrap_or(&frames_in).try_send(decoded.clone());
-                    }
-                    Playout::Buffering => {}
-                }
-                let outgoing = frames_out.try_recv().ok();
-                if params.remote_direction.remote_receives() {
-                    if let (Some(tx), Some(te_pt)) = (dtmf_tx.as_mut(), params.telephone_event_pt) {
-                        let (marker, ts) = (tx.is_start(), tx.timestamp());
-                        for payload in tx.next_payloads(frame_len as u32) {
-                            let p = sender.packet(te_pt, marker, ts, &payload);
-                            if rtp.send_to(p, latch.send_to()).await.is_ok() {
-                                stats.packets_sent += 1;
-                            }
-                        }
-                        if tx.done() {
-                            dtmf_tx = None;
-                        }
-                        sender.timestamp = sender.timestamp.wrapping_add(frame_len as u32);
-                    } else if let Some(frame) = outgoing {
-                        let n = params.codec.encode(frame.pcm(), &mut encoded);
-                        let ts = sender.timestamp;
-                        sender.timestamp = sender.timestamp.wrapping_add(frame.len as u32);
-                        let p = sender.packet(params.payload_type, false, ts, &encoded[..n]);
-                        if rtp.send_to(p, latch.send_to()).await.is_ok() {
-                            stats.packets_sent += 1;
-                            metrics::counter!("huddle_rtp_packets_sent_total").increment(1);
-                        }
-                    }
-                }
-                if let Some(limit) = params.rtp_timeout {
-                    if params.remote_direction.remote_sends() && !timeout_reported && last_rx.elapsed() > limit {
-                        timeout_reported = true;
-                        let _ = events.send(MediaEvent::RtpTimeout);
-                    }
-                }
-            }
-            _ = rtcp_timer.tick() => {
-                let report = sender_report(sender.ssrc, &stats, sender.octets, rx_stats.report());
-                let mut rtcp_to = latch.send_to();
-                rtcp_to.set_port(rtcp_to.port().wrapping_add(1));
-                let _ = rtcp.send_to(&report, rtcp_to).await;
-            }
+            Some(back) = home.recv() => audio = Some(back),
             cmd = commands.recv() => match cmd {
-                Some(Command::Update(remote, direction)) => {
-                    if remote != latch.send_to() {
-                        latch.reset(remote);
-                    }
-                    params.remote_direction = direction;
-                    last_rx = Instant::now();
-                }
-                Some(Command::Route(to)) => route = to,
-                Some(Command::Dtmf(digit, duration_ms)) => {
-                    if params.telephone_event_pt.is_some() {
-                        dtmf_tx = DtmfSender::new(digit, duration_ms * rate / 1000, sender.timestamp);
+                Some(Command::Lend(reply)) => {
+                    if let Some(leg) = audio.take() {
+                        // A loan nobody took comes straight home through its drop.
+                        let _ = reply.send(LentAudio::new(leg, home_tx.clone()));
                     }
                 }
                 Some(Command::Stop(reply)) => {
-                    let _ = reply.send(stats);
+                    if audio.is_none() {
+                        audio = tokio::time::timeout(RETURN_WAIT, home.recv()).await.ok().flatten();
+                    }
+                    let _ = reply.send(audio.map(|a| a.stats()).unwrap_or_default());
                     return;
                 }
                 None => return,
@@ -476,43 +343,9 @@ async fn run(
     }
 }
 
-/// An RTCP sender report (we always send, so SR rather than RR) with our counters and, once the
-/// remote has sent, a report block with its loss and jitter (RFC 3550 §6.4).
-fn sender_report(
-    ssrc: u32,
-    stats: &MediaStats,
-    octets: u64,
-    figures: Option<rtp_rx::ReportFigures>,
-) -> Bytes {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let ntp_secs = now.as_secs() + 2_208_988_800;
-    let ntp_frac = (u64::from(now.subsec_nanos()) << 32) / 1_000_000_000;
-    let sr = rtcp::sender_report::SenderReport {
-        ssrc,
-        ntp_time: (ntp_secs << 32) | ntp_frac,
-        rtp_time: 0,
-        packet_count: stats.packets_sent as u32,
-        octet_count: octets as u32,
-        reports: figures
-            .map(|f| rtcp::reception_report::ReceptionReport {
-                ssrc: f.ssrc,
-                fraction_lost: f.fraction_lost,
-                total_lost: f.total_lost,
-                last_sequence_number: f.highest_seq,
-                jitter: f.jitter,
-                ..Default::default()
-            })
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    };
-    sr.marshal().unwrap_or_default()
-}
-
-fn rand_u32() -> u32 {
-    let u = uuid::Uuid::new_v4();
-    let b = u.as_bytes();
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+async fn recv_rtcp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await.map(|(len, _)| len),
+        None => std::future::pending().await,
+    }
 }

@@ -1,16 +1,17 @@
-//! The shell around one [`Room`]: it owns the members' channels, runs the 20 ms mix tick,
-//! plays music and sounds, and turns the state machine's outputs into messages. A room is
-//! ticked by exactly one mixing thread (see `scheduler`), so its members are touched by that
-//! thread only and the tick takes no locks; slow work (fetching music, sound URLs) runs on the
-//! tokio runtime and its results come back as messages.
+//! The shell around one [`Room`]: it owns the members' audio (lent by their legs) and
+//! channels, runs the 20 ms mix tick, plays music and sounds, and turns the state machine's
+//! outputs into messages. A room is ticked by exactly one mixing thread (see `scheduler`), so
+//! its members are touched by that thread only and the tick takes no locks: each tick reads
+//! every member's RTP, mixes, and sends every member its mix. Slow work (fetching music, sound
+//! URLs) runs on the tokio runtime and its results come back as messages.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use huddle_callflow::fetch::CallParams;
 use huddle_callflow::{
     HangupCause, JoinRefused, JoinRequest, MemberInput, MemberOutput, Membership, RoomExit,
+    TickAudio,
 };
 use huddle_media::session::AudioFrame;
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
@@ -24,23 +25,20 @@ use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room,
 
 /// 20 ms.
 const TICK: Duration = Duration::from_millis(20);
-/// Frames a member may have queued for the mixer; more means it runs ahead, drop the oldest.
-const MAX_QUEUED: usize = 3;
-/// Caller frames the media session may queue for the room before it drops.
-const INBOX: usize = 8;
 
 /// A join's answer.
 pub(crate) enum JoinReply {
     Joined(Membership),
     Refused(JoinRefused),
-    /// The MPC ended meanwhile: the registry creates a new one.
-    Gone,
+    /// The MPC ended meanwhile: the registry creates a new one and joins with this audio.
+    Gone(Box<dyn TickAudio>),
 }
 
 /// What the registry and helper tasks send to a room.
 pub(crate) enum ActorMsg {
     Join {
         request: Box<JoinRequest>,
+        audio: Box<dyn TickAudio>,
         member_id: u64,
         reply: oneshot::Sender<JoinReply>,
     },
@@ -106,13 +104,11 @@ struct Member {
     id: u64,
     params: CallParams,
     joined_at: SystemTime,
-    audio_in: mpsc::Receiver<AudioFrame>,
-    audio_out: mpsc::Sender<AudioFrame>,
+    audio: Box<dyn TickAudio>,
     inbox: mpsc::Receiver<MemberInput>,
     outbox: mpsc::Sender<MemberOutput>,
     exit: Option<oneshot::Sender<RoomExit>>,
     left: oneshot::Receiver<HangupCause>,
-    queue: VecDeque<AudioFrame>,
     voice: AudioFrame,
     has_voice: bool,
     sound: AudioFrame,
@@ -136,6 +132,7 @@ pub(crate) struct RoomTask {
     rx: mpsc::UnboundedReceiver<ActorMsg>,
     /// The next tick's absolute deadline.
     pub(crate) next: std::time::Instant,
+    lateness: metrics::Histogram,
 }
 
 impl RoomTask {
@@ -175,6 +172,7 @@ impl RoomTask {
             },
             rx,
             next: first_tick,
+            lateness: metrics::histogram!("huddle_mixer_tick_lateness_seconds"),
         }
     }
 
@@ -182,7 +180,7 @@ impl RoomTask {
     /// tick), then the mix. Returns false once the room is over and must be dropped.
     pub(crate) fn run_tick(&mut self, now: std::time::Instant) -> bool {
         let late = now.saturating_duration_since(self.next);
-        metrics::histogram!("huddle_mixer_tick_lateness_seconds").record(late.as_secs_f64());
+        self.lateness.record(late.as_secs_f64());
         loop {
             match self.rx.try_recv() {
                 Ok(msg) => self.shell.message(&mut self.state, msg),
@@ -210,8 +208,8 @@ impl RoomTask {
         // Joins that raced with the end are told to start a new MPC.
         self.rx.close();
         while let Ok(msg) = self.rx.try_recv() {
-            if let ActorMsg::Join { reply, .. } = msg {
-                let _ = reply.send(JoinReply::Gone);
+            if let ActorMsg::Join { reply, audio, .. } = msg {
+                let _ = reply.send(JoinReply::Gone(audio));
             }
         }
         false
@@ -249,14 +247,15 @@ impl Shell {
         match msg {
             ActorMsg::Join {
                 request,
+                audio,
                 member_id,
                 reply,
             } => {
                 if state.status() == Status::Ended {
-                    let _ = reply.send(JoinReply::Gone);
+                    let _ = reply.send(JoinReply::Gone(audio));
                     return;
                 }
-                self.join(state, *request, member_id, reply);
+                self.join(state, *request, audio, member_id, reply);
             }
             ActorMsg::Command { command, reply } => {
                 let mut outputs = std::mem::take(&mut self.outputs);
@@ -314,12 +313,12 @@ impl Shell {
         &mut self,
         state: &mut Room,
         request: JoinRequest,
+        audio: Box<dyn TickAudio>,
         member_id: u64,
         reply: oneshot::Sender<JoinReply>,
     ) {
         let (to_room, inbox) = mpsc::channel(16);
         let (outbox, from_room) = mpsc::channel(16);
-        let (audio_in_tx, audio_in) = mpsc::channel(INBOX);
         let (exit_tx, exit) = oneshot::channel();
         let (left, left_rx) = oneshot::channel();
         let params = CallParams {
@@ -333,13 +332,11 @@ impl Shell {
             id: member_id,
             params,
             joined_at: SystemTime::now(),
-            audio_in,
-            audio_out: request.audio_out.clone(),
+            audio,
             inbox,
             outbox,
             exit: Some(exit_tx),
             left: left_rx,
-            queue: VecDeque::with_capacity(MAX_QUEUED + 1),
             voice: AudioFrame::silence(self.frame_len, rate),
             has_voice: false,
             sound: AudioFrame::silence(self.frame_len, rate),
@@ -368,7 +365,6 @@ impl Shell {
             let _ = reply.send(JoinReply::Refused(JoinRefused { reason }));
         } else {
             let _ = reply.send(JoinReply::Joined(Membership {
-                audio_in: audio_in_tx,
                 to_room,
                 from_room,
                 exit,
@@ -540,13 +536,6 @@ impl Shell {
                 hung_up.push(m.id);
                 continue;
             }
-            while let Ok(frame) = m.audio_in.try_recv() {
-                if m.queue.len() >= MAX_QUEUED {
-                    m.queue.pop_front();
-                    metrics::counter!("huddle_room_frames_dropped_total", "reason" => "member_ahead").increment(1);
-                }
-                m.queue.push_back(frame);
-            }
             loop {
                 match m.inbox.try_recv() {
                     Ok(MemberInput::Dtmf { digit, duration_ms }) => {
@@ -579,12 +568,15 @@ impl Shell {
             return;
         }
 
-        // One frame per member; audio flow and voice activity.
+        // One frame per member, read from its RTP now; audio flow and voice activity.
+        let n = self.frame_len;
         let mut changes: Vec<Input> = Vec::new();
         for m in &mut self.members {
-            match m.queue.pop_front() {
-                Some(frame) => {
-                    m.voice = frame;
+            match m.audio.receive(&mut m.voice.samples[..n]) {
+                Some(got) => {
+                    // A short frame (an odd packetisation) is padded with silence.
+                    m.voice.samples[got.min(n)..n].fill(0);
+                    m.voice.len = n;
                     m.has_voice = true;
                     m.missing = 0;
                     if !m.flowing {
@@ -627,7 +619,6 @@ impl Shell {
         }
 
         // Mix: sum contributors once, then one mix-minus per listener.
-        let n = self.frame_len;
         self.mixer.begin();
         for m in &self.members {
             if let Some(p) = state.participant(m.id) {
@@ -654,7 +645,7 @@ impl Shell {
                 sound,
                 sounds,
                 mix,
-                audio_out,
+                audio,
                 ..
             } = m;
             // Sounds are for listeners not on hold; a hold starting mid-beep cuts it.
@@ -691,12 +682,7 @@ impl Shell {
                     mix.samples[..n].copy_from_slice(&self.music_frames[2].samples[..n])
                 }
             }
-            mix.len = n;
-            mix.rate = self.rate;
-            if audio_out.try_send(mix.clone()).is_err() {
-                metrics::counter!("huddle_room_frames_dropped_total", "reason" => "leg_behind")
-                    .increment(1);
-            }
+            audio.send(&mix.samples[..n]);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms};
+use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms, TickAudio};
 use huddle_prompts::Prompts;
 use tokio::sync::{mpsc, oneshot};
 
@@ -165,25 +165,39 @@ impl RoomRegistry {
         handle
     }
 
-    async fn join_once(&self, request: &JoinRequest) -> Option<Result<Membership, JoinRefused>> {
+    /// One attempt; Err gives the audio back when the MPC ended before the join got in.
+    async fn join_once(
+        &self,
+        request: &JoinRequest,
+        audio: Box<dyn TickAudio>,
+    ) -> Result<Result<Membership, JoinRefused>, Box<dyn TickAudio>> {
         let handle = self.live_or_new(&request.mpc.name, request.sample_rate);
         let member_id = self.member_ids.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        handle
-            .tx
-            .send(ActorMsg::Join {
-                request: Box::new(request.clone()),
-                member_id,
-                reply,
-            })
-            .ok()?;
-        match rx.await.ok()? {
-            JoinReply::Joined(m) => Some(Ok(m)),
-            JoinReply::Refused(r) => Some(Err(r)),
-            JoinReply::Gone => {
+        let sent = handle.tx.send(ActorMsg::Join {
+            request: Box::new(request.clone()),
+            audio,
+            member_id,
+            reply,
+        });
+        let outcome = match sent {
+            Ok(()) => rx.await.ok(),
+            Err(tokio::sync::mpsc::error::SendError(msg)) => match msg {
+                ActorMsg::Join { audio, .. } => Some(JoinReply::Gone(audio)),
+                _ => None,
+            },
+        };
+        match outcome {
+            Some(JoinReply::Joined(m)) => Ok(Ok(m)),
+            Some(JoinReply::Refused(r)) => Ok(Err(r)),
+            Some(JoinReply::Gone(audio)) => {
                 self.deps.forget(&request.mpc.name, &handle.uuid);
-                None
+                Err(audio)
             }
+            // The room dropped the join (and with it the audio) without an answer.
+            None => Ok(Err(JoinRefused {
+                reason: "the multiparty call failed while joining".into(),
+            })),
         }
     }
 }
@@ -192,12 +206,15 @@ impl Rooms for RoomRegistry {
     fn join(
         &self,
         request: JoinRequest,
+        audio: Box<dyn TickAudio>,
     ) -> Pin<Box<dyn Future<Output = Result<Membership, JoinRefused>> + Send + '_>> {
         Box::pin(async move {
             // An MPC that ended between lookup and join is replaced by a new one.
+            let mut audio = audio;
             for _ in 0..3 {
-                if let Some(result) = self.join_once(&request).await {
-                    return result;
+                match self.join_once(&request, audio).await {
+                    Ok(result) => return result,
+                    Err(back) => audio = back,
                 }
             }
             Err(JoinRefused {

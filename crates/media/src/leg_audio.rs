@@ -1,0 +1,496 @@
+//! The per-tick audio work of one leg: drain and validate RTP, de-jitter and decode one frame;
+//! encode and send one frame, RFC 4733 digits, RTCP sender reports.
+//!
+//! It is plain synchronous code over non-blocking sockets, driven once per 20 ms tick by
+//! whoever owns it: the leg's own task while the call plays prompts, or a room's mixing thread
+//! while the call is in an MPC. Lending it to the room means a participant costs the room one
+//! receive and one send system call per tick and nothing else: no task wake-up per packet, no
+//! frame copied through a channel. Received packets simply wait in the socket's kernel buffer
+//! until the tick drains them, which is when they would be played out anyway.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use metrics::Counter;
+use tokio::sync::mpsc;
+use webrtc_util::marshal::Marshal;
+
+use crate::dtmf::{DtmfReceiver, DtmfSender};
+use crate::jitter::{JitterBuffer, Playout};
+use crate::ports::PortPair;
+use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
+use crate::session::{Direction, MediaEvent, MediaParams, MediaStats, MAX_FRAME_SAMPLES};
+
+/// Datagrams one tick reads at most from a leg's socket: a flood waits in (and overflows) the
+/// kernel's buffer instead of holding up the other legs of the mixing thread.
+const MAX_DATAGRAMS_PER_TICK: usize = 16;
+
+/// Interval between RTCP sender reports (RFC 3550 §6.2 minimum).
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A participant's audio as a mixer drives it: one frame in and one frame out per 20 ms tick.
+pub trait TickAudio: Send {
+    /// The participant's frame for this tick, written into `out`; returns the number of
+    /// samples, or None when there is nothing to play (not sending, or still buffering).
+    fn receive(&mut self, out: &mut [i16]) -> Option<usize>;
+
+    /// Sends this tick's frame to the participant.
+    fn send(&mut self, pcm: &[i16]);
+}
+
+/// Changes for the leg, applied by its owner at the next tick.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// New remote address or direction (re-INVITE).
+    Update(SocketAddr, Direction),
+    /// Send a digit as RFC 4733 events.
+    Dtmf(char, u32),
+}
+
+/// Counter handles looked up once per leg rather than once per packet.
+struct Counters {
+    received: Counter,
+    sent: Counter,
+    send_failed: Counter,
+    too_short: Counter,
+    bad_version: Counter,
+    malformed: Counter,
+    foreign: Counter,
+    unknown_pt: Counter,
+    late: Counter,
+    overflow: Counter,
+    concealed: Counter,
+}
+
+impl Counters {
+    fn new() -> Self {
+        let dropped = |reason: &'static str| metrics::counter!("huddle_rtp_dropped_total", "reason" => reason);
+        Counters {
+            received: metrics::counter!("huddle_rtp_packets_received_total"),
+            sent: metrics::counter!("huddle_rtp_packets_sent_total"),
+            send_failed: dropped("send_failed"),
+            too_short: dropped("too_short"),
+            bad_version: dropped("bad_version"),
+            malformed: dropped("malformed"),
+            foreign: dropped("foreign_source"),
+            unknown_pt: dropped("unknown_payload_type"),
+            late: dropped("late_or_duplicate"),
+            overflow: dropped("jitter_overflow"),
+            concealed: metrics::counter!("huddle_rtp_concealed_frames_total"),
+        }
+    }
+}
+
+/// Our outgoing RTP stream.
+struct Sender {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    first: bool,
+    buf: BytesMut,
+    octets: u64,
+}
+
+impl Sender {
+    fn new() -> Self {
+        Sender {
+            ssrc: rand_u32(),
+            sequence: rand_u32() as u16,
+            timestamp: rand_u32(),
+            first: true,
+            buf: BytesMut::with_capacity(1500),
+            octets: 0,
+        }
+    }
+
+    /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer
+    /// and returns it. By hand rather than through `rtp::packet::Packet::marshal`, which needs
+    /// the payload as `Bytes`: this is sent 50 times a second per leg and must not allocate.
+    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) -> &[u8] {
+        let marker = marker || self.first;
+        self.first = false;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(&[0x80, (u8::from(marker) << 7) | (pt & 0x7F)]);
+        self.buf.extend_from_slice(&self.sequence.to_be_bytes());
+        self.buf.extend_from_slice(&timestamp.to_be_bytes());
+        self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
+        self.buf.extend_from_slice(payload);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.octets += payload.len() as u64;
+        &self.buf
+    }
+}
+
+/// One leg's media state and sockets; see the module documentation.
+pub struct LegAudio {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    _ports: PortPair,
+    params: MediaParams,
+    latch: Latch,
+    jitter: JitterBuffer,
+    dtmf_rx: DtmfReceiver,
+    dtmf_tx: Option<DtmfSender>,
+    sender: Sender,
+    stats: MediaStats,
+    rx_stats: RxStats,
+    rate: u32,
+    frame_len: usize,
+    start: Instant,
+    last_rx: Instant,
+    timeout_reported: bool,
+    discards_counted: u64,
+    next_report: Instant,
+    last_frame: Vec<i16>,
+    rtp_buf: Vec<u8>,
+    encoded: Vec<u8>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    control: mpsc::UnboundedReceiver<Control>,
+    counters: Counters,
+}
+
+impl LegAudio {
+    /// `rtp` and `rtcp` must be non-blocking.
+    pub(crate) fn new(
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        ports: PortPair,
+        params: MediaParams,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> Self {
+        let rate = params.codec.clock_rate();
+        let frame_len = (rate / 50) as usize;
+        let now = Instant::now();
+        LegAudio {
+            rtp,
+            rtcp,
+            _ports: ports,
+            latch: Latch::new(params.remote_rtp),
+            jitter: JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms),
+            params,
+            dtmf_rx: DtmfReceiver::default(),
+            dtmf_tx: None,
+            sender: Sender::new(),
+            stats: MediaStats::default(),
+            rx_stats: RxStats::default(),
+            rate,
+            frame_len,
+            start: now,
+            last_rx: now,
+            timeout_reported: false,
+            discards_counted: 0,
+            next_report: now + REPORT_INTERVAL,
+            last_frame: vec![0; frame_len],
+            rtp_buf: vec![0; 2048],
+            encoded: vec![0; MAX_FRAME_SAMPLES],
+            events,
+            control,
+            counters: Counters::new(),
+        }
+    }
+
+    /// The leg's counters so far.
+    pub fn stats(&self) -> MediaStats {
+        self.stats
+    }
+
+    /// A decoded frame nobody took (the leg's own task found its consumer's queue full).
+    pub(crate) fn note_unconsumed_frame(&mut self) {
+        self.stats.dropped_frames += 1;
+    }
+
+    /// Samples per 20 ms frame.
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    fn apply_control(&mut self) {
+        while let Ok(control) = self.control.try_recv() {
+            match control {
+                Control::Update(remote, direction) => {
+                    if remote != self.latch.send_to() {
+                        self.latch.reset(remote);
+                    }
+                    self.params.remote_direction = direction;
+                    self.last_rx = Instant::now();
+                    self.timeout_reported = false;
+                }
+                Control::Dtmf(digit, duration_ms) => {
+                    if self.params.telephone_event_pt.is_some() {
+                        self.dtmf_tx = DtmfSender::new(
+                            digit,
+                            duration_ms * self.rate / 1000,
+                            self.sender.timestamp,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what arrived since the last tick.
+    fn drain(&mut self, now: Instant) {
+        for _ in 0..MAX_DATAGRAMS_PER_TICK {
+            match self.rtp.recv_from(&mut self.rtp_buf) {
+                Ok((len, source)) => self.on_datagram(len, source, now),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // ICMP errors reported on the socket and the like: nothing to read now.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, len: usize, source: SocketAddr, now: Instant) {
+        let packet = match rtp_rx::parse_slice(&self.rtp_buf[..len]) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed_packets += 1;
+                match e {
+                    RtpError::TooShort => self.counters.too_short.increment(1),
+                    RtpError::BadVersion => self.counters.bad_version.increment(1),
+                    RtpError::Malformed => self.counters.malformed.increment(1),
+                }
+                return;
+            }
+        };
+        match self.latch.check(source) {
+            LatchDecision::Foreign => {
+                self.stats.foreign_packets += 1;
+                self.counters.foreign.increment(1);
+                return;
+            }
+            LatchDecision::Latched => {
+                let _ = self.events.send(MediaEvent::Latched(source));
+            }
+            LatchDecision::Accept => {}
+        }
+        self.stats.packets_received += 1;
+        self.counters.received.increment(1);
+        let elapsed = now.saturating_duration_since(self.start);
+        let arrival = (elapsed.as_micros() as u64 * u64::from(self.rate) / 1_000_000) as u32;
+        self.rx_stats
+            .on_packet(packet.ssrc, packet.sequence, packet.timestamp, arrival);
+        self.last_rx = now;
+        self.timeout_reported = false;
+        if Some(packet.payload_type) == self.params.telephone_event_pt {
+            if let Some((digit, duration)) =
+                self.dtmf_rx.on_packet(packet.timestamp, packet.payload)
+            {
+                let _ = self.events.send(MediaEvent::Dtmf {
+                    digit,
+                    duration_ms: duration * 1000 / self.rate.max(1),
+                });
+            }
+        } else if packet.payload_type == self.params.payload_type {
+            if !self.jitter.push(packet.sequence, packet.payload) {
+                self.counters.late.increment(1);
+            }
+        } else {
+            self.counters.unknown_pt.increment(1);
+        }
+    }
+
+    /// Everything that arrived since the last tick goes into the jitter buffer; the frame due
+    /// now is decoded into `out`.
+    pub fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
+        self.apply_control();
+        let now = Instant::now();
+        self.drain(now);
+        // Frames the jitter buffer threw away (on the last pop or the pushes since).
+        let discarded = self.jitter.discarded();
+        self.counters
+            .overflow
+            .increment(discarded - self.discards_counted);
+        self.discards_counted = discarded;
+        let LegAudio {
+            jitter,
+            params,
+            last_frame,
+            stats,
+            counters,
+            ..
+        } = self;
+        match jitter.pop() {
+            Playout::Frame(payload) => {
+                let n = params.codec.decode(payload, out);
+                let keep = n.min(last_frame.len());
+                last_frame[..keep].copy_from_slice(&out[..keep]);
+                last_frame[keep..].fill(0);
+                Some(n)
+            }
+            Playout::Lost => {
+                stats.concealed_frames += 1;
+                counters.concealed.increment(1);
+                // Concealment: the last frame again, fading, until silence.
+                for s in last_frame.iter_mut() {
+                    *s /= 2;
+                }
+                let n = last_frame.len().min(out.len());
+                out[..n].copy_from_slice(&last_frame[..n]);
+                Some(n)
+            }
+            Playout::Buffering => None,
+        }
+    }
+
+    /// Sends this tick's frame (or a pending digit instead), checks for RTP timeout and sends
+    /// the RTCP report when one is due.
+    pub fn send(&mut self, pcm: Option<&[i16]>) {
+        self.apply_control();
+        let destination = self.latch.send_to();
+        if self.params.remote_direction.remote_receives() {
+            if let (Some(tx), Some(te_pt)) = (self.dtmf_tx.as_mut(), self.params.telephone_event_pt)
+            {
+                let (marker, ts) = (tx.is_start(), tx.timestamp());
+                for payload in tx.next_payloads(self.frame_len as u32) {
+                    let packet = self.sender.packet(te_pt, marker, ts, &payload);
+                    send_counted(
+                        &self.rtp,
+                        packet,
+                        destination,
+                        &mut self.stats,
+                        &self.counters,
+                    );
+                }
+                if tx.done() {
+                    self.dtmf_tx = None;
+                }
+                self.sender.timestamp = self.sender.timestamp.wrapping_add(self.frame_len as u32);
+            } else if let Some(pcm) = pcm {
+                let n = self.params.codec.encode(pcm, &mut self.encoded);
+                let ts = self.sender.timestamp;
+                self.sender.timestamp = self.sender.timestamp.wrapping_add(pcm.len() as u32);
+                let packet =
+                    self.sender
+                        .packet(self.params.payload_type, false, ts, &self.encoded[..n]);
+                send_counted(
+                    &self.rtp,
+                    packet,
+                    destination,
+                    &mut self.stats,
+                    &self.counters,
+                );
+            }
+        }
+        let now = Instant::now();
+        if let Some(limit) = self.params.rtp_timeout {
+            if self.params.remote_direction.remote_sends()
+                && !self.timeout_reported
+                && now.saturating_duration_since(self.last_rx) > limit
+            {
+                self.timeout_reported = true;
+                let _ = self.events.send(MediaEvent::RtpTimeout);
+            }
+        }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            let report = sender_report(
+                self.sender.ssrc,
+                &self.stats,
+                self.sender.octets,
+                self.rx_stats.report(),
+            );
+            let mut rtcp_to = destination;
+            rtcp_to.set_port(rtcp_to.port().wrapping_add(1));
+            let _ = self.rtcp.send_to(&report, rtcp_to);
+        }
+    }
+}
+
+fn send_counted(
+    socket: &UdpSocket,
+    packet: &[u8],
+    to: SocketAddr,
+    stats: &mut MediaStats,
+    counters: &Counters,
+) {
+    // Non-blocking: a full socket buffer drops this packet rather than stalling the tick.
+    if socket.send_to(packet, to).is_ok() {
+        stats.packets_sent += 1;
+        counters.sent.increment(1);
+    } else {
+        counters.send_failed.increment(1);
+    }
+}
+
+/// A leg's audio on loan to a room. However the loan ends (the member leaves, the room ends,
+/// or a bug unwinds the mixing thread), dropping it sends the audio back to the leg's task.
+pub struct LentAudio {
+    audio: Option<Box<LegAudio>>,
+    home: mpsc::UnboundedSender<Box<LegAudio>>,
+}
+
+impl LentAudio {
+    pub(crate) fn new(audio: Box<LegAudio>, home: mpsc::UnboundedSender<Box<LegAudio>>) -> Self {
+        LentAudio {
+            audio: Some(audio),
+            home,
+        }
+    }
+}
+
+impl TickAudio for LentAudio {
+    fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
+        self.audio.as_mut()?.receive(out)
+    }
+
+    fn send(&mut self, pcm: &[i16]) {
+        if let Some(audio) = self.audio.as_mut() {
+            audio.send(Some(pcm));
+        }
+    }
+}
+
+impl Drop for LentAudio {
+    fn drop(&mut self) {
+        if let Some(audio) = self.audio.take() {
+            // If the leg's task is gone too, the audio (and its sockets) are dropped here.
+            let _ = self.home.send(audio);
+        }
+    }
+}
+
+/// An RTCP sender report (we always send, so SR rather than RR) with our counters and, once the
+/// remote has sent, a report block with its loss and jitter (RFC 3550 §6.4).
+fn sender_report(
+    ssrc: u32,
+    stats: &MediaStats,
+    octets: u64,
+    figures: Option<rtp_rx::ReportFigures>,
+) -> Bytes {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let ntp_secs = now.as_secs() + 2_208_988_800;
+    let ntp_frac = (u64::from(now.subsec_nanos()) << 32) / 1_000_000_000;
+    let sr = rtcp::sender_report::SenderReport {
+        ssrc,
+        ntp_time: (ntp_secs << 32) | ntp_frac,
+        rtp_time: 0,
+        packet_count: stats.packets_sent as u32,
+        octet_count: octets as u32,
+        reports: figures
+            .map(|f| rtcp::reception_report::ReceptionReport {
+                ssrc: f.ssrc,
+                fraction_lost: f.fraction_lost,
+                total_lost: f.total_lost,
+                last_sequence_number: f.highest_seq,
+                jitter: f.jitter,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    sr.marshal().unwrap_or_default()
+}
+
+fn rand_u32() -> u32 {
+    let u = uuid::Uuid::new_v4();
+    let b = u.as_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
