@@ -63,7 +63,18 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
                 )
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    // Histogram samples wait in the recorder until drained: without a scrape
+                    // they would grow without bound, so drain them every few seconds.
+                    let upkeep = handle.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("huddle-metrics-upkeep".into())
+                        .spawn(move || loop {
+                            std::thread::sleep(std::time::Duration::from_secs(5));
+                            upkeep.run_upkeep();
+                        });
+                    handle
+                }
                 // Another recorder is installed (tests): render from a detached one.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }

@@ -24,7 +24,7 @@ use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
-use crate::room_port::{JoinRequest, MemberInput, MemberOutput, RoomExit};
+use crate::room_port::{JoinRequest, MemberInput, MemberLink, MemberOutput, RoomExit};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -334,10 +334,9 @@ impl XmlCall {
             }
         };
         let crate::room_port::Membership {
-            to_room,
+            mut to_room,
             mut from_room,
             exit,
-            left,
         } = membership;
         let link = RoomLink {
             to_room: &to_room,
@@ -356,7 +355,7 @@ impl XmlCall {
                     Ending::Local { cause, .. } => *cause,
                     Ending::Remote(_) => HangupCause::NormalHangup,
                 };
-                let _ = left.send(cause);
+                to_room.leave(cause);
                 return Err(ending);
             }
         };
@@ -563,7 +562,7 @@ impl XmlCall {
                 Wake::Media(Some(MediaItem::Event(MediaEvent::Dtmf { digit, duration_ms }))) => {
                     tracing::info!(%digit, duration_ms, "DTMF from the caller");
                     if let Some(r) = room.as_ref() {
-                        let _ = r.to_room.try_send(MemberInput::Dtmf { digit, duration_ms });
+                        r.to_room.send(MemberInput::Dtmf { digit, duration_ms });
                     }
                 }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::RtpTimeout))) => {
@@ -683,7 +682,7 @@ fn url_options_free(url: &str) -> &str {
 
 /// A leg's two channels to its room while it is a member.
 struct RoomLink<'a> {
-    to_room: &'a mpsc::Sender<MemberInput>,
+    to_room: &'a MemberLink,
     from_room: &'a mut mpsc::Receiver<MemberOutput>,
 }
 

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub use huddle_media::leg_audio::TickAudio;
 use huddle_xml::{MultiPartyCall, UrlWithMethod};
@@ -65,17 +67,68 @@ pub enum RoomExit {
     Hangup(HangupCause),
 }
 
+/// The leg's way into the room: digits, and that it hung up. Every message also rings the
+/// room's doorbell, so that the room's tick looks at its members' queues only when one of
+/// them has news instead of polling every member's channels 50 times a second; dropping the
+/// link rings it too (a leg that went away).
+#[derive(Debug)]
+pub struct MemberLink {
+    inputs: mpsc::Sender<MemberInput>,
+    left: Option<oneshot::Sender<HangupCause>>,
+    doorbell: Arc<AtomicBool>,
+}
+
+impl MemberLink {
+    /// A link over the room's queues for this member and the room's doorbell.
+    pub fn new(
+        inputs: mpsc::Sender<MemberInput>,
+        left: oneshot::Sender<HangupCause>,
+        doorbell: Arc<AtomicBool>,
+    ) -> Self {
+        MemberLink {
+            inputs,
+            left: Some(left),
+            doorbell,
+        }
+    }
+
+    /// Passes an input to the room; false when its queue is full or the room is gone (the
+    /// leg never waits on the room).
+    pub fn send(&self, input: MemberInput) -> bool {
+        let sent = self.inputs.try_send(input).is_ok();
+        self.ring();
+        sent
+    }
+
+    /// Tells the room the leg hung up, and why.
+    pub fn leave(&mut self, cause: HangupCause) {
+        if let Some(left) = self.left.take() {
+            let _ = left.send(cause);
+        }
+        self.ring();
+    }
+
+    fn ring(&self) {
+        // Release: whoever sees the bell sees the message queued before it.
+        self.doorbell.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for MemberLink {
+    fn drop(&mut self) {
+        self.ring();
+    }
+}
+
 /// A leg's membership of a room. The room holds the leg's audio for as long as the membership
 /// lasts and drops it (giving it back) when the leg leaves.
 pub struct Membership {
-    /// Digits into the room; the leg never waits on it (try_send).
-    pub to_room: mpsc::Sender<MemberInput>,
+    /// Digits and the hang-up into the room.
+    pub to_room: MemberLink,
     /// The room's output for this caller.
     pub from_room: mpsc::Receiver<MemberOutput>,
     /// Resolves when the room lets the leg go.
     pub exit: oneshot::Receiver<RoomExit>,
-    /// The leg tells the room it hung up (drop also counts as a hang-up).
-    pub left: oneshot::Sender<HangupCause>,
 }
 
 /// Why the room would not take the call.

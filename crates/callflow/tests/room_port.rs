@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use huddle_callflow::{
-    CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, Membership, RoomExit, Rooms,
-    RouteAction, RouteRule, Router, TickAudio,
+    CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, MemberLink, Membership,
+    RoomExit, Rooms, RouteAction, RouteRule, Router, TickAudio,
 };
 use huddle_media::ports::PortAllocator;
 use huddle_sip::endpoint::EndpointConfig;
@@ -75,10 +75,9 @@ impl Rooms for LoopbackRoom {
                 }
             });
             Ok(Membership {
-                to_room,
+                to_room: MemberLink::new(to_room, left, Default::default()),
                 from_room,
                 exit,
-                left,
             })
         })
     }

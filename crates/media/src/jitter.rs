@@ -111,10 +111,6 @@ impl JitterBuffer {
         self.slots.iter().filter_map(|s| s.seq).min()
     }
 
-    fn newest(&self) -> Option<u64> {
-        self.slots.iter().filter_map(|s| s.seq).max()
-    }
-
     /// Takes the frame for this tick.
     pub fn pop(&mut self) -> Playout<'_> {
         if !self.playing {
@@ -127,8 +123,9 @@ impl JitterBuffer {
         let Some(mut next) = self.next else {
             return Playout::Buffering;
         };
-        // Too far behind the newest frame: skip ahead to keep the delay bounded.
-        if let Some(newest) = self.newest() {
+        // Too far behind the newest frame: skip ahead to keep the delay bounded. (The highest
+        // sequence seen is the newest frame stored whenever the condition can hold.)
+        if let Some(newest) = self.highest {
             if newest >= next + self.max_frames as u64 {
                 let resume = newest + 1 - self.target as u64;
                 for slot in &mut self.slots {
@@ -154,7 +151,10 @@ impl JitterBuffer {
             return Playout::Frame(&self.slots[i].payload);
         }
         if self.stored == 0 {
-            // Underrun: the network is later than our delay; rebuffer with a larger target.
+            // Underrun: the network is later than our delay. The frame is most likely late, not
+            // lost: keep waiting for it and rebuffer with a larger target, so that the delay
+            // grows by the frame concealed now instead of the late frame being thrown away.
+            self.next = Some(next);
             self.playing = false;
             self.target = (self.target + 1).min(self.max_frames);
             self.calm_ticks = 0;
@@ -217,6 +217,67 @@ mod tests {
         }
         jb.pop();
         assert!(jb.len() <= 5, "delay bounded by the maximum: {}", jb.len());
+    }
+
+    #[test]
+    fn a_frame_late_by_less_than_a_tick_is_played_after_the_underrun() {
+        let mut jb = JitterBuffer::new(20, 200);
+        jb.push(1, &[1]);
+        assert_eq!(jb.pop(), Playout::Frame(&[1]));
+        assert_eq!(jb.pop(), Playout::Lost, "2 is not there at its tick");
+        assert!(jb.push(2, &[2]), "2 arrives just after: still wanted");
+        assert!(jb.push(3, &[3]));
+        assert_eq!(jb.pop(), Playout::Frame(&[2]));
+        assert_eq!(jb.pop(), Playout::Frame(&[3]));
+        assert!(jb.push(4, &[4]));
+        assert_eq!(jb.pop(), Playout::Frame(&[4]), "one frame of margin now");
+    }
+
+    #[test]
+    fn a_gap_with_later_frames_waiting_is_a_loss() {
+        let mut jb = JitterBuffer::new(20, 200);
+        jb.push(1, &[1]);
+        assert_eq!(jb.pop(), Playout::Frame(&[1]));
+        jb.push(3, &[3]);
+        assert_eq!(jb.pop(), Playout::Lost, "2 is missing, 3 is there");
+        assert_eq!(jb.pop(), Playout::Frame(&[3]));
+        assert!(!jb.push(2, &[2]), "2 is too late now");
+    }
+
+    #[test]
+    fn overwritten_and_skipped_frames_are_counted() {
+        let mut jb = JitterBuffer::new(20, 40); // 2 frames maximum, 4 slots
+        for seq in 1..=4 {
+            assert!(jb.push(seq, &[seq as u8]));
+        }
+        assert_eq!(jb.discarded(), 0);
+        assert!(jb.push(5, &[5]), "5 takes the slot of 1");
+        assert_eq!(jb.discarded(), 1);
+        assert_eq!(jb.len(), 4);
+        // Far behind the newest (5): playout skips to stay within the maximum delay.
+        assert_eq!(jb.pop(), Playout::Frame(&[5]));
+        assert_eq!(jb.discarded(), 4);
+        assert!(jb.is_empty());
+    }
+
+    #[test]
+    fn steady_playout_reuses_its_buffers() {
+        let mut jb = JitterBuffer::new(40, 200);
+        let payload = [0x55u8; 160];
+        for seq in 0..20u16 {
+            jb.push(seq, &payload);
+        }
+        while jb.pop() != Playout::Buffering && !jb.is_empty() {}
+        let capacities: Vec<usize> = jb.slots.iter().map(|s| s.payload.capacity()).collect();
+        for seq in 20..2000u16 {
+            jb.push(seq, &payload);
+            assert!(matches!(jb.pop(), Playout::Frame(_)));
+        }
+        let after: Vec<usize> = jb.slots.iter().map(|s| s.payload.capacity()).collect();
+        assert_eq!(
+            capacities, after,
+            "no slot grew: no allocation once warmed up"
+        );
     }
 
     #[test]

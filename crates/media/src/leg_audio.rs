@@ -8,8 +8,10 @@
 //! frame copied through a channel. Received packets simply wait in the socket's kernel buffer
 //! until the tick drains them, which is when they would be played out anyway.
 
-use std::io::ErrorKind;
+use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -22,10 +24,16 @@ use crate::jitter::{JitterBuffer, Playout};
 use crate::ports::PortPair;
 use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
 use crate::session::{Direction, MediaEvent, MediaParams, MediaStats, MAX_FRAME_SAMPLES};
+use crate::udp_batch::{self, Datagram, RecvBatch};
 
 /// Datagrams one tick reads at most from a leg's socket: a flood waits in (and overflows) the
 /// kernel's buffer instead of holding up the other legs of the mixing thread.
-const MAX_DATAGRAMS_PER_TICK: usize = 16;
+const MAX_DATAGRAMS_PER_TICK: usize = 2 * udp_batch::BATCH;
+
+thread_local! {
+    /// Receive buffers, shared by every leg a thread ticks (a mixing thread ticks hundreds).
+    static RECV_BATCH: RefCell<RecvBatch> = RefCell::new(RecvBatch::default());
+}
 
 /// Interval between RTCP sender reports (RFC 3550 §6.2 minimum).
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -42,34 +50,112 @@ pub trait TickAudio: Send {
 
 /// Changes for the leg, applied by its owner at the next tick.
 #[derive(Debug)]
-pub(crate) enum Control {
+enum Control {
     /// New remote address or direction (re-INVITE).
     Update(SocketAddr, Direction),
     /// Send a digit as RFC 4733 events.
     Dtmf(char, u32),
 }
 
-/// Counter handles looked up once per leg rather than once per packet.
+/// The sending side of a leg's control queue. Changes are rare, so the queue comes with a
+/// flag: the tick checks a plain atomic load instead of polling the channel 50 times a second.
+pub(crate) struct ControlSender {
+    tx: mpsc::UnboundedSender<Control>,
+    pending: Arc<AtomicBool>,
+}
+
+impl ControlSender {
+    /// New remote address or direction (re-INVITE).
+    pub(crate) fn update(&self, remote: SocketAddr, direction: Direction) {
+        self.send(Control::Update(remote, direction));
+    }
+
+    /// A digit to send as RFC 4733 events.
+    pub(crate) fn dtmf(&self, digit: char, duration_ms: u32) {
+        self.send(Control::Dtmf(digit, duration_ms));
+    }
+
+    fn send(&self, control: Control) {
+        if self.tx.send(control).is_ok() {
+            // Set after the message is queued, so whoever sees the flag finds the message.
+            self.pending.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The receiving end, held by the leg's audio.
+pub(crate) struct ControlReceiver {
+    rx: mpsc::UnboundedReceiver<Control>,
+    pending: Arc<AtomicBool>,
+}
+
+/// A leg's control queue.
+pub(crate) fn control_channel() -> (ControlSender, ControlReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicBool::new(false));
+    (
+        ControlSender {
+            tx,
+            pending: pending.clone(),
+        },
+        ControlReceiver { rx, pending },
+    )
+}
+
+/// A counter counted locally and published now and then: every packet touching one shared
+/// atomic would bounce its cache line between the mixing threads' cores.
+struct Tally {
+    counter: Counter,
+    pending: u64,
+}
+
+impl Tally {
+    fn new(counter: Counter) -> Self {
+        Tally {
+            counter,
+            pending: 0,
+        }
+    }
+
+    fn increment(&mut self, n: u64) {
+        self.pending += n;
+    }
+
+    fn publish(&mut self) {
+        if self.pending > 0 {
+            self.counter.increment(self.pending);
+            self.pending = 0;
+        }
+    }
+}
+
+/// Ticks between publications of a leg's counters (one second).
+const PUBLISH_EVERY_TICKS: u32 = 50;
+
+/// The leg's metrics, handles looked up once per leg rather than once per packet.
 struct Counters {
-    received: Counter,
-    sent: Counter,
-    send_failed: Counter,
-    too_short: Counter,
-    bad_version: Counter,
-    malformed: Counter,
-    foreign: Counter,
-    unknown_pt: Counter,
-    late: Counter,
-    overflow: Counter,
-    concealed: Counter,
+    received: Tally,
+    sent: Tally,
+    send_failed: Tally,
+    too_short: Tally,
+    bad_version: Tally,
+    malformed: Tally,
+    foreign: Tally,
+    unknown_pt: Tally,
+    late: Tally,
+    overflow: Tally,
+    concealed: Tally,
+    ticks: u32,
 }
 
 impl Counters {
     fn new() -> Self {
-        let dropped = |reason: &'static str| metrics::counter!("huddle_rtp_dropped_total", "reason" => reason);
+        let dropped = |reason: &'static str| {
+            Tally::new(metrics::counter!("huddle_rtp_dropped_total", "reason" => reason))
+        };
         Counters {
-            received: metrics::counter!("huddle_rtp_packets_received_total"),
-            sent: metrics::counter!("huddle_rtp_packets_sent_total"),
+            received: Tally::new(metrics::counter!("huddle_rtp_packets_received_total")),
+            sent: Tally::new(metrics::counter!("huddle_rtp_packets_sent_total")),
             send_failed: dropped("send_failed"),
             too_short: dropped("too_short"),
             bad_version: dropped("bad_version"),
@@ -78,7 +164,35 @@ impl Counters {
             unknown_pt: dropped("unknown_payload_type"),
             late: dropped("late_or_duplicate"),
             overflow: dropped("jitter_overflow"),
-            concealed: metrics::counter!("huddle_rtp_concealed_frames_total"),
+            concealed: Tally::new(metrics::counter!("huddle_rtp_concealed_frames_total")),
+            ticks: 0,
+        }
+    }
+
+    /// Counts a tick; publishes once a second.
+    fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks >= PUBLISH_EVERY_TICKS {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.ticks = 0;
+        for tally in [
+            &mut self.received,
+            &mut self.sent,
+            &mut self.send_failed,
+            &mut self.too_short,
+            &mut self.bad_version,
+            &mut self.malformed,
+            &mut self.foreign,
+            &mut self.unknown_pt,
+            &mut self.late,
+            &mut self.overflow,
+            &mut self.concealed,
+        ] {
+            tally.publish();
         }
     }
 }
@@ -140,15 +254,16 @@ pub struct LegAudio {
     rate: u32,
     frame_len: usize,
     start: Instant,
+    /// `start` on the wall clock, which the kernel's arrival stamps use.
+    start_wall: Duration,
     last_rx: Instant,
     timeout_reported: bool,
     discards_counted: u64,
     next_report: Instant,
     last_frame: Vec<i16>,
-    rtp_buf: Vec<u8>,
     encoded: Vec<u8>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: ControlReceiver,
     counters: Counters,
 }
 
@@ -160,7 +275,7 @@ impl LegAudio {
         ports: PortPair,
         params: MediaParams,
         events: mpsc::UnboundedSender<MediaEvent>,
-        control: mpsc::UnboundedReceiver<Control>,
+        control: ControlReceiver,
     ) -> Self {
         let rate = params.codec.clock_rate();
         let frame_len = (rate / 50) as usize;
@@ -180,12 +295,14 @@ impl LegAudio {
             rate,
             frame_len,
             start: now,
+            start_wall: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
             last_rx: now,
             timeout_reported: false,
             discards_counted: 0,
             next_report: now + REPORT_INTERVAL,
             last_frame: vec![0; frame_len],
-            rtp_buf: vec![0; 2048],
             encoded: vec![0; MAX_FRAME_SAMPLES],
             events,
             control,
@@ -209,7 +326,13 @@ impl LegAudio {
     }
 
     fn apply_control(&mut self) {
-        while let Ok(control) = self.control.try_recv() {
+        // A plain load first: the locked swap only when something is there.
+        if !self.control.pending.load(Ordering::Relaxed)
+            || !self.control.pending.swap(false, Ordering::Acquire)
+        {
+            return;
+        }
+        while let Ok(control) = self.control.rx.try_recv() {
             match control {
                 Control::Update(remote, direction) => {
                     if remote != self.latch.send_to() {
@@ -234,18 +357,39 @@ impl LegAudio {
 
     /// Reads what arrived since the last tick.
     fn drain(&mut self, now: Instant) {
-        for _ in 0..MAX_DATAGRAMS_PER_TICK {
-            match self.rtp.recv_from(&mut self.rtp_buf) {
-                Ok((len, source)) => self.on_datagram(len, source, now),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                // ICMP errors reported on the socket and the like: nothing to read now.
-                Err(_) => return,
+        RECV_BATCH.with_borrow_mut(|batch| {
+            for _ in 0..MAX_DATAGRAMS_PER_TICK / udp_batch::BATCH {
+                // An error (say an ICMP error queued on the socket) just ends this tick's read.
+                let received = batch.recv(&self.rtp).unwrap_or(0);
+                for i in 0..received {
+                    if let Some(datagram) = batch.get(i) {
+                        self.on_datagram(datagram, now);
+                    }
+                }
+                if received < udp_batch::BATCH {
+                    return;
+                }
             }
-        }
+        });
     }
 
-    fn on_datagram(&mut self, len: usize, source: SocketAddr, now: Instant) {
-        let packet = match rtp_rx::parse_slice(&self.rtp_buf[..len]) {
+    /// When a datagram arrived, in RTP clock units since the leg started: the kernel's stamp
+    /// when there is one, else the time the tick read it.
+    fn arrival_units(&self, datagram: &Datagram<'_>, now: Instant) -> u32 {
+        let since_start = match datagram.arrival {
+            Some(at) => at.saturating_sub(self.start_wall),
+            None => now.saturating_duration_since(self.start),
+        };
+        (since_start.as_micros() as u64 * u64::from(self.rate) / 1_000_000) as u32
+    }
+
+    fn on_datagram(&mut self, datagram: Datagram<'_>, now: Instant) {
+        let parsed = if datagram.truncated {
+            Err(RtpError::Malformed)
+        } else {
+            rtp_rx::parse_slice(datagram.data)
+        };
+        let packet = match parsed {
             Ok(p) => p,
             Err(e) => {
                 self.stats.malformed_packets += 1;
@@ -257,6 +401,7 @@ impl LegAudio {
                 return;
             }
         };
+        let source = datagram.source;
         match self.latch.check(source) {
             LatchDecision::Foreign => {
                 self.stats.foreign_packets += 1;
@@ -270,8 +415,7 @@ impl LegAudio {
         }
         self.stats.packets_received += 1;
         self.counters.received.increment(1);
-        let elapsed = now.saturating_duration_since(self.start);
-        let arrival = (elapsed.as_micros() as u64 * u64::from(self.rate) / 1_000_000) as u32;
+        let arrival = self.arrival_units(&datagram, now);
         self.rx_stats
             .on_packet(packet.ssrc, packet.sequence, packet.timestamp, arrival);
         self.last_rx = now;
@@ -340,7 +484,6 @@ impl LegAudio {
     /// Sends this tick's frame (or a pending digit instead), checks for RTP timeout and sends
     /// the RTCP report when one is due.
     pub fn send(&mut self, pcm: Option<&[i16]>) {
-        self.apply_control();
         let destination = self.latch.send_to();
         if self.params.remote_direction.remote_receives() {
             if let (Some(tx), Some(te_pt)) = (self.dtmf_tx.as_mut(), self.params.telephone_event_pt)
@@ -353,7 +496,7 @@ impl LegAudio {
                         packet,
                         destination,
                         &mut self.stats,
-                        &self.counters,
+                        &mut self.counters,
                     );
                 }
                 if tx.done() {
@@ -372,10 +515,11 @@ impl LegAudio {
                     packet,
                     destination,
                     &mut self.stats,
-                    &self.counters,
+                    &mut self.counters,
                 );
             }
         }
+        self.counters.tick();
         let now = Instant::now();
         if let Some(limit) = self.params.rtp_timeout {
             if self.params.remote_direction.remote_sends()
@@ -406,7 +550,7 @@ fn send_counted(
     packet: &[u8],
     to: SocketAddr,
     stats: &mut MediaStats,
-    counters: &Counters,
+    counters: &mut Counters,
 ) {
     // Non-blocking: a full socket buffer drops this packet rather than stalling the tick.
     if socket.send_to(packet, to).is_ok() {
@@ -417,17 +561,24 @@ fn send_counted(
     }
 }
 
+impl Drop for LegAudio {
+    fn drop(&mut self) {
+        self.counters.publish();
+    }
+}
+
 /// A leg's audio on loan to a room. However the loan ends (the member leaves, the room ends,
 /// or a bug unwinds the mixing thread), dropping it sends the audio back to the leg's task.
 pub struct LentAudio {
-    audio: Option<Box<LegAudio>>,
+    // Held inline: the room reaches it through one pointer (its boxed member audio), not two.
+    audio: Option<LegAudio>,
     home: mpsc::UnboundedSender<Box<LegAudio>>,
 }
 
 impl LentAudio {
     pub(crate) fn new(audio: Box<LegAudio>, home: mpsc::UnboundedSender<Box<LegAudio>>) -> Self {
         LentAudio {
-            audio: Some(audio),
+            audio: Some(*audio),
             home,
         }
     }
@@ -449,7 +600,7 @@ impl Drop for LentAudio {
     fn drop(&mut self) {
         if let Some(audio) = self.audio.take() {
             // If the leg's task is gone too, the audio (and its sockets) are dropped here.
-            let _ = self.home.send(audio);
+            let _ = self.home.send(Box::new(audio));
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::codec::Codec;
-use crate::leg_audio::{Control, LegAudio, LentAudio};
+use crate::leg_audio::{control_channel, ControlSender, LegAudio, LentAudio};
 use crate::ports::{PortAllocator, PortPair};
 
 /// Largest frame carried (120 ms at 8 kHz).
@@ -167,7 +167,7 @@ pub struct MediaHandle {
     frames_out: mpsc::Sender<AudioFrame>,
     events: mpsc::UnboundedReceiver<MediaEvent>,
     commands: mpsc::UnboundedSender<Command>,
-    control: mpsc::UnboundedSender<Control>,
+    control: ControlSender,
 }
 
 /// How long stopping waits for audio on loan to a room to come back.
@@ -184,7 +184,10 @@ impl MediaSession {
     pub async fn bind(ports: &PortAllocator, local_ip: IpAddr) -> Result<MediaSession, MediaError> {
         for _ in 0..16 {
             let pair = ports.allocate().ok_or(MediaError::NoPorts)?;
-            let rtp = bind_udp(SocketAddr::new(local_ip, pair.rtp()));
+            let rtp = bind_udp(SocketAddr::new(local_ip, pair.rtp())).inspect(|socket| {
+                // Without kernel stamps the jitter figures use read times instead.
+                let _ = crate::udp_batch::enable_arrival_timestamps(socket);
+            });
             let rtcp = bind_udp(SocketAddr::new(local_ip, pair.rtcp()));
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
                 return Ok(MediaSession {
@@ -208,7 +211,7 @@ impl MediaSession {
         let (out_tx, out_rx) = mpsc::channel(8);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = control_channel();
         let MediaSession { rtp, rtcp, ports } = self;
         // The task reads RTCP; the leg's audio sends reports through its own handle on it.
         let rtcp_in = rtcp
@@ -266,12 +269,12 @@ impl MediaHandle {
 
     /// Sends a DTMF digit as RFC 4733 events (from the next tick on, whoever ticks the leg).
     pub fn send_dtmf(&self, digit: char, duration_ms: u32) {
-        let _ = self.control.send(Control::Dtmf(digit, duration_ms));
+        self.control.dtmf(digit, duration_ms);
     }
 
     /// New remote address or direction (re-INVITE).
     pub fn update(&self, remote_rtp: SocketAddr, direction: Direction) {
-        let _ = self.control.send(Control::Update(remote_rtp, direction));
+        self.control.update(remote_rtp, direction);
     }
 
     /// Stops the leg and releases its ports (once audio on loan is back).

@@ -5,13 +5,14 @@
 //! every member's RTP, mixes, and sends every member its mix. Slow work (fetching music, sound
 //! URLs) runs on the tokio runtime and its results come back as messages.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use huddle_callflow::fetch::CallParams;
 use huddle_callflow::{
-    HangupCause, JoinRefused, JoinRequest, MemberInput, MemberOutput, Membership, RoomExit,
-    TickAudio,
+    HangupCause, JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership,
+    RoomExit, TickAudio,
 };
 use huddle_media::session::AudioFrame;
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
@@ -19,6 +20,7 @@ use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::plivo_timestamp;
+use crate::lateness::LatenessTally;
 use crate::registry::RoomDeps;
 use crate::sounds::{self, MusicLoop, SoundCursor};
 use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status};
@@ -132,7 +134,6 @@ pub(crate) struct RoomTask {
     rx: mpsc::UnboundedReceiver<ActorMsg>,
     /// The next tick's absolute deadline.
     pub(crate) next: std::time::Instant,
-    lateness: metrics::Histogram,
 }
 
 impl RoomTask {
@@ -152,6 +153,7 @@ impl RoomTask {
             state: Room::new(uuid, name, std::time::Instant::now()),
             shell: Shell {
                 deps,
+                doorbell: Arc::new(AtomicBool::new(false)),
                 tx,
                 rate,
                 frame_len,
@@ -172,15 +174,17 @@ impl RoomTask {
             },
             rx,
             next: first_tick,
-            lateness: metrics::histogram!("huddle_mixer_tick_lateness_seconds"),
         }
     }
 
     /// Runs one due tick: messages first (joins, commands: they take effect in this very
     /// tick), then the mix. Returns false once the room is over and must be dropped.
-    pub(crate) fn run_tick(&mut self, now: std::time::Instant) -> bool {
-        let late = now.saturating_duration_since(self.next);
-        self.lateness.record(late.as_secs_f64());
+    pub(crate) fn run_tick(
+        &mut self,
+        now: std::time::Instant,
+        lateness: &mut LatenessTally,
+    ) -> bool {
+        lateness.record(now.saturating_duration_since(self.next));
         loop {
             match self.rx.try_recv() {
                 Ok(msg) => self.shell.message(&mut self.state, msg),
@@ -218,6 +222,8 @@ impl RoomTask {
 
 struct Shell {
     deps: Arc<RoomDeps>,
+    /// Rung by a member's link when it has news (digits, a hang-up).
+    doorbell: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<ActorMsg>,
     rate: u32,
     frame_len: usize,
@@ -365,10 +371,9 @@ impl Shell {
             let _ = reply.send(JoinReply::Refused(JoinRefused { reason }));
         } else {
             let _ = reply.send(JoinReply::Joined(Membership {
-                to_room,
+                to_room: MemberLink::new(to_room, left, self.doorbell.clone()),
                 from_room,
                 exit,
-                left,
             }));
         }
         if !self.music_requested && state.settings().is_some() {
@@ -528,10 +533,12 @@ impl Shell {
     }
 
     fn tick(&mut self, state: &mut Room) {
-        // Inputs: hang-ups, digits and the caller audio that arrived since the last tick.
+        // Inputs: hang-ups and digits, when a member rang.
         let mut hung_up: Vec<u64> = Vec::new();
         let mut digits: Vec<(u64, char, u32)> = Vec::new();
-        for m in &mut self.members {
+        let news =
+            self.doorbell.load(Ordering::Relaxed) && self.doorbell.swap(false, Ordering::Acquire);
+        for m in self.members.iter_mut().filter(|_| news) {
             if m.left.try_recv().is_ok() {
                 hung_up.push(m.id);
                 continue;

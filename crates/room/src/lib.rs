@@ -6,6 +6,7 @@ mod actor;
 pub mod causes;
 pub mod clock;
 pub mod events;
+mod lateness;
 pub mod registry;
 mod scheduler;
 pub mod sounds;

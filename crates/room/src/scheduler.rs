@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::actor::RoomTask;
+use crate::lateness::LatenessTally;
 
 /// Rooms due within this window of the earliest deadline are ticked in the same wake-up.
-const BATCH: Duration = Duration::from_micros(250);
+const BATCH: Duration = Duration::from_millis(1);
 
 /// Phase step between consecutive rooms: 20 ms times the golden ratio's fraction, so that any
 /// number of rooms spreads evenly over the tick period.
@@ -76,6 +77,7 @@ impl MixerPool {
 
 fn run(incoming: mpsc::Receiver<RoomTask>, count: Arc<AtomicUsize>) {
     let mut rooms: Vec<RoomTask> = Vec::new();
+    let mut lateness = LatenessTally::new();
     loop {
         // Sleep until the earliest deadline, or until a new room arrives.
         let received = match rooms.iter().map(|r| r.next).min() {
@@ -101,21 +103,22 @@ fn run(incoming: mpsc::Receiver<RoomTask>, count: Arc<AtomicUsize>) {
         let horizon = now + BATCH;
         let mut i = 0;
         while i < rooms.len() {
-            if rooms[i].next <= horizon && !tick_guarded(&mut rooms[i], now) {
+            if rooms[i].next <= horizon && !tick_guarded(&mut rooms[i], now, &mut lateness) {
                 rooms.swap_remove(i);
                 count.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             i += 1;
         }
+        lateness.publish_if_due(now);
     }
 }
 
 /// Ticks one room; a panic in it (a bug) costs that room, not the thread and its other rooms.
 /// The room's members see their exit signal dropped and continue their call flow.
-fn tick_guarded(room: &mut RoomTask, now: Instant) -> bool {
+fn tick_guarded(room: &mut RoomTask, now: Instant, lateness: &mut LatenessTally) -> bool {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        room.run_tick(Instant::now().max(now))
+        room.run_tick(Instant::now().max(now), lateness)
     })) {
         Ok(alive) => alive,
         Err(_) => {
