@@ -15,7 +15,7 @@ pub mod url_options;
 pub use cause::HangupCause;
 pub use manager::{run, CallContext, MediaSettings};
 pub use room_port::{
-    JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership, RoomExit, Rooms,
-    TickAudio,
+    member_news_epoch, JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership,
+    RoomExit, Rooms, TickAudio,
 };
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

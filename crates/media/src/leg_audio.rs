@@ -10,11 +10,11 @@
 
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use metrics::Counter;
 use tokio::sync::mpsc;
 use webrtc_util::marshal::Marshal;
@@ -42,6 +42,8 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 pub trait TickAudio: Send {
     /// The participant's frame for this tick, written into `out`; returns the number of
     /// samples, or None when there is nothing to play (not sending, or still buffering).
+    /// Pass the same buffer every tick: a lost frame is concealed by fading what `out` still
+    /// holds, the previous frame.
     fn receive(&mut self, out: &mut [i16]) -> Option<usize>;
 
     /// Sends this tick's frame to the participant.
@@ -57,8 +59,13 @@ enum Control {
     Dtmf(char, u32),
 }
 
-/// The sending side of a leg's control queue. Changes are rare, so the queue comes with a
-/// flag: the tick checks a plain atomic load instead of polling the channel 50 times a second.
+/// Bumped whenever any leg is sent a control message. Changes are rare, so a tick first
+/// compares this one process-wide counter (a cache line every core keeps) with the value it
+/// saw last, and only then looks at its own leg's flag and queue, which live elsewhere in
+/// memory and would otherwise cost a cache miss per leg per tick.
+static CONTROL_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The sending side of a leg's control queue.
 pub(crate) struct ControlSender {
     tx: mpsc::UnboundedSender<Control>,
     pending: Arc<AtomicBool>,
@@ -77,8 +84,10 @@ impl ControlSender {
 
     fn send(&self, control: Control) {
         if self.tx.send(control).is_ok() {
-            // Set after the message is queued, so whoever sees the flag finds the message.
+            // In this order: whoever sees the new epoch sees the flag, and whoever sees the
+            // flag finds the message.
             self.pending.store(true, Ordering::Release);
+            CONTROL_EPOCH.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -87,6 +96,7 @@ impl ControlSender {
 pub(crate) struct ControlReceiver {
     rx: mpsc::UnboundedReceiver<Control>,
     pending: Arc<AtomicBool>,
+    seen_epoch: u64,
 }
 
 /// A leg's control queue.
@@ -98,7 +108,11 @@ pub(crate) fn control_channel() -> (ControlSender, ControlReceiver) {
             tx,
             pending: pending.clone(),
         },
-        ControlReceiver { rx, pending },
+        ControlReceiver {
+            rx,
+            pending,
+            seen_epoch: 0,
+        },
     )
 }
 
@@ -197,13 +211,17 @@ impl Counters {
     }
 }
 
+/// RTP header size without CSRCs or extension.
+const RTP_HEADER: usize = 12;
+
 /// Our outgoing RTP stream.
 struct Sender {
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
     first: bool,
-    buf: BytesMut,
+    /// The packet being built: the header, then the payload encoded in place.
+    buf: Vec<u8>,
     octets: u64,
 }
 
@@ -214,27 +232,34 @@ impl Sender {
             sequence: rand_u32() as u16,
             timestamp: rand_u32(),
             first: true,
-            buf: BytesMut::with_capacity(1500),
+            buf: vec![0; RTP_HEADER + MAX_FRAME_SAMPLES],
             octets: 0,
         }
     }
 
-    /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer
-    /// and returns it. By hand rather than through `rtp::packet::Packet::marshal`, which needs
-    /// the payload as `Bytes`: this is sent 50 times a second per leg and must not allocate.
-    fn packet(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) -> &[u8] {
+    /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer,
+    /// letting `payload` write the payload after the header and return its length. By hand
+    /// rather than through `rtp::packet::Packet::marshal`, which needs the payload as `Bytes`:
+    /// this runs 50 times a second per leg and must neither allocate nor copy the payload.
+    fn packet(
+        &mut self,
+        pt: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: impl FnOnce(&mut [u8]) -> usize,
+    ) -> &[u8] {
         let marker = marker || self.first;
         self.first = false;
-        self.buf.clear();
-        self.buf
-            .extend_from_slice(&[0x80, (u8::from(marker) << 7) | (pt & 0x7F)]);
-        self.buf.extend_from_slice(&self.sequence.to_be_bytes());
-        self.buf.extend_from_slice(&timestamp.to_be_bytes());
-        self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
-        self.buf.extend_from_slice(payload);
+        let header = &mut self.buf[..RTP_HEADER];
+        header[0] = 0x80;
+        header[1] = (u8::from(marker) << 7) | (pt & 0x7F);
+        header[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        header[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let len = payload(&mut self.buf[RTP_HEADER..]);
         self.sequence = self.sequence.wrapping_add(1);
-        self.octets += payload.len() as u64;
-        &self.buf
+        self.octets += len as u64;
+        &self.buf[..RTP_HEADER + len]
     }
 }
 
@@ -260,8 +285,6 @@ pub struct LegAudio {
     timeout_reported: bool,
     discards_counted: u64,
     next_report: Instant,
-    last_frame: Vec<i16>,
-    encoded: Vec<u8>,
     events: mpsc::UnboundedSender<MediaEvent>,
     control: ControlReceiver,
     counters: Counters,
@@ -302,8 +325,6 @@ impl LegAudio {
             timeout_reported: false,
             discards_counted: 0,
             next_report: now + REPORT_INTERVAL,
-            last_frame: vec![0; frame_len],
-            encoded: vec![0; MAX_FRAME_SAMPLES],
             events,
             control,
             counters: Counters::new(),
@@ -326,10 +347,12 @@ impl LegAudio {
     }
 
     fn apply_control(&mut self) {
-        // A plain load first: the locked swap only when something is there.
-        if !self.control.pending.load(Ordering::Relaxed)
-            || !self.control.pending.swap(false, Ordering::Acquire)
-        {
+        let epoch = CONTROL_EPOCH.load(Ordering::Acquire);
+        if epoch == self.control.seen_epoch {
+            return;
+        }
+        self.control.seen_epoch = epoch;
+        if !self.control.pending.swap(false, Ordering::Acquire) {
             return;
         }
         while let Ok(control) = self.control.rx.try_recv() {
@@ -450,31 +473,16 @@ impl LegAudio {
             .overflow
             .increment(discarded - self.discards_counted);
         self.discards_counted = discarded;
-        let LegAudio {
-            jitter,
-            params,
-            last_frame,
-            stats,
-            counters,
-            ..
-        } = self;
-        match jitter.pop() {
-            Playout::Frame(payload) => {
-                let n = params.codec.decode(payload, out);
-                let keep = n.min(last_frame.len());
-                last_frame[..keep].copy_from_slice(&out[..keep]);
-                last_frame[keep..].fill(0);
-                Some(n)
-            }
+        match self.jitter.pop() {
+            Playout::Frame(payload) => Some(self.params.codec.decode(payload, out)),
             Playout::Lost => {
-                stats.concealed_frames += 1;
-                counters.concealed.increment(1);
-                // Concealment: the last frame again, fading, until silence.
-                for s in last_frame.iter_mut() {
+                self.stats.concealed_frames += 1;
+                self.counters.concealed.increment(1);
+                // Concealment: the previous frame (still in `out`) again, fading to silence.
+                let n = self.frame_len.min(out.len());
+                for s in &mut out[..n] {
                     *s /= 2;
                 }
-                let n = last_frame.len().min(out.len());
-                out[..n].copy_from_slice(&last_frame[..n]);
                 Some(n)
             }
             Playout::Buffering => None,
@@ -490,7 +498,10 @@ impl LegAudio {
             {
                 let (marker, ts) = (tx.is_start(), tx.timestamp());
                 for payload in tx.next_payloads(self.frame_len as u32) {
-                    let packet = self.sender.packet(te_pt, marker, ts, &payload);
+                    let packet = self.sender.packet(te_pt, marker, ts, |buf| {
+                        buf[..payload.len()].copy_from_slice(&payload);
+                        payload.len()
+                    });
                     send_counted(
                         &self.rtp,
                         packet,
@@ -504,12 +515,14 @@ impl LegAudio {
                 }
                 self.sender.timestamp = self.sender.timestamp.wrapping_add(self.frame_len as u32);
             } else if let Some(pcm) = pcm {
-                let n = self.params.codec.encode(pcm, &mut self.encoded);
                 let ts = self.sender.timestamp;
                 self.sender.timestamp = self.sender.timestamp.wrapping_add(pcm.len() as u32);
-                let packet =
-                    self.sender
-                        .packet(self.params.payload_type, false, ts, &self.encoded[..n]);
+                let codec = self.params.codec;
+                let packet = self
+                    .sender
+                    .packet(self.params.payload_type, false, ts, |buf| {
+                        codec.encode(pcm, buf)
+                    });
                 send_counted(
                     &self.rtp,
                     packet,

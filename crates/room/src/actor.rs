@@ -11,10 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use huddle_callflow::fetch::CallParams;
 use huddle_callflow::{
-    HangupCause, JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership,
-    RoomExit, TickAudio,
+    member_news_epoch, HangupCause, JoinRefused, JoinRequest, MemberInput, MemberLink,
+    MemberOutput, Membership, RoomExit, TickAudio,
 };
-use huddle_media::session::AudioFrame;
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
@@ -111,11 +110,13 @@ struct Member {
     outbox: mpsc::Sender<MemberOutput>,
     exit: Option<oneshot::Sender<RoomExit>>,
     left: oneshot::Receiver<HangupCause>,
-    voice: AudioFrame,
+    // Frame buffers sized to the room's rate (not fixed arrays): members stay small and
+    // close together in memory, which the tick walks 50 times a second.
+    voice: Box<[i16]>,
     has_voice: bool,
-    sound: AudioFrame,
+    sound: Box<[i16]>,
     sounds: Vec<SoundCursor>,
-    mix: AudioFrame,
+    mix: Box<[i16]>,
     vad: VoiceActivity,
     /// Audio is arriving (for ParticipantAudioStart/Stop).
     flowing: bool,
@@ -154,6 +155,7 @@ impl RoomTask {
             shell: Shell {
                 deps,
                 doorbell: Arc::new(AtomicBool::new(false)),
+                news_seen: 0,
                 tx,
                 rate,
                 frame_len,
@@ -163,9 +165,9 @@ impl RoomTask {
                 agent_hold: MusicLoop::default(),
                 customer_hold: MusicLoop::default(),
                 music_frames: [
-                    AudioFrame::silence(frame_len, rate),
-                    AudioFrame::silence(frame_len, rate),
-                    AudioFrame::silence(frame_len, rate),
+                    vec![0; frame_len].into(),
+                    vec![0; frame_len].into(),
+                    vec![0; frame_len].into(),
                 ],
                 beep1: sounds::beep1(rate),
                 beep2: sounds::beep2(rate),
@@ -224,6 +226,8 @@ struct Shell {
     deps: Arc<RoomDeps>,
     /// Rung by a member's link when it has news (digits, a hang-up).
     doorbell: Arc<AtomicBool>,
+    /// The process-wide member-news epoch last looked at.
+    news_seen: u64,
     tx: mpsc::UnboundedSender<ActorMsg>,
     rate: u32,
     frame_len: usize,
@@ -232,7 +236,7 @@ struct Shell {
     wait: MusicLoop,
     agent_hold: MusicLoop,
     customer_hold: MusicLoop,
-    music_frames: [AudioFrame; 3],
+    music_frames: [Box<[i16]>; 3],
     beep1: Arc<[i16]>,
     beep2: Arc<[i16]>,
     outputs: Vec<Output>,
@@ -333,7 +337,6 @@ impl Shell {
             to: request.to.clone(),
             direction: "inbound",
         };
-        let rate = self.rate;
         self.members.push(Member {
             id: member_id,
             params,
@@ -343,11 +346,11 @@ impl Shell {
             outbox,
             exit: Some(exit_tx),
             left: left_rx,
-            voice: AudioFrame::silence(self.frame_len, rate),
+            voice: vec![0; self.frame_len].into(),
             has_voice: false,
-            sound: AudioFrame::silence(self.frame_len, rate),
+            sound: vec![0; self.frame_len].into(),
             sounds: Vec::with_capacity(4),
-            mix: AudioFrame::silence(self.frame_len, rate),
+            mix: vec![0; self.frame_len].into(),
             vad: VoiceActivity::new(VadConfig::default()),
             flowing: false,
             missing: 0,
@@ -536,8 +539,11 @@ impl Shell {
         // Inputs: hang-ups and digits, when a member rang.
         let mut hung_up: Vec<u64> = Vec::new();
         let mut digits: Vec<(u64, char, u32)> = Vec::new();
-        let news =
-            self.doorbell.load(Ordering::Relaxed) && self.doorbell.swap(false, Ordering::Acquire);
+        let epoch = member_news_epoch();
+        let news = epoch != self.news_seen && {
+            self.news_seen = epoch;
+            self.doorbell.swap(false, Ordering::Acquire)
+        };
         for m in self.members.iter_mut().filter(|_| news) {
             if m.left.try_recv().is_ok() {
                 hung_up.push(m.id);
@@ -579,11 +585,10 @@ impl Shell {
         let n = self.frame_len;
         let mut changes: Vec<Input> = Vec::new();
         for m in &mut self.members {
-            match m.audio.receive(&mut m.voice.samples[..n]) {
+            match m.audio.receive(&mut m.voice[..n]) {
                 Some(got) => {
                     // A short frame (an odd packetisation) is padded with silence.
-                    m.voice.samples[got.min(n)..n].fill(0);
-                    m.voice.len = n;
+                    m.voice[got.min(n)..n].fill(0);
                     m.has_voice = true;
                     m.missing = 0;
                     if !m.flowing {
@@ -593,7 +598,7 @@ impl Shell {
                             active: true,
                         });
                     }
-                    if let Some(ev) = m.vad.push(m.voice.pcm()) {
+                    if let Some(ev) = m.vad.push(&m.voice[..n]) {
                         let active = ev == VoiceEvent::Started;
                         changes.push(Input::Speaking {
                             member_id: m.id,
@@ -630,16 +635,14 @@ impl Shell {
         for m in &self.members {
             if let Some(p) = state.participant(m.id) {
                 if m.has_voice && state.contributes(p) {
-                    self.mixer.add(p.speaker_class(), &m.voice.samples[..n]);
+                    self.mixer.add(p.speaker_class(), &m.voice[..n]);
                 }
             }
         }
         self.mixer.finish();
-        self.wait.advance(&mut self.music_frames[0].samples[..n]);
-        self.agent_hold
-            .advance(&mut self.music_frames[1].samples[..n]);
-        self.customer_hold
-            .advance(&mut self.music_frames[2].samples[..n]);
+        self.wait.advance(&mut self.music_frames[0][..n]);
+        self.agent_hold.advance(&mut self.music_frames[1][..n]);
+        self.customer_hold.advance(&mut self.music_frames[2][..n]);
 
         for m in &mut self.members {
             let Some(p) = state.participant(m.id) else {
@@ -663,33 +666,19 @@ impl Shell {
                 sounds.clear();
                 false
             } else {
-                mix_sounds(sounds, &mut sound.samples[..n])
+                mix_sounds(sounds, &mut sound[..n])
             };
-            let extra: &[&[i16]] = if has_sound {
-                &[&sound.samples[..n]]
-            } else {
-                &[]
-            };
+            let extra: &[&[i16]] = if has_sound { &[&sound[..n]] } else { &[] };
             match hearing {
-                Hearing::Room(class) => self.mixer.mix_for(
-                    class,
-                    own.map(|c| (c, &voice.samples[..n])),
-                    extra,
-                    &mut mix.samples[..n],
-                ),
-                Hearing::WaitMusic => overlay(
-                    &self.music_frames[0].samples[..n],
-                    extra,
-                    &mut mix.samples[..n],
-                ),
-                Hearing::AgentHoldMusic => {
-                    mix.samples[..n].copy_from_slice(&self.music_frames[1].samples[..n])
+                Hearing::Room(class) => {
+                    self.mixer
+                        .mix_for(class, own.map(|c| (c, &voice[..n])), extra, &mut mix[..n])
                 }
-                Hearing::CustomerHoldMusic => {
-                    mix.samples[..n].copy_from_slice(&self.music_frames[2].samples[..n])
-                }
+                Hearing::WaitMusic => overlay(&self.music_frames[0][..n], extra, &mut mix[..n]),
+                Hearing::AgentHoldMusic => mix[..n].copy_from_slice(&self.music_frames[1][..n]),
+                Hearing::CustomerHoldMusic => mix[..n].copy_from_slice(&self.music_frames[2][..n]),
             }
-            audio.send(&mix.samples[..n]);
+            audio.send(&mix[..n]);
         }
     }
 }
