@@ -169,14 +169,31 @@ pub struct ServerConfig {
     /// Drain grace period, seconds.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// How the mixing threads are scheduled.
+    #[serde(default)]
+    pub mixer_priority: MixerPriority,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             shutdown_grace_secs: default_grace(),
+            mixer_priority: MixerPriority::default(),
         }
     }
+}
+
+/// `server.mixer_priority`: the scheduling the mixing threads ask the kernel for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixerPriority {
+    /// Like every other thread.
+    Normal,
+    /// nice -10: preferred over ordinary work, never starving it.
+    #[default]
+    High,
+    /// SCHED_FIFO: ahead of every ordinary thread (for dedicated media hosts).
+    Realtime,
 }
 
 /// `[audio]`: the audio that `<Play>` and `<Speak>` produce.
@@ -527,6 +544,32 @@ mod tests {
             let err = with(from, to).unwrap_err().to_string();
             assert!(err.starts_with(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn mixer_priority_takes_the_three_documented_values() {
+        assert_eq!(default_config().server.mixer_priority, MixerPriority::High);
+        for (value, expected) in [
+            ("normal", MixerPriority::Normal),
+            ("high", MixerPriority::High),
+            ("realtime", MixerPriority::Realtime),
+        ] {
+            let c = with(
+                "mixer_priority = \"high\"",
+                &format!("mixer_priority = \"{value}\""),
+            )
+            .unwrap();
+            assert_eq!(c.server.mixer_priority, expected);
+        }
+        let err = with("mixer_priority = \"high\"", "mixer_priority = \"urgent\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mixer_priority") && err.contains("realtime"),
+            "{err}"
+        );
+        let without = with("mixer_priority = \"high\"\n", "").unwrap();
+        assert_eq!(without.server.mixer_priority, MixerPriority::High);
     }
 
     #[test]

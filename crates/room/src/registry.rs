@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorMsg, JoinReply, MpcSnapshot, RoomTask};
 use crate::events::RoomEvent;
+use crate::priority::MixerPriority;
 use crate::scheduler::MixerPool;
 use crate::state::{Command, CommandError};
 
@@ -80,9 +81,14 @@ pub struct RoomRegistry {
 }
 
 impl RoomRegistry {
-    /// A registry whose rooms send events to `events`, mixed by one thread per core. Must be
-    /// called inside a tokio runtime (slow room work is spawned onto it).
-    pub fn new(http: reqwest::Client, prompts: Prompts, events: mpsc::Sender<RoomEvent>) -> Self {
+    /// A registry whose rooms send events to `events`, mixed by one thread per core scheduled
+    /// at `priority`. Must be called inside a tokio runtime (slow room work is spawned onto it).
+    pub fn new(
+        http: reqwest::Client,
+        prompts: Prompts,
+        events: mpsc::Sender<RoomEvent>,
+        priority: MixerPriority,
+    ) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         RoomRegistry {
             deps: Arc::new(RoomDeps {
@@ -92,7 +98,7 @@ impl RoomRegistry {
                 runtime: tokio::runtime::Handle::current(),
                 live: Mutex::new(HashMap::new()),
             }),
-            pool: Arc::new(MixerPool::new(threads)),
+            pool: Arc::new(MixerPool::new(threads, priority)),
             // Member ids are decimal strings in the API; start well above 0 so they never
             // look like counts.
             member_ids: Arc::new(AtomicU64::new(10_000)),

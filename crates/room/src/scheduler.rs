@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::actor::RoomTask;
 use crate::lateness::LatenessTally;
+use crate::priority::{self, MixerPriority};
 
 /// Rooms due within this window of the earliest deadline are ticked in the same wake-up.
 const BATCH: Duration = Duration::from_millis(1);
@@ -37,8 +38,8 @@ pub(crate) struct MixerPool {
 }
 
 impl MixerPool {
-    /// Starts `threads` mixing threads (at least one).
-    pub(crate) fn new(threads: usize) -> Self {
+    /// Starts `threads` mixing threads (at least one), scheduled at `priority`.
+    pub(crate) fn new(threads: usize, priority: MixerPriority) -> Self {
         let workers = (0..threads.max(1))
             .map(|i| {
                 let (tx, rx) = mpsc::channel();
@@ -46,7 +47,18 @@ impl MixerPool {
                 let count = rooms.clone();
                 std::thread::Builder::new()
                     .name(format!("huddle-mixer-{i}"))
-                    .spawn(move || run(rx, count))
+                    .spawn(move || {
+                        let (got, error) = priority::apply(priority);
+                        match error {
+                            Some(e) if i == 0 => tracing::warn!(
+                                asked = ?priority, running_at = ?got, error = %e,
+                                "mixing threads cannot raise their priority (needs root or CAP_SYS_NICE): ticks may run late on a busy machine"
+                            ),
+                            None if i == 0 => tracing::info!(priority = ?got, "mixing threads started"),
+                            _ => {}
+                        }
+                        run(rx, count)
+                    })
                     .expect("cannot start a mixing thread");
                 Worker { tx, rooms }
             })

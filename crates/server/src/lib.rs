@@ -89,7 +89,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     let (room_events, events_rx) = tokio::sync::mpsc::channel(ROOM_EVENT_QUEUE);
     tokio::spawn(log_room_events(events_rx));
-    let rooms = huddle_room::RoomRegistry::new(http.clone(), prompts.clone(), room_events);
+    let priority = match config.server.mixer_priority {
+        huddle_config::MixerPriority::Normal => huddle_room::MixerPriority::Normal,
+        huddle_config::MixerPriority::High => huddle_room::MixerPriority::High,
+        huddle_config::MixerPriority::Realtime => huddle_room::MixerPriority::Realtime,
+    };
+    let rooms =
+        huddle_room::RoomRegistry::new(http.clone(), prompts.clone(), room_events, priority);
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
         router: router(&config),
