@@ -5,6 +5,8 @@
 #
 #   benches/load/run.sh [ROOMS=100] [HOLD_SECS=60]
 #
+# MIXER_PRIORITY=normal|high|realtime sets server.mixer_priority (default high).
+#
 # One sipp process per member slot of the room (5 processes), each streaming its own tone, so
 # that the load generator's RTP work is spread over processes. Needs sipp (sip-tester), sox,
 # curl and python3. Runs huddle from target/release.
@@ -39,6 +41,8 @@ listen = "127.0.0.1:$http_port"
 auth_id = "MAHUDDLEDEFAULT00000"
 auth_token = "change-me"
 public_url = "http://127.0.0.1:$http_port"
+[server]
+mixer_priority = "${MIXER_PRIORITY:-high}"
 [storage]
 database = "sqlite://$work/huddle.db"
 recordings = "$work/recordings"
@@ -91,12 +95,17 @@ sipp_cpu() { for p in $(pgrep -f "sipp 127.0.0.1:$sip_port"); do awk '{print $14
 s0=$(sipp_cpu)
 metrics() { curl -sf "http://127.0.0.1:$http_port/metrics"; }
 cpu() { awk '{print $14 + $15}' "/proc/$huddle_pid/stat"; }
-metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N)
+# Datagrams the kernel dropped at huddle's RTP sockets (ports 20000-30000; full buffers).
+rtp_socket_drops() { python3 -c 'import sys; print(sum(int(l.split()[-1]) for f in ("/proc/net/udp", "/proc/net/udp6") for l in open(f).readlines()[1:] if 20000 <= int(l.split()[1].split(":")[1], 16) <= 30000))'; }
+k0=$(rtp_socket_drops)
+metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N); head -1 /proc/stat > "$work/stat0.txt"
 sleep "$hold"
-metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(sipp_cpu)
+metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(sipp_cpu); head -1 /proc/stat > "$work/stat1.txt"
+k1=$(rtp_socket_drops)
+
 active=$(grep -E '^huddle_calls_active ' "$work/m1.txt" | awk '{print $2}')
 
-python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" <<'PY'
+python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" "$((k1 - k0))" <<'PY'
 import sys, re
 work, rooms, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c0, c1, t0, t1, active = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
@@ -130,5 +139,16 @@ print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={s
 print(f"ticks={total:.0f} p50<={pct(0.5)*1000:.1f}ms p99<={pct(0.99)*1000:.1f}ms p99.9<={pct(0.999)*1000:.1f}ms")
 print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; sipp_cpu={sipp_cores*100:.0f}%")
 print("dropped:", dropped if dropped else "none")
+print(f"datagrams dropped by the kernel at huddle's RTP sockets: {sys.argv[12]}")
+concealed = delta("huddle_rtp_concealed_frames_total")
+print(f"concealed frames (a sender's packet missing at its playout tick): {concealed:.0f}")
+# The whole machine over the window, from /proc/stat: user, nice, system, irq, softirq vs idle.
+# Softirq is where the kernel delivers loopback packets; it is billed to no process.
+f0 = [int(x) for x in open(f"{work}/stat0.txt").read().split()[1:]]
+f1 = [int(x) for x in open(f"{work}/stat1.txt").read().split()[1:]]
+d = [b - a for a, b in zip(f0, f1)]
+total = sum(d[:8]) or 1
+busy = total - d[3] - d[4]
+print(f"machine busy={busy * 100 / total:.0f}% of all cores, softirq={d[6] * 100 / total:.0f}%")
 PY
 echo "logs in $work"
