@@ -153,6 +153,20 @@ max_duration_secs = 2
             .sum()
     }
 
+    /// Waits until the summed metric reaches `at_least` (counters that are published
+    /// periodically, such as the per-leg RTP counters once a second) and returns its value;
+    /// after `within` it returns whatever it is.
+    pub fn metric_reaching(&self, prefix: &str, at_least: f64, within: Duration) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.metric(prefix);
+            if value >= at_least || Instant::now() >= deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
