@@ -562,3 +562,64 @@ async fn broken_wait_music_means_silence_not_a_failed_call() {
     .await
     .expect("timed out");
 }
+
+/// A call that leaves one MPC for another (its onExitActionUrl answers with a second
+/// MultiPartyCall) takes its audio along: it hears, and is heard in, the second room only.
+#[tokio::test]
+async fn a_call_moves_from_one_mpc_to_another_with_its_audio() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve_xml(
+            "/next",
+            "<Response><MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" \
+             stayAlone=\"true\">second</MultiPartyCall></Response>",
+        );
+        let moving = format!(
+            "enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\" onExitActionUrl=\"{}\"",
+            stub.url("/next")
+        );
+        let srv = server(
+            &routes(&[
+                (
+                    "boss",
+                    "endMpcOnExit=\"true\" enterSound=\"none\" exitSound=\"none\"",
+                ),
+                ("moving", &moving),
+            ]),
+            100,
+        );
+        let second_agent_tone = BARGE;
+        let second_agent = join(srv.sip, "agent-second", second_agent_tone).await;
+        let mut first = vec![
+            join(srv.sip, "boss-agent-first", AGENT).await,
+            join(srv.sip, "moving-customer-first", CUSTOMER).await,
+        ];
+        let heard = talk_all(&mut first, 1.5).await;
+        assert_hears(
+            "the customer in the first MPC",
+            &heard[1],
+            &[AGENT],
+            &[second_agent_tone],
+        );
+        assert_hears("the first agent", &heard[0], &[CUSTOMER], &[]);
+
+        // The first agent ends the first MPC; the customer's call goes on into the second.
+        let mut first_agent = first.remove(0);
+        first_agent.ua.bye().await;
+        let mut second = vec![second_agent, first.remove(0)];
+        let heard = talk_all(&mut second, 2.5).await;
+        assert_eq!(stub.requests_to("/next").len(), 1);
+        assert_hears(
+            "the customer in the second MPC",
+            &heard[1],
+            &[second_agent_tone],
+            &[AGENT],
+        );
+        assert_hears("the second agent", &heard[0], &[CUSTOMER], &[]);
+        for p in &mut second {
+            p.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}

@@ -238,16 +238,17 @@ impl Sender {
     }
 
     /// Writes one RTP packet (RFC 3550 §5.1: no CSRC, no extension) into the reused buffer,
-    /// letting `payload` write the payload after the header and return its length. By hand
-    /// rather than through `rtp::packet::Packet::marshal`, which needs the payload as `Bytes`:
-    /// this runs 50 times a second per leg and must neither allocate nor copy the payload.
+    /// letting `payload` write the payload after the header and return its length; returns the
+    /// packet's length. By hand rather than through `rtp::packet::Packet::marshal`, which needs
+    /// the payload as `Bytes`: this runs 50 times a second per leg and must neither allocate
+    /// nor copy the payload.
     fn packet(
         &mut self,
         pt: u8,
         marker: bool,
         timestamp: u32,
         payload: impl FnOnce(&mut [u8]) -> usize,
-    ) -> &[u8] {
+    ) -> usize {
         let marker = marker || self.first;
         self.first = false;
         let header = &mut self.buf[..RTP_HEADER];
@@ -259,7 +260,7 @@ impl Sender {
         let len = payload(&mut self.buf[RTP_HEADER..]);
         self.sequence = self.sequence.wrapping_add(1);
         self.octets += len as u64;
-        &self.buf[..RTP_HEADER + len]
+        RTP_HEADER + len
     }
 }
 
@@ -489,6 +490,17 @@ impl LegAudio {
         }
     }
 
+    /// Sends the packet the sender just built. Non-blocking: a full socket buffer drops this
+    /// packet (counted) rather than stalling the tick.
+    fn transmit(&mut self, len: usize, to: SocketAddr) {
+        if self.rtp.send_to(&self.sender.buf[..len], to).is_ok() {
+            self.stats.packets_sent += 1;
+            self.counters.sent.increment(1);
+        } else {
+            self.counters.send_failed.increment(1);
+        }
+    }
+
     /// Sends this tick's frame (or a pending digit instead), checks for RTP timeout and sends
     /// the RTCP report when one is due.
     pub fn send(&mut self, pcm: Option<&[i16]>) {
@@ -497,39 +509,28 @@ impl LegAudio {
             if let (Some(tx), Some(te_pt)) = (self.dtmf_tx.as_mut(), self.params.telephone_event_pt)
             {
                 let (marker, ts) = (tx.is_start(), tx.timestamp());
-                for payload in tx.next_payloads(self.frame_len as u32) {
-                    let packet = self.sender.packet(te_pt, marker, ts, |buf| {
+                let payloads = tx.next_payloads(self.frame_len as u32);
+                if tx.done() {
+                    self.dtmf_tx = None;
+                }
+                for payload in payloads {
+                    let len = self.sender.packet(te_pt, marker, ts, |buf| {
                         buf[..payload.len()].copy_from_slice(&payload);
                         payload.len()
                     });
-                    send_counted(
-                        &self.rtp,
-                        packet,
-                        destination,
-                        &mut self.stats,
-                        &mut self.counters,
-                    );
-                }
-                if tx.done() {
-                    self.dtmf_tx = None;
+                    self.transmit(len, destination);
                 }
                 self.sender.timestamp = self.sender.timestamp.wrapping_add(self.frame_len as u32);
             } else if let Some(pcm) = pcm {
                 let ts = self.sender.timestamp;
                 self.sender.timestamp = self.sender.timestamp.wrapping_add(pcm.len() as u32);
                 let codec = self.params.codec;
-                let packet = self
+                let len = self
                     .sender
                     .packet(self.params.payload_type, false, ts, |buf| {
                         codec.encode(pcm, buf)
                     });
-                send_counted(
-                    &self.rtp,
-                    packet,
-                    destination,
-                    &mut self.stats,
-                    &mut self.counters,
-                );
+                self.transmit(len, destination);
             }
         }
         self.counters.tick();
@@ -555,22 +556,6 @@ impl LegAudio {
             rtcp_to.set_port(rtcp_to.port().wrapping_add(1));
             let _ = self.rtcp.send_to(&report, rtcp_to);
         }
-    }
-}
-
-fn send_counted(
-    socket: &UdpSocket,
-    packet: &[u8],
-    to: SocketAddr,
-    stats: &mut MediaStats,
-    counters: &mut Counters,
-) {
-    // Non-blocking: a full socket buffer drops this packet rather than stalling the tick.
-    if socket.send_to(packet, to).is_ok() {
-        stats.packets_sent += 1;
-        counters.sent.increment(1);
-    } else {
-        counters.send_failed.increment(1);
     }
 }
 

@@ -259,8 +259,9 @@ impl MediaHandle {
     }
 
     /// Lends the leg's audio to a room, which then receives and sends it on its own tick;
-    /// meanwhile [`MediaHandle::next`] yields events only. Dropping the loan gives it back.
-    /// None when the leg is stopped or its audio is already on loan.
+    /// meanwhile [`MediaHandle::next`] yields events only. Dropping the loan gives it back;
+    /// a loan asked for while the last one is still out waits for it to come back. None when
+    /// the leg is stopped.
     pub async fn lend(&self) -> Option<LentAudio> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Lend(tx)).ok()?;
@@ -296,6 +297,7 @@ async fn run(
 ) {
     let (home_tx, mut home) = mpsc::unbounded_channel::<Box<LegAudio>>();
     let mut audio = Some(audio);
+    let mut waiting_lend: Option<oneshot::Sender<LentAudio>> = None;
     let frame_len = audio.as_ref().map_or(160, |a| a.frame_len());
     let rate = frame_len as u32 * 50;
     let mut decoded = AudioFrame::silence(frame_len, rate);
@@ -325,14 +327,18 @@ async fn run(
                     metrics::counter!("huddle_rtcp_malformed_total").increment(1);
                 }
             }
-            Some(back) = home.recv() => audio = Some(back),
+            Some(back) = home.recv() => match waiting_lend.take() {
+                // A new loan asked for while the last one was on its way home.
+                Some(reply) => lend(back, reply, &home_tx),
+                None => audio = Some(back),
+            },
             cmd = commands.recv() => match cmd {
-                Some(Command::Lend(reply)) => {
-                    if let Some(leg) = audio.take() {
-                        // A loan nobody took comes straight home through its drop.
-                        let _ = reply.send(LentAudio::new(leg, home_tx.clone()));
-                    }
-                }
+                Some(Command::Lend(reply)) => match audio.take() {
+                    Some(leg) => lend(leg, reply, &home_tx),
+                    // On loan still (the room that let the call go has not dropped it yet):
+                    // lend it on as soon as it is back.
+                    None => waiting_lend = Some(reply),
+                },
                 Some(Command::Stop(reply)) => {
                     if audio.is_none() {
                         audio = tokio::time::timeout(RETURN_WAIT, home.recv()).await.ok().flatten();
@@ -344,6 +350,15 @@ async fn run(
             }
         }
     }
+}
+
+fn lend(
+    audio: Box<LegAudio>,
+    reply: oneshot::Sender<LentAudio>,
+    home: &mpsc::UnboundedSender<Box<LegAudio>>,
+) {
+    // A loan nobody took comes straight home through its drop.
+    let _ = reply.send(LentAudio::new(audio, home.clone()));
 }
 
 async fn recv_rtcp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {

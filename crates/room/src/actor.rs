@@ -474,7 +474,10 @@ impl Shell {
                         ],
                     },
                 };
-                if let Some(tx) = member.exit.take() {
+                // The leg's audio goes home before the leg hears it may go on.
+                let exit_tx = member.exit.take();
+                drop(member);
+                if let Some(tx) = exit_tx {
                     let _ = tx.send(exit);
                 }
             }
