@@ -132,7 +132,7 @@ def pct(p):
         if total and n >= p * total:
             return le
     return float("inf")
-dropped = {k: delta(k) for k in m1 if k.startswith(("huddle_room_frames_dropped_total", "huddle_rtp_dropped_total", "huddle_mixer_ticks_skipped_total")) and delta(k) > 0}
+dropped = {k: delta(k) for k in m1 if k.startswith(("huddle_rtp_dropped_total", "huddle_mixer_ticks_skipped_total")) and delta(k) > 0}
 secs = t1 - t0
 cpu = (c1 - c0) / 100.0 / secs  # cores
 print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")

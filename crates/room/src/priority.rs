@@ -94,20 +94,24 @@ mod tests {
         }
     }
 
+    /// Runs `check` on a thread of its own, so that priorities set by one test do not
+    /// leak into the test harness's threads.
+    fn on_own_thread(check: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(check).join().unwrap();
+    }
+
     #[test]
     fn normal_changes_nothing() {
-        std::thread::spawn(|| {
+        on_own_thread(|| {
             let before = current_nice();
             assert_eq!(apply(MixerPriority::Normal).0, MixerPriority::Normal);
             assert_eq!(current_nice(), before);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn high_lowers_the_nice_value_or_says_why_not() {
-        std::thread::spawn(|| {
+        on_own_thread(|| {
             let (got, error) = apply(MixerPriority::High);
             match got {
                 MixerPriority::High => assert_eq!(current_nice(), HIGH_NICE),
@@ -117,14 +121,12 @@ mod tests {
                 }
                 MixerPriority::Realtime => panic!("asked for high"),
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn realtime_falls_back_in_order() {
-        std::thread::spawn(|| {
+        on_own_thread(|| {
             let (got, error) = apply(MixerPriority::Realtime);
             // SAFETY: reading the calling thread's own policy.
             let policy = unsafe { libc::sched_getscheduler(0) };
@@ -136,8 +138,6 @@ mod tests {
                 }
                 MixerPriority::Normal => assert!(error.is_some()),
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
