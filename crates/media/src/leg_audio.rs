@@ -35,7 +35,8 @@ thread_local! {
     static RECV_BATCH: RefCell<RecvBatch> = RefCell::new(RecvBatch::default());
 }
 
-/// Interval between RTCP sender reports (RFC 3550 §6.2 minimum).
+/// Interval between RTCP sender reports (RFC 3550 §6.2 minimum); the first goes out after
+/// half of it, as §6.2 allows for a participant's initial report.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A participant's audio as a mixer drives it: one frame in and one frame out per 20 ms tick.
@@ -325,7 +326,7 @@ impl LegAudio {
             last_rx: now,
             timeout_reported: false,
             discards_counted: 0,
-            next_report: now + REPORT_INTERVAL,
+            next_report: now + REPORT_INTERVAL / 2,
             events,
             control,
             counters: Counters::new(),
@@ -548,6 +549,8 @@ impl LegAudio {
             self.next_report = now + REPORT_INTERVAL;
             let report = sender_report(
                 self.sender.ssrc,
+                // The timestamp the next frame will carry: the media time of "now".
+                self.sender.timestamp,
                 &self.stats,
                 self.sender.octets,
                 self.rx_stats.report(),
@@ -607,6 +610,7 @@ impl Drop for LentAudio {
 /// remote has sent, a report block with its loss and jitter (RFC 3550 §6.4).
 fn sender_report(
     ssrc: u32,
+    rtp_time: u32,
     stats: &MediaStats,
     octets: u64,
     figures: Option<rtp_rx::ReportFigures>,
@@ -619,7 +623,7 @@ fn sender_report(
     let sr = rtcp::sender_report::SenderReport {
         ssrc,
         ntp_time: (ntp_secs << 32) | ntp_frac,
-        rtp_time: 0,
+        rtp_time,
         packet_count: stats.packets_sent as u32,
         octet_count: octets as u32,
         reports: figures

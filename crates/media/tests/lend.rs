@@ -1,48 +1,17 @@
 //! Lending a leg's audio to a room: the loan carries real RTP both ways, comes home when
 //! dropped, and a second loan asked for while the first is out waits for it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+mod common;
+
 use std::time::Duration;
 
-use huddle_media::codec::Codec;
+use common::{leg, rtp_packet};
 use huddle_media::leg_audio::TickAudio;
-use huddle_media::ports::PortAllocator;
-use huddle_media::session::{Direction, MediaParams, MediaSession};
-
-fn rtp_packet(seq: u16, sample: u8) -> Vec<u8> {
-    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend(std::iter::repeat_n(sample, 160));
-    p
-}
-
-/// A started leg on its own port range (`slot` keeps the tests of this process apart).
-async fn leg(slot: u16) -> (huddle_media::session::MediaHandle, UdpSocket, SocketAddr) {
-    let base = 42_000 + (std::process::id() % 400) as u16 * 16 + slot * 8;
-    let ports = PortAllocator::new(base, base + 8);
-    let session = MediaSession::bind(&ports, IpAddr::V4(Ipv4Addr::LOCALHOST))
-        .await
-        .unwrap();
-    let ours = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), session.local_rtp_port());
-    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let handle = session.start(MediaParams {
-        remote_rtp: peer.local_addr().unwrap(),
-        codec: Codec::Pcmu,
-        payload_type: 0,
-        telephone_event_pt: Some(101),
-        remote_direction: Direction::SendRecv,
-        jitter_min_ms: 20,
-        jitter_max_ms: 200,
-        rtp_timeout: None,
-    });
-    (handle, peer, ours)
-}
 
 #[tokio::test]
 async fn lent_audio_carries_rtp_both_ways_and_a_second_loan_waits_for_the_first() {
     let (handle, peer, ours) = leg(0).await;
+    let peer = peer.rtp;
     let mut lent = handle.lend().await.expect("the audio is home");
 
     // The borrower ticks it: what the peer sent is decoded, what the borrower sends arrives.
