@@ -677,7 +677,7 @@ fn parse(body: &[u8], origin: &str, cause: HangupCause) -> Result<Document, Endi
 
 /// The URL as requested (Plivo's fragment options stripped), for log lines.
 fn url_options_free(url: &str) -> &str {
-    crate::url_options::split(url).0
+    huddle_events::url_options::split(url).0
 }
 
 /// A leg's two channels to its room while it is a member.

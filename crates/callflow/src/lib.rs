@@ -10,7 +10,6 @@ pub mod media_setup;
 pub mod playback;
 pub mod room_port;
 pub mod router;
-pub mod url_options;
 
 pub use cause::HangupCause;
 pub use manager::{run, CallContext, MediaSettings};

@@ -37,7 +37,7 @@ pub struct CallContext {
     /// Media settings.
     pub media: MediaSettings,
     /// HTTP client for answer_url and friends.
-    pub http: reqwest::Client,
+    pub http: huddle_events::HttpClient,
     /// Play and Speak audio.
     pub prompts: huddle_prompts::Prompts,
     /// The MPC room service (absent: MultiPartyCall is skipped with a warning).

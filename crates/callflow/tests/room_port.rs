@@ -102,7 +102,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
     .await
     .expect("SIP service");
     let addr = sip.bound()[0].addr;
-    let http = reqwest::Client::new();
+    let http = huddle_events::HttpClient::unsigned();
     let (hangup_tx, hangup_all) = watch::channel(false);
     let base = 31_000 + (std::process::id() % 500) as u16 * 4;
     let ctx = Arc::new(CallContext {
@@ -120,7 +120,10 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             rtp_timeout: None,
         },
         http: http.clone(),
-        prompts: huddle_prompts::Prompts::new(http, huddle_prompts::PromptConfig::default()),
+        prompts: huddle_prompts::Prompts::new(
+            http.reqwest().clone(),
+            huddle_prompts::PromptConfig::default(),
+        ),
         rooms: Some(Arc::new(rooms)),
         hangup_all,
     });

@@ -1,7 +1,7 @@
 //! What a room reports (callbacks.md §3): one typed event per EventName, for the callback
 //! queue to deliver.
 
-use huddle_xml::{Role, StatusEvent};
+use huddle_xml::{Role, StatusEvent, UrlWithMethod};
 
 /// Every status-callback event name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,4 +107,106 @@ pub struct RoomEvent {
     pub member: Option<MemberRef>,
     /// Event-specific parameters (`Digit`, `MPCDuration`, `MPCTerminationCause`, ...).
     pub params: Vec<(&'static str, String)>,
+    /// The MPC's status callback, when its `statusCallbackEvents` select this event.
+    pub callback: Option<UrlWithMethod>,
+}
+
+impl RoomEvent {
+    /// The status callback's parameters (callbacks.md §3.2), stamped `timestamp` and numbered
+    /// `sequence` within the MPC. `SequenceNumber` is our extension: callbacks of one MPC are
+    /// delivered in order, and the number lets a receiver spot a gap or a retried duplicate.
+    pub fn callback_params(&self, timestamp: &str, sequence: u64) -> Vec<(String, String)> {
+        let mut params = vec![
+            ("EventName".to_string(), self.name.as_str().to_string()),
+            ("EventTimestamp".to_string(), timestamp.to_string()),
+            ("MPCUUID".to_string(), self.mpc_uuid.clone()),
+            ("MPCName".to_string(), self.mpc_name.clone()),
+            ("SequenceNumber".to_string(), sequence.to_string()),
+        ];
+        if let Some(member) = &self.member {
+            params.extend([
+                ("MemberID".to_string(), member.member_id.to_string()),
+                (
+                    "ParticipantRole".to_string(),
+                    member.role.as_str().to_string(),
+                ),
+                ("ParticipantCallUUID".to_string(), member.call_uuid.clone()),
+                (
+                    "ParticipantCoachMode".to_string(),
+                    member.coach_mode.to_string(),
+                ),
+            ]);
+        }
+        if self.name == EventName::MpcEnd {
+            // Self-hosted: nothing is billed.
+            params.extend([
+                ("MPCBilledDuration".to_string(), "0".to_string()),
+                ("MPCBilledAmount".to_string(), "0.00000".to_string()),
+            ]);
+        }
+        params.extend(
+            self.params
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone())),
+        );
+        params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: EventName, member: Option<MemberRef>) -> RoomEvent {
+        RoomEvent {
+            name,
+            mpc_uuid: "u-1".into(),
+            mpc_name: "room1".into(),
+            member,
+            params: vec![("MPCDuration", "42".into())],
+            callback: None,
+        }
+    }
+
+    fn keys(params: &[(String, String)]) -> Vec<&str> {
+        params.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn mpc_events_carry_the_mpc_and_end_carries_billing_and_its_own_params() {
+        let params = event(EventName::MpcEnd, None).callback_params("2026-01-02 03:04:05+00:00", 7);
+        assert_eq!(
+            keys(&params),
+            [
+                "EventName",
+                "EventTimestamp",
+                "MPCUUID",
+                "MPCName",
+                "SequenceNumber",
+                "MPCBilledDuration",
+                "MPCBilledAmount",
+                "MPCDuration"
+            ]
+        );
+        assert_eq!(params[0].1, "MPCEnd");
+        assert_eq!(params[1].1, "2026-01-02 03:04:05+00:00");
+        assert_eq!(params[4].1, "7");
+    }
+
+    #[test]
+    fn participant_events_carry_the_participant() {
+        let member = MemberRef {
+            member_id: 12,
+            role: Role::Supervisor,
+            call_uuid: "c-9".into(),
+            coach_mode: true,
+        };
+        let params = event(EventName::ParticipantJoin, Some(member)).callback_params("t", 1);
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("MemberID"), Some("12"));
+        assert_eq!(get("ParticipantRole"), Some("Supervisor"));
+        assert_eq!(get("ParticipantCallUUID"), Some("c-9"));
+        assert_eq!(get("ParticipantCoachMode"), Some("true"));
+        assert_eq!(get("MPCBilledAmount"), None);
+    }
 }

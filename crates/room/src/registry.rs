@@ -21,7 +21,7 @@ use crate::state::{Command, CommandError};
 /// What every room needs from the outside.
 pub struct RoomDeps {
     /// For music and sound documents.
-    pub http: reqwest::Client,
+    pub http: huddle_events::HttpClient,
     /// Play/Speak audio.
     pub prompts: Prompts,
     /// Where events go (the callback queue). Full: the event is dropped and counted.
@@ -84,7 +84,7 @@ impl RoomRegistry {
     /// A registry whose rooms send events to `events`, mixed by one thread per core scheduled
     /// at `priority`. Must be called inside a tokio runtime (slow room work is spawned onto it).
     pub fn new(
-        http: reqwest::Client,
+        http: huddle_events::HttpClient,
         prompts: Prompts,
         events: mpsc::Sender<RoomEvent>,
         priority: MixerPriority,

@@ -46,7 +46,7 @@ const MAX_RENDER_SECS: u32 = 600;
 /// Fetches an audio document and renders its Play/Speak/Wait verbs into one PCM buffer.
 /// Any failure means silence (None), never a failed call (mpc-xml.md §6.1), with a log line.
 pub async fn render_document(
-    http: &reqwest::Client,
+    http: &huddle_events::HttpClient,
     prompts: &Prompts,
     target: &UrlWithMethod,
     params: &CallParams,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use huddle_mixer::{ListenerClass, SpeakerClass};
-use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, UrlWithMethod};
+use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, StatusEvent, UrlWithMethod};
 
 use crate::causes::{ExitCause, TerminationCause};
 use crate::events::{EventName, MemberRef, RoomEvent};
@@ -49,6 +49,10 @@ pub struct MpcSettings {
     pub customer_hold_music: Option<UrlWithMethod>,
     /// Coach voice goes into recordings.
     pub record_coach_voice: bool,
+    /// Where status callbacks go.
+    pub status_callback: Option<UrlWithMethod>,
+    /// Which event groups are sent there.
+    pub status_callback_events: Vec<StatusEvent>,
 }
 
 impl MpcSettings {
@@ -62,6 +66,8 @@ impl MpcSettings {
             agent_hold_music: mpc.agent_hold_music.clone(),
             customer_hold_music: mpc.customer_hold_music.clone(),
             record_coach_voice: mpc.record_coach_voice,
+            status_callback: mpc.status_callback.clone(),
+            status_callback_events: mpc.status_callback_events.clone(),
         }
     }
 }
@@ -818,12 +824,18 @@ impl Room {
         params: Vec<(&'static str, String)>,
         out: &mut Vec<Output>,
     ) {
+        let callback = self.settings.as_ref().and_then(|s| {
+            s.status_callback
+                .clone()
+                .filter(|_| s.status_callback_events.contains(&name.group()))
+        });
         out.push(Output::Event(RoomEvent {
             name,
             mpc_uuid: self.uuid.clone(),
             mpc_name: self.name.clone(),
             member,
             params,
+            callback,
         }));
     }
 }

@@ -29,6 +29,7 @@ pub struct Running {
     http_stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: Duration,
+    webhooks: huddle_events::Webhooks,
     /// The SIP sockets actually bound.
     pub sip_addrs: Vec<SocketAddr>,
     /// The HTTP address actually bound.
@@ -37,22 +38,16 @@ pub struct Running {
     pub rooms: huddle_room::RoomRegistry,
 }
 
-/// Room events waiting for delivery; beyond this they are dropped and counted.
+mod status_callbacks;
+
+/// Room events waiting to be turned into callbacks; beyond this they are dropped and counted.
 const ROOM_EVENT_QUEUE: usize = 10_000;
 
-/// Until status callbacks are delivered over HTTP, every room event is logged.
-async fn log_room_events(mut events: tokio::sync::mpsc::Receiver<huddle_room::RoomEvent>) {
-    while let Some(event) = events.recv().await {
-        tracing::info!(
-            event = event.name.as_str(),
-            mpc = %event.mpc_name,
-            mpc_uuid = %event.mpc_uuid,
-            member = event.member.as_ref().map(|m| m.member_id),
-            params = ?event.params,
-            "MPC event"
-        );
-    }
-}
+/// Callbacks queued or in flight, all MPCs together; beyond this they are dropped and counted.
+const CALLBACK_QUEUE: usize = 100_000;
+
+/// How long shutdown waits for queued callbacks (the last MPCEnd events) to go out.
+const CALLBACK_FLUSH: Duration = Duration::from_secs(5);
 
 /// Starts every part and returns once SIP and HTTP listen.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
@@ -75,12 +70,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (low, high) = config.rtp.port_range();
     let ports = Arc::new(PortAllocator::new(low, high));
     let (hangup_tx, hangup_rx) = watch::channel(false);
-    let http = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .build()
         .context("cannot build the HTTP client")?;
+    let signer = huddle_events::Signer::new(&config.http.auth_token);
+    let http = huddle_events::HttpClient::new(client.clone(), Some(signer));
     let prompts = huddle_prompts::Prompts::new(
-        http.clone(),
+        client,
         huddle_prompts::PromptConfig {
             cache_bytes: config.audio.cache_mb * 1024 * 1024,
             tts_command: config.audio.tts_command.clone(),
@@ -88,7 +85,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     );
     let (room_events, events_rx) = tokio::sync::mpsc::channel(ROOM_EVENT_QUEUE);
-    tokio::spawn(log_room_events(events_rx));
+    let webhooks = huddle_events::Webhooks::new(http.clone(), CALLBACK_QUEUE);
+    tokio::spawn(status_callbacks::deliver(events_rx, webhooks.clone()));
     let priority = match config.server.mixer_priority {
         huddle_config::MixerPriority::Normal => huddle_room::MixerPriority::Normal,
         huddle_config::MixerPriority::High => huddle_room::MixerPriority::High,
@@ -140,13 +138,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop: http_stop_tx,
         http,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        webhooks,
         http_addr,
         rooms,
     })
 }
 
 impl Running {
-    /// Drains: new INVITEs get 503, live calls get the grace period, then BYE; HTTP stops.
+    /// Drains: new INVITEs get 503, live calls get the grace period, then BYE; queued callbacks
+    /// get a few seconds to go out; HTTP stops.
     pub async fn shutdown(self) {
         let Running {
             sip,
@@ -154,6 +154,7 @@ impl Running {
             http_stop,
             http,
             grace,
+            webhooks,
             ..
         } = self;
         tracing::info!(
@@ -167,6 +168,14 @@ impl Running {
             let _ = hangup_all.send(true);
             // BYE transactions finish in well under a second on a healthy network; cap the wait.
             wait_for_no_legs(&sip, Duration::from_secs(5)).await;
+        }
+        // The last hang-ups' room events take a moment to become callbacks.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !webhooks.flush(CALLBACK_FLUSH).await {
+            tracing::warn!(
+                pending = webhooks.pending(),
+                "stopping with callbacks not delivered"
+            );
         }
         let _ = http_stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), http).await;

@@ -25,6 +25,8 @@ pub struct StubRequest {
     pub form: Vec<(String, String)>,
     /// Content-Type of the request.
     pub content_type: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl StubRequest {
@@ -34,6 +36,14 @@ impl StubRequest {
             .iter()
             .chain(self.form.iter())
             .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A header's value (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
@@ -180,6 +190,15 @@ async fn handle(
         raw_query,
         form,
         content_type,
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
     };
     let canned = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,186 @@
+//! Status callbacks end to end: a real MPC over SIP and RTP reports to a real HTTP receiver,
+//! in order, signed, with the parameters of callbacks.md §3 and only the selected groups.
+
+use std::time::Duration;
+
+use huddle_events::signature::{self, V3, V3_NONCE};
+use huddle_testkit::{HttpStub, StubRequest};
+use huddle_xml::HttpMethod;
+
+use super::{answered, server};
+
+/// `<name>-<role>-<mpc>` joins `<mpc>` with that role and the given attributes.
+fn route(name: &str, attrs: &str) -> String {
+    format!(
+        "[[route]]\nuser = \"^{name}-(?P<role>agent|customer)-(?P<mpc>[a-z0-9]+)$\"\n\
+         xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" {attrs}>$mpc</MultiPartyCall></Response>'\n"
+    )
+}
+
+fn names(requests: &[StubRequest]) -> Vec<&str> {
+    requests
+        .iter()
+        .map(|r| r.param("EventName").unwrap_or("?"))
+        .collect()
+}
+
+/// The request as a Plivo SDK's validator sees it, checked against the account's token.
+fn assert_signed(r: &StubRequest, url: &str) {
+    let nonce = r.header(V3_NONCE).expect("a V3 nonce");
+    let expected = signature::v3_signature("change-me", HttpMethod::Post, url, &r.form, nonce);
+    assert_eq!(r.header(V3), Some(expected.as_str()), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_mpcs_life_is_reported_in_order_signed_with_its_parameters() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/status", 200, "text/plain", "");
+        let url = stub.url("/status");
+        let attrs = format!(
+            "statusCallbackUrl=\"{url}\" statusCallbackEvents=\"mpc-state-changes, participant-state-changes,participant-speak-events\""
+        );
+        let srv = server(&route("cb", &attrs), 40);
+        let (mut agent, mut agent_rtp, agent_media) = answered(srv.sip, "cb-agent-s").await;
+        let (mut customer, mut customer_rtp, customer_media) =
+            answered(srv.sip, "cb-customer-s").await;
+        // Both talk for a second: speak events for each.
+        let talk = Duration::from_millis(1000);
+        tokio::join!(
+            agent_rtp.talk(agent_media, 600.0, talk),
+            customer_rtp.talk(customer_media, 900.0, talk)
+        );
+        customer_rtp
+            .talk(customer_media, 0.0, Duration::from_millis(800))
+            .await;
+        customer.bye().await;
+        // stayAlone is false: the agent alone ends the MPC, and the call goes on to hang up.
+        let got = stub.wait_for("/status", 1, Duration::from_secs(5)).await;
+        assert!(!got.is_empty());
+        let all = loop {
+            let all = stub.requests_to("/status");
+            if names(&all).contains(&"MPCEnd") {
+                break all;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let _ = agent.recv(Duration::from_millis(500)).await;
+
+        // Arrival order is emission order: SequenceNumber counts up from 1 without a gap.
+        let sequence: Vec<u64> = all
+            .iter()
+            .map(|r| r.param("SequenceNumber").unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(sequence, (1..=all.len() as u64).collect::<Vec<_>>());
+
+        let state: Vec<&str> = names(&all)
+            .into_iter()
+            .filter(|n| !n.starts_with("ParticipantSpeak"))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                "MPCInitialized",
+                "ParticipantJoin",
+                "MPCStart",
+                "ParticipantJoin",
+                "ParticipantExit",
+                "ParticipantExit",
+                "MPCEnd"
+            ]
+        );
+        let joins: Vec<&StubRequest> = all
+            .iter()
+            .filter(|r| r.param("EventName") == Some("ParticipantJoin"))
+            .collect();
+        assert_eq!(joins[0].param("ParticipantRole"), Some("Agent"));
+        assert_eq!(joins[1].param("ParticipantRole"), Some("Customer"));
+        let customer_id = joins[1].param("MemberID").unwrap();
+        let speakers: Vec<&str> = all
+            .iter()
+            .filter(|r| r.param("EventName") == Some("ParticipantSpeakStart"))
+            .filter_map(|r| r.param("MemberID"))
+            .collect();
+        assert!(speakers.contains(&customer_id), "{speakers:?}");
+        assert!(speakers.contains(&joins[0].param("MemberID").unwrap()));
+
+        let mpc_uuid = all[0].param("MPCUUID").unwrap();
+        for r in &all {
+            assert_eq!(r.method, "POST", "statusCallbackMethod defaults to POST");
+            assert_eq!(r.param("MPCUUID"), Some(mpc_uuid));
+            assert_eq!(r.param("MPCName"), Some("s"));
+            let stamp = r.param("EventTimestamp").unwrap();
+            assert_eq!(stamp.len(), 25, "YYYY-MM-DD HH:mm:ss+00:00: {stamp}");
+            assert_signed(r, &url);
+            if r.param("EventName").unwrap().starts_with("Participant") {
+                for key in ["MemberID", "ParticipantCallUUID", "ParticipantCoachMode"] {
+                    assert!(r.param(key).is_some_and(|v| !v.is_empty()), "{key}: {r:?}");
+                }
+            }
+        }
+        let end = all.last().unwrap();
+        assert_eq!(end.param("EventName"), Some("MPCEnd"));
+        assert!(end.param("MPCDuration").is_some());
+        assert_eq!(end.param("MPCTerminationCauseCode"), Some("1010"));
+        assert_eq!(
+            srv.metric("huddle_callbacks_total{result=\"delivered\"}"),
+            all.len() as f64
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn only_the_selected_groups_are_sent_by_the_chosen_method() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/mpc", 200, "text/plain", "");
+        let attrs = format!(
+            "statusCallbackUrl=\"{}\" statusCallbackMethod=\"GET\" statusCallbackEvents=\"mpc-state-changes\" stayAlone=\"true\"",
+            stub.url("/mpc")
+        );
+        let srv = server(&route("only", &attrs), 20);
+        let (mut agent, mut rtp, media) = answered(srv.sip, "only-agent-g").await;
+        rtp.talk(media, 700.0, Duration::from_millis(800)).await;
+        agent.bye().await;
+        let got = stub.wait_for("/mpc", 3, Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let got_after = stub.requests_to("/mpc");
+        assert_eq!(got.len(), got_after.len(), "nothing more arrives");
+        assert_eq!(names(&got), ["MPCInitialized", "MPCStart", "MPCEnd"]);
+        assert!(got.iter().all(|r| r.method == "GET" && r.form.is_empty()));
+        assert_eq!(got[2].param("MPCTerminationCauseCode"), Some("1000"));
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_down_receiver_costs_the_call_nothing() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}/status", closed.local_addr().unwrap());
+        drop(closed);
+        let srv = server(
+            &route(
+                "down",
+                &format!("statusCallbackUrl=\"{dead}\" stayAlone=\"true\""),
+            ),
+            20,
+        );
+        let (mut agent, mut rtp, media) = answered(srv.sip, "down-agent-d").await;
+        let heard = rtp.talk(media, 0.0, Duration::from_millis(600)).await;
+        assert!(!heard.is_empty(), "media flows while callbacks fail");
+        let bye = agent.bye().await.expect("BYE answered");
+        assert_eq!(bye.status(), 200);
+        let failed = srv.metric_reaching(
+            "huddle_callbacks_total{result=\"failed\"}",
+            4.0,
+            Duration::from_secs(5),
+        );
+        assert!(failed >= 4.0, "MPCInitialized, Join, Start, Exit, End fail");
+    })
+    .await
+    .expect("timed out");
+}
