@@ -184,3 +184,141 @@ async fn a_down_receiver_costs_the_call_nothing() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn the_last_callbacks_go_out_before_the_server_stops() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        // A slow receiver: the MPCEnd of the shutdown's hang-ups is still queued when the last
+        // call is gone.
+        stub.serve_delayed("/status", 200, "text/plain", "", Duration::from_millis(400));
+        let attrs = format!(
+            "statusCallbackUrl=\"{}\" stayAlone=\"true\"",
+            stub.url("/status")
+        );
+        let mut srv = server(&route("stop", &attrs), 20);
+        let (mut agent, mut rtp, media) = answered(srv.sip, "stop-agent-t").await;
+        rtp.talk(media, 0.0, Duration::from_millis(300)).await;
+        srv.sigterm();
+        let bye = agent
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("BYE after the grace period");
+        agent.reply_ok(&bye).await;
+        let code = tokio::task::spawn_blocking(move || srv.wait_exit(Duration::from_secs(15)))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "clean exit");
+        let got = stub.requests_to("/status");
+        assert_eq!(
+            names(&got),
+            [
+                "MPCInitialized",
+                "ParticipantJoin",
+                "MPCStart",
+                "ParticipantExit",
+                "MPCEnd"
+            ],
+            "every callback was delivered before the process exited"
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn answer_url_requests_are_signed_too() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let stub = HttpStub::start().await;
+        stub.serve_xml("/answer", "<Response><Hangup/></Response>");
+        let url = stub.url("/answer?app=7");
+        let srv = server(
+            &format!("[[route]]\nuser = \"^signed$\"\nanswer_url = \"{url}\"\nanswer_method = \"POST\"\n"),
+            20,
+        );
+        let mut ua = huddle_testkit::SipUa::udp(srv.sip).await;
+        let rtp = huddle_testkit::RtpPeer::bind().await;
+        ua.invite("signed", &huddle_testkit::SipUa::sdp(rtp.port(), &[0]))
+            .await
+            .expect("a final response");
+        let got = stub.wait_for("/answer", 1, Duration::from_secs(5)).await;
+        assert_eq!(got.len(), 1);
+        let r = &got[0];
+        assert_eq!(r.param("Event"), Some("StartApp"));
+        assert_signed(r, &url);
+        let v2_nonce = r.header(signature::V2_NONCE).expect("a V2 nonce");
+        let v2 = signature::v2_signature("change-me", &url, v2_nonce);
+        assert_eq!(r.header(signature::V2), Some(v2.as_str()));
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn callbacks_not_delivered_before_a_stop_go_out_after_the_restart() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        // The receiver hangs for longer than the server waits at shutdown.
+        stub.serve_delayed("/status", 200, "text/plain", "", Duration::from_secs(30));
+        let attrs = format!(
+            "statusCallbackUrl=\"{}\" stayAlone=\"true\"",
+            stub.url("/status")
+        );
+        let mut srv = server(&route("keep", &attrs), 20);
+        let (mut agent, mut rtp, media) = answered(srv.sip, "keep-agent-k").await;
+        rtp.talk(media, 0.0, Duration::from_millis(300)).await;
+        srv.sigterm();
+        let bye = agent
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("BYE after the grace period");
+        agent.reply_ok(&bye).await;
+        let mut srv = tokio::task::spawn_blocking(move || {
+            let code = srv.wait_exit(Duration::from_secs(20));
+            assert_eq!(code, Some(0), "clean exit");
+            srv
+        })
+        .await
+        .unwrap();
+        let before = stub.requests_to("/status").len();
+        assert!(before <= 1, "only the first was in flight");
+
+        // The receiver is healthy again, and so is the server, on the same database.
+        stub.serve("/status", 200, "text/plain", "");
+        let srv = tokio::task::spawn_blocking(move || {
+            srv.restart();
+            srv
+        })
+        .await
+        .unwrap();
+        let got = stub
+            .wait_for("/status", before + 5, Duration::from_secs(10))
+            .await;
+        let resent = &got[before..];
+        assert_eq!(
+            names(resent),
+            [
+                "MPCInitialized",
+                "ParticipantJoin",
+                "MPCStart",
+                "ParticipantExit",
+                "MPCEnd"
+            ],
+            "the whole MPC's callbacks, in order, after the restart"
+        );
+        let sequence: Vec<&str> = resent
+            .iter()
+            .map(|r| r.param("SequenceNumber").unwrap())
+            .collect();
+        assert_eq!(sequence, ["1", "2", "3", "4", "5"]);
+        let url = stub.url("/status");
+        for r in resent {
+            assert_signed(r, &url);
+        }
+        assert!(srv
+            .log()
+            .contains("sending the callbacks the last run did not deliver"));
+    })
+    .await
+    .expect("timed out");
+}

@@ -10,4 +10,4 @@ pub mod webhooks;
 
 pub use request::{HttpClient, RequestError};
 pub use signature::Signer;
-pub use webhooks::{Webhook, Webhooks};
+pub use webhooks::{Journal, Webhook, Webhooks};

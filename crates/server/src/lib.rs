@@ -30,6 +30,7 @@ pub struct Running {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: Duration,
     webhooks: huddle_events::Webhooks,
+    store: huddle_store::Store,
     /// The SIP sockets actually bound.
     pub sip_addrs: Vec<SocketAddr>,
     /// The HTTP address actually bound.
@@ -64,7 +65,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     health.set_sip(true);
 
-    ensure_storage(&config)?;
+    let opened = ensure_storage(&config)?;
     health.set_storage(true);
 
     let (low, high) = config.rtp.port_range();
@@ -85,7 +86,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     );
     let (room_events, events_rx) = tokio::sync::mpsc::channel(ROOM_EVENT_QUEUE);
-    let webhooks = huddle_events::Webhooks::new(http.clone(), CALLBACK_QUEUE);
+    let store = opened.store;
+    let webhooks = huddle_events::Webhooks::durable(
+        http.clone(),
+        CALLBACK_QUEUE,
+        Arc::new(store.clone()),
+        opened.next_callback_id,
+    );
+    if !opened.pending_callbacks.is_empty() {
+        tracing::info!(
+            count = opened.pending_callbacks.len(),
+            "sending the callbacks the last run did not deliver"
+        );
+    }
+    for pending in opened.pending_callbacks {
+        webhooks.resume(&pending.key, pending.id, pending.webhook);
+    }
     tokio::spawn(status_callbacks::deliver(events_rx, webhooks.clone()));
     let priority = match config.server.mixer_priority {
         huddle_config::MixerPriority::Normal => huddle_room::MixerPriority::Normal,
@@ -139,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
         webhooks,
+        store,
         http_addr,
         rooms,
     })
@@ -155,6 +172,7 @@ impl Running {
             http,
             grace,
             webhooks,
+            store,
             ..
         } = self;
         tracing::info!(
@@ -174,8 +192,12 @@ impl Running {
         if !webhooks.flush(CALLBACK_FLUSH).await {
             tracing::warn!(
                 pending = webhooks.pending(),
-                "stopping with callbacks not delivered"
+                "stopping with callbacks not delivered: they go out after the next start"
             );
+        }
+        let synced = tokio::task::spawn_blocking(move || store.sync(Duration::from_secs(2)));
+        if !synced.await.unwrap_or(false) {
+            tracing::warn!("the database did not confirm its last writes");
         }
         let _ = http_stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
@@ -281,22 +303,12 @@ fn router(config: &Config) -> Router {
     Router::new(rules)
 }
 
-fn ensure_storage(config: &Config) -> anyhow::Result<()> {
+fn ensure_storage(config: &Config) -> anyhow::Result<huddle_store::Opened> {
     std::fs::create_dir_all(&config.storage.recordings).with_context(|| {
         format!(
             "cannot create the recordings directory {}",
             config.storage.recordings
         )
     })?;
-    if let Some(path) = config.storage.database.strip_prefix("sqlite://") {
-        if let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("cannot create the database directory {}", parent.display())
-            })?;
-        }
-    }
-    Ok(())
+    huddle_store::Store::open(&config.storage.database).context("cannot open the database")
 }

@@ -27,6 +27,7 @@ pub struct ServerProcess {
     /// First RTP port of the range.
     pub rtp_low: u16,
     dir: PathBuf,
+    bin: PathBuf,
 }
 
 fn free_port_pair() -> u16 {
@@ -87,39 +88,59 @@ max_duration_secs = 2
             rtp_high = rtp_low + rtp_ports,
             dir = dir.display()
         );
-        let config_path = dir.join("huddle.toml");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.join("log")).expect("log file");
-        let child = Command::new(bin)
+        std::fs::write(dir.join("huddle.toml"), config).expect("write config");
+        let mut server = ServerProcess {
+            child: None,
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            rtp_low,
+            dir,
+            bin: bin.to_path_buf(),
+        };
+        server.spawn_and_wait_healthy();
+        server
+    }
+
+    /// Starts the server again, after it exited, on the same configuration, ports and data
+    /// (the database and recordings survive, as they would on a real restart).
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn_and_wait_healthy();
+    }
+
+    fn spawn_and_wait_healthy(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"))
+            .expect("log file");
+        let child = Command::new(&self.bin)
             .args(["serve", "--config"])
-            .arg(&config_path)
+            .arg(self.dir.join("huddle.toml"))
             .env("RUST_LOG", "debug")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn huddle");
-        let mut server = ServerProcess {
-            child: Some(child),
-            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
-            rtp_low,
-            dir,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if server
+            if self
                 .http_get("/health")
                 .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
             {
-                return server;
+                return;
             }
-            if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
-                panic!("huddle exited early ({status}):\n{}", server.log());
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("huddle exited early ({status}):\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("huddle did not become healthy:\n{}", server.log());
+        panic!("huddle did not become healthy:\n{}", self.log());
     }
 
     /// The server's log so far.
