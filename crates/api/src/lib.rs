@@ -1,4 +1,6 @@
-//! huddle's HTTP surface: `/health`, `/metrics`, and (later) the Plivo-compatible REST API.
+//! huddle's HTTP surface: `/health`, `/metrics`, and the Plivo-compatible REST API.
+
+pub mod mpc;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub health: Health,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
+    /// The MPC REST API, when the server runs rooms.
+    pub mpc: Option<mpc::MpcApi>,
 }
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -84,11 +88,15 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
 
 /// The HTTP routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let mpc = state.mpc.clone();
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    if let Some(api) = mpc {
+        router = router.merge(mpc::routes(api));
+    }
+    router.fallback(not_found)
 }
 
 async fn health(State(state): State<ApiState>) -> impl IntoResponse {
@@ -155,6 +163,7 @@ mod tests {
         let state = ApiState {
             health: health.clone(),
             metrics: install_metrics_recorder(),
+            mpc: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

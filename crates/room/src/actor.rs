@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::plivo_timestamp;
 use crate::lateness::LatenessTally;
 use crate::registry::RoomDeps;
+use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
 use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status};
 
@@ -61,36 +62,6 @@ pub(crate) enum ActorMsg {
     Snapshot {
         reply: oneshot::Sender<MpcSnapshot>,
     },
-}
-
-/// A point-in-time view of an MPC, for the API and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MpcSnapshot {
-    /// MPCUUID.
-    pub uuid: String,
-    /// Friendly name.
-    pub name: String,
-    /// Status.
-    pub status: Status,
-    /// Current participants.
-    pub participants: Vec<ParticipantSnapshot>,
-}
-
-/// One participant in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParticipantSnapshot {
-    /// MemberID.
-    pub member_id: u64,
-    /// CallUUID.
-    pub call_uuid: String,
-    /// Role.
-    pub role: huddle_xml::Role,
-    /// Muted.
-    pub muted: bool,
-    /// On hold.
-    pub held: bool,
-    /// Coach mode.
-    pub coach_mode: bool,
 }
 
 /// Which bed of music.
@@ -150,9 +121,11 @@ impl RoomTask {
     ) -> Self {
         let frame_len = (rate / 50) as usize;
         metrics::gauge!("huddle_rooms_active").increment(1.0);
+        let created = std::time::Instant::now();
         RoomTask {
-            state: Room::new(uuid, name, std::time::Instant::now()),
+            state: Room::new(uuid, name, created),
             shell: Shell {
+                roster: Roster::new(created),
                 deps,
                 doorbell: Arc::new(AtomicBool::new(false)),
                 news_seen: 0,
@@ -211,6 +184,9 @@ impl RoomTask {
         metrics::gauge!("huddle_rooms_active").decrement(1.0);
         tracing::info!(mpc = %self.state.name(), mpc_uuid = %self.state.uuid(), "room closed");
         self.shell.deps.forget(self.state.name(), self.state.uuid());
+        self.shell
+            .deps
+            .remember(self.shell.roster.snapshot(&self.state));
         // Joins that raced with the end are told to start a new MPC.
         self.rx.close();
         while let Ok(msg) = self.rx.try_recv() {
@@ -224,6 +200,8 @@ impl RoomTask {
 
 struct Shell {
     deps: Arc<RoomDeps>,
+    /// Every participant entry, for snapshots.
+    roster: Roster,
     /// Rung by a member's link when it has news (digits, a hang-up).
     doorbell: Arc<AtomicBool>,
     /// The process-wide member-news epoch last looked at.
@@ -298,23 +276,7 @@ impl Shell {
                 }
             }
             ActorMsg::Snapshot { reply } => {
-                let _ = reply.send(MpcSnapshot {
-                    uuid: state.uuid().to_string(),
-                    name: state.name().to_string(),
-                    status: state.status(),
-                    participants: state
-                        .participants()
-                        .iter()
-                        .map(|p| ParticipantSnapshot {
-                            member_id: p.member_id,
-                            call_uuid: p.call_uuid.clone(),
-                            role: p.role,
-                            muted: p.muted,
-                            held: p.held,
-                            coach_mode: p.coach_mode,
-                        })
-                        .collect(),
-                });
+                let _ = reply.send(self.roster.snapshot(state));
             }
         }
     }
@@ -373,6 +335,9 @@ impl Shell {
             self.members.retain(|m| m.id != member_id);
             let _ = reply.send(JoinReply::Refused(JoinRefused { reason }));
         } else {
+            if let Some(p) = state.participant(member_id) {
+                self.roster.joined(p, &request.from);
+            }
             let _ = reply.send(JoinReply::Joined(Membership {
                 to_room: MemberLink::new(to_room, left, self.doorbell.clone()),
                 from_room,
@@ -518,7 +483,10 @@ impl Shell {
                     let _ = m.outbox.try_send(MemberOutput::Dtmf { digit, duration_ms });
                 }
             }
-            Output::Event(event) => self.deps.emit(event),
+            Output::Event(event) => {
+                self.roster.on_event(&event);
+                self.deps.emit(event);
+            }
             Output::Ended(cause) => {
                 tracing::info!(mpc = %state.name(), cause = cause.name(), code = cause.code(), "MPC ended");
             }

@@ -10,12 +10,13 @@ mod lateness;
 mod priority;
 pub mod registry;
 mod scheduler;
+pub mod snapshot;
 pub mod sounds;
 pub mod state;
 
-pub use actor::{MpcSnapshot, ParticipantSnapshot};
 pub use causes::{ExitCause, TerminationCause};
 pub use events::{EventName, MemberRef, RoomEvent};
 pub use priority::MixerPriority;
 pub use registry::{RegistryError, RoomRegistry};
+pub use snapshot::{MpcSnapshot, ParticipantSnapshot};
 pub use state::{Command, CommandError, Target};

@@ -2,7 +2,7 @@
 //! and the command entry point for the REST API. The map is touched on join, command and room
 //! end only — never by a mix tick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +12,11 @@ use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms, TickAudio};
 use huddle_prompts::Prompts;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::{ActorMsg, JoinReply, MpcSnapshot, RoomTask};
+use crate::actor::{ActorMsg, JoinReply, RoomTask};
 use crate::events::RoomEvent;
 use crate::priority::MixerPriority;
 use crate::scheduler::MixerPool;
+use crate::snapshot::MpcSnapshot;
 use crate::state::{Command, CommandError};
 
 /// What every room needs from the outside.
@@ -29,7 +30,12 @@ pub struct RoomDeps {
     /// The runtime for slow work started from mixing threads.
     pub runtime: tokio::runtime::Handle,
     live: Mutex<HashMap<String, RoomHandle>>,
+    /// The last ended MPCs, oldest first.
+    ended: Mutex<VecDeque<MpcSnapshot>>,
 }
+
+/// Ended MPCs kept for the API at most (the oldest are forgotten first).
+const ENDED_KEPT: usize = 10_000;
 
 impl RoomDeps {
     pub(crate) fn emit(&self, event: RoomEvent) {
@@ -37,6 +43,15 @@ impl RoomDeps {
         if self.events.try_send(event).is_err() {
             metrics::counter!("huddle_room_events_dropped_total").increment(1);
         }
+    }
+
+    /// Keeps the final view of a room that closed.
+    pub(crate) fn remember(&self, snapshot: MpcSnapshot) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.len() >= ENDED_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back(snapshot);
     }
 
     /// Removes an ended room from the live map (if it is still the one under that name).
@@ -97,6 +112,7 @@ impl RoomRegistry {
                 events,
                 runtime: tokio::runtime::Handle::current(),
                 live: Mutex::new(HashMap::new()),
+                ended: Mutex::new(VecDeque::new()),
             }),
             pool: Arc::new(MixerPool::new(threads, priority)),
             // Member ids are decimal strings in the API; start well above 0 so they never
@@ -131,12 +147,44 @@ impl RoomRegistry {
             .map_err(RegistryError::Refused)
     }
 
-    /// A snapshot of a live MPC (by friendly name or uuid).
+    /// A snapshot of a live MPC (by friendly name or uuid), or of an ended one (by uuid).
     pub async fn snapshot(&self, name_or_uuid: &str) -> Option<MpcSnapshot> {
-        let handle = self.find(name_or_uuid)?;
-        let (reply, rx) = oneshot::channel();
-        handle.tx.send(ActorMsg::Snapshot { reply }).ok()?;
-        rx.await.ok()
+        if let Some(handle) = self.find(name_or_uuid) {
+            if let Some(snapshot) = ask_snapshot(&handle).await {
+                return Some(snapshot);
+            }
+        }
+        self.ended_snapshot(name_or_uuid)
+    }
+
+    fn ended_snapshot(&self, uuid: &str) -> Option<MpcSnapshot> {
+        let ended = self.deps.ended.lock().unwrap_or_else(|p| p.into_inner());
+        ended.iter().rev().find(|s| s.uuid == uuid).cloned()
+    }
+
+    /// Every MPC known: the live ones and the last ended ones, newest first.
+    pub async fn snapshots(&self) -> Vec<MpcSnapshot> {
+        let handles: Vec<RoomHandle> = {
+            let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.values().cloned().collect()
+        };
+        let mut all = Vec::with_capacity(handles.len());
+        for handle in &handles {
+            if let Some(snapshot) = ask_snapshot(handle).await {
+                all.push(snapshot);
+            }
+        }
+        {
+            let ended = self.deps.ended.lock().unwrap_or_else(|p| p.into_inner());
+            // A room that closed between the two looks is listed once.
+            for snapshot in ended.iter() {
+                if !all.iter().any(|s| s.uuid == snapshot.uuid) {
+                    all.push(snapshot.clone());
+                }
+            }
+        }
+        all.sort_by(|a, b| b.created.cmp(&a.created));
+        all
     }
 
     fn find(&self, name_or_uuid: &str) -> Option<RoomHandle> {
@@ -206,6 +254,12 @@ impl RoomRegistry {
             })),
         }
     }
+}
+
+async fn ask_snapshot(handle: &RoomHandle) -> Option<MpcSnapshot> {
+    let (reply, rx) = oneshot::channel();
+    handle.tx.send(ActorMsg::Snapshot { reply }).ok()?;
+    rx.await.ok()
 }
 
 impl Rooms for RoomRegistry {

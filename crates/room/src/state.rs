@@ -53,6 +53,8 @@ pub struct MpcSettings {
     pub status_callback: Option<UrlWithMethod>,
     /// Which event groups are sent there.
     pub status_callback_events: Vec<StatusEvent>,
+    /// The creator's stayAlone (the API shows it as the MPC's).
+    pub stay_alone: bool,
 }
 
 impl MpcSettings {
@@ -68,6 +70,7 @@ impl MpcSettings {
             record_coach_voice: mpc.record_coach_voice,
             status_callback: mpc.status_callback.clone(),
             status_callback_events: mpc.status_callback_events.clone(),
+            stay_alone: mpc.stay_alone,
         }
     }
 }

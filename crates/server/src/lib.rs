@@ -137,6 +137,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = huddle_api::router(huddle_api::ApiState {
         health: health.clone(),
         metrics,
+        mpc: Some(huddle_api::mpc::MpcApi {
+            rooms: rooms.clone(),
+            auth_id: config.http.auth_id.clone(),
+            auth_token: config.http.auth_token.clone(),
+        }),
     });
     let http = tokio::spawn(async move {
         let mut stop = http_stop_rx;

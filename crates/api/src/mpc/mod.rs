@@ -1,0 +1,473 @@
+//! The Plivo-compatible Multi-party Call REST API (mpc-api.md) under
+//! `/v1/Account/{auth_id}/MultiPartyCall/`: HTTP basic auth, JSON in and out, Plivo's paths,
+//! object shapes and status codes, so that Plivo's own SDKs work against huddle.
+//!
+//! Served today: list and get MPCs, start and end one, list, get, update (mute, hold, coach
+//! mode) and kick participants, play audio to members. Adding participants, recording and
+//! stopping a play answer 405 with a JSON error until they exist.
+
+mod objects;
+mod request;
+mod time_filter;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use base64::Engine;
+use huddle_room::state::Status;
+use huddle_room::{Command, CommandError, MpcSnapshot, RegistryError, RoomRegistry, Target};
+use serde_json::{json, Value};
+
+use request::{bad, page, Body, Members};
+
+/// An API error: its status and the JSON body `{"api_id", "error"}` every SDK reads (a body
+/// is always sent: Go's SDK takes an empty non-2xx answer for success).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: &str) -> Self {
+        ApiError {
+            status,
+            message: message.to_string(),
+        }
+    }
+
+    fn not_found(message: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"api_id": api_id(), "error": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn api_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// What the MPC API needs: the rooms and the account's credentials.
+#[derive(Clone)]
+pub struct MpcApi {
+    /// The live (and recently ended) MPCs.
+    pub rooms: RoomRegistry,
+    /// `http.auth_id`.
+    pub auth_id: String,
+    /// `http.auth_token`.
+    pub auth_token: String,
+}
+
+impl MpcApi {
+    /// Basic auth must carry this account's id and token, and the path's account id must be
+    /// the same account.
+    fn authorize(&self, headers: &HeaderMap, path_account: &str) -> Result<(), ApiError> {
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication failed: use HTTP basic auth with the auth id and auth token",
+            )
+        };
+        let encoded = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .ok_or_else(unauthorized)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| unauthorized())?;
+        let expected = format!("{}:{}", self.auth_id, self.auth_token);
+        if !constant_time_eq(&decoded, expected.as_bytes()) {
+            return Err(unauthorized());
+        }
+        if path_account != self.auth_id {
+            return Err(ApiError::not_found(&format!(
+                "no account {path_account:?} on this server"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The MPC a path's `uuid_…` / `name_…` segment names (a name finds live MPCs only).
+    async fn find(&self, mpc_id: &str) -> Result<MpcSnapshot, ApiError> {
+        let (kind, key) = if let Some(uuid) = mpc_id.strip_prefix("uuid_") {
+            ("uuid", uuid)
+        } else if let Some(name) = mpc_id.strip_prefix("name_") {
+            ("name", name)
+        } else {
+            return Err(ApiError::not_found(&format!(
+                "multiparty call id must be uuid_<uuid> or name_<friendly name>, not {mpc_id:?}"
+            )));
+        };
+        let found = self.rooms.snapshot(key).await.filter(|s| match kind {
+            "uuid" => s.uuid == key,
+            _ => s.name == key && s.status != Status::Ended,
+        });
+        found.ok_or_else(|| ApiError::not_found(&format!("no multiparty call with {kind} {key:?}")))
+    }
+
+    async fn command(&self, mpc: &MpcSnapshot, command: Command) -> Result<(), ApiError> {
+        self.rooms
+            .command(&mpc.uuid, command)
+            .await
+            .map_err(|e| match e {
+                RegistryError::NotFound | RegistryError::Refused(CommandError::Ended) => {
+                    ApiError::not_found(&format!("multiparty call {:?} has ended", mpc.name))
+                }
+                RegistryError::Refused(CommandError::NoSuchMember(m)) => {
+                    ApiError::not_found(&format!("no participant with member id {m}"))
+                }
+                RegistryError::Refused(e @ CommandError::NotASupervisor(_)) => bad(&e.to_string()),
+                RegistryError::Refused(e @ CommandError::AlreadyActive) => {
+                    ApiError::not_found(&e.to_string())
+                }
+            })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The API's routes; every path also answers with a trailing slash, as SDKs send it.
+pub fn routes(api: MpcApi) -> Router {
+    let base = "/v1/Account/{auth_id}/MultiPartyCall";
+    let mut router = Router::new();
+    for (path, methods) in [
+        ("", get(list_mpcs)),
+        ("/{mpc_id}", get(get_mpc).post(start_mpc).delete(end_mpc)),
+        (
+            "/{mpc_id}/Participant",
+            get(list_participants).post(not_yet),
+        ),
+        (
+            "/{mpc_id}/Participant/{member}",
+            get(get_participant)
+                .post(update_participant)
+                .delete(kick_participant),
+        ),
+        (
+            "/{mpc_id}/Member/{member}/Play",
+            MethodRouter::new().post(play).delete(not_yet),
+        ),
+        (
+            "/{mpc_id}/Record",
+            MethodRouter::new().post(not_yet).delete(not_yet),
+        ),
+        (
+            "/{mpc_id}/Record/{action}",
+            MethodRouter::new().post(not_yet),
+        ),
+        (
+            "/{mpc_id}/Participant/{member}/Record",
+            MethodRouter::new().post(not_yet).delete(not_yet),
+        ),
+        (
+            "/{mpc_id}/Participant/{member}/Record/{action}",
+            MethodRouter::new().post(not_yet),
+        ),
+    ] {
+        let methods = methods.fallback(method_not_allowed);
+        router = router
+            .route(&format!("{base}{path}"), methods.clone())
+            .route(&format!("{base}{path}/"), methods);
+    }
+    router.with_state(api)
+}
+
+async fn not_yet() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this operation is not supported by this server yet",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this path",
+    )
+}
+
+fn ok(status: StatusCode, mut body: Value) -> Response {
+    body["api_id"] = json!(api_id());
+    (status, Json(body)).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `meta` for a page of `count` results; `next`/`previous` are relative URLs or null.
+fn meta(path: &str, count: usize, limit: usize, offset: usize) -> Value {
+    let link = |offset: usize| format!("{path}?limit={limit}&offset={offset}");
+    json!({
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+        "next": (offset + limit < count).then(|| link(offset + limit)),
+        "previous": (offset > 0).then(|| link(offset.saturating_sub(limit))),
+    })
+}
+
+async fn list_mpcs(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let (limit, offset) = page(&query, 20)?;
+    let filter = time_filter::MpcFilter::parse(&query)?;
+    let all: Vec<MpcSnapshot> = api
+        .rooms
+        .snapshots()
+        .await
+        .into_iter()
+        .filter(|s| filter.matches(s))
+        .collect();
+    let objects: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|s| objects::mpc(&api.auth_id, s))
+        .collect();
+    let path = format!("/v1/Account/{}/MultiPartyCall/", api.auth_id);
+    Ok(ok(
+        StatusCode::OK,
+        json!({"meta": meta(&path, all.len(), limit, offset), "objects": objects}),
+    ))
+}
+
+async fn get_mpc(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let mpc = api.find(&mpc_id).await?;
+    Ok(ok(StatusCode::OK, objects::mpc(&api.auth_id, &mpc)))
+}
+
+async fn start_mpc(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let body = Body::parse(&body)?;
+    match body.string("status")? {
+        Some(s) if s.eq_ignore_ascii_case("active") => {}
+        Some(other) => return Err(bad(&format!("status must be active, not {other:?}"))),
+        None => return Err(bad("status is required (active)")),
+    }
+    let mpc = api.find(&mpc_id).await?;
+    if mpc.status != Status::Initialized || !mpc.participants.iter().any(|p| p.is_present()) {
+        return Err(ApiError::not_found(&format!(
+            "multiparty call {:?} is not waiting to start (status {})",
+            mpc.name,
+            mpc.status.as_str()
+        )));
+    }
+    api.command(&mpc, Command::Start).await?;
+    Ok(no_content())
+}
+
+async fn end_mpc(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let mpc = api.find(&mpc_id).await?;
+    if mpc.status == Status::Ended {
+        return Err(ApiError::not_found(&format!(
+            "multiparty call {:?} has already ended",
+            mpc.name
+        )));
+    }
+    api.command(&mpc, Command::End).await?;
+    Ok(no_content())
+}
+
+async fn list_participants(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let (limit, offset) = page(&query, 20)?;
+    let mpc = api.find(&mpc_id).await?;
+    let call_uuid = query.iter().find(|(k, _)| k == "call_uuid").map(|(_, v)| v);
+    let matching: Vec<_> = mpc
+        .participants
+        .iter()
+        .filter(|p| call_uuid.is_none_or(|c| &p.call_uuid == c))
+        .collect();
+    let objects: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| objects::participant(&api.auth_id, &mpc.uuid, p))
+        .collect();
+    let path = format!("{}Participant/", objects::mpc_uri(&api.auth_id, &mpc.uuid));
+    Ok(ok(
+        StatusCode::OK,
+        json!({"meta": meta(&path, matching.len(), limit, offset), "objects": objects}),
+    ))
+}
+
+async fn get_participant(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, member)): Path<(String, String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let id: u64 = member
+        .trim()
+        .parse()
+        .map_err(|_| bad(&format!("member id must be a number, not {member:?}")))?;
+    let mpc = api.find(&mpc_id).await?;
+    // A member id names one entry; the latest, should a number ever come back.
+    let p = mpc
+        .participants
+        .iter()
+        .rev()
+        .find(|p| p.member_id == id)
+        .ok_or_else(|| ApiError::not_found(&format!("no participant with member id {id}")))?;
+    Ok(ok(
+        StatusCode::OK,
+        objects::participant(&api.auth_id, &mpc.uuid, p),
+    ))
+}
+
+/// The members a segment names, checked against who is in the MPC now.
+fn present_targets(mpc: &MpcSnapshot, members: &Members) -> Result<(Target, Vec<u64>), ApiError> {
+    let present: Vec<u64> = mpc
+        .participants
+        .iter()
+        .filter(|p| p.is_present())
+        .map(|p| p.member_id)
+        .collect();
+    match members {
+        Members::All => Ok((Target::All, present)),
+        Members::Ids(ids) => {
+            if let Some(missing) = ids.iter().find(|id| !present.contains(id)) {
+                return Err(ApiError::not_found(&format!(
+                    "no participant with member id {missing} in multiparty call {:?}",
+                    mpc.name
+                )));
+            }
+            Ok((Target::Members(ids.clone()), ids.clone()))
+        }
+    }
+}
+
+async fn update_participant(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, member)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let body = Body::parse(&body)?;
+    let members = Members::parse(&member)?;
+    let (mute, hold, coach) = (
+        body.bool("mute")?,
+        body.bool("hold")?,
+        body.bool("coach_mode")?,
+    );
+    if mute.is_none() && hold.is_none() && coach.is_none() {
+        return Err(bad("give at least one of mute, hold, coach_mode"));
+    }
+    if coach.is_some() && members == Members::All {
+        return Err(bad("coach_mode cannot be changed for all members at once"));
+    }
+    let mpc = api.find(&mpc_id).await?;
+    let (target, ids) = present_targets(&mpc, &members)?;
+    if let Some(on) = coach {
+        // Checked first: a refusal must not leave mute or hold half applied.
+        if let Some(p) = mpc
+            .participants
+            .iter()
+            .find(|p| ids.contains(&p.member_id) && p.role != huddle_xml::Role::Supervisor)
+        {
+            return Err(bad(&CommandError::NotASupervisor(p.member_id).to_string()));
+        }
+        for id in &ids {
+            api.command(&mpc, Command::CoachMode(*id, on)).await?;
+        }
+    }
+    let mut reply = json!({});
+    let name = &mpc.name;
+    if let Some(on) = mute {
+        api.command(&mpc, Command::Mute(target.clone(), on)).await?;
+        let verb = if on { "mute" } else { "unmute" };
+        reply["mute"] = json!(format!("MPC: {name} {verb} member(s) succeeded"));
+    }
+    if let Some(on) = hold {
+        api.command(&mpc, Command::Hold(target, on)).await?;
+        let verb = if on { "hold" } else { "unhold" };
+        reply["hold"] = json!(format!("MPC: {name} {verb} member(s) succeeded"));
+    }
+    if let Some(on) = coach {
+        let verb = if on { "enable" } else { "disable" };
+        reply["coach_mode"] = json!(format!("MPC: {name} coach_mode {verb} succeeded"));
+    }
+    Ok(ok(StatusCode::OK, reply))
+}
+
+async fn kick_participant(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, member)): Path<(String, String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let members = Members::parse(&member)?;
+    let mpc = api.find(&mpc_id).await?;
+    let (target, _) = present_targets(&mpc, &members)?;
+    api.command(&mpc, Command::Kick(target)).await?;
+    Ok(no_content())
+}
+
+async fn play(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, member)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let body = Body::parse(&body)?;
+    let members = Members::parse(&member)?;
+    // SDKs send `url`, the docs' cURL `urls`.
+    let url = match (body.string("url")?, body.string("urls")?) {
+        (Some(url), _) | (None, Some(url)) => url.trim().to_string(),
+        (None, None) => return Err(bad("url is required (an mp3 or wav file)")),
+    };
+    if url.contains(',') {
+        return Err(bad("give one audio URL at a time"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(bad(&format!("url must be an http(s) URL, not {url:?}")));
+    }
+    let mpc = api.find(&mpc_id).await?;
+    let (target, ids) = present_targets(&mpc, &members)?;
+    api.command(&mpc, Command::Play(target, url)).await?;
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    Ok(ok(
+        StatusCode::ACCEPTED,
+        json!({"message": "play queued into MPC", "mpcMemberId": ids, "mpcName": mpc.name}),
+    ))
+}
