@@ -1,0 +1,403 @@
+//! The MPC REST API over real HTTP against a server with real calls in its rooms: Plivo's
+//! paths, auth, object shapes and status codes, and commands whose effect is checked by ear.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use huddle_testkit::{tone_share, RtpPeer, ServerProcess, SipUa};
+use serde_json::{json, Value};
+
+use super::{answered, server};
+
+const ACCOUNT: &str = "MAHUDDLEDEFAULT00000";
+const CUSTOMER: f64 = 470.0;
+const AGENT: f64 = 1170.0;
+
+fn routes() -> String {
+    "[[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(?P<mpc>[a-z0-9]+)$\"\n\
+     xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n\
+     [[route]]\nuser = \"^later-(?P<mpc>[a-z0-9]+)$\"\n\
+     xml = '<Response><MultiPartyCall role=\"customer\" startMpcOnEnter=\"false\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n"
+        .to_string()
+}
+
+/// A REST client for one server, authenticated like Plivo's SDKs.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(srv: &ServerProcess) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{}/v1/Account/{ACCOUNT}/MultiPartyCall/", srv.http),
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, &url)
+            .basic_auth(ACCOUNT, Some("change-me"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
+        };
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None).await
+    }
+}
+
+struct Party {
+    ua: SipUa,
+    rtp: RtpPeer,
+    media: SocketAddr,
+}
+
+async fn join(sip: SocketAddr, user: &str) -> Party {
+    let (ua, rtp, media) = answered(sip, user).await;
+    Party { ua, rtp, media }
+}
+
+/// Both talk at once for `ms`; returns what each heard in the second half.
+async fn exchange(
+    a: &mut Party,
+    tone_a: f64,
+    b: &mut Party,
+    tone_b: f64,
+    ms: u64,
+) -> (Vec<i16>, Vec<i16>) {
+    let d = Duration::from_millis(ms);
+    let (heard_a, heard_b) = tokio::join!(
+        a.rtp.talk(a.media, tone_a, d),
+        b.rtp.talk(b.media, tone_b, d)
+    );
+    let tail = |v: Vec<i16>| v[v.len() / 2..].to_vec();
+    (tail(heard_a), tail(heard_b))
+}
+
+fn hears(pcm: &[i16], freq: f64) -> bool {
+    tone_share(pcm, freq) > 0.05
+}
+
+fn member(object: &Value, role: &str) -> String {
+    object["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == role)
+        .unwrap_or_else(|| panic!("a {role} in {object}"))["member_id"]
+        .as_str()
+        .expect("member_id is a string")
+        .to_string()
+}
+
+#[tokio::test]
+async fn operators_mute_hold_kick_and_end_through_the_api() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let mut customer = join(srv.sip, "customer-desk").await;
+        let mut agent = join(srv.sip, "agent-desk").await;
+        let (c_heard, a_heard) = exchange(&mut customer, CUSTOMER, &mut agent, AGENT, 800).await;
+        assert!(hears(&a_heard, CUSTOMER) && hears(&c_heard, AGENT));
+
+        let (status, mpc) = api.get("name_desk/").await;
+        assert_eq!(status, 200, "{mpc}");
+        assert_eq!(mpc["friendly_name"], "desk");
+        assert_eq!(mpc["status"], "Active");
+        assert!(mpc["api_id"].is_string());
+        assert!(mpc["end_time"].is_null() && mpc["termination_cause_code"].is_null());
+        let uuid = mpc["mpc_uuid"].as_str().unwrap().to_string();
+        assert_eq!(
+            mpc["resource_uri"],
+            format!("/v1/Account/{ACCOUNT}/MultiPartyCall/uuid_{uuid}/")
+        );
+
+        let (status, list) = api.get("name_desk/Participant/").await;
+        assert_eq!(status, 200);
+        assert_eq!(list["meta"]["count"], 2);
+        let customer_id = member(&list, "customer");
+        let agent_id = member(&list, "agent");
+        assert!(customer_id.parse::<u64>().is_ok());
+
+        // Mute the customer: the agent stops hearing it, the customer still hears the agent.
+        let (status, reply) = api
+            .send(
+                "POST",
+                &format!("name_desk/Participant/{customer_id}/"),
+                Some(json!({"mute": true})),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["mute"], "MPC: desk mute member(s) succeeded");
+        let (c_heard, a_heard) = exchange(&mut customer, CUSTOMER, &mut agent, AGENT, 800).await;
+        assert!(!hears(&a_heard, CUSTOMER), "a muted customer is not heard");
+        assert!(hears(&c_heard, AGENT), "a muted customer still hears");
+        let (_, p) = api
+            .get(&format!("uuid_{uuid}/Participant/{customer_id}/"))
+            .await;
+        assert_eq!(p["mute"], true);
+        assert_eq!(p["role"], "customer");
+
+        // Unmute (a string boolean, as some SDKs send) and hold the agent in one request.
+        let (status, reply) = api
+            .send(
+                "POST",
+                &format!("name_desk/Participant/{customer_id},{agent_id}/"),
+                Some(json!({"mute": "false"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        let (status, _) = api
+            .send(
+                "POST",
+                &format!("name_desk/Participant/{agent_id}/"),
+                Some(json!({"hold": true})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (c_heard, _) = exchange(&mut customer, CUSTOMER, &mut agent, AGENT, 800).await;
+        assert!(!hears(&c_heard, AGENT), "an agent on hold is not heard");
+
+        // Kick the customer: its call is hung up and its entry says why.
+        let (status, body) = api
+            .send(
+                "DELETE",
+                &format!("name_desk/Participant/{customer_id}/"),
+                None,
+            )
+            .await;
+        assert_eq!((status, body), (204, Value::Null));
+        let bye = customer
+            .ua
+            .recv_until(Duration::from_secs(3), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("the kicked call gets BYE");
+        customer.ua.reply_ok(&bye).await;
+        let (_, p) = api
+            .get(&format!("name_desk/Participant/{customer_id}/"))
+            .await;
+        assert_eq!(p["exit_cause"], "Kicked Out of Multiparty Call");
+        assert!(p["exit_time"].is_string() && p["mute"].is_null());
+
+        // End the MPC: it is then found by uuid only, ended by the API.
+        let (status, _) = api
+            .send(
+                "DELETE",
+                "name_desk/",
+                Some(json!({"friendly_name": "desk"})),
+            )
+            .await;
+        assert_eq!(status, 204);
+        let bye = agent
+            .ua
+            .recv_until(Duration::from_secs(3), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("the agent's document ends after the MPC");
+        agent.ua.reply_ok(&bye).await;
+        let mut ended = Value::Null;
+        for _ in 0..50 {
+            ended = api.get(&format!("uuid_{uuid}/")).await.1;
+            if ended["status"] == "Ended" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ended["status"], "Ended", "{ended}");
+        assert_eq!(ended["termination_cause_code"], 3000);
+        assert_eq!(ended["termination_cause"], "Hangup API Triggered");
+        assert!(ended["duration"].is_u64());
+        assert_eq!(api.get("name_desk/").await.0, 404);
+        let (_, list) = api.get("?status=ended&friendly_name=desk").await;
+        assert_eq!(list["meta"]["count"], 1);
+        assert_eq!(list["objects"][0]["mpc_uuid"], uuid);
+        let (_, all) = api.get(&format!("uuid_{uuid}/Participant/")).await;
+        assert!(all["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["exit_time"].is_string()));
+        assert_eq!(
+            api.send("DELETE", &format!("uuid_{uuid}/"), None).await.0,
+            404
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn an_initialized_mpc_starts_through_the_api() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 20);
+        let api = Api::new(&srv);
+        let _customer = join(srv.sip, "later-queue").await;
+        let (_, mpc) = api.get("name_queue/").await;
+        assert_eq!(mpc["status"], "Initialized");
+        assert!(mpc["start_time"].is_null());
+        // Python sends the status as a one-element list.
+        let (status, body) = api
+            .send("POST", "name_queue/", Some(json!({"status": ["active"]})))
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (_, mpc) = api.get("name_queue/").await;
+        assert_eq!(mpc["status"], "Active");
+        assert!(mpc["start_time"].is_string());
+        let (status, body) = api
+            .send("POST", "name_queue/", Some(json!({"status": "active"})))
+            .await;
+        assert_eq!(status, 404, "an active MPC cannot be started again: {body}");
+        assert!(body["error"].is_string());
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_json_errors() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 20);
+        let api = Api::new(&srv);
+        let _agent = join(srv.sip, "agent-err").await;
+        let _customer = join(srv.sip, "customer-err").await;
+        let (_, list) = api.get("name_err/Participant/").await;
+        let customer_id = member(&list, "customer");
+        let http = reqwest::Client::new();
+
+        // Authentication: none, a wrong token, another account.
+        let url = format!("http://{}/v1/Account/{ACCOUNT}/MultiPartyCall/", srv.http);
+        let none = http.get(&url).send().await.unwrap();
+        assert_eq!(none.status().as_u16(), 401);
+        let wrong = http
+            .get(&url)
+            .basic_auth(ACCOUNT, Some("guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+        let body: Value = wrong.json().await.unwrap();
+        assert!(body["error"].is_string() && body["api_id"].is_string());
+        let other = http
+            .get(url.replace(ACCOUNT, "MAOTHERACCOUNT000000"))
+            .basic_auth(ACCOUNT, Some("change-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status().as_u16(), 404);
+
+        let participant = format!("name_err/Participant/{customer_id}/");
+        let cases: Vec<(&str, String, Option<Value>, u16)> = vec![
+            ("GET", "name_nosuch/".into(), None, 404),
+            ("GET", "room-without-prefix/".into(), None, 404),
+            ("GET", "?limit=50".into(), None, 400),
+            ("GET", "?status=sleeping".into(), None, 400),
+            ("GET", "?end_time__gt=yesterday".into(), None, 400),
+            ("POST", participant.clone(), Some(json!({})), 400),
+            (
+                "POST",
+                participant.clone(),
+                Some(json!({"mute": "perhaps"})),
+                400,
+            ),
+            (
+                "POST",
+                participant.clone(),
+                Some(json!({"coach_mode": true})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Participant/all/".into(),
+                Some(json!({"coach_mode": false})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Participant/abc/".into(),
+                Some(json!({"mute": true})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Participant/999999/".into(),
+                Some(json!({"mute": true})),
+                404,
+            ),
+            ("GET", "name_err/Participant/999999/".into(), None, 404),
+            (
+                "POST",
+                "name_err/".into(),
+                Some(json!({"status": "paused"})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Member/all/Play/".into(),
+                Some(json!({"url": "ftp://x/a.mp3"})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Member/all/Play/".into(),
+                Some(json!({})),
+                400,
+            ),
+            (
+                "POST",
+                "name_err/Participant/".into(),
+                Some(json!({"role": "agent"})),
+                405,
+            ),
+            ("PUT", "name_err/".into(), None, 405),
+        ];
+        for (method, path, body, expected) in cases {
+            let (status, reply) = api.send(method, &path, body).await;
+            assert_eq!(status, expected, "{method} {path}: {reply}");
+            assert!(
+                reply["error"].is_string(),
+                "{method} {path}: a JSON error, got {reply}"
+            );
+        }
+        // A body that is not JSON at all.
+        let raw = http
+            .post(format!("{}{participant}", api.base))
+            .basic_auth(ACCOUNT, Some("change-me"))
+            .header("content-type", "application/json")
+            .body("{mute: yes")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status().as_u16(), 400);
+
+        // Nothing above changed the MPC; a good request still works.
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_err/Member/all/Play/",
+                Some(json!({"url": "http://127.0.0.1:9/a.mp3"})),
+            )
+            .await;
+        assert_eq!(status, 202, "{reply}");
+        assert_eq!(reply["message"], "play queued into MPC");
+        assert_eq!(reply["mpcName"], "err");
+        assert_eq!(reply["mpcMemberId"].as_array().unwrap().len(), 2);
+        let (_, p) = api.get(&participant).await;
+        assert_eq!(p["mute"], false);
+    })
+    .await
+    .expect("timed out");
+}
