@@ -183,7 +183,7 @@ impl RoomRegistry {
                 }
             }
         }
-        all.sort_by(|a, b| b.created.cmp(&a.created));
+        all.sort_by_key(|s| std::cmp::Reverse(s.created));
         all
     }
 

@@ -154,7 +154,7 @@ impl Roster {
 
     /// The MPC as it is now.
     pub(crate) fn snapshot(&self, state: &Room) -> MpcSnapshot {
-        let participants = self.entries.iter().cloned().collect();
+        let participants = self.entries.clone();
         let settings = state.settings();
         MpcSnapshot {
             uuid: state.uuid().to_string(),
