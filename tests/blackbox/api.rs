@@ -401,3 +401,52 @@ async fn bad_requests_get_clear_json_errors() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn coach_mode_through_the_api_decides_whether_the_customer_hears_the_supervisor() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        const SUPERVISOR: f64 = 1630.0;
+        let srv = server(&routes(), 30);
+        let api = Api::new(&srv);
+        let mut customer = join(srv.sip, "customer-coach").await;
+        let _agent = join(srv.sip, "agent-coach").await;
+        let mut supervisor = join(srv.sip, "supervisor-coach").await;
+        let (heard, _) = exchange(&mut customer, 0.0, &mut supervisor, SUPERVISOR, 800).await;
+        assert!(
+            !hears(&heard, SUPERVISOR),
+            "a coaching supervisor is not heard by the customer"
+        );
+
+        let (_, list) = api.get("name_coach/Participant/").await;
+        let supervisor_id = member(&list, "supervisor");
+        assert_eq!(
+            list["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["role"] == "supervisor")
+                .unwrap()["coach_mode"],
+            true
+        );
+        let (status, reply) = api
+            .send(
+                "POST",
+                &format!("name_coach/Participant/{supervisor_id}/"),
+                Some(json!({"coach_mode": false})),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(
+            reply["coach_mode"],
+            "MPC: coach coach_mode disable succeeded"
+        );
+        let (heard, _) = exchange(&mut customer, 0.0, &mut supervisor, SUPERVISOR, 800).await;
+        assert!(hears(&heard, SUPERVISOR), "a barging supervisor is heard");
+        let (_, p) = api
+            .get(&format!("name_coach/Participant/{supervisor_id}/"))
+            .await;
+        assert_eq!(p["coach_mode"], false);
+    })
+    .await
+    .expect("timed out");
+}
