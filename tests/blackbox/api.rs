@@ -450,3 +450,55 @@ async fn coach_mode_through_the_api_decides_whether_the_customer_hears_the_super
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn a_play_is_heard_by_its_members_until_it_is_stopped_with_the_same_target() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        const PROMPT: f64 = 880.0;
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve(
+            "/long.wav",
+            200,
+            "audio/wav",
+            huddle_testkit::wav_tone(PROMPT, 20.0, 8000),
+        );
+        let srv = server(&routes(), 20);
+        let api = Api::new(&srv);
+        let mut customer = join(srv.sip, "customer-play").await;
+        let mut agent = join(srv.sip, "agent-play").await;
+        let (_, list) = api.get("name_play/Participant/").await;
+        let customer_id = member(&list, "customer");
+
+        let (status, reply) = api
+            .send(
+                "POST",
+                &format!("name_play/Member/{customer_id}/Play/"),
+                Some(json!({"url": stub.url("/long.wav")})),
+            )
+            .await;
+        assert_eq!(status, 202, "{reply}");
+        assert_eq!(reply["mpcMemberId"], json!([customer_id]));
+        let (c_heard, a_heard) = exchange(&mut customer, 0.0, &mut agent, 0.0, 1200).await;
+        assert!(hears(&c_heard, PROMPT), "the member hears the play");
+        assert!(!hears(&a_heard, PROMPT), "the others do not");
+
+        // A stop for all does not stop a play started for one member (Plivo's rule).
+        let (status, _) = api.send("DELETE", "name_play/Member/all/Play/", None).await;
+        assert_eq!(status, 204);
+        let (c_heard, _) = exchange(&mut customer, 0.0, &mut agent, 0.0, 600).await;
+        assert!(hears(&c_heard, PROMPT), "still playing");
+
+        let (status, _) = api
+            .send(
+                "DELETE",
+                &format!("name_play/Member/{customer_id}/Play/"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        let (c_heard, _) = exchange(&mut customer, 0.0, &mut agent, 0.0, 600).await;
+        assert!(!hears(&c_heard, PROMPT), "stopped");
+    })
+    .await
+    .expect("timed out");
+}

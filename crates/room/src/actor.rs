@@ -23,7 +23,7 @@ use crate::lateness::LatenessTally;
 use crate::registry::RoomDeps;
 use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
-use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status};
+use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status, Target};
 
 /// 20 ms.
 const TICK: Duration = Duration::from_millis(20);
@@ -58,6 +58,9 @@ pub(crate) enum ActorMsg {
     SoundTo {
         members: Vec<u64>,
         pcm: Arc<[i16]>,
+        /// The Play command's target and its number among this room's plays.
+        form: Target,
+        play: u64,
     },
     Snapshot {
         reply: oneshot::Sender<MpcSnapshot>,
@@ -126,6 +129,8 @@ impl RoomTask {
             state: Room::new(uuid, name, created),
             shell: Shell {
                 roster: Roster::new(created),
+                plays_started: 0,
+                play_stops: Vec::new(),
                 deps,
                 doorbell: Arc::new(AtomicBool::new(false)),
                 news_seen: 0,
@@ -200,6 +205,10 @@ impl RoomTask {
 
 struct Shell {
     deps: Arc<RoomDeps>,
+    /// Play commands so far (numbers the plays).
+    plays_started: u64,
+    /// Per Play target, the last play a stop applied to.
+    play_stops: Vec<(Target, u64)>,
     /// Every participant entry, for snapshots.
     roster: Roster,
     /// Rung by a member's link when it has news (digits, a hang-up).
@@ -268,10 +277,23 @@ impl Shell {
                 MusicSlot::CustomerHold => self.customer_hold.set(pcm),
             },
             ActorMsg::Sound { pcm } => self.play_to_unheld(state, pcm),
-            ActorMsg::SoundTo { members, pcm } => {
+            ActorMsg::SoundTo {
+                members,
+                pcm,
+                form,
+                play,
+            } => {
+                // A stop that came while the file was being fetched still applies.
+                if self
+                    .play_stops
+                    .iter()
+                    .any(|(stopped, upto)| *stopped == form && *upto >= play)
+                {
+                    return;
+                }
                 for m in self.members.iter_mut().filter(|m| members.contains(&m.id)) {
                     if m.sounds.len() < m.sounds.capacity() {
-                        m.sounds.push(SoundCursor::new(pcm.clone()));
+                        m.sounds.push(SoundCursor::play(pcm.clone(), form.clone()));
                     }
                 }
             }
@@ -458,7 +480,9 @@ impl Shell {
                     });
                 }
             }
-            Output::PlayAudio { members, url } => {
+            Output::PlayAudio { members, url, form } => {
+                self.plays_started += 1;
+                let play = self.plays_started;
                 let prompts = self.deps.prompts.clone();
                 let tx = self.tx.clone();
                 let rate = self.rate;
@@ -468,11 +492,20 @@ impl Shell {
                             let _ = tx.send(ActorMsg::SoundTo {
                                 members,
                                 pcm: pcm.samples,
+                                form,
+                                play,
                             });
                         }
                         Err(err) => tracing::warn!(%url, error = %err, "MPC play failed"),
                     }
                 });
+            }
+            Output::StopAudio { form } => {
+                for m in &mut self.members {
+                    m.sounds.retain(|cursor| !cursor.is_play(&form));
+                }
+                self.play_stops.retain(|(stopped, _)| *stopped != form);
+                self.play_stops.push((form, self.plays_started));
             }
             Output::RelayDtmf {
                 from,

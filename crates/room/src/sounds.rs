@@ -8,6 +8,8 @@ use huddle_callflow::fetch::{self, CallParams};
 use huddle_prompts::Prompts;
 use huddle_xml::{UrlWithMethod, Verb};
 
+use crate::state::Target;
+
 /// Frequency of `beep:1` (entry by default).
 pub const BEEP1_HZ: f64 = 800.0;
 /// Frequency of `beep:2` (exit by default).
@@ -150,12 +152,32 @@ impl MusicLoop {
 pub struct SoundCursor {
     pcm: Arc<[i16]>,
     position: usize,
+    /// The target of the Play command that started it (None: a room sound such as a beep).
+    play: Option<Target>,
 }
 
 impl SoundCursor {
     /// From the start.
     pub fn new(pcm: Arc<[i16]>) -> Self {
-        SoundCursor { pcm, position: 0 }
+        SoundCursor {
+            pcm,
+            position: 0,
+            play: None,
+        }
+    }
+
+    /// A Play command's audio, from the start.
+    pub fn play(pcm: Arc<[i16]>, form: Target) -> Self {
+        SoundCursor {
+            pcm,
+            position: 0,
+            play: Some(form),
+        }
+    }
+
+    /// Started by a Play command with this target.
+    pub fn is_play(&self, form: &Target) -> bool {
+        self.play.as_ref() == Some(form)
     }
 
     /// The next frame of the sound (silence-padded); false once finished.

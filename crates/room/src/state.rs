@@ -190,6 +190,9 @@ pub enum Command {
     Kick(Target),
     /// Play an audio file (mp3/wav URL) to participants, over what they hear.
     Play(Target, String),
+    /// Stop the plays started with this same target (Plivo: a play started for member 12 is
+    /// stopped by a stop for 12, not by one for all).
+    StopPlay(Target),
 }
 
 /// Why a command was refused.
@@ -306,6 +309,13 @@ pub enum Output {
         members: Vec<u64>,
         /// mp3 or wav URL.
         url: String,
+        /// The target as the command gave it, which a later stop names.
+        form: Target,
+    },
+    /// Stop the plays started with this target.
+    StopAudio {
+        /// The target the plays were started with.
+        form: Target,
     },
     /// Send a digit to every participant but `from`.
     RelayDtmf {
@@ -732,7 +742,16 @@ impl Room {
                 let Some(members) = self.resolve(&target, out) else {
                     return;
                 };
-                out.push(Output::PlayAudio { members, url });
+                out.push(Output::PlayAudio {
+                    members,
+                    url,
+                    form: target,
+                });
+            }
+            Command::StopPlay(target) => {
+                if self.resolve(&target, out).is_some() {
+                    out.push(Output::StopAudio { form: target });
+                }
             }
             Command::Kick(target) => {
                 let Some(ids) = self.resolve(&target, out) else {

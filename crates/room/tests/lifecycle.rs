@@ -440,7 +440,8 @@ fn play_targets_members_and_refuses_unknown_ones() {
         out,
         vec![Output::PlayAudio {
             members: vec![cid],
-            url: "http://app/a.wav".into()
+            url: "http://app/a.wav".into(),
+            form: Target::Members(vec![cid]),
         }]
     );
     let out = s.feed(Input::Command(Command::Play(
@@ -452,6 +453,17 @@ fn play_targets_members_and_refuses_unknown_ones() {
         Target::Members(vec![77]),
         "http://app/a.wav".into(),
     )));
+    assert!(matches!(out[0], Output::CommandFailed(_)));
+    let out = s.feed(Input::Command(Command::StopPlay(Target::Members(vec![
+        cid,
+    ]))));
+    assert_eq!(
+        out,
+        vec![Output::StopAudio {
+            form: Target::Members(vec![cid])
+        }]
+    );
+    let out = s.feed(Input::Command(Command::StopPlay(Target::Members(vec![77]))));
     assert!(matches!(out[0], Output::CommandFailed(_)));
 }
 

@@ -3,8 +3,8 @@
 //! object shapes and status codes, so that Plivo's own SDKs work against huddle.
 //!
 //! Served today: list and get MPCs, start and end one, list, get, update (mute, hold, coach
-//! mode) and kick participants, play audio to members. Adding participants, recording and
-//! stopping a play answer 405 with a JSON error until they exist.
+//! mode) and kick participants, play audio to members and stop it. Adding participants and
+//! recording answer 405 with a JSON error until they exist.
 
 mod objects;
 mod request;
@@ -158,7 +158,7 @@ pub fn routes(api: MpcApi) -> Router {
         ),
         (
             "/{mpc_id}/Member/{member}/Play",
-            MethodRouter::new().post(play).delete(not_yet),
+            MethodRouter::new().post(play).delete(stop_play),
         ),
         (
             "/{mpc_id}/Record",
@@ -470,4 +470,17 @@ async fn play(
         StatusCode::ACCEPTED,
         json!({"message": "play queued into MPC", "mpcMemberId": ids, "mpcName": mpc.name}),
     ))
+}
+
+async fn stop_play(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, member)): Path<(String, String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let members = Members::parse(&member)?;
+    let mpc = api.find(&mpc_id).await?;
+    let (target, _) = present_targets(&mpc, &members)?;
+    api.command(&mpc, Command::StopPlay(target)).await?;
+    Ok(no_content())
 }
