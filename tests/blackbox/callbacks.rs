@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use huddle_events::signature::{self, V3, V3_NONCE};
-use huddle_testkit::{HttpStub, StubRequest};
+use huddle_testkit::{HttpStub, ServerProcess, StubRequest};
 use huddle_xml::HttpMethod;
 
 use super::{answered, server};
@@ -185,6 +185,29 @@ async fn a_down_receiver_costs_the_call_nothing() {
     .expect("timed out");
 }
 
+/// Calls `user` on `srv`, stops the server with SIGTERM (the call is hung up after the grace
+/// period) and waits for its clean exit.
+async fn stop_with_one_call(mut srv: ServerProcess, user: &str) -> ServerProcess {
+    let (mut ua, mut rtp, media) = answered(srv.sip, user).await;
+    rtp.talk(media, 0.0, Duration::from_millis(300)).await;
+    srv.sigterm();
+    let bye = ua
+        .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+        .await
+        .expect("BYE after the grace period");
+    ua.reply_ok(&bye).await;
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            srv.wait_exit(Duration::from_secs(20)),
+            Some(0),
+            "clean exit"
+        );
+        srv
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_last_callbacks_go_out_before_the_server_stops() {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -196,19 +219,7 @@ async fn the_last_callbacks_go_out_before_the_server_stops() {
             "statusCallbackUrl=\"{}\" stayAlone=\"true\"",
             stub.url("/status")
         );
-        let mut srv = server(&route("stop", &attrs), 20);
-        let (mut agent, mut rtp, media) = answered(srv.sip, "stop-agent-t").await;
-        rtp.talk(media, 0.0, Duration::from_millis(300)).await;
-        srv.sigterm();
-        let bye = agent
-            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
-            .await
-            .expect("BYE after the grace period");
-        agent.reply_ok(&bye).await;
-        let code = tokio::task::spawn_blocking(move || srv.wait_exit(Duration::from_secs(15)))
-            .await
-            .unwrap();
-        assert_eq!(code, Some(0), "clean exit");
+        stop_with_one_call(server(&route("stop", &attrs), 20), "stop-agent-t").await;
         let got = stub.requests_to("/status");
         assert_eq!(
             names(&got),
@@ -264,22 +275,7 @@ async fn callbacks_not_delivered_before_a_stop_go_out_after_the_restart() {
             "statusCallbackUrl=\"{}\" stayAlone=\"true\"",
             stub.url("/status")
         );
-        let mut srv = server(&route("keep", &attrs), 20);
-        let (mut agent, mut rtp, media) = answered(srv.sip, "keep-agent-k").await;
-        rtp.talk(media, 0.0, Duration::from_millis(300)).await;
-        srv.sigterm();
-        let bye = agent
-            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
-            .await
-            .expect("BYE after the grace period");
-        agent.reply_ok(&bye).await;
-        let mut srv = tokio::task::spawn_blocking(move || {
-            let code = srv.wait_exit(Duration::from_secs(20));
-            assert_eq!(code, Some(0), "clean exit");
-            srv
-        })
-        .await
-        .unwrap();
+        let mut srv = stop_with_one_call(server(&route("keep", &attrs), 20), "keep-agent-k").await;
         let before = stub.requests_to("/status").len();
         assert!(before <= 1, "only the first was in flight");
 

@@ -432,13 +432,23 @@ async fn update_participant(
 async fn kick_participant(
     State(api): State<MpcApi>,
     headers: HeaderMap,
-    Path((account, mpc_id, member)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> ApiResult {
-    api.authorize(&headers, &account)?;
+    member_command(&api, &headers, path, Command::Kick).await
+}
+
+/// A body-less command on the members a path names, answered 204 once it took effect.
+async fn member_command(
+    api: &MpcApi,
+    headers: &HeaderMap,
+    (account, mpc_id, member): (String, String, String),
+    command: impl FnOnce(Target) -> Command,
+) -> ApiResult {
+    api.authorize(headers, &account)?;
     let members = Members::parse(&member)?;
     let mpc = api.find(&mpc_id).await?;
     let (target, _) = present_targets(&mpc, &members)?;
-    api.command(&mpc, Command::Kick(target)).await?;
+    api.command(&mpc, command(target)).await?;
     Ok(no_content())
 }
 
@@ -475,12 +485,7 @@ async fn play(
 async fn stop_play(
     State(api): State<MpcApi>,
     headers: HeaderMap,
-    Path((account, mpc_id, member)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> ApiResult {
-    api.authorize(&headers, &account)?;
-    let members = Members::parse(&member)?;
-    let mpc = api.find(&mpc_id).await?;
-    let (target, _) = present_targets(&mpc, &members)?;
-    api.command(&mpc, Command::StopPlay(target)).await?;
-    Ok(no_content())
+    member_command(&api, &headers, path, Command::StopPlay).await
 }
