@@ -360,8 +360,15 @@ async fn bad_requests_get_clear_json_errors() {
                 "POST",
                 "name_err/Participant/".into(),
                 Some(json!({"role": "agent"})),
-                405,
+                400,
             ),
+            (
+                "POST",
+                "name_err/Participant/".into(),
+                Some(json!({"role": "agent", "call_uuid": "x", "max_participants": 99})),
+                400,
+            ),
+            ("POST", "name_err/Record/".into(), Some(json!({})), 405),
             ("PUT", "name_err/".into(), None, 405),
         ];
         for (method, path, body, expected) in cases {
@@ -498,6 +505,90 @@ async fn a_play_is_heard_by_its_members_until_it_is_stopped_with_the_same_target
         assert_eq!(status, 204);
         let (c_heard, _) = exchange(&mut customer, 0.0, &mut agent, 0.0, 600).await;
         assert!(!hears(&c_heard, PROMPT), "stopped");
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_waiting_call_is_moved_into_an_mpc_and_on_to_another() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve_xml("/answer", "<Response><Wait length=\"60\"/></Response>");
+        let extra = format!(
+            "{}[[route]]\nuser = \"^waiting$\"\nanswer_url = \"{}\"\n",
+            routes(),
+            stub.url("/answer")
+        );
+        let srv = server(&extra, 30);
+        let api = Api::new(&srv);
+        let mut caller = join(srv.sip, "waiting").await;
+        let asked = stub.wait_for("/answer", 1, Duration::from_secs(5)).await;
+        let call_uuid = asked[0].param("CallUUID").expect("CallUUID").to_string();
+        let mut agent = join(srv.sip, "agent-sales").await;
+        let (heard, _) = exchange(&mut agent, AGENT, &mut caller, CUSTOMER, 600).await;
+        assert!(!hears(&heard, CUSTOMER), "the caller is still waiting elsewhere");
+
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_sales/Participant/",
+                Some(json!({"role": "customer", "call_uuid": call_uuid, "enter_sound": "none", "stay_alone": true})),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        assert_eq!(reply["message"], "add participant action initiated");
+        assert_eq!(reply["calls"][0]["call_uuid"], call_uuid.as_str());
+        assert!(reply["request_uuid"].is_string());
+        let (a_heard, c_heard) = exchange(&mut agent, AGENT, &mut caller, CUSTOMER, 1000).await;
+        assert!(hears(&a_heard, CUSTOMER), "the agent hears the moved caller");
+        assert!(hears(&c_heard, AGENT), "the moved caller hears the agent");
+        let (_, list) = api
+            .get(&format!("name_sales/Participant/?call_uuid={call_uuid}"))
+            .await;
+        assert_eq!(list["meta"]["count"], 1);
+        assert_eq!(list["objects"][0]["role"], "customer");
+
+        // On to another MPC: it leaves the first.
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_vip/Participant/",
+                Some(json!({"role": "customer", "call_uuid": call_uuid})),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        let mut vip = Value::Null;
+        for _ in 0..50 {
+            vip = api.get("name_vip/Participant/").await.1;
+            if vip["meta"]["count"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(vip["objects"][0]["call_uuid"], call_uuid.as_str(), "{vip}");
+        let (_, sales) = api
+            .get(&format!("name_sales/Participant/?call_uuid={call_uuid}"))
+            .await;
+        assert!(sales["objects"][0]["exit_time"].is_string(), "{sales}");
+
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_sales/Participant/",
+                Some(json!({"role": "agent", "call_uuid": "no-such-call"})),
+            )
+            .await;
+        assert_eq!(status, 404, "{reply}");
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_sales/Participant/",
+                Some(json!({"role": "agent", "from": "1000", "to": "sip:bob@127.0.0.1"})),
+            )
+            .await;
+        assert_eq!(status, 405, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains("dialling out"));
     })
     .await
     .expect("timed out");

@@ -51,6 +51,9 @@ pub enum Ending {
         /// The final response if the call is still unanswered (default: the cause's own).
         reject_with: Option<(u16, &'static str)>,
     },
+    /// Not an end: the API moved the call, which goes on with this document. It unwinds
+    /// whatever the call was doing like an ending does, and the document loop catches it.
+    Transferred(Box<Document>),
 }
 
 impl Ending {
@@ -141,10 +144,13 @@ impl XmlCall {
     pub async fn run(mut self, first: FirstDocument) -> Ending {
         let ending = match self.execute_all(first).await {
             Ok(never) => match never {},
+            // The document loop takes every transfer; none gets this far.
+            Err(Ending::Transferred(_)) => Ending::local(HangupCause::NormalHangup),
             Err(ending) => ending,
         };
         match &ending {
             Ending::Remote(reason) => tracing::info!(?reason, "call ended by the caller"),
+            Ending::Transferred(_) => {}
             Ending::Local { cause, reject_with } => {
                 tracing::info!(cause = %cause, "ending the call");
                 if self.answered {
@@ -167,25 +173,27 @@ impl XmlCall {
         &mut self,
         first: FirstDocument,
     ) -> Result<std::convert::Infallible, Ending> {
-        let mut document = match first {
+        let first = match first {
             FirstDocument::Inline(xml) => {
-                parse(xml.as_bytes(), "route xml", HangupCause::InvalidAnswerXml)?
+                parse(xml.as_bytes(), "route xml", HangupCause::InvalidAnswerXml)
             }
             FirstDocument::Url { url, method } => {
                 self.load(&url, method, "StartApp", Vec::new(), Source::Answer)
-                    .await?
+                    .await
             }
         };
+        let mut document = transferred_or(first)?;
         loop {
-            match self.execute(&document.verbs).await? {
-                Next::EndOfDocument => return Err(Ending::local(HangupCause::EndOfXml)),
-                Next::Document(next) => document = next,
-                Next::Redirect { url, method } => {
-                    document = self
-                        .load(&url, method, "Redirect", Vec::new(), Source::Redirect)
-                        .await?;
+            let next = match self.execute(&document.verbs).await {
+                Ok(Next::EndOfDocument) => Err(Ending::local(HangupCause::EndOfXml)),
+                Ok(Next::Document(next)) => Ok(next),
+                Ok(Next::Redirect { url, method }) => {
+                    self.load(&url, method, "Redirect", Vec::new(), Source::Redirect)
+                        .await
                 }
-            }
+                Err(ending) => Err(ending),
+            };
+            document = transferred_or(next)?;
         }
     }
 
@@ -353,7 +361,7 @@ impl XmlCall {
             Err(ending) => {
                 let cause = match &ending {
                     Ending::Local { cause, .. } => *cause,
-                    Ending::Remote(_) => HangupCause::NormalHangup,
+                    Ending::Remote(_) | Ending::Transferred(_) => HangupCause::NormalHangup,
                 };
                 to_room.leave(cause);
                 return Err(ending);
@@ -574,6 +582,15 @@ impl XmlCall {
                 Wake::Leg(Some(LegEvent::Ended(reason))) => return Err(Ending::Remote(reason)),
                 Wake::Leg(Some(LegEvent::ReInvite(offer))) => self.reinvite(&offer),
                 Wake::Leg(Some(LegEvent::Established)) => tracing::debug!("call established"),
+                Wake::Leg(Some(LegEvent::Transfer(xml))) => {
+                    match parse(xml.as_bytes(), "transfer", HangupCause::InvalidAnswerXml) {
+                        Ok(document) => {
+                            tracing::info!("moved by the API: running the new document");
+                            return Err(Ending::Transferred(Box::new(document)));
+                        }
+                        Err(_) => tracing::warn!("an invalid transfer document was ignored"),
+                    }
+                }
                 Wake::Leg(None) => return Err(Ending::Remote(EndReason::RemoteBye)),
                 Wake::Scheduled => {
                     tracing::info!("scheduled hangup");
@@ -654,6 +671,14 @@ async fn next_item(handle: Option<&mut MediaHandle>) -> Option<MediaItem> {
 enum Source {
     Answer,
     Redirect,
+}
+
+/// The document to go on with: the next one, or the one a transfer brought.
+fn transferred_or(next: Result<Document, Ending>) -> Result<Document, Ending> {
+    match next {
+        Err(Ending::Transferred(document)) => Ok(*document),
+        other => other,
+    }
 }
 
 /// Parses a fetched or configured document; every problem is logged, the first names the cause.

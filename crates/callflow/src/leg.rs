@@ -27,18 +27,20 @@ pub enum LegEvent {
     ReInvite(Bytes),
     /// The leg ended on the SIP side.
     Ended(EndReason),
+    /// Drop the current verb and run this document (the API moved the call).
+    Transfer(String),
 }
 
 /// Runs one leg to completion.
 pub async fn run_leg(
     ctx: Arc<CallContext>,
     leg: LegId,
+    call_uuid: String,
     invite: Request,
     peer: Peer,
     route: RouteMatch,
     events: mpsc::UnboundedReceiver<LegEvent>,
 ) {
-    let call_uuid = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("call", call_uuid = %call_uuid, leg = leg.0);
     async move {
         let user = invite.uri_user().unwrap_or_default();
@@ -134,6 +136,7 @@ async fn run_echo(
                     reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version);
                 }
                 Some(LegEvent::Established) => tracing::debug!("call established"),
+                Some(LegEvent::Transfer(_)) => tracing::info!("an echo call cannot be moved: ignored"),
                 None => break true,
             },
             _ = &mut deadline => {
@@ -179,7 +182,7 @@ fn reinvite(
     }
 }
 
-fn from_user(invite: &Request) -> String {
+pub(crate) fn from_user(invite: &Request) -> String {
     invite
         .headers
         .get("From")

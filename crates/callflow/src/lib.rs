@@ -1,6 +1,7 @@
 //! One call leg's life: routing, fetching its XML, running the verbs, and handing
 //! MultiPartyCall to the room service.
 
+pub mod calls;
 pub mod cause;
 pub mod executor;
 pub mod fetch;
@@ -11,6 +12,7 @@ pub mod playback;
 pub mod room_port;
 pub mod router;
 
+pub use calls::{CallInfo, Calls};
 pub use cause::HangupCause;
 pub use manager::{run, CallContext, MediaSettings};
 pub use room_port::{

@@ -44,6 +44,8 @@ pub struct CallContext {
     pub rooms: Option<Arc<dyn crate::room_port::Rooms>>,
     /// Becomes true when live calls must be ended (end of the shutdown grace period).
     pub hangup_all: watch::Receiver<bool>,
+    /// The live calls by CallUUID.
+    pub calls: crate::calls::Calls,
 }
 
 /// Runs until the endpoint's event stream ends.
@@ -80,12 +82,28 @@ fn dispatch(
                 return;
             };
             let (tx, rx) = mpsc::unbounded_channel();
+            let call_uuid = uuid::Uuid::new_v4().to_string();
+            let info = crate::calls::CallInfo {
+                from: crate::leg::from_user(&invite),
+                to: user.clone(),
+            };
+            ctx.calls.insert(&call_uuid, info, tx.clone());
             legs.insert(leg, tx);
             metrics::gauge!("huddle_calls_active").set(legs.len() as f64);
             let ctx = ctx.clone();
             let done = done.clone();
             tokio::spawn(async move {
-                run_leg(ctx, leg, *invite, peer, route, rx).await;
+                run_leg(
+                    ctx.clone(),
+                    leg,
+                    call_uuid.clone(),
+                    *invite,
+                    peer,
+                    route,
+                    rx,
+                )
+                .await;
+                ctx.calls.remove(&call_uuid);
                 let _ = done.send(leg);
             });
         }

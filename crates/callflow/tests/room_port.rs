@@ -126,6 +126,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         ),
         rooms: Some(Arc::new(rooms)),
         hangup_all,
+        calls: Default::default(),
     });
     tokio::spawn(huddle_callflow::run(ctx, events));
     (addr, hangup_tx)

@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let rooms =
         huddle_room::RoomRegistry::new(http.clone(), prompts.clone(), room_events, priority);
+    let calls = huddle_callflow::Calls::default();
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
         router: router(&config),
@@ -125,6 +126,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         prompts,
         rooms: Some(Arc::new(rooms.clone())),
         hangup_all: hangup_rx,
+        calls: calls.clone(),
     });
     tokio::spawn(huddle_callflow::run(ctx, sip_events));
 
@@ -141,6 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             rooms: rooms.clone(),
             auth_id: config.http.auth_id.clone(),
             auth_token: config.http.auth_token.clone(),
+            calls,
         }),
     });
     let http = tokio::spawn(async move {

@@ -2,10 +2,11 @@
 //! `/v1/Account/{auth_id}/MultiPartyCall/`: HTTP basic auth, JSON in and out, Plivo's paths,
 //! object shapes and status codes, so that Plivo's own SDKs work against huddle.
 //!
-//! Served today: list and get MPCs, start and end one, list, get, update (mute, hold, coach
-//! mode) and kick participants, play audio to members and stop it. Adding participants and
-//! recording answer 405 with a JSON error until they exist.
+//! Served today: list and get MPCs, start and end one; add a live call as a participant, list,
+//! get, update (mute, hold, coach mode) and kick participants; play audio to members and stop
+//! it. Dialling out a participant and recording answer 405 with a JSON error until they exist.
 
+mod add_participant;
 mod objects;
 mod request;
 mod time_filter;
@@ -66,6 +67,8 @@ pub struct MpcApi {
     pub auth_id: String,
     /// `http.auth_token`.
     pub auth_token: String,
+    /// The live calls, which add participant moves into MPCs.
+    pub calls: huddle_callflow::Calls,
 }
 
 impl MpcApi {
@@ -148,7 +151,7 @@ pub fn routes(api: MpcApi) -> Router {
         ("/{mpc_id}", get(get_mpc).post(start_mpc).delete(end_mpc)),
         (
             "/{mpc_id}/Participant",
-            get(list_participants).post(not_yet),
+            get(list_participants).post(add_participant),
         ),
         (
             "/{mpc_id}/Participant/{member}",
@@ -488,4 +491,43 @@ async fn stop_play(
     Path(path): Path<(String, String, String)>,
 ) -> ApiResult {
     member_command(&api, &headers, path, Command::StopPlay).await
+}
+
+async fn add_participant(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let body = Body::parse(&body)?;
+    // By name, the MPC is created if no live one has it; by uuid, it must be live.
+    let name = match mpc_id.strip_prefix("name_") {
+        Some(name) => name.to_string(),
+        None => {
+            let mpc = api.find(&mpc_id).await?;
+            if mpc.status == Status::Ended {
+                return Err(ApiError::not_found(&format!(
+                    "multiparty call {:?} has ended",
+                    mpc.name
+                )));
+            }
+            mpc.name
+        }
+    };
+    let add = add_participant::AddParticipant::parse(&body, &name)?;
+    let missing =
+        || ApiError::not_found(&format!("no live call with call_uuid {:?}", add.call_uuid));
+    let call = api.calls.get(&add.call_uuid).ok_or_else(missing)?;
+    if !api.calls.transfer(&add.call_uuid, add.document.clone()) {
+        return Err(missing());
+    }
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({
+            "calls": [{"to": call.to, "from": call.from, "call_uuid": add.call_uuid}],
+            "message": "add participant action initiated",
+            "request_uuid": api_id(),
+        }),
+    ))
 }

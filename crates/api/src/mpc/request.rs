@@ -23,6 +23,11 @@ impl Body {
         }
     }
 
+    /// A key's value as a scalar (a one-element list unwrapped), if present and not null.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.scalar(key)
+    }
+
     fn scalar(&self, key: &str) -> Option<&Value> {
         match self.0.get(key)? {
             Value::Array(items) if items.len() == 1 => items.first(),

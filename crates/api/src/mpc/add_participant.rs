@@ -1,0 +1,195 @@
+//! Add participant (mpc-api.md §5.5) for a live call (`call_uuid`): the request becomes the
+//! `<MultiPartyCall>` element it stands for, checked by the same parser as any document, and
+//! the call is moved to run it. Dialling out (`from` and `to`) is not served yet.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use super::request::{bad, Body};
+use super::ApiError;
+
+/// API keys that are `<MultiPartyCall>` attributes, in snake case; the attribute is the camel
+/// case spelling (attribute names are matched case-insensitively).
+const ATTRIBUTES: &[&str] = &[
+    "role",
+    "max_duration",
+    "max_participants",
+    "record_min_member_count",
+    "wait_music_url",
+    "wait_music_method",
+    "agent_hold_music_url",
+    "agent_hold_music_method",
+    "customer_hold_music_url",
+    "customer_hold_music_method",
+    "recording_callback_url",
+    "recording_callback_method",
+    "status_callback_url",
+    "status_callback_method",
+    "status_callback_events",
+    "on_exit_action_url",
+    "on_exit_action_method",
+    "record",
+    "record_file_format",
+    "record_participant_track",
+    "stay_alone",
+    "coach_mode",
+    "mute",
+    "hold",
+    "start_mpc_on_enter",
+    "end_mpc_on_exit",
+    "relay_dtmf_inputs",
+    "enter_sound",
+    "enter_sound_method",
+    "exit_sound",
+    "exit_sound_method",
+    "start_recording_audio",
+    "start_recording_audio_method",
+    "stop_recording_audio",
+    "stop_recording_audio_method",
+];
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    for (i, part) in snake.split('_').enumerate() {
+        let mut chars = part.chars();
+        if let (true, Some(first)) = (i > 0, chars.next()) {
+            out.push(first.to_ascii_uppercase());
+            out.push_str(chars.as_str());
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// What the request asks for.
+pub struct AddParticipant {
+    /// The live call to move.
+    pub call_uuid: String,
+    /// The document it runs: one `<MultiPartyCall>`.
+    pub document: String,
+}
+
+impl AddParticipant {
+    /// Reads the request for the MPC `mpc_name`; every problem is a 400 (405 for dialling
+    /// out, which this server does not do yet).
+    pub fn parse(body: &Body, mpc_name: &str) -> Result<AddParticipant, ApiError> {
+        let call_uuid = body.string("call_uuid")?;
+        let dial = body.string("from")?.is_some() || body.string("to")?.is_some();
+        let call_uuid =
+            match (call_uuid, dial) {
+                (Some(_), true) => {
+                    return Err(bad("give either call_uuid or from and to, not both"));
+                }
+                (Some(uuid), false) => uuid,
+                (None, true) => return Err(ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "adding a participant by dialling out is not supported by this server yet; \
+                     move a live call in with call_uuid",
+                )),
+                (None, false) => return Err(bad("call_uuid (or from and to) is required")),
+            };
+        if body.string("role")?.is_none() {
+            return Err(bad(
+                "role is required (agent, supervisor, customer or ai-agent)",
+            ));
+        }
+        let mut attributes = String::new();
+        for key in ATTRIBUTES {
+            let value = match body.get(key) {
+                None => continue,
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(other) => return Err(bad(&format!("{key} has an unusable value: {other}"))),
+            };
+            attributes.push_str(&format!(" {}=\"{}\"", camel_case(key), escape(&value)));
+        }
+        // The REST default differs from the XML one (mpc-xml.md §7 item 4).
+        if body.get("status_callback_method").is_none() {
+            attributes.push_str(" statusCallbackMethod=\"GET\"");
+        }
+        let document = format!(
+            "<Response><MultiPartyCall{attributes}>{}</MultiPartyCall></Response>",
+            escape(mpc_name)
+        );
+        // The document must be one a call can run: the parser names every bad attribute.
+        if let Err(errors) = huddle_xml::parse(&document) {
+            let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(bad(&problems.join("; ")));
+        }
+        Ok(AddParticipant {
+            call_uuid,
+            document,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Body {
+        Body::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn snake_case_keys_become_attributes() {
+        assert_eq!(camel_case("max_duration"), "maxDuration");
+        assert_eq!(camel_case("relay_dtmf_inputs"), "relayDtmfInputs");
+        assert_eq!(camel_case("role"), "role");
+    }
+
+    #[test]
+    fn pythons_full_body_becomes_a_valid_element() {
+        let add = AddParticipant::parse(
+            &body(
+                r#"{"role":"agent","call_uuid":"abc","call_status_callback_method":"POST","dial_music":"real","ring_timeout":45,"max_duration":14400,"max_participants":10,"record_min_member_count":1,"wait_music_method":"GET","status_callback_method":"GET","on_exit_action_method":"POST","record":false,"record_file_format":"mp3","status_callback_events":"mpc-state-changes,participant-state-changes","stay_alone":false,"coach_mode":true,"mute":false,"hold":false,"start_mpc_on_enter":true,"end_mpc_on_exit":false,"relay_dtmf_inputs":false,"enter_sound":"beep:1","enter_sound_method":"GET","exit_sound":"beep:2","create_mpc_with_single_participant":true}"#,
+            ),
+            "room <1>",
+        )
+        .unwrap();
+        assert_eq!(add.call_uuid, "abc");
+        assert!(add.document.contains("maxParticipants=\"10\""));
+        assert!(add.document.contains(">room &lt;1&gt;</MultiPartyCall>"));
+        let parsed = huddle_xml::parse(&add.document).unwrap();
+        assert_eq!(parsed.document.verbs.len(), 1);
+    }
+
+    #[test]
+    fn bad_requests_name_their_problem() {
+        let cases = [
+            (r#"{"role":"agent"}"#, 400),
+            (r#"{"call_uuid":"abc"}"#, 400),
+            (
+                r#"{"role":"agent","call_uuid":"abc","from":"1","to":"2"}"#,
+                400,
+            ),
+            (r#"{"role":"agent","from":"1","to":"2"}"#, 405),
+            (r#"{"role":"boss","call_uuid":"abc"}"#, 400),
+            (
+                r#"{"role":"agent","call_uuid":"abc","max_participants":50}"#,
+                400,
+            ),
+            (r#"{"role":"agent","call_uuid":"abc","mute":"maybe"}"#, 400),
+            (
+                r#"{"role":"agent","call_uuid":"abc","hold":[true,false]}"#,
+                400,
+            ),
+        ];
+        for (json, status) in cases {
+            match AddParticipant::parse(&body(json), "room") {
+                Err(e) => assert_eq!(e.status.as_u16(), status, "{json}: {}", e.message),
+                Ok(_) => panic!("{json} accepted"),
+            }
+        }
+    }
+}
