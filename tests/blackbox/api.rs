@@ -584,11 +584,144 @@ async fn a_waiting_call_is_moved_into_an_mpc_and_on_to_another() {
             .send(
                 "POST",
                 "name_sales/Participant/",
-                Some(json!({"role": "agent", "from": "1000", "to": "sip:bob@127.0.0.1"})),
+                Some(json!({"role": "agent", "call_uuid": call_uuid, "from": "1000"})),
             )
             .await;
-        assert_eq!(status, 405, "{reply}");
-        assert!(reply["error"].as_str().unwrap().contains("dialling out"));
+        assert_eq!(status, 400, "{reply}");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A free UDP port for a test trunk (bound and released: the server dials it later).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn a_participant_is_dialled_out_through_the_trunk_and_joins_when_answered() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let trunk_port = free_udp_port();
+        let extra = format!(
+            "{}[sip.trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\n",
+            routes()
+        );
+        let srv = server(&extra, 30);
+        let api = Api::new(&srv);
+        let mut trunk = SipUa::udp_on(trunk_port, srv.sip).await;
+        let mut agent = join(srv.sip, "agent-out").await;
+
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_out/Participant/",
+                Some(json!({"role": "customer", "from": "+14155550100", "to": "5551234", "enter_sound": "none"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        let call_uuid = reply["calls"][0]["call_uuid"].as_str().unwrap().to_string();
+        assert_eq!(reply["calls"][0]["to"], "5551234");
+
+        // The trunk sees our INVITE with an offer, rings, then answers.
+        let invite = trunk
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("INVITE "))
+            .await
+            .expect("an INVITE at the trunk");
+        assert!(invite.start.contains("5551234"), "{}", invite.start);
+        assert!(invite.header("From").unwrap().contains("+14155550100"));
+        assert!(invite.body.contains("m=audio"), "an SDP offer");
+        trunk.answer_invite(&invite, 180, "Ringing", "").await;
+        let mut callee_rtp = RtpPeer::bind().await;
+        let sdp = SipUa::sdp(callee_rtp.port(), &[0, 101]);
+        trunk.answer_invite(&invite, 200, "OK", &sdp).await;
+        trunk
+            .recv_until(Duration::from_secs(3), |m| m.start.starts_with("ACK "))
+            .await
+            .expect("the 200 is acknowledged");
+        let offer_port: u16 = invite
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("our RTP port in the offer");
+        let mut callee = Party {
+            ua: trunk,
+            rtp: callee_rtp,
+            media: SocketAddr::from(([127, 0, 0, 1], offer_port)),
+        };
+        let (a_heard, c_heard) = exchange(&mut agent, AGENT, &mut callee, CUSTOMER, 1200).await;
+        assert!(hears(&a_heard, CUSTOMER), "the agent hears the dialled customer");
+        assert!(hears(&c_heard, AGENT), "the dialled customer hears the agent");
+
+        let (_, list) = api
+            .get(&format!("name_out/Participant/?call_uuid={call_uuid}"))
+            .await;
+        assert_eq!(list["meta"]["count"], 1, "{list}");
+        assert_eq!(list["objects"][0]["role"], "customer");
+
+        // The agent leaves; the customer may not stay alone, so huddle hangs up the dialled leg.
+        agent.ua.bye().await;
+        let bye = callee
+            .ua
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("BYE to the dialled leg");
+        callee.ua.reply_ok(&bye).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn an_unanswered_dial_is_cancelled_at_its_ring_timeout() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let trunk_port = free_udp_port();
+        let extra = format!(
+            "{}[sip.trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\n",
+            routes()
+        );
+        let srv = server(&extra, 30);
+        let api = Api::new(&srv);
+        let mut trunk = SipUa::udp_on(trunk_port, srv.sip).await;
+        let _agent = join(srv.sip, "agent-ring").await;
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_ring/Participant/",
+                Some(
+                    json!({"role": "agent", "from": "100", "to": "200<300", "ring_timeout": "1<1"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        assert_eq!(
+            reply["calls"].as_array().unwrap().len(),
+            2,
+            "one leg per destination"
+        );
+        let mut invites = 0;
+        let mut cancels = 0;
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(5) && cancels < 2 {
+            let Some(m) = trunk.recv(Duration::from_secs(1)).await else {
+                continue;
+            };
+            if m.start.starts_with("INVITE ") {
+                invites += 1;
+                trunk.answer_invite(&m, 180, "Ringing", "").await;
+            } else if m.start.starts_with("CANCEL ") {
+                cancels += 1;
+                trunk.reply_ok(&m).await;
+            }
+        }
+        assert_eq!(invites, 2, "both destinations are dialled");
+        assert_eq!(cancels, 2, "both are cancelled after their ring timeout");
+        let (_, list) = api.get("name_ring/Participant/").await;
+        assert_eq!(list["meta"]["count"], 1, "nobody joined: {list}");
     })
     .await
     .expect("timed out");

@@ -4,9 +4,42 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use huddle_sip::endpoint::LegId;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::leg::LegEvent;
+
+/// How a leg we dialled turned out.
+#[derive(Debug)]
+pub(crate) enum DialOutcome {
+    /// Answered with this SDP (the ACK is sent).
+    Answered(Bytes),
+    /// Failed with this final status and reason.
+    Failed(u16, String),
+}
+
+/// Where a dialled leg's news go.
+struct OutboundLeg {
+    outcome: Option<oneshot::Sender<DialOutcome>>,
+    events: mpsc::UnboundedSender<LegEvent>,
+}
+
+/// News of a dialled leg that came before its dialler registered it (the answer can beat the
+/// reply to the dial command on a fast network).
+enum Early {
+    Outcome(DialOutcome),
+    Event(LegEvent),
+}
+
+/// Legs whose early news wait at most; beyond, the oldest are forgotten.
+const MAX_EARLY: usize = 1024;
+
+#[derive(Default)]
+struct Outbound {
+    legs: HashMap<LegId, OutboundLeg>,
+    early: HashMap<LegId, Vec<Early>>,
+}
 
 /// A live call as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +55,11 @@ struct LiveCall {
     events: mpsc::UnboundedSender<LegEvent>,
 }
 
-/// Live call legs by CallUUID; cheap to clone.
+/// Live call legs by CallUUID, and the legs being dialled; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Calls {
     legs: Arc<Mutex<HashMap<String, LiveCall>>>,
+    outbound: Arc<Mutex<Outbound>>,
 }
 
 impl Calls {
@@ -62,5 +96,74 @@ impl Calls {
         self.lock()
             .get(call_uuid)
             .is_some_and(|call| call.events.send(LegEvent::Transfer(xml)).is_ok())
+    }
+
+    fn outbound(&self) -> std::sync::MutexGuard<'_, Outbound> {
+        self.outbound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a dialled leg's news from now on (and any that came already).
+    pub(crate) fn register_outbound(
+        &self,
+        leg: LegId,
+    ) -> (
+        oneshot::Receiver<DialOutcome>,
+        mpsc::UnboundedSender<LegEvent>,
+        mpsc::UnboundedReceiver<LegEvent>,
+    ) {
+        let (outcome_tx, outcome_rx) = oneshot::channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut entry = OutboundLeg {
+            outcome: Some(outcome_tx),
+            events: events_tx.clone(),
+        };
+        let mut outbound = self.outbound();
+        for early in outbound.early.remove(&leg).unwrap_or_default() {
+            deliver(&mut entry, early);
+        }
+        outbound.legs.insert(leg, entry);
+        (outcome_rx, events_tx, events_rx)
+    }
+
+    /// The dialled leg is over.
+    pub(crate) fn forget_outbound(&self, leg: LegId) {
+        let mut outbound = self.outbound();
+        outbound.legs.remove(&leg);
+        outbound.early.remove(&leg);
+    }
+
+    /// The answer or failure of a dialled leg.
+    pub(crate) fn outbound_outcome(&self, leg: LegId, outcome: DialOutcome) {
+        self.outbound_news(leg, Early::Outcome(outcome));
+    }
+
+    /// A SIP event of a leg that is not inbound: delivered if it is one we dialled.
+    pub(crate) fn outbound_event(&self, leg: LegId, event: LegEvent) {
+        self.outbound_news(leg, Early::Event(event));
+    }
+
+    fn outbound_news(&self, leg: LegId, news: Early) {
+        let mut outbound = self.outbound();
+        if let Some(entry) = outbound.legs.get_mut(&leg) {
+            deliver(entry, news);
+            return;
+        }
+        if outbound.early.len() >= MAX_EARLY {
+            outbound.early.clear();
+        }
+        outbound.early.entry(leg).or_default().push(news);
+    }
+}
+
+fn deliver(entry: &mut OutboundLeg, news: Early) {
+    match news {
+        Early::Outcome(outcome) => {
+            if let Some(tx) = entry.outcome.take() {
+                let _ = tx.send(outcome);
+            }
+        }
+        Early::Event(event) => {
+            let _ = entry.events.send(event);
+        }
     }
 }

@@ -100,7 +100,8 @@ struct ActiveMedia {
 pub struct XmlCall {
     ctx: Arc<CallContext>,
     leg: LegId,
-    invite: Request,
+    /// The INVITE's SDP offer (empty for a leg we dialled, whose media is already set up).
+    offer: Bytes,
     params: CallParams,
     events: mpsc::UnboundedReceiver<LegEvent>,
     media: Option<ActiveMedia>,
@@ -128,7 +129,7 @@ impl XmlCall {
         XmlCall {
             ctx,
             leg,
-            invite,
+            offer: invite.body,
             params,
             events,
             media: None,
@@ -137,6 +138,38 @@ impl XmlCall {
             answer_sdp: None,
             hangup_at: None,
             ends_at: max_duration.map(|d| Instant::now() + d),
+        }
+    }
+
+    /// A leg we dialled, answered, whose media runs already.
+    pub fn answered(
+        ctx: Arc<CallContext>,
+        leg: LegId,
+        params: CallParams,
+        events: mpsc::UnboundedReceiver<LegEvent>,
+        handle: MediaHandle,
+        local_port: u16,
+    ) -> Self {
+        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        handle.send_frame(AudioFrame::silence(FRAME, RATE));
+        XmlCall {
+            ctx,
+            leg,
+            offer: Bytes::new(),
+            params,
+            events,
+            media: Some(ActiveMedia {
+                handle,
+                ticker,
+                frame: AudioFrame::silence(FRAME, RATE),
+                local_port,
+            }),
+            answered: true,
+            sdp_version: 1,
+            answer_sdp: None,
+            hangup_at: None,
+            ends_at: None,
         }
     }
 
@@ -452,7 +485,7 @@ impl XmlCall {
                 })?;
             let local_port = session.local_rtp_port();
             let negotiated = media_setup::negotiate(
-                &self.invite.body,
+                &self.offer,
                 self.ctx.media.local_ip,
                 local_port,
                 self.sdp_version,

@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod cause;
+pub mod dial;
 pub mod executor;
 pub mod fetch;
 pub mod leg;
@@ -14,6 +15,7 @@ pub mod router;
 
 pub use calls::{CallInfo, Calls};
 pub use cause::HangupCause;
+pub use dial::{dial_participant, DialError, DialRace, DialRequest};
 pub use manager::{run, CallContext, MediaSettings};
 pub use room_port::{
     member_news_epoch, JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership,

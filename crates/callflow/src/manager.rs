@@ -10,6 +10,7 @@ use huddle_sip::endpoint::{EndReason, EndpointEvent, LegId};
 use huddle_sip::service::SipHandle;
 use tokio::sync::{mpsc, watch};
 
+use crate::calls::DialOutcome;
 use crate::leg::{run_leg, LegEvent};
 use crate::router::Router;
 
@@ -107,23 +108,43 @@ fn dispatch(
                 let _ = done.send(leg);
             });
         }
-        EndpointEvent::Established { leg } => forward(legs, leg, LegEvent::Established),
-        EndpointEvent::ReInvite { leg, offer } => forward(legs, leg, LegEvent::ReInvite(offer)),
+        EndpointEvent::Established { leg } => forward(ctx, legs, leg, LegEvent::Established),
+        EndpointEvent::ReInvite { leg, offer } => {
+            forward(ctx, legs, leg, LegEvent::ReInvite(offer))
+        }
         EndpointEvent::Ended { leg, reason } => {
-            forward(legs, leg, LegEvent::Ended(reason.clone()));
+            forward(ctx, legs, leg, LegEvent::Ended(reason.clone()));
             if reason == EndReason::Cancelled {
                 metrics::counter!("huddle_calls_cancelled_total").increment(1);
             }
         }
-        // Outbound legs arrive with the room and API features.
-        EndpointEvent::OutboundProgress { .. }
-        | EndpointEvent::OutboundAnswered { .. }
-        | EndpointEvent::OutboundFailed { .. } => {}
+        EndpointEvent::OutboundProgress { leg, status, .. } => {
+            tracing::debug!(leg = leg.0, status, "dialled leg in progress");
+        }
+        EndpointEvent::OutboundAnswered { leg, sdp } => {
+            ctx.calls.outbound_outcome(leg, DialOutcome::Answered(sdp));
+        }
+        EndpointEvent::OutboundFailed {
+            leg,
+            status,
+            reason,
+        } => ctx
+            .calls
+            .outbound_outcome(leg, DialOutcome::Failed(status, reason)),
     }
 }
 
-fn forward(legs: &HashMap<LegId, mpsc::UnboundedSender<LegEvent>>, leg: LegId, ev: LegEvent) {
-    if let Some(tx) = legs.get(&leg) {
-        let _ = tx.send(ev);
+/// An inbound leg's event goes to its task; any other leg's to its dialler, if it is ours.
+fn forward(
+    ctx: &CallContext,
+    legs: &HashMap<LegId, mpsc::UnboundedSender<LegEvent>>,
+    leg: LegId,
+    ev: LegEvent,
+) {
+    match legs.get(&leg) {
+        Some(tx) => {
+            let _ = tx.send(ev);
+        }
+        None => ctx.calls.outbound_event(leg, ev),
     }
 }

@@ -69,12 +69,7 @@ pub fn negotiate(
     Ok(Negotiated {
         answer_sdp: answer.sdp,
         remote_rtp: n.remote_rtp,
-        remote_direction: match n.remote_direction {
-            huddle_sdp::Direction::SendRecv => Direction::SendRecv,
-            huddle_sdp::Direction::SendOnly => Direction::SendOnly,
-            huddle_sdp::Direction::RecvOnly => Direction::RecvOnly,
-            huddle_sdp::Direction::Inactive => Direction::Inactive,
-        },
+        remote_direction: direction(n.remote_direction),
         codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
@@ -89,6 +84,29 @@ pub fn params(settings: &MediaSettings, n: &Negotiated) -> MediaParams {
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         remote_direction: n.remote_direction,
+        jitter_min_ms: settings.jitter_min_ms,
+        jitter_max_ms: settings.jitter_max_ms,
+        rtp_timeout: settings.rtp_timeout,
+    }
+}
+
+fn direction(d: huddle_sdp::Direction) -> Direction {
+    match d {
+        huddle_sdp::Direction::SendRecv => Direction::SendRecv,
+        huddle_sdp::Direction::SendOnly => Direction::SendOnly,
+        huddle_sdp::Direction::RecvOnly => Direction::RecvOnly,
+        huddle_sdp::Direction::Inactive => Direction::Inactive,
+    }
+}
+
+/// Media parameters for a leg we dialled, from the callee's answer to our offer.
+pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia) -> MediaParams {
+    MediaParams {
+        remote_rtp: n.remote_rtp,
+        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+        remote_direction: direction(n.remote_direction),
         jitter_min_ms: settings.jitter_min_ms,
         jitter_max_ms: settings.jitter_max_ms,
         rtp_timeout: settings.rtp_timeout,

@@ -126,9 +126,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         prompts,
         rooms: Some(Arc::new(rooms.clone())),
         hangup_all: hangup_rx,
-        calls: calls.clone(),
+        calls,
     });
-    tokio::spawn(huddle_callflow::run(ctx, sip_events));
+    tokio::spawn(huddle_callflow::run(ctx.clone(), sip_events));
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -143,7 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             rooms: rooms.clone(),
             auth_id: config.http.auth_id.clone(),
             auth_token: config.http.auth_token.clone(),
-            calls,
+            calls: ctx.clone(),
         }),
     });
     let http = tokio::spawn(async move {

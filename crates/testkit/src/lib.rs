@@ -355,6 +355,13 @@ impl SipUa {
         Self::new(Link::Udp(s), server, local)
     }
 
+    /// A UA over UDP on a chosen local port: a test trunk the server dials out to.
+    pub async fn udp_on(port: u16, server: SocketAddr) -> SipUa {
+        let s = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
+        let local = s.local_addr().expect("addr");
+        Self::new(Link::Udp(s), server, local)
+    }
+
     /// A UA over TCP.
     pub async fn tcp(server: SocketAddr) -> SipUa {
         let s = TcpStream::connect(server).await.expect("connect");
@@ -571,6 +578,31 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
             .join("\r\n")
             + "\r\nContent-Length: 0\r\n\r\n";
         self.send_raw(cancel.as_bytes()).await;
+    }
+
+    /// Answers an INVITE received from the server with `status` (a To tag added); a 2xx
+    /// carries `sdp` and our Contact.
+    pub async fn answer_invite(&mut self, req: &Msg, status: u16, reason: &str, sdp: &str) {
+        let mut text = format!("SIP/2.0 {status} {reason}\r\n");
+        for name in ["Via", "From", "Call-ID", "CSeq"] {
+            for (n, v) in &req.headers {
+                if n.eq_ignore_ascii_case(name) {
+                    text.push_str(&format!("{name}: {v}\r\n"));
+                }
+            }
+        }
+        let to = req.header("To").unwrap_or_default();
+        text.push_str(&format!("To: {to};tag={}\r\n", self.tag));
+        if (200..300).contains(&status) {
+            text.push_str(&format!(
+                "Contact: <sip:trunk@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                self.local,
+                sdp.len()
+            ));
+        } else {
+            text.push_str("Content-Length: 0\r\n\r\n");
+        }
+        self.send_raw(text.as_bytes()).await;
     }
 
     /// Answers a request received from the server with 200 OK.

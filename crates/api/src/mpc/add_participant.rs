@@ -1,8 +1,9 @@
-//! Add participant (mpc-api.md §5.5) for a live call (`call_uuid`): the request becomes the
-//! `<MultiPartyCall>` element it stands for, checked by the same parser as any document, and
-//! the call is moved to run it. Dialling out (`from` and `to`) is not served yet.
+//! Add participant (mpc-api.md §5.5): the request becomes the `<MultiPartyCall>` element it
+//! stands for, checked by the same parser as any document; a live call (`call_uuid`) is moved
+//! to run it, or new legs are dialled (`from` and `to`) and run it once answered.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::request::{bad, Body};
@@ -70,38 +71,107 @@ fn escape(text: &str) -> String {
         .replace('\'', "&apos;")
 }
 
+/// Where the participant comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A live call, moved.
+    Call(String),
+    /// New legs dialled at once; the first to answer joins (several only for agents).
+    Dial {
+        /// Caller id.
+        from: String,
+        /// Destinations.
+        to: Vec<String>,
+        /// Ring timeout per destination.
+        ring_timeouts: Vec<Duration>,
+    },
+}
+
 /// What the request asks for.
 pub struct AddParticipant {
-    /// The live call to move.
-    pub call_uuid: String,
+    /// Who joins.
+    pub source: Source,
     /// The document it runs: one `<MultiPartyCall>`.
     pub document: String,
 }
 
+/// Destinations one request may dial at most (the Python SDK's own cap).
+const MAX_DESTINATIONS: usize = 20;
+/// Plivo's default ring timeout, seconds.
+const DEFAULT_RING_SECS: u64 = 45;
+
+/// `ring_timeout`: one number, or `<`-joined numbers, one per destination at most.
+fn ring_timeouts(body: &Body, destinations: usize) -> Result<Vec<Duration>, ApiError> {
+    let written = match body.get("ring_timeout") {
+        None => String::new(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(bad(&format!("ring_timeout has an unusable value: {other}"))),
+    };
+    let mut timeouts = Vec::with_capacity(destinations);
+    if !written.trim().is_empty() {
+        for part in written.split('<') {
+            let secs = part
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "ring_timeout must be seconds from 1 to 600, not {part:?}"
+                    ))
+                })?;
+            timeouts.push(Duration::from_secs(secs));
+        }
+    }
+    if timeouts.len() > destinations {
+        return Err(bad(
+            "ring_timeout has more values than there are destinations in to",
+        ));
+    }
+    timeouts.resize(destinations, Duration::from_secs(DEFAULT_RING_SECS));
+    Ok(timeouts)
+}
+
 impl AddParticipant {
-    /// Reads the request for the MPC `mpc_name`; every problem is a 400 (405 for dialling
-    /// out, which this server does not do yet).
+    /// Reads the request for the MPC `mpc_name`; every problem is a 400 naming it.
     pub fn parse(body: &Body, mpc_name: &str) -> Result<AddParticipant, ApiError> {
-        let call_uuid = body.string("call_uuid")?;
-        let dial = body.string("from")?.is_some() || body.string("to")?.is_some();
-        let call_uuid =
-            match (call_uuid, dial) {
-                (Some(_), true) => {
-                    return Err(bad("give either call_uuid or from and to, not both"));
-                }
-                (Some(uuid), false) => uuid,
-                (None, true) => return Err(ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "adding a participant by dialling out is not supported by this server yet; \
-                     move a live call in with call_uuid",
-                )),
-                (None, false) => return Err(bad("call_uuid (or from and to) is required")),
-            };
-        if body.string("role")?.is_none() {
+        let Some(role) = body.string("role")? else {
             return Err(bad(
                 "role is required (agent, supervisor, customer or ai-agent)",
             ));
-        }
+        };
+        let call_uuid = body.string("call_uuid")?;
+        let (from, to) = (body.string("from")?, body.string("to")?);
+        let source = match (call_uuid, from, to) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(bad("give either call_uuid or from and to, not both"));
+            }
+            (Some(uuid), None, None) => Source::Call(uuid),
+            (None, Some(from), Some(to)) => {
+                let to: Vec<String> = to.split('<').map(|d| d.trim().to_string()).collect();
+                if to.iter().any(String::is_empty) || from.trim().is_empty() {
+                    return Err(bad("from and every destination in to must be non-empty"));
+                }
+                if to.len() > MAX_DESTINATIONS {
+                    return Err(bad(&format!(
+                        "to has more than {MAX_DESTINATIONS} destinations"
+                    )));
+                }
+                if to.len() > 1 && !role.eq_ignore_ascii_case("agent") {
+                    return Err(bad(
+                        "several destinations in to are allowed for agents only",
+                    ));
+                }
+                let ring_timeouts = ring_timeouts(body, to.len())?;
+                Source::Dial {
+                    from: from.trim().to_string(),
+                    to,
+                    ring_timeouts,
+                }
+            }
+            (None, _, _) => return Err(bad("give call_uuid, or both from and to")),
+        };
         let mut attributes = String::new();
         for key in ATTRIBUTES {
             let value = match body.get(key) {
@@ -126,10 +196,7 @@ impl AddParticipant {
             let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(bad(&problems.join("; ")));
         }
-        Ok(AddParticipant {
-            call_uuid,
-            document,
-        })
+        Ok(AddParticipant { source, document })
     }
 }
 
@@ -157,11 +224,33 @@ mod tests {
             "room <1>",
         )
         .unwrap();
-        assert_eq!(add.call_uuid, "abc");
+        assert_eq!(add.source, Source::Call("abc".into()));
         assert!(add.document.contains("maxParticipants=\"10\""));
         assert!(add.document.contains(">room &lt;1&gt;</MultiPartyCall>"));
         let parsed = huddle_xml::parse(&add.document).unwrap();
         assert_eq!(parsed.document.verbs.len(), 1);
+    }
+
+    #[test]
+    fn dial_out_destinations_and_ring_timeouts() {
+        let add = AddParticipant::parse(
+            &body(r#"{"role":"Agent","from":"+1415","to":"a< sip:b@h ","ring_timeout":"20<30"}"#),
+            "room",
+        )
+        .unwrap();
+        assert_eq!(
+            add.source,
+            Source::Dial {
+                from: "+1415".into(),
+                to: vec!["a".into(), "sip:b@h".into()],
+                ring_timeouts: vec![Duration::from_secs(20), Duration::from_secs(30)],
+            }
+        );
+        let add =
+            AddParticipant::parse(&body(r#"{"role":"customer","from":"1","to":"2"}"#), "room")
+                .unwrap();
+        assert!(matches!(add.source, Source::Dial { ring_timeouts, .. }
+            if ring_timeouts == vec![Duration::from_secs(45)]));
     }
 
     #[test]
@@ -173,7 +262,17 @@ mod tests {
                 r#"{"role":"agent","call_uuid":"abc","from":"1","to":"2"}"#,
                 400,
             ),
-            (r#"{"role":"agent","from":"1","to":"2"}"#, 405),
+            (r#"{"role":"agent","from":"1"}"#, 400),
+            (r#"{"role":"customer","from":"1","to":"a<b"}"#, 400),
+            (
+                r#"{"role":"agent","from":"1","to":"a<b","ring_timeout":"5<6<7"}"#,
+                400,
+            ),
+            (
+                r#"{"role":"agent","from":"1","to":"a","ring_timeout":0}"#,
+                400,
+            ),
+            (r#"{"role":"agent","from":"1","to":"a<"}"#, 400),
             (r#"{"role":"boss","call_uuid":"abc"}"#, 400),
             (
                 r#"{"role":"agent","call_uuid":"abc","max_participants":50}"#,

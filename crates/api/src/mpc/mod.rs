@@ -2,14 +2,16 @@
 //! `/v1/Account/{auth_id}/MultiPartyCall/`: HTTP basic auth, JSON in and out, Plivo's paths,
 //! object shapes and status codes, so that Plivo's own SDKs work against huddle.
 //!
-//! Served today: list and get MPCs, start and end one; add a live call as a participant, list,
-//! get, update (mute, hold, coach mode) and kick participants; play audio to members and stop
-//! it. Dialling out a participant and recording answer 405 with a JSON error until they exist.
+//! Served today: list and get MPCs, start and end one; add participants (a live call, or
+//! dialled out), list, get, update (mute, hold, coach mode) and kick them; play audio to
+//! members and stop it. Recording answers 405 with a JSON error until it exists.
 
 mod add_participant;
 mod objects;
 mod request;
 mod time_filter;
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -67,8 +69,8 @@ pub struct MpcApi {
     pub auth_id: String,
     /// `http.auth_token`.
     pub auth_token: String,
-    /// The live calls, which add participant moves into MPCs.
-    pub calls: huddle_callflow::Calls,
+    /// Calls: the live ones, which add participant moves into MPCs, and dialling new ones.
+    pub calls: Arc<huddle_callflow::CallContext>,
 }
 
 impl MpcApi {
@@ -516,16 +518,46 @@ async fn add_participant(
         }
     };
     let add = add_participant::AddParticipant::parse(&body, &name)?;
-    let missing =
-        || ApiError::not_found(&format!("no live call with call_uuid {:?}", add.call_uuid));
-    let call = api.calls.get(&add.call_uuid).ok_or_else(missing)?;
-    if !api.calls.transfer(&add.call_uuid, add.document.clone()) {
-        return Err(missing());
-    }
+    let calls = match add.source {
+        add_participant::Source::Call(call_uuid) => {
+            let missing =
+                || ApiError::not_found(&format!("no live call with call_uuid {call_uuid:?}"));
+            let call = api.calls.calls.get(&call_uuid).ok_or_else(missing)?;
+            if !api.calls.calls.transfer(&call_uuid, add.document) {
+                return Err(missing());
+            }
+            vec![json!({"to": call.to, "from": call.from, "call_uuid": call_uuid})]
+        }
+        add_participant::Source::Dial {
+            from,
+            to,
+            ring_timeouts,
+        } => {
+            let race = huddle_callflow::DialRace::new();
+            let mut calls = Vec::with_capacity(to.len());
+            for (destination, ring_timeout) in to.into_iter().zip(ring_timeouts) {
+                let request = huddle_callflow::DialRequest {
+                    to: destination.clone(),
+                    from: from.clone(),
+                    document: add.document.clone(),
+                    ring_timeout,
+                    race: race.clone(),
+                };
+                let call_uuid = huddle_callflow::dial_participant(&api.calls, request)
+                    .await
+                    .map_err(|e| {
+                        // Nothing partial to retry: a 4xx, never a 5xx (SDKs repeat those).
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
+                    })?;
+                calls.push(json!({"to": destination, "from": from, "call_uuid": call_uuid}));
+            }
+            calls
+        }
+    };
     Ok(ok(
         StatusCode::CREATED,
         json!({
-            "calls": [{"to": call.to, "from": call.from, "call_uuid": add.call_uuid}],
+            "calls": calls,
             "message": "add participant action initiated",
             "request_uuid": api_id(),
         }),
