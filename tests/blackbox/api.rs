@@ -634,7 +634,7 @@ async fn a_participant_is_dialled_out_through_the_trunk_and_joins_when_answered(
         assert!(invite.header("From").unwrap().contains("+14155550100"));
         assert!(invite.body.contains("m=audio"), "an SDP offer");
         trunk.answer_invite(&invite, 180, "Ringing", "").await;
-        let mut callee_rtp = RtpPeer::bind().await;
+        let callee_rtp = RtpPeer::bind().await;
         let sdp = SipUa::sdp(callee_rtp.port(), &[0, 101]);
         trunk.answer_invite(&invite, 200, "OK", &sdp).await;
         trunk
