@@ -7,6 +7,7 @@ mod blackbox {
     pub mod check_xml;
     pub mod echo;
     pub mod hostile;
+    pub mod recording;
     pub mod room;
     pub mod shutdown;
     pub mod sip_behaviour;

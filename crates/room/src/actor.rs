@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::plivo_timestamp;
 use crate::lateness::LatenessTally;
+use crate::recording::{self, ActiveRecording};
 use crate::registry::RoomDeps;
 use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
@@ -128,6 +129,8 @@ impl RoomTask {
         RoomTask {
             state: Room::new(uuid, name, created),
             shell: Shell {
+                recording: None,
+                record_frame: vec![0; frame_len].into(),
                 roster: Roster::new(created),
                 plays_started: 0,
                 play_stops: Vec::new(),
@@ -205,6 +208,10 @@ impl RoomTask {
 
 struct Shell {
     deps: Arc<RoomDeps>,
+    /// The recording being written, fed by the tick.
+    recording: Option<ActiveRecording>,
+    /// The recording's mix of this tick.
+    record_frame: Box<[i16]>,
     /// Play commands so far (numbers the plays).
     plays_started: u64,
     /// Per Play target, the last play a stop applied to.
@@ -500,6 +507,25 @@ impl Shell {
                     }
                 });
             }
+            Output::RecordingStart(recording) => {
+                let with_coach = state.settings().is_some_and(|s| s.record_coach_voice);
+                self.recording = recording::start(
+                    &self.deps,
+                    state.uuid(),
+                    state.name(),
+                    &recording,
+                    with_coach,
+                    self.rate,
+                    self.frame_len,
+                );
+            }
+            Output::RecordingPause(paused) => {
+                if let Some(active) = self.recording.as_mut() {
+                    active.recorder.set_paused(paused);
+                }
+            }
+            // Dropping the recorder finalizes the file; the writer reports it.
+            Output::RecordingStop => self.recording = None,
             Output::StopAudio { form } => {
                 for m in &mut self.members {
                     m.sounds.retain(|cursor| !cursor.is_play(&form));
@@ -644,6 +670,13 @@ impl Shell {
             }
         }
         self.mixer.finish();
+        if let Some(active) = self.recording.as_mut() {
+            if !active.recorder.is_paused() {
+                let frame = &mut self.record_frame[..n];
+                self.mixer.mix_for(active.listener, None, &[], frame);
+                active.recorder.push(frame);
+            }
+        }
         self.wait.advance(&mut self.music_frames[0][..n]);
         self.agent_hold.advance(&mut self.music_frames[1][..n]);
         self.customer_hold.advance(&mut self.music_frames[2][..n]);

@@ -38,6 +38,16 @@ pub enum EventName {
     ParticipantAudioStart,
     /// Audio from the participant stopped flowing.
     ParticipantAudioStop,
+    /// The MPC recording started.
+    MpcRecordingInitiated,
+    /// The MPC recording was paused.
+    MpcRecordingPaused,
+    /// The MPC recording was resumed.
+    MpcRecordingResumed,
+    /// The MPC recording's file is complete.
+    MpcRecordingCompleted,
+    /// The MPC recording could not be made.
+    MpcRecordingFailed,
 }
 
 impl EventName {
@@ -60,15 +70,38 @@ impl EventName {
             EventName::ParticipantDigitInput => "ParticipantDigitInput",
             EventName::ParticipantAudioStart => "ParticipantAudioStart",
             EventName::ParticipantAudioStop => "ParticipantAudioStop",
+            EventName::MpcRecordingInitiated => "MPCRecordingInitiated",
+            EventName::MpcRecordingPaused => "MPCRecordingPaused",
+            EventName::MpcRecordingResumed => "MPCRecordingResumed",
+            EventName::MpcRecordingCompleted => "MPCRecordingCompleted",
+            EventName::MpcRecordingFailed => "MPCRecordingFailed",
         }
     }
 
-    /// The `statusCallbackEvents` group that selects this event.
+    /// A recording event (sent to the recording callback, whatever `statusCallbackEvents`).
+    pub fn is_recording(self) -> bool {
+        matches!(
+            self,
+            EventName::MpcRecordingInitiated
+                | EventName::MpcRecordingPaused
+                | EventName::MpcRecordingResumed
+                | EventName::MpcRecordingCompleted
+                | EventName::MpcRecordingFailed
+        )
+    }
+
+    /// The `statusCallbackEvents` group that selects this event (recording events have their
+    /// own callback and are listed with the MPC's state changes only for completeness).
     pub fn group(self) -> StatusEvent {
         match self {
-            EventName::MpcInitialized | EventName::MpcStart | EventName::MpcEnd => {
-                StatusEvent::MpcStateChanges
-            }
+            EventName::MpcInitialized
+            | EventName::MpcStart
+            | EventName::MpcEnd
+            | EventName::MpcRecordingInitiated
+            | EventName::MpcRecordingPaused
+            | EventName::MpcRecordingResumed
+            | EventName::MpcRecordingCompleted
+            | EventName::MpcRecordingFailed => StatusEvent::MpcStateChanges,
             EventName::ParticipantSpeakStart | EventName::ParticipantSpeakStop => {
                 StatusEvent::ParticipantSpeakEvents
             }

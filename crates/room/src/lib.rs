@@ -8,6 +8,7 @@ pub mod clock;
 pub mod events;
 mod lateness;
 mod priority;
+pub mod recording;
 pub mod registry;
 mod scheduler;
 pub mod snapshot;

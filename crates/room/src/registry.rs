@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actor::{ActorMsg, JoinReply, RoomTask};
 use crate::events::RoomEvent;
 use crate::priority::MixerPriority;
+use crate::recording::RecordingPlace;
 use crate::scheduler::MixerPool;
 use crate::snapshot::MpcSnapshot;
 use crate::state::{Command, CommandError};
@@ -32,6 +33,8 @@ pub struct RoomDeps {
     live: Mutex<HashMap<String, RoomHandle>>,
     /// The last ended MPCs, oldest first.
     ended: Mutex<VecDeque<MpcSnapshot>>,
+    /// Where recordings go.
+    pub recordings: RecordingPlace,
 }
 
 /// Ended MPCs kept for the API at most (the oldest are forgotten first).
@@ -103,6 +106,7 @@ impl RoomRegistry {
         prompts: Prompts,
         events: mpsc::Sender<RoomEvent>,
         priority: MixerPriority,
+        recordings: RecordingPlace,
     ) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         RoomRegistry {
@@ -113,6 +117,7 @@ impl RoomRegistry {
                 runtime: tokio::runtime::Handle::current(),
                 live: Mutex::new(HashMap::new()),
                 ended: Mutex::new(VecDeque::new()),
+                recordings,
             }),
             pool: Arc::new(MixerPool::new(threads, priority)),
             // Member ids are decimal strings in the API; start well above 0 so they never

@@ -32,6 +32,8 @@ pub struct MpcSnapshot {
     pub max_duration: u32,
     /// The first joiner's stayAlone.
     pub stay_alone: bool,
+    /// The recording running now: its id and whether it is paused.
+    pub recording: Option<(String, bool)>,
     /// Every participant entry, in joining order; the ones that left have an exit time.
     pub participants: Vec<ParticipantSnapshot>,
 }
@@ -167,6 +169,7 @@ impl Roster {
             max_participants: settings.map_or(10, |s| s.max_participants),
             max_duration: settings.map_or(14_400, |s| s.max_duration),
             stay_alone: settings.is_some_and(|s| s.stay_alone),
+            recording: state.recording().map(|r| (r.id.clone(), r.paused)),
             participants,
         }
     }

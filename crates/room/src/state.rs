@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use huddle_mixer::{ListenerClass, SpeakerClass};
-use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, StatusEvent, UrlWithMethod};
+use huddle_xml::{
+    HttpMethod, MultiPartyCall, RecordFormat, Role, Sound, StatusEvent, UrlWithMethod,
+};
 
 use crate::causes::{ExitCause, TerminationCause};
 use crate::events::{EventName, MemberRef, RoomEvent};
@@ -55,6 +57,14 @@ pub struct MpcSettings {
     pub status_callback_events: Vec<StatusEvent>,
     /// The creator's stayAlone (the API shows it as the MPC's).
     pub stay_alone: bool,
+    /// Record the MPC from its start (`record`).
+    pub record: bool,
+    /// `recordFileFormat`.
+    pub record_file_format: RecordFormat,
+    /// `recordMinMemberCount`: recording starts once this many are in.
+    pub record_min_member_count: u32,
+    /// Where recording callbacks go.
+    pub recording_callback: Option<UrlWithMethod>,
 }
 
 impl MpcSettings {
@@ -71,6 +81,10 @@ impl MpcSettings {
             status_callback: mpc.status_callback.clone(),
             status_callback_events: mpc.status_callback_events.clone(),
             stay_alone: mpc.stay_alone,
+            record: mpc.record,
+            record_file_format: mpc.record_file_format,
+            record_min_member_count: mpc.record_min_member_count,
+            recording_callback: mpc.recording_callback.clone(),
         }
     }
 }
@@ -173,6 +187,19 @@ pub enum Target {
     Members(Vec<u64>),
 }
 
+/// The MPC's recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// RecordingUUID (`recording_id`).
+    pub id: String,
+    /// File format.
+    pub format: RecordFormat,
+    /// Where its callbacks go.
+    pub callback: Option<UrlWithMethod>,
+    /// Paused now.
+    pub paused: bool,
+}
+
 /// Operator commands (the REST API calls these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -193,6 +220,17 @@ pub enum Command {
     /// Stop the plays started with this same target (Plivo: a play started for member 12 is
     /// stopped by a stop for 12, not by one for all).
     StopPlay(Target),
+    /// Start recording the MPC.
+    StartRecording {
+        /// File format.
+        format: RecordFormat,
+        /// Where its callbacks go (None: the MPC's recordingCallbackUrl).
+        callback: Option<UrlWithMethod>,
+    },
+    /// Stop the recording (the file is finalized).
+    StopRecording,
+    /// Pause (true) or resume (false) the recording.
+    PauseRecording(bool),
 }
 
 /// Why a command was refused.
@@ -206,6 +244,12 @@ pub enum CommandError {
     NotASupervisor(u64),
     /// Start of an MPC that is already active.
     AlreadyActive,
+    /// Start of a recording while one runs.
+    AlreadyRecording,
+    /// Stop, pause or resume without a recording.
+    NotRecording,
+    /// Pause of a paused recording, or resume of a running one.
+    PauseUnchanged(bool),
 }
 
 impl std::fmt::Display for CommandError {
@@ -220,6 +264,10 @@ impl std::fmt::Display for CommandError {
                 )
             }
             CommandError::AlreadyActive => write!(f, "the multiparty call is already active"),
+            CommandError::AlreadyRecording => write!(f, "the multiparty call is already recording"),
+            CommandError::NotRecording => write!(f, "the multiparty call is not recording"),
+            CommandError::PauseUnchanged(true) => write!(f, "the recording is already paused"),
+            CommandError::PauseUnchanged(false) => write!(f, "the recording is not paused"),
         }
     }
 }
@@ -317,6 +365,12 @@ pub enum Output {
         /// The target the plays were started with.
         form: Target,
     },
+    /// Start writing the recording mix to a file.
+    RecordingStart(Recording),
+    /// Pause (true) or resume (false) the recording.
+    RecordingPause(bool),
+    /// Stop the recording: finalize the file, then report it.
+    RecordingStop,
     /// Send a digit to every participant but `from`.
     RelayDtmf {
         /// Who pressed it.
@@ -359,6 +413,7 @@ pub struct Room {
     termination: Option<TerminationCause>,
     participants: Vec<Participant>,
     peak: usize,
+    recording: Option<Recording>,
 }
 
 impl Room {
@@ -375,6 +430,7 @@ impl Room {
             termination: None,
             participants: Vec::new(),
             peak: 0,
+            recording: None,
         }
     }
 
@@ -406,6 +462,11 @@ impl Room {
     /// A participant by id.
     pub fn participant(&self, member_id: u64) -> Option<&Participant> {
         self.participants.iter().find(|p| p.member_id == member_id)
+    }
+
+    /// The recording running now.
+    pub fn recording(&self) -> Option<&Recording> {
+        self.recording.as_ref()
     }
 
     /// Why it ended.
@@ -577,6 +638,64 @@ impl Room {
         self.event(EventName::ParticipantJoin, Some(member), Vec::new(), out);
         out.extend(enter_sound);
         self.maybe_start(now, out);
+        self.maybe_record(out);
+    }
+
+    /// Starts the recording `record` asked for once the MPC is active with enough members.
+    fn maybe_record(&mut self, out: &mut Vec<Output>) {
+        let Some(settings) = self.settings.as_ref() else {
+            return;
+        };
+        let enough = self.participants.len() >= settings.record_min_member_count as usize;
+        if settings.record && self.status == Status::Active && self.recording.is_none() && enough {
+            let (format, callback) = (
+                settings.record_file_format,
+                settings.recording_callback.clone(),
+            );
+            // `record` asks for one recording, from the start: a stopped one is not restarted.
+            if let Some(s) = self.settings.as_mut() {
+                s.record = false;
+            }
+            self.start_recording(format, callback, out);
+        }
+    }
+
+    fn start_recording(
+        &mut self,
+        format: RecordFormat,
+        callback: Option<UrlWithMethod>,
+        out: &mut Vec<Output>,
+    ) {
+        let recording = Recording {
+            id: uuid::Uuid::new_v4().to_string(),
+            format,
+            callback,
+            paused: false,
+        };
+        self.recording = Some(recording.clone());
+        out.push(Output::RecordingStart(recording));
+        self.recording_event(EventName::MpcRecordingInitiated, out);
+    }
+
+    fn stop_recording(&mut self, out: &mut Vec<Output>) {
+        if self.recording.take().is_some() {
+            out.push(Output::RecordingStop);
+        }
+    }
+
+    /// A recording event, to the recording's callback.
+    fn recording_event(&self, name: EventName, out: &mut Vec<Output>) {
+        let Some(recording) = &self.recording else {
+            return;
+        };
+        out.push(Output::Event(RoomEvent {
+            name,
+            mpc_uuid: self.uuid.clone(),
+            mpc_name: self.name.clone(),
+            member: None,
+            params: vec![("RecordingUUID", recording.id.clone())],
+            callback: recording.callback.clone(),
+        }));
     }
 
     /// Starts when someone present has startMpcOnEnter and, with waitForAgent, an agent is in.
@@ -596,6 +715,7 @@ impl Room {
         self.status = Status::Active;
         self.started_at = Some(now);
         self.event(EventName::MpcStart, None, Vec::new(), out);
+        self.maybe_record(out);
     }
 
     fn remove(&mut self, member_id: u64) -> Option<Participant> {
@@ -654,6 +774,8 @@ impl Room {
         self.status = Status::Ended;
         self.ended_at = Some(now);
         self.termination = Some(cause);
+        // The file is finalized with the MPC (its Completed callback follows once written).
+        self.stop_recording(out);
         for p in std::mem::take(&mut self.participants) {
             out.push(Output::Release {
                 member_id: p.member_id,
@@ -748,6 +870,41 @@ impl Room {
                     form: target,
                 });
             }
+            Command::StartRecording { format, callback } => {
+                if self.recording.is_some() {
+                    out.push(Output::CommandFailed(CommandError::AlreadyRecording));
+                } else {
+                    let callback = callback.or_else(|| {
+                        self.settings
+                            .as_ref()
+                            .and_then(|s| s.recording_callback.clone())
+                    });
+                    self.start_recording(format, callback, out);
+                }
+            }
+            Command::StopRecording => {
+                if self.recording.is_none() {
+                    out.push(Output::CommandFailed(CommandError::NotRecording));
+                } else {
+                    self.stop_recording(out);
+                }
+            }
+            Command::PauseRecording(pause) => match self.recording.as_mut() {
+                None => out.push(Output::CommandFailed(CommandError::NotRecording)),
+                Some(r) if r.paused == pause => {
+                    out.push(Output::CommandFailed(CommandError::PauseUnchanged(pause)))
+                }
+                Some(r) => {
+                    r.paused = pause;
+                    out.push(Output::RecordingPause(pause));
+                    let name = if pause {
+                        EventName::MpcRecordingPaused
+                    } else {
+                        EventName::MpcRecordingResumed
+                    };
+                    self.recording_event(name, out);
+                }
+            },
             Command::StopPlay(target) => {
                 if self.resolve(&target, out).is_some() {
                     out.push(Output::StopAudio { form: target });

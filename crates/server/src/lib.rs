@@ -108,8 +108,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         huddle_config::MixerPriority::High => huddle_room::MixerPriority::High,
         huddle_config::MixerPriority::Realtime => huddle_room::MixerPriority::Realtime,
     };
-    let rooms =
-        huddle_room::RoomRegistry::new(http.clone(), prompts.clone(), room_events, priority);
+    let recordings = huddle_room::recording::RecordingPlace {
+        dir: std::path::PathBuf::from(&config.storage.recordings),
+        url_base: format!(
+            "{}/v1/Account/{}/Recording/",
+            config.http.public_url.trim_end_matches('/'),
+            config.http.auth_id
+        ),
+    };
+    let rooms = huddle_room::RoomRegistry::new(
+        http.clone(),
+        prompts.clone(),
+        room_events,
+        priority,
+        recordings.clone(),
+    );
     let calls = huddle_callflow::Calls::default();
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
@@ -144,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             auth_id: config.http.auth_id.clone(),
             auth_token: config.http.auth_token.clone(),
             calls: ctx.clone(),
+            recordings,
         }),
     });
     let http = tokio::spawn(async move {

@@ -4,7 +4,8 @@
 //!
 //! Served today: list and get MPCs, start and end one; add participants (a live call, or
 //! dialled out), list, get, update (mute, hold, coach mode) and kick them; play audio to
-//! members and stop it. Recording answers 405 with a JSON error until it exists.
+//! members and stop it; record the MPC (start, stop, pause, resume) and serve the files.
+//! Participant-level recording answers 405 with a JSON error until it exists.
 
 mod add_participant;
 mod objects;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use base64::Engine;
+use huddle_room::recording::{format_of, RecordingPlace};
 use huddle_room::state::Status;
 use huddle_room::{Command, CommandError, MpcSnapshot, RegistryError, RoomRegistry, Target};
 use serde_json::{json, Value};
@@ -71,6 +73,8 @@ pub struct MpcApi {
     pub auth_token: String,
     /// Calls: the live ones, which add participant moves into MPCs, and dialling new ones.
     pub calls: Arc<huddle_callflow::CallContext>,
+    /// Where recordings are and the URLs they are served at.
+    pub recordings: RecordingPlace,
 }
 
 impl MpcApi {
@@ -133,9 +137,12 @@ impl MpcApi {
                     ApiError::not_found(&format!("no participant with member id {m}"))
                 }
                 RegistryError::Refused(e @ CommandError::NotASupervisor(_)) => bad(&e.to_string()),
-                RegistryError::Refused(e @ CommandError::AlreadyActive) => {
-                    ApiError::not_found(&e.to_string())
-                }
+                RegistryError::Refused(
+                    e @ (CommandError::AlreadyActive | CommandError::NotRecording),
+                ) => ApiError::not_found(&e.to_string()),
+                RegistryError::Refused(
+                    e @ (CommandError::AlreadyRecording | CommandError::PauseUnchanged(_)),
+                ) => bad(&e.to_string()),
             })
     }
 }
@@ -167,11 +174,13 @@ pub fn routes(api: MpcApi) -> Router {
         ),
         (
             "/{mpc_id}/Record",
-            MethodRouter::new().post(not_yet).delete(not_yet),
+            MethodRouter::new()
+                .post(start_recording)
+                .delete(stop_recording),
         ),
         (
             "/{mpc_id}/Record/{action}",
-            MethodRouter::new().post(not_yet),
+            MethodRouter::new().post(pause_recording),
         ),
         (
             "/{mpc_id}/Participant/{member}/Record",
@@ -187,7 +196,10 @@ pub fn routes(api: MpcApi) -> Router {
             .route(&format!("{base}{path}"), methods.clone())
             .route(&format!("{base}{path}/"), methods);
     }
-    router.with_state(api)
+    let recording_file = "/v1/Account/{auth_id}/Recording/{file}";
+    router
+        .route(recording_file, get(recording_file_get))
+        .with_state(api)
 }
 
 async fn not_yet() -> ApiError {
@@ -562,4 +574,124 @@ async fn add_participant(
             "request_uuid": api_id(),
         }),
     ))
+}
+
+async fn start_recording(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let body = Body::parse(&body)?;
+    let format = match body.string("file_format")?.as_deref() {
+        None => huddle_xml::RecordFormat::Mp3,
+        Some(f) if f.eq_ignore_ascii_case("mp3") => huddle_xml::RecordFormat::Mp3,
+        Some(f) if f.eq_ignore_ascii_case("wav") => huddle_xml::RecordFormat::Wav,
+        Some(other) => {
+            return Err(bad(&format!(
+                "file_format must be mp3 or wav, not {other:?}"
+            )))
+        }
+    };
+    let method = match body.string("recording_callback_method")?.as_deref() {
+        // The REST default is POST (mpc-api.md §5.10).
+        None => huddle_xml::HttpMethod::Post,
+        Some(m) if m.eq_ignore_ascii_case("post") => huddle_xml::HttpMethod::Post,
+        Some(m) if m.eq_ignore_ascii_case("get") => huddle_xml::HttpMethod::Get,
+        Some(other) => {
+            return Err(bad(&format!(
+                "recording_callback_method must be GET or POST, not {other:?}"
+            )))
+        }
+    };
+    let callback = match body.string("recording_callback_url")? {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(huddle_xml::UrlWithMethod { url, method })
+        }
+        Some(url) => {
+            return Err(bad(&format!(
+                "recording_callback_url must be an http(s) URL, not {url:?}"
+            )))
+        }
+        None => None,
+    };
+    let mpc = api.find(&mpc_id).await?;
+    api.command(&mpc, Command::StartRecording { format, callback })
+        .await?;
+    let id = api
+        .rooms
+        .snapshot(&mpc.uuid)
+        .await
+        .and_then(|s| s.recording)
+        .map(|(id, _)| id)
+        .ok_or_else(|| ApiError::not_found("the multiparty call ended as the recording started"))?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "message": format!("MPC: {} record started", mpc.name),
+            "recording_url": api.recordings.url(&id, format_of(format)),
+            "recording_id": id,
+        }),
+    ))
+}
+
+async fn stop_recording(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id)): Path<(String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let mpc = api.find(&mpc_id).await?;
+    api.command(&mpc, Command::StopRecording).await?;
+    Ok(no_content())
+}
+
+async fn pause_recording(
+    State(api): State<MpcApi>,
+    headers: HeaderMap,
+    Path((account, mpc_id, action)): Path<(String, String, String)>,
+) -> ApiResult {
+    api.authorize(&headers, &account)?;
+    let pause = if action.eq_ignore_ascii_case("pause") {
+        true
+    } else if action.eq_ignore_ascii_case("resume") {
+        false
+    } else {
+        return Err(ApiError::not_found(&format!(
+            "no recording action {action:?} (Pause or Resume)"
+        )));
+    };
+    let mpc = api.find(&mpc_id).await?;
+    api.command(&mpc, Command::PauseRecording(pause)).await?;
+    Ok(no_content())
+}
+
+/// A recording file, `<recording_id>.<mp3|wav>`. Like Plivo's media URLs it needs no
+/// credentials: the UUID in the name is the secret, and nothing else can be named.
+async fn recording_file_get(
+    State(api): State<MpcApi>,
+    Path((account, file)): Path<(String, String)>,
+) -> ApiResult {
+    let not_found = || ApiError::not_found("no such recording");
+    if account != api.auth_id {
+        return Err(not_found());
+    }
+    let (id, extension) = file.rsplit_once('.').ok_or_else(not_found)?;
+    let format = match extension {
+        "wav" => huddle_record::Format::Wav,
+        "mp3" => huddle_record::Format::Mp3,
+        _ => return Err(not_found()),
+    };
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found());
+    }
+    let bytes = tokio::fs::read(api.recordings.path(id, format))
+        .await
+        .map_err(|_| not_found())?;
+    let content_type = match format {
+        huddle_record::Format::Wav => "audio/wav",
+        huddle_record::Format::Mp3 => "audio/mpeg",
+    };
+    Ok(([("content-type", content_type)], bytes).into_response())
 }

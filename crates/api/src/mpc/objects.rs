@@ -44,7 +44,11 @@ pub fn mpc(auth_id: &str, s: &MpcSnapshot) -> Value {
         "max_participants": s.max_participants,
         "max_duration": s.max_duration,
         "stay_alone": s.stay_alone,
-        "recording": "not-recording",
+        "recording": match &s.recording {
+            None => "not-recording",
+            Some((_, true)) => "paused",
+            Some((_, false)) => "recording",
+        },
         "participants": format!("{uri}Participant/"),
         "termination_cause": s.termination.map(|c| c.name()),
         "termination_cause_code": s.termination.map(|c| c.code()),

@@ -1,0 +1,152 @@
+//! The room's end of its recording: the file's place, the recorder the tick feeds, and the
+//! Completed or Failed callback once the writer is done.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use huddle_mixer::ListenerClass;
+use huddle_record::{Finished, Format, RecordError, Recorder};
+use huddle_xml::{RecordFormat, UrlWithMethod};
+
+use crate::clock::plivo_timestamp;
+use crate::events::{EventName, RoomEvent};
+use crate::registry::RoomDeps;
+use crate::state::Recording;
+
+/// Where recordings are written, and the URLs they are served at.
+#[derive(Debug, Clone)]
+pub struct RecordingPlace {
+    /// Directory of the files (`storage.recordings`).
+    pub dir: PathBuf,
+    /// URL prefix of the files: `{http.public_url}/v1/Account/{auth_id}/Recording/`.
+    pub url_base: String,
+}
+
+impl RecordingPlace {
+    /// The file of a recording.
+    pub fn path(&self, id: &str, format: Format) -> PathBuf {
+        self.dir.join(format!("{id}.{}", format.extension()))
+    }
+
+    /// `RecordingURL`.
+    pub fn url(&self, id: &str, format: Format) -> String {
+        format!("{}{id}.{}", self.url_base, format.extension())
+    }
+
+    /// `RecordingResourceURL`.
+    pub fn resource_url(&self, id: &str) -> String {
+        format!("{}{id}/", self.url_base)
+    }
+}
+
+/// The recorder format of an XML/API format.
+pub fn format_of(format: RecordFormat) -> Format {
+    match format {
+        RecordFormat::Wav => Format::Wav,
+        RecordFormat::Mp3 => Format::Mp3,
+    }
+}
+
+/// A recording being written.
+pub(crate) struct ActiveRecording {
+    pub(crate) recorder: Recorder,
+    /// Whose mix it records: with or without the coach's voice.
+    pub(crate) listener: ListenerClass,
+}
+
+/// What the report of a finished recording needs.
+struct Report {
+    deps: Arc<RoomDeps>,
+    mpc_uuid: String,
+    mpc_name: String,
+    id: String,
+    format: Format,
+    callback: Option<UrlWithMethod>,
+    started: SystemTime,
+}
+
+impl Report {
+    fn send(self, result: Result<Finished, RecordError>) {
+        let place = &self.deps.recordings;
+        let ended = SystemTime::now();
+        let mut params = vec![
+            ("RecordingUUID", self.id.clone()),
+            ("RecordingFormat", self.format.extension().to_string()),
+            ("RecordingStartTime", plivo_timestamp(self.started)),
+            ("RecordingEndTime", plivo_timestamp(ended)),
+        ];
+        let name = match result {
+            Ok(finished) => {
+                params.extend([
+                    ("RecordingDuration", finished.seconds().to_string()),
+                    ("RecordingURL", place.url(&self.id, self.format)),
+                    ("RecordingResourceURL", place.resource_url(&self.id)),
+                ]);
+                tracing::info!(mpc = %self.mpc_name, recording = %self.id, seconds = finished.seconds(), "recording complete");
+                EventName::MpcRecordingCompleted
+            }
+            Err(error) => {
+                tracing::warn!(mpc = %self.mpc_name, recording = %self.id, %error, "recording failed");
+                params.push(("RecordingFailureReason", error.to_string()));
+                EventName::MpcRecordingFailed
+            }
+        };
+        self.deps.emit(RoomEvent {
+            name,
+            mpc_uuid: self.mpc_uuid,
+            mpc_name: self.mpc_name,
+            member: None,
+            params,
+            callback: self.callback,
+        });
+    }
+}
+
+/// Starts writing `recording`; the report goes out from the writer thread when the file is
+/// done, even if the room is gone by then. None when the writer could not start (reported).
+pub(crate) fn start(
+    deps: &Arc<RoomDeps>,
+    mpc_uuid: &str,
+    mpc_name: &str,
+    recording: &Recording,
+    with_coach: bool,
+    rate: u32,
+    frame_len: usize,
+) -> Option<ActiveRecording> {
+    let format = format_of(recording.format);
+    let report = Report {
+        deps: deps.clone(),
+        mpc_uuid: mpc_uuid.to_string(),
+        mpc_name: mpc_name.to_string(),
+        id: recording.id.clone(),
+        format,
+        callback: recording.callback.clone(),
+        started: SystemTime::now(),
+    };
+    let path = deps.recordings.path(&recording.id, format);
+    // The report is needed twice: by the writer when it finishes, or here if it never starts.
+    let shared = Arc::new(std::sync::Mutex::new(Some(report)));
+    let for_writer = shared.clone();
+    let started = Recorder::start(path, format, rate, frame_len, move |result| {
+        if let Some(report) = for_writer.lock().ok().and_then(|mut r| r.take()) {
+            report.send(result);
+        }
+    });
+    match started {
+        Ok(recorder) => Some(ActiveRecording {
+            recorder,
+            listener: if with_coach {
+                ListenerClass::RecordingWithCoach
+            } else {
+                ListenerClass::Recording
+            },
+        }),
+        Err(error) => {
+            if let Some(report) = shared.lock().ok().and_then(|mut r| r.take()) {
+                report.send(Err(error));
+            }
+            None
+        }
+    }
+}
