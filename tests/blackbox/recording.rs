@@ -55,36 +55,61 @@ async fn download(url: &str) -> (String, Vec<u8>) {
     (content_type, response.bytes().await.unwrap().to_vec())
 }
 
+/// A WAV-recorded MPC `mpc` (with `extra` attributes) where an agent, a customer and a
+/// coaching supervisor talk; returns the recording callbacks and the middle of the file.
+async fn record_three(
+    stub: &HttpStub,
+    mpc: &str,
+    extra: &str,
+) -> (huddle_testkit::ServerProcess, Vec<StubRequest>, Vec<i16>) {
+    let attrs = format!(
+        "record=\"true\" recordFileFormat=\"wav\" recordingCallbackUrl=\"{}\" stayAlone=\"true\" {extra}",
+        stub.url("/rec")
+    );
+    let srv = server(&route(&attrs), 30);
+    let (mut agent, mut agent_rtp, agent_media) = answered(srv.sip, &format!("agent-{mpc}")).await;
+    let (mut customer, mut customer_rtp, customer_media) =
+        answered(srv.sip, &format!("customer-{mpc}")).await;
+    let (mut coach, mut coach_rtp, coach_media) =
+        answered(srv.sip, &format!("supervisor-{mpc}")).await;
+    let talk = Duration::from_millis(1500);
+    tokio::join!(
+        agent_rtp.talk(agent_media, AGENT, talk),
+        customer_rtp.talk(customer_media, CUSTOMER, talk),
+        coach_rtp.talk(coach_media, COACH, talk),
+    );
+    customer.bye().await;
+    coach.bye().await;
+    agent.bye().await;
+    let got = wait_event(stub, "/rec", "MPCRecordingCompleted").await;
+    let url = got
+        .last()
+        .and_then(|r| r.param("RecordingURL"))
+        .expect("a RecordingURL")
+        .to_string();
+    let (content_type, bytes) = download(&url).await;
+    assert_eq!(content_type, "audio/wav");
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a valid WAV");
+    assert_eq!(reader.spec().sample_rate, 8000);
+    let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let middle = pcm[pcm.len() / 4..pcm.len() * 3 / 4].to_vec();
+    (srv, got, middle)
+}
+
 #[tokio::test]
 async fn an_mpc_recorded_by_xml_holds_customer_and_agent_but_not_the_coach() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let stub = HttpStub::start().await;
         stub.serve("/rec", 200, "text/plain", "");
-        let attrs = format!(
-            "record=\"true\" recordFileFormat=\"wav\" recordingCallbackUrl=\"{}\" stayAlone=\"true\"",
-            stub.url("/rec")
-        );
-        let srv = server(&route(&attrs), 30);
-        let (mut agent, mut agent_rtp, agent_media) = answered(srv.sip, "agent-rec").await;
-        let (mut customer, mut customer_rtp, customer_media) =
-            answered(srv.sip, "customer-rec").await;
-        let (mut coach, mut coach_rtp, coach_media) = answered(srv.sip, "supervisor-rec").await;
-        let talk = Duration::from_millis(1500);
-        tokio::join!(
-            agent_rtp.talk(agent_media, AGENT, talk),
-            customer_rtp.talk(customer_media, CUSTOMER, talk),
-            coach_rtp.talk(coach_media, COACH, talk),
-        );
-        customer.bye().await;
-        coach.bye().await;
-        agent.bye().await;
-
-        let got = wait_event(&stub, "/rec", "MPCRecordingCompleted").await;
+        let (srv, got, middle) = record_three(&stub, "rec", "").await;
         assert_eq!(
             event_names(&got),
             ["MPCRecordingInitiated", "MPCRecordingCompleted"]
         );
-        assert!(got.iter().all(|r| r.method == "GET"), "XML's default method is GET");
+        assert!(
+            got.iter().all(|r| r.method == "GET"),
+            "XML's default method is GET"
+        );
         let done = &got[1];
         assert_eq!(done.param("RecordingFormat"), Some("wav"));
         assert_eq!(done.param("MPCName"), Some("rec"));
@@ -92,31 +117,45 @@ async fn an_mpc_recorded_by_xml_holds_customer_and_agent_but_not_the_coach() {
         assert_eq!(got[0].param("RecordingUUID"), Some(id));
         let duration: u64 = done.param("RecordingDuration").unwrap().parse().unwrap();
         assert!((1..=3).contains(&duration), "{duration} s");
-        let url = done.param("RecordingURL").unwrap();
         assert_eq!(
-            url,
-            format!("http://{}/v1/Account/{ACCOUNT}/Recording/{id}.wav", srv.http)
+            done.param("RecordingURL").unwrap(),
+            format!(
+                "http://{}/v1/Account/{ACCOUNT}/Recording/{id}.wav",
+                srv.http
+            )
         );
-
-        let (content_type, bytes) = download(url).await;
-        assert_eq!(content_type, "audio/wav");
-        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a valid WAV");
-        assert_eq!(reader.spec().sample_rate, 8000);
-        let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-        let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
-        assert!(tone_share(middle, CUSTOMER) > 0.05, "the customer is recorded");
-        assert!(tone_share(middle, AGENT) > 0.05, "the agent is recorded");
         assert!(
-            tone_share(middle, COACH) < 0.005,
+            tone_share(&middle, CUSTOMER) > 0.05,
+            "the customer is recorded"
+        );
+        assert!(tone_share(&middle, AGENT) > 0.05, "the agent is recorded");
+        assert!(
+            tone_share(&middle, COACH) < 0.005,
             "coaching stays out without recordCoachVoice"
         );
 
         // Nothing else can be fetched from there.
         let base = format!("http://{}/v1/Account/{ACCOUNT}/Recording/", srv.http);
         for name in ["../huddle.toml", "nope.wav", &format!("{id}.exe")] {
-            let status = reqwest::get(format!("{base}{name}")).await.unwrap().status();
+            let status = reqwest::get(format!("{base}{name}"))
+                .await
+                .unwrap()
+                .status();
             assert_eq!(status.as_u16(), 404, "{name}");
         }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn record_coach_voice_puts_the_coaching_into_the_recording() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        let (_srv, _, middle) = record_three(&stub, "coached", "recordCoachVoice=\"true\"").await;
+        assert!(tone_share(&middle, COACH) > 0.05, "the coach is recorded");
+        assert!(tone_share(&middle, CUSTOMER) > 0.05 && tone_share(&middle, AGENT) > 0.05);
     })
     .await
     .expect("timed out");

@@ -556,3 +556,105 @@ fn every_event_name_maps_to_its_group() {
     );
     assert_eq!(EventName::MpcInitialized.as_str(), "MPCInitialized");
 }
+
+fn recording_starts(out: &[Output]) -> Vec<huddle_room::state::Recording> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::RecordingStart(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn record_starts_with_the_mpc_once_enough_members_are_in_and_stops_with_it() {
+    let mut s = Sim::new();
+    let mut first = verb(Role::Agent);
+    first.record = true;
+    first.record_file_format = huddle_xml::RecordFormat::Wav;
+    first.record_min_member_count = 2;
+    first.recording_callback = Some(UrlWithMethod {
+        url: "http://app/rec".into(),
+        method: HttpMethod::Get,
+    });
+    let (_, out) = s.join(first);
+    assert!(
+        recording_starts(&out).is_empty(),
+        "one member is not enough"
+    );
+    assert_eq!(
+        events(&out),
+        [
+            EventName::MpcInitialized,
+            EventName::ParticipantJoin,
+            EventName::MpcStart
+        ]
+    );
+    let (_, out) = s.join(verb(Role::Customer));
+    let started = recording_starts(&out);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].format, huddle_xml::RecordFormat::Wav);
+    let initiated = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) if e.name == EventName::MpcRecordingInitiated => Some(e.clone()),
+            _ => None,
+        })
+        .expect("MPCRecordingInitiated");
+    assert_eq!(
+        initiated.callback.as_ref().map(|c| c.url.as_str()),
+        Some("http://app/rec"),
+        "recording events go to the recording callback"
+    );
+    assert_eq!(
+        s.room.recording().map(|r| r.id.clone()),
+        Some(started[0].id.clone())
+    );
+
+    // A third member does not start another; the end stops it.
+    let (_, out) = s.join(verb(Role::Customer));
+    assert!(recording_starts(&out).is_empty());
+    let out = s.feed(Input::Command(Command::End));
+    assert!(out.iter().any(|o| matches!(o, Output::RecordingStop)));
+    assert!(s.room.recording().is_none());
+}
+
+#[test]
+fn recording_commands_and_their_refusals() {
+    use huddle_room::CommandError;
+    let mut s = Sim::new();
+    s.join(verb(Role::Agent));
+    let refused = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::CommandFailed(e) => Some(e.clone()),
+            _ => None,
+        })
+    };
+    let out = s.feed(Input::Command(Command::StopRecording));
+    assert_eq!(refused(&out), Some(CommandError::NotRecording));
+    let out = s.feed(Input::Command(Command::PauseRecording(true)));
+    assert_eq!(refused(&out), Some(CommandError::NotRecording));
+    let start = Command::StartRecording {
+        format: huddle_xml::RecordFormat::Mp3,
+        callback: None,
+    };
+    let out = s.feed(Input::Command(start.clone()));
+    assert_eq!(recording_starts(&out).len(), 1);
+    assert_eq!(events(&out), [EventName::MpcRecordingInitiated]);
+    let out = s.feed(Input::Command(start));
+    assert_eq!(refused(&out), Some(CommandError::AlreadyRecording));
+    let out = s.feed(Input::Command(Command::PauseRecording(false)));
+    assert_eq!(refused(&out), Some(CommandError::PauseUnchanged(false)));
+    let out = s.feed(Input::Command(Command::PauseRecording(true)));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::RecordingPause(true))));
+    assert_eq!(events(&out), [EventName::MpcRecordingPaused]);
+    let out = s.feed(Input::Command(Command::PauseRecording(true)));
+    assert_eq!(refused(&out), Some(CommandError::PauseUnchanged(true)));
+    let out = s.feed(Input::Command(Command::PauseRecording(false)));
+    assert_eq!(events(&out), [EventName::MpcRecordingResumed]);
+    let out = s.feed(Input::Command(Command::StopRecording));
+    assert!(out.iter().any(|o| matches!(o, Output::RecordingStop)));
+    assert!(s.room.recording().is_none());
+}
