@@ -1,18 +1,23 @@
 //! Room events become status callbacks: each MPC's events go, in order, to the
 //! `statusCallbackUrl` its first joiner set, for the groups its `statusCallbackEvents` select.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
 use huddle_events::{Webhook, Webhooks};
 use huddle_room::{EventName, RoomEvent};
 use tokio::sync::mpsc;
 
+/// Ended MPCs whose sequence numbers are kept.
+const ENDED_KEPT: usize = 10_000;
+
 /// Logs every room event and hands the selected ones to `webhooks`, keyed by MPC so that one
 /// MPC's callbacks keep their order. Runs until the rooms' event channel closes.
 pub async fn deliver(mut events: mpsc::Receiver<RoomEvent>, webhooks: Webhooks) {
-    // Per MPC, the last SequenceNumber given; forgotten when the MPC ends.
+    // Per MPC, the last SequenceNumber given. An ended MPC's count is kept a while longer: its
+    // recording's Completed callback comes after MPCEnd, once the file is written.
     let mut sequences: HashMap<String, u64> = HashMap::new();
+    let mut ended_mpcs: VecDeque<String> = VecDeque::new();
     while let Some(event) = events.recv().await {
         tracing::info!(
             event = event.name.as_str(),
@@ -37,7 +42,12 @@ pub async fn deliver(mut events: mpsc::Receiver<RoomEvent>, webhooks: Webhooks) 
             );
         }
         if ended {
-            sequences.remove(&event.mpc_uuid);
+            ended_mpcs.push_back(event.mpc_uuid.clone());
+            if ended_mpcs.len() > ENDED_KEPT {
+                if let Some(oldest) = ended_mpcs.pop_front() {
+                    sequences.remove(&oldest);
+                }
+            }
         }
     }
 }
