@@ -368,7 +368,13 @@ async fn bad_requests_get_clear_json_errors() {
                 Some(json!({"role": "agent", "call_uuid": "x", "max_participants": 99})),
                 400,
             ),
-            ("POST", "name_err/Record/".into(), Some(json!({})), 405),
+            // Participant-level recording is not served yet.
+            (
+                "POST",
+                format!("name_err/Participant/{customer_id}/Record/"),
+                Some(json!({})),
+                405,
+            ),
             ("PUT", "name_err/".into(), None, 405),
         ];
         for (method, path, body, expected) in cases {
@@ -601,17 +607,23 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A server whose `[sip.trunk]` is a test user agent, which it returns with the API client.
+async fn server_with_trunk() -> (ServerProcess, Api, SipUa) {
+    let trunk_port = free_udp_port();
+    let extra = format!(
+        "{}[sip.trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\n",
+        routes()
+    );
+    let srv = server(&extra, 30);
+    let api = Api::new(&srv);
+    let trunk = SipUa::udp_on(trunk_port, srv.sip).await;
+    (srv, api, trunk)
+}
+
 #[tokio::test]
 async fn a_participant_is_dialled_out_through_the_trunk_and_joins_when_answered() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let trunk_port = free_udp_port();
-        let extra = format!(
-            "{}[sip.trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\n",
-            routes()
-        );
-        let srv = server(&extra, 30);
-        let api = Api::new(&srv);
-        let mut trunk = SipUa::udp_on(trunk_port, srv.sip).await;
+        let (srv, api, mut trunk) = server_with_trunk().await;
         let mut agent = join(srv.sip, "agent-out").await;
 
         let (status, reply) = api
@@ -679,14 +691,7 @@ async fn a_participant_is_dialled_out_through_the_trunk_and_joins_when_answered(
 #[tokio::test]
 async fn an_unanswered_dial_is_cancelled_at_its_ring_timeout() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let trunk_port = free_udp_port();
-        let extra = format!(
-            "{}[sip.trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\n",
-            routes()
-        );
-        let srv = server(&extra, 30);
-        let api = Api::new(&srv);
-        let mut trunk = SipUa::udp_on(trunk_port, srv.sip).await;
+        let (srv, api, mut trunk) = server_with_trunk().await;
         let _agent = join(srv.sip, "agent-ring").await;
         let (status, reply) = api
             .send(
