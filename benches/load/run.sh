@@ -136,7 +136,10 @@ dropped = {k: delta(k) for k in m1 if k.startswith(("huddle_rtp_dropped_total", 
 secs = t1 - t0
 cpu = (c1 - c0) / 100.0 / secs  # cores
 print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")
+def within(limit):
+    return next((n for le, n in buckets if abs(le - limit) < 1e-9), 0.0) * 100 / max(total, 1)
 print(f"ticks={total:.0f} p50<={pct(0.5)*1000:.1f}ms p99<={pct(0.99)*1000:.1f}ms p99.9<={pct(0.999)*1000:.1f}ms")
+print(f"ticks within 1 ms: {within(0.001):.2f}%, within 2 ms: {within(0.002):.3f}%")
 print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; sipp_cpu={sipp_cores*100:.0f}%")
 print("dropped:", dropped if dropped else "none")
 print(f"datagrams dropped by the kernel at huddle's RTP sockets: {sys.argv[12]}")
