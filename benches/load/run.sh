@@ -143,6 +143,7 @@ print(f"ticks within 1 ms: {within(0.001):.2f}%, within 2 ms: {within(0.002):.3f
 print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; sipp_cpu={sipp_cores*100:.0f}%")
 print("dropped:", dropped if dropped else "none")
 print(f"datagrams dropped by the kernel at huddle's RTP sockets: {sys.argv[12]}")
+print(f"room ticks taken over by another mixing thread: {delta('huddle_mixer_ticks_taken_over_total'):.0f}")
 concealed = delta("huddle_rtp_concealed_frames_total")
 print(f"concealed frames (a sender's packet missing at its playout tick): {concealed:.0f}")
 # The whole machine over the window, from /proc/stat: user, nice, system, irq, softirq vs idle.

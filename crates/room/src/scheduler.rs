@@ -237,17 +237,19 @@ fn run<T: Ticked>(homes: &[Home<T>], me: usize) {
     let home = &homes[me];
     let others = || homes.iter().enumerate().filter(move |(i, _)| *i != me);
     loop {
+        // This thread's own rooms due now or within the window; ticked rooms go back 20 ms
+        // later, past the window, so this ends.
         let now = Instant::now();
-        if let Some(room) = home.take_due(now + EARLY) {
+        let window = now + EARLY;
+        while let Some(room) = home.take_due(window) {
             tick_and_give_back(home, room, now, &mut lateness);
-            continue;
         }
-        let taken_over = others().find_map(|(_, other)| {
-            other
-                .try_take_due(now.checked_sub(TAKE_OVER_AFTER).unwrap_or(now))
-                .map(|room| (other, room))
-        });
+        // Then one room another thread is late with, if any, and look at our own again.
+        let late = Instant::now().checked_sub(TAKE_OVER_AFTER).unwrap_or(now);
+        let taken_over =
+            others().find_map(|(_, other)| other.try_take_due(late).map(|room| (other, room)));
         if let Some((other, room)) = taken_over {
+            metrics::counter!("huddle_mixer_ticks_taken_over_total").increment(1);
             tick_and_give_back(other, room, now, &mut lateness);
             continue;
         }
@@ -261,12 +263,7 @@ fn run<T: Ticked>(homes: &[Home<T>], me: usize) {
         if queue.closed && queue.len() == 0 {
             return;
         }
-        let wake_at = match (
-            queue
-                .head()
-                .map(|head| head.checked_sub(EARLY).unwrap_or(head)),
-            others_late,
-        ) {
+        let wake_at = match (queue.head(), others_late) {
             (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
             (mine, theirs) => mine.or(theirs),
         };
