@@ -577,6 +577,10 @@ async fn a_waiting_call_is_moved_into_an_mpc_and_on_to_another() {
             .get(&format!("name_sales/Participant/?call_uuid={call_uuid}"))
             .await;
         assert!(sales["objects"][0]["exit_time"].is_string(), "{sales}");
+        assert_eq!(
+            sales["objects"][0]["exit_cause"], "Participant Call Transferred",
+            "{sales}"
+        );
 
         let (status, reply) = api
             .send(

@@ -24,7 +24,7 @@ use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
-use crate::room_port::{JoinRequest, MemberInput, MemberLink, MemberOutput, RoomExit};
+use crate::room_port::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -392,11 +392,11 @@ impl XmlCall {
                 params: Vec::new(),
             },
             Err(ending) => {
-                let cause = match &ending {
-                    Ending::Local { cause, .. } => *cause,
-                    Ending::Remote(_) | Ending::Transferred(_) => HangupCause::NormalHangup,
-                };
-                to_room.leave(cause);
+                to_room.leave(match &ending {
+                    Ending::Local { cause, .. } => Left::Hangup(*cause),
+                    Ending::Remote(_) => Left::Hangup(HangupCause::NormalHangup),
+                    Ending::Transferred(_) => Left::Transferred,
+                });
                 return Err(ending);
             }
         };

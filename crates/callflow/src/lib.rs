@@ -18,7 +18,7 @@ pub use cause::HangupCause;
 pub use dial::{dial_participant, DialError, DialRace, DialRequest};
 pub use manager::{run, CallContext, MediaSettings};
 pub use room_port::{
-    member_news_epoch, JoinRefused, JoinRequest, MemberInput, MemberLink, MemberOutput, Membership,
-    RoomExit, Rooms, TickAudio,
+    member_news_epoch, JoinRefused, JoinRequest, Left, MemberInput, MemberLink, MemberOutput,
+    Membership, RoomExit, Rooms, TickAudio,
 };
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

@@ -13,6 +13,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cause::HangupCause;
 
+/// Why a leg left its room on its own (rather than being released by the room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// The call ended, for this cause.
+    Hangup(HangupCause),
+    /// The call was moved elsewhere (the API's add participant with its CallUUID) and goes on.
+    Transferred,
+}
+
 /// A call asking to join (or create) an MPC.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -84,7 +93,7 @@ pub fn member_news_epoch() -> u64 {
 #[derive(Debug)]
 pub struct MemberLink {
     inputs: mpsc::Sender<MemberInput>,
-    left: Option<oneshot::Sender<HangupCause>>,
+    left: Option<oneshot::Sender<Left>>,
     doorbell: Arc<AtomicBool>,
 }
 
@@ -92,7 +101,7 @@ impl MemberLink {
     /// A link over the room's queues for this member and the room's doorbell.
     pub fn new(
         inputs: mpsc::Sender<MemberInput>,
-        left: oneshot::Sender<HangupCause>,
+        left: oneshot::Sender<Left>,
         doorbell: Arc<AtomicBool>,
     ) -> Self {
         MemberLink {
@@ -110,10 +119,10 @@ impl MemberLink {
         sent
     }
 
-    /// Tells the room the leg hung up, and why.
-    pub fn leave(&mut self, cause: HangupCause) {
+    /// Tells the room the leg left, and why.
+    pub fn leave(&mut self, why: Left) {
         if let Some(left) = self.left.take() {
-            let _ = left.send(cause);
+            let _ = left.send(why);
         }
         self.ring();
     }

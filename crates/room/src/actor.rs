@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use huddle_callflow::fetch::CallParams;
 use huddle_callflow::{
-    member_news_epoch, HangupCause, JoinRefused, JoinRequest, MemberInput, MemberLink,
+    member_news_epoch, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, TickAudio,
 };
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
@@ -84,7 +84,7 @@ struct Member {
     inbox: mpsc::Receiver<MemberInput>,
     outbox: mpsc::Sender<MemberOutput>,
     exit: Option<oneshot::Sender<RoomExit>>,
-    left: oneshot::Receiver<HangupCause>,
+    left: oneshot::Receiver<Left>,
     // Frame buffers sized to the room's rate (not fixed arrays): members stay small and
     // close together in memory, which the tick walks 50 times a second.
     voice: Box<[i16]>,
@@ -566,8 +566,8 @@ impl Shell {
     }
 
     fn tick(&mut self, state: &mut Room) {
-        // Inputs: hang-ups and digits, when a member rang.
-        let mut hung_up: Vec<u64> = Vec::new();
+        // Inputs: members leaving and digits, when a member rang.
+        let mut gone: Vec<Input> = Vec::new();
         let mut digits: Vec<(u64, char, u32)> = Vec::new();
         let epoch = member_news_epoch();
         let news = epoch != self.news_seen && {
@@ -575,9 +575,16 @@ impl Shell {
             self.doorbell.swap(false, Ordering::Acquire)
         };
         for m in self.members.iter_mut().filter(|_| news) {
-            if m.left.try_recv().is_ok() {
-                hung_up.push(m.id);
-                continue;
+            match m.left.try_recv() {
+                Ok(Left::Transferred) => {
+                    gone.push(Input::TransferredOut { member_id: m.id });
+                    continue;
+                }
+                Ok(Left::Hangup(_)) => {
+                    gone.push(Input::Hangup { member_id: m.id });
+                    continue;
+                }
+                Err(_) => {}
             }
             loop {
                 match m.inbox.try_recv() {
@@ -586,15 +593,17 @@ impl Shell {
                     }
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
-                        hung_up.push(m.id);
+                        gone.push(Input::Hangup { member_id: m.id });
                         break;
                     }
                 }
             }
         }
-        for id in hung_up {
-            self.members.retain(|m| m.id != id);
-            self.feed(state, Input::Hangup { member_id: id });
+        for input in gone {
+            if let Input::Hangup { member_id } | Input::TransferredOut { member_id } = input {
+                self.members.retain(|m| m.id != member_id);
+            }
+            self.feed(state, input);
         }
         for (member_id, digit, duration_ms) in digits {
             self.feed(

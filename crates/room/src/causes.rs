@@ -49,6 +49,8 @@ pub enum ExitCause {
     KickedOut,
     /// The MPC ended.
     MpcEnded,
+    /// The call was moved out of the MPC (add participant with its CallUUID elsewhere).
+    Transferred,
 }
 
 impl ExitCause {
@@ -58,6 +60,7 @@ impl ExitCause {
             ExitCause::CallHangup => "Participant Call Hangup",
             ExitCause::KickedOut => "Kicked Out of Multiparty Call",
             ExitCause::MpcEnded => "Multiparty Call Ended",
+            ExitCause::Transferred => "Participant Call Transferred",
         }
     }
 }

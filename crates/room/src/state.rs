@@ -289,6 +289,11 @@ pub enum Input {
         /// Who.
         member_id: u64,
     },
+    /// A participant's call was moved out of the MPC and goes on elsewhere.
+    TransferredOut {
+        /// Who.
+        member_id: u64,
+    },
     /// An operator command.
     Command(Command),
     /// A DTMF digit from a participant.
@@ -529,6 +534,11 @@ impl Room {
             Input::Hangup { member_id } => {
                 if let Some(p) = self.remove(member_id) {
                     self.after_exit(p, ExitCause::CallHangup, None, now, out);
+                }
+            }
+            Input::TransferredOut { member_id } => {
+                if let Some(p) = self.remove(member_id) {
+                    self.after_exit(p, ExitCause::Transferred, None, now, out);
                 }
             }
             Input::Command(command) => self.command(command, now, out),

@@ -259,6 +259,53 @@ fn end_mpc_on_exit_releases_everyone() {
 }
 
 #[test]
+fn a_call_moved_out_exits_as_transferred_without_being_released() {
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.stay_alone = true;
+    s.join(a);
+    let (moved, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::TransferredOut { member_id: moved });
+    let exit = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) if e.name == EventName::ParticipantExit => Some(e.clone()),
+            _ => None,
+        })
+        .expect("a ParticipantExit event");
+    assert!(
+        exit.params.contains(&(
+            "ParticipantExitCause",
+            "Participant Call Transferred".into()
+        )),
+        "{:?}",
+        exit.params
+    );
+    assert!(
+        releases(&out).is_empty(),
+        "the call goes on elsewhere: the room has nothing to tell it"
+    );
+    assert_eq!(s.room.status(), Status::Active);
+    assert_eq!(
+        ExitCause::Transferred.name(),
+        "Participant Call Transferred"
+    );
+
+    // Leaving by transfer is leaving: endMpcOnExit applies.
+    let mut s = Sim::new();
+    let mut a = verb(Role::Agent);
+    a.end_mpc_on_exit = true;
+    let (aid, _) = s.join(a);
+    let (c, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::TransferredOut { member_id: aid });
+    assert_eq!(ended(&out), Some(TerminationCause::EndMpcOnExit));
+    assert_eq!(
+        releases(&out).iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![c]
+    );
+}
+
+#[test]
 fn max_duration_ends_with_2000_at_the_deadline() {
     let mut s = Sim::new();
     let mut a = verb(Role::Agent);
