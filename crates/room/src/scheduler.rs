@@ -243,6 +243,8 @@ fn run<T: Ticked>(homes: &[Home<T>], me: usize) {
         let window = now + EARLY;
         while let Some(room) = home.take_due(window) {
             tick_and_give_back(home, room, now, &mut lateness);
+            // A thread that stays behind still publishes its lateness.
+            lateness.publish_if_due(Instant::now());
         }
         // Then one room another thread is late with, if any, and look at our own again.
         let late = Instant::now().checked_sub(TAKE_OVER_AFTER).unwrap_or(now);
