@@ -3,7 +3,7 @@
 
 use md5::{Digest, Md5};
 
-use crate::error::ParseError;
+use crate::error::{ParseError, ParseErrorKind};
 use crate::message::split_header_list;
 
 /// A parsed `WWW-Authenticate` / `Proxy-Authenticate` digest challenge.
@@ -29,7 +29,9 @@ impl Challenge {
             .get(..6)
             .filter(|s| s.eq_ignore_ascii_case("digest"))
             .map(|_| &v[6..])
-            .ok_or_else(|| ParseError::new("challenge scheme is not Digest"))?;
+            .ok_or_else(|| {
+                ParseError::new(ParseErrorKind::Challenge, "challenge scheme is not Digest")
+            })?;
         let mut realm = None;
         let mut nonce = None;
         let mut opaque = None;
@@ -54,13 +56,18 @@ impl Challenge {
             }
         }
         if !algorithm.eq_ignore_ascii_case("MD5") && !algorithm.eq_ignore_ascii_case("MD5-sess") {
-            return Err(ParseError::new(format!(
-                "unsupported digest algorithm {algorithm}"
-            )));
+            return Err(ParseError::new(
+                ParseErrorKind::Challenge,
+                format!("unsupported digest algorithm {algorithm}"),
+            ));
         }
         Ok(Challenge {
-            realm: realm.ok_or_else(|| ParseError::new("challenge without realm"))?,
-            nonce: nonce.ok_or_else(|| ParseError::new("challenge without nonce"))?,
+            realm: realm.ok_or_else(|| {
+                ParseError::new(ParseErrorKind::Challenge, "challenge without realm")
+            })?,
+            nonce: nonce.ok_or_else(|| {
+                ParseError::new(ParseErrorKind::Challenge, "challenge without nonce")
+            })?,
             opaque,
             algorithm,
             qop_auth,

@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use crate::dialog::Dialog;
 use crate::digest::Challenge;
+use crate::error::ParseErrorKind;
 use crate::headers::{tag_of, validate_request, CSeq, UriTarget, BRANCH_COOKIE};
 use crate::message::{
     parse, truncate, Framing, Headers, Method, RawIds, Request, Response, SipMessage,
@@ -297,7 +298,7 @@ impl Endpoint {
                 let ids = RawIds::extract(data);
                 tracing::debug!(from = %peer.addr, error = %err, "malformed SIP message");
                 if ids.can_reply() && !is_ack_line(data) {
-                    let resp = if err.reason.starts_with("unsupported version") {
+                    let resp = if err.kind == ParseErrorKind::VersionNotSupported {
                         ids.response(505, "Version Not Supported")
                     } else {
                         ids.response(400, &reason_phrase("Bad Request", &err.reason))

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::error::ParseError;
+use crate::error::{ParseError, ParseErrorKind};
 use crate::message::{split_header_list, truncate, Headers, Method, Request};
 
 /// The magic cookie that marks an RFC 3261 branch.
@@ -29,7 +29,12 @@ pub struct Via {
 impl Via {
     /// Parses one Via element (`SIP/2.0/UDP host:port;params`).
     pub fn parse(value: &str) -> Result<Via, ParseError> {
-        let bad = |why: &str| ParseError::new(format!("bad Via {:?}: {why}", truncate(value, 80)));
+        let bad = |why: &str| {
+            ParseError::new(
+                ParseErrorKind::HeaderValue,
+                format!("bad Via {:?}: {why}", truncate(value, 80)),
+            )
+        };
         // sent-protocol allows LWS around each '/' (RFC 3261 §25.1; RFC 4475 "wsinv").
         let (name, after_name) = value.split_once('/').ok_or_else(|| bad("no protocol"))?;
         let (version, after_version) = after_name
@@ -123,7 +128,12 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `1 INVITE`.
     pub fn parse(value: &str) -> Result<CSeq, ParseError> {
-        let bad = || ParseError::new(format!("bad CSeq {:?}", truncate(value, 40)));
+        let bad = || {
+            ParseError::new(
+                ParseErrorKind::HeaderValue,
+                format!("bad CSeq {:?}", truncate(value, 40)),
+            )
+        };
         let mut it = value.split_whitespace();
         let seq: u32 = it.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
         if seq >= 1 << 31 {
@@ -151,8 +161,12 @@ pub struct NameAddr {
 impl NameAddr {
     /// Parses one element.
     pub fn parse(value: &str) -> Result<NameAddr, ParseError> {
-        let bad =
-            |why: &str| ParseError::new(format!("bad address {:?}: {why}", truncate(value, 80)));
+        let bad = |why: &str| {
+            ParseError::new(
+                ParseErrorKind::HeaderValue,
+                format!("bad address {:?}: {why}", truncate(value, 80)),
+            )
+        };
         let v = value.trim();
         let (display, uri, after) = if let Some(lt) = find_unquoted(v, '<') {
             let display = v[..lt].trim().trim_matches('"').trim();
@@ -306,39 +320,57 @@ pub fn validate_request(req: &Request) -> Result<(), ParseError> {
     // An empty element in a Via list (`a,,b`) is a syntax error, not something to skip.
     for value in h.get_all("Via") {
         if value.split(',').any(|e| e.trim().is_empty()) {
-            return Err(ParseError::new("empty Via element"));
+            return Err(ParseError::new(
+                ParseErrorKind::HeaderValue,
+                "empty Via element",
+            ));
         }
     }
     let vias = h.elements("Via");
     let top = vias
         .first()
-        .ok_or_else(|| ParseError::new("missing Via header"))?;
+        .ok_or_else(|| ParseError::new(ParseErrorKind::MandatoryHeader, "missing Via header"))?;
     Via::parse(top)?;
     for name in ["From", "To", "Call-ID", "CSeq"] {
         let mut values = h.get_all(name);
-        let first = values
-            .next()
-            .ok_or_else(|| ParseError::new(format!("missing {name} header")))?;
+        let first = values.next().ok_or_else(|| {
+            ParseError::new(
+                ParseErrorKind::MandatoryHeader,
+                format!("missing {name} header"),
+            )
+        })?;
         if values.next().is_some() {
-            return Err(ParseError::new(format!("more than one {name} header")));
+            return Err(ParseError::new(
+                ParseErrorKind::MandatoryHeader,
+                format!("more than one {name} header"),
+            ));
         }
         if first.trim().is_empty() {
-            return Err(ParseError::new(format!("empty {name} header")));
+            return Err(ParseError::new(
+                ParseErrorKind::MandatoryHeader,
+                format!("empty {name} header"),
+            ));
         }
     }
     let cseq = CSeq::parse(h.get("CSeq").unwrap_or_default())?;
     if cseq.method != req.method {
-        return Err(ParseError::new(format!(
-            "CSeq method {} does not match request method {}",
-            cseq.method, req.method
-        )));
+        return Err(ParseError::new(
+            ParseErrorKind::HeaderValue,
+            format!(
+                "CSeq method {} does not match request method {}",
+                cseq.method, req.method
+            ),
+        ));
     }
     NameAddr::parse(h.get("From").unwrap_or_default())?;
     NameAddr::parse(h.get("To").unwrap_or_default())?;
     if let Some(mf) = h.get("Max-Forwards") {
-        mf.trim()
-            .parse::<u8>()
-            .map_err(|_| ParseError::new(format!("bad Max-Forwards {:?}", truncate(mf, 20))))?;
+        mf.trim().parse::<u8>().map_err(|_| {
+            ParseError::new(
+                ParseErrorKind::HeaderValue,
+                format!("bad Max-Forwards {:?}", truncate(mf, 20)),
+            )
+        })?;
     }
     for contact in h.elements("Contact") {
         if contact != "*" {

@@ -13,7 +13,7 @@ use std::fmt;
 use bytes::Bytes;
 use rsipstack::sip::headers::make_header;
 
-use crate::error::ParseError;
+use crate::error::{ParseError, ParseErrorKind};
 
 /// A SIP request method. Extension methods are kept by name so the server can answer 405.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,10 +54,10 @@ impl Method {
     /// Parses a method token; anything that is a valid token but unknown becomes `Extension`.
     pub fn parse(s: &str) -> Result<Method, ParseError> {
         if s.is_empty() || !s.bytes().all(is_token_char) {
-            return Err(ParseError::new(format!(
-                "invalid method {:?}",
-                truncate(s, 32)
-            )));
+            return Err(ParseError::new(
+                ParseErrorKind::StartLine,
+                format!("invalid method {:?}", truncate(s, 32)),
+            ));
         }
         // rsipstack knows the standard methods; its parse is case-insensitive but SIP methods are
         // case-sensitive (RFC 3261 §7.1), so only an exact upper-case match maps to a known one.
@@ -249,9 +249,18 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<SipMessage, ParseError> {
     let sep = find_subslice(data, b"\r\n\r\n")
         .map(|i| (i, 4))
         .or_else(|| find_subslice(data, b"\n\n").map(|i| (i, 2)))
-        .ok_or_else(|| ParseError::new("no empty line after the headers (truncated message?)"))?;
-    let head = std::str::from_utf8(&data[..sep.0])
-        .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
+        .ok_or_else(|| {
+            ParseError::new(
+                ParseErrorKind::Truncated,
+                "no empty line after the headers (truncated message?)",
+            )
+        })?;
+    let head = std::str::from_utf8(&data[..sep.0]).map_err(|_| {
+        ParseError::new(
+            ParseErrorKind::Encoding,
+            "header section is not valid UTF-8",
+        )
+    })?;
     let rest = &data[sep.0 + sep.1..];
 
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
@@ -260,10 +269,13 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<SipMessage, ParseError> {
 
     let body = match content_length(&headers)? {
         Some(len) if len > rest.len() => {
-            return Err(ParseError::new(format!(
-                "Content-Length {len} exceeds the {} body bytes received",
-                rest.len()
-            )))
+            return Err(ParseError::new(
+                ParseErrorKind::Truncated,
+                format!(
+                    "Content-Length {len} exceeds the {} body bytes received",
+                    rest.len()
+                ),
+            ))
         }
         Some(len) => Bytes::copy_from_slice(&rest[..len]),
         None if framing == Framing::Datagram => Bytes::copy_from_slice(rest),
@@ -273,17 +285,22 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<SipMessage, ParseError> {
     if let Some(status_line) = start.strip_prefix("SIP/") {
         let (version, tail) = status_line.split_once(' ').unwrap_or((status_line, ""));
         if version != "2.0" {
-            return Err(ParseError::new(format!(
-                "unsupported SIP version SIP/{}",
-                truncate(version, 16)
-            )));
+            return Err(ParseError::new(
+                ParseErrorKind::VersionNotSupported,
+                format!("unsupported SIP version SIP/{}", truncate(version, 16)),
+            ));
         }
         let (code, reason) = tail.split_once(' ').unwrap_or((tail, ""));
         let status: u16 = code
             .parse()
             .ok()
             .filter(|c| (100..=699).contains(c) && code.len() == 3)
-            .ok_or_else(|| ParseError::new(format!("bad status code {:?}", truncate(code, 16))))?;
+            .ok_or_else(|| {
+                ParseError::new(
+                    ParseErrorKind::StartLine,
+                    format!("bad status code {:?}", truncate(code, 16)),
+                )
+            })?;
         return Ok(SipMessage::Response(Response {
             status,
             reason: reason.to_string(),
@@ -297,17 +314,17 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<SipMessage, ParseError> {
     let (method, uri, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(u), Some(v), None) => (m, u, v),
         _ => {
-            return Err(ParseError::new(format!(
-                "malformed request line {:?}",
-                truncate(start, 80)
-            )))
+            return Err(ParseError::new(
+                ParseErrorKind::StartLine,
+                format!("malformed request line {:?}", truncate(start, 80)),
+            ))
         }
     };
     if version != "SIP/2.0" {
-        return Err(ParseError::new(format!(
-            "unsupported version {:?}",
-            truncate(version, 16)
-        )));
+        return Err(ParseError::new(
+            ParseErrorKind::VersionNotSupported,
+            format!("unsupported version {:?}", truncate(version, 16)),
+        ));
     }
     let method = Method::parse(method)?;
     validate_request_uri(uri)?;
@@ -324,25 +341,34 @@ fn parse_header_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Header
     for line in lines {
         if line.starts_with(' ') || line.starts_with('\t') {
             // RFC 3261 §7.3.1 line folding: a continuation joins the previous value with one SP.
-            let last = headers
-                .last_mut()
-                .ok_or_else(|| ParseError::new("continuation line before any header"))?;
+            let last = headers.last_mut().ok_or_else(|| {
+                ParseError::new(
+                    ParseErrorKind::HeaderLine,
+                    "continuation line before any header",
+                )
+            })?;
             last.value.push(' ');
             last.value.push_str(line.trim());
             continue;
         }
         let (name, value) = line.split_once(':').ok_or_else(|| {
-            ParseError::new(format!("header line without ':' {:?}", truncate(line, 60)))
+            ParseError::new(
+                ParseErrorKind::HeaderLine,
+                format!("header line without ':' {:?}", truncate(line, 60)),
+            )
         })?;
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err(ParseError::new(format!(
-                "bad header name {:?}",
-                truncate(name, 40)
-            )));
+            return Err(ParseError::new(
+                ParseErrorKind::HeaderLine,
+                format!("bad header name {:?}", truncate(name, 40)),
+            ));
         }
         if headers.len() >= MAX_HEADERS {
-            return Err(ParseError::new("too many header lines"));
+            return Err(ParseError::new(
+                ParseErrorKind::HeaderLine,
+                "too many header lines",
+            ));
         }
         headers.push(Header {
             name: canonical_name(name),
@@ -376,9 +402,17 @@ pub fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
             .parse()
             .ok()
             .filter(|_| v.trim().len() <= 9)
-            .ok_or_else(|| ParseError::new(format!("bad Content-Length {:?}", truncate(v, 20))))?;
+            .ok_or_else(|| {
+                ParseError::new(
+                    ParseErrorKind::ContentLength,
+                    format!("bad Content-Length {:?}", truncate(v, 20)),
+                )
+            })?;
         if found.is_some_and(|f| f != n) {
-            return Err(ParseError::new("conflicting Content-Length headers"));
+            return Err(ParseError::new(
+                ParseErrorKind::ContentLength,
+                "conflicting Content-Length headers",
+            ));
         }
         found = Some(n);
     }
@@ -386,8 +420,12 @@ pub fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
 }
 
 fn validate_request_uri(uri: &str) -> Result<(), ParseError> {
-    let bad =
-        |why: &str| ParseError::new(format!("bad Request-URI {:?}: {why}", truncate(uri, 80)));
+    let bad = |why: &str| {
+        ParseError::new(
+            ParseErrorKind::StartLine,
+            format!("bad Request-URI {:?}: {why}", truncate(uri, 80)),
+        )
+    };
     let (scheme, rest) = uri.split_once(':').ok_or_else(|| bad("no scheme"))?;
     if scheme.is_empty()
         || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -674,6 +712,40 @@ l: 4\r\n\r\nv=0\r\nEXTRA";
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn errors_carry_their_kind() {
+        let kind = |data: &[u8]| parse(data, Framing::Datagram).unwrap_err().kind;
+        assert_eq!(
+            kind(b"INVITE sip:a@b SIP/7.0\r\n\r\n"),
+            ParseErrorKind::VersionNotSupported
+        );
+        assert_eq!(
+            kind(b"SIP/3.0 200 OK\r\n\r\n"),
+            ParseErrorKind::VersionNotSupported
+        );
+        assert_eq!(
+            kind(b"INVITE  sip:a@b SIP/2.0\r\n\r\n"),
+            ParseErrorKind::StartLine
+        );
+        assert_eq!(
+            kind(b"INVITE sip:a@b SIP/2.0\r\nVia: x"),
+            ParseErrorKind::Truncated
+        );
+        assert_eq!(
+            kind(INVITE.replace("l: 4", "l: 400").as_bytes()),
+            ParseErrorKind::Truncated
+        );
+        assert_eq!(
+            kind(INVITE.replace("l: 4", "l: four").as_bytes()),
+            ParseErrorKind::ContentLength
+        );
+        assert_eq!(
+            kind(b"INVITE sip:a@b SIP/2.0\r\nno colon\r\n\r\n"),
+            ParseErrorKind::HeaderLine
+        );
+        assert_eq!(kind(b"\xff\xfe\r\n\r\n"), ParseErrorKind::Encoding);
     }
 
     #[test]

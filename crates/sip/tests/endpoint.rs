@@ -343,3 +343,27 @@ fn outbound_call_answers_digest_challenge() {
     assert!(bye.starts_with("BYE sip:trunk@127.0.0.1:5070"));
     assert_eq!(header(&bye, "CSeq"), Some("3 BYE"));
 }
+
+#[test]
+fn unknown_sip_version_gets_505_other_parse_errors_400() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let future = invite("z9hG4bKv1").replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    ep.handle_message(future.as_bytes(), caller(), t0, &mut out);
+    assert_eq!(
+        status_lines(&out),
+        vec!["SIP/2.0 505 Version Not Supported"]
+    );
+
+    out.clear();
+    let bad_line = invite("z9hG4bKv2").replacen("INVITE sip", "INVITE  sip", 1);
+    ep.handle_message(bad_line.as_bytes(), caller(), t0, &mut out);
+    let lines = status_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("SIP/2.0 400 Bad Request ("),
+        "{lines:?}"
+    );
+    assert!(events(&out).is_empty());
+}
