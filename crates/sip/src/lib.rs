@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod error;
 pub mod framing;
 pub mod headers;
+pub mod ids;
 pub mod message;
 pub mod service;
 pub mod transaction;
