@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::{Endpoint, ALLOW};
 use crate::headers::{tag_of, CSeq, BRANCH_COOKIE};
+use crate::ids::IdSource;
 use crate::message::{truncate, Headers, Method, Request, Response};
 use crate::transaction::TransportKind;
 
@@ -196,8 +197,5 @@ pub fn cancel_for(invite: &Request) -> Request {
 /// A random token for tags, branches and Call-IDs, from the operating system's randomness
 /// (what [`crate::ids::OsIds`] draws).
 pub fn new_token(len: usize) -> String {
-    let mut s = uuid::Uuid::new_v4().simple().to_string();
-    s.push_str(&uuid::Uuid::new_v4().simple().to_string());
-    s.truncate(len.min(64));
-    s
+    crate::ids::OsIds.token(len)
 }
