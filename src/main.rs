@@ -83,7 +83,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckXml { path } => check_xml(&path),
         Command::CheckConfig { config } => match load(config.as_ref()) {
-            Ok(_) => {
+            Ok(c) => {
+                if c.http.uses_default_token() {
+                    println!(
+                        "warning: http.auth_token is the shipped default {:?}; allowed only because http.listen ({}) is loopback",
+                        huddle_config::DEFAULT_AUTH_TOKEN,
+                        c.http.listen
+                    );
+                }
                 println!("configuration is valid");
                 ExitCode::SUCCESS
             }

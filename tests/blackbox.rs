@@ -7,12 +7,14 @@ mod blackbox {
     pub mod check_xml;
     pub mod echo;
     pub mod hostile;
+    pub mod http_auth;
     pub mod recording;
     pub mod room;
     pub mod shutdown;
     pub mod sip_behaviour;
     pub mod sipp;
     pub mod torture;
+    pub mod trust;
 
     use std::net::SocketAddr;
     use std::path::Path;

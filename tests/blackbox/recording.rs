@@ -43,8 +43,14 @@ async fn wait_event(stub: &HttpStub, path: &str, name: &str) -> Vec<StubRequest>
     );
 }
 
+/// Fetches a recording with the account's basic auth (recordings are served only with it).
 async fn download(url: &str) -> (String, Vec<u8>) {
-    let response = reqwest::get(url).await.expect("the recording URL answers");
+    let response = reqwest::Client::new()
+        .get(url)
+        .basic_auth(ACCOUNT, Some("change-me"))
+        .send()
+        .await
+        .expect("the recording URL answers");
     assert_eq!(response.status().as_u16(), 200, "{url}");
     let content_type = response
         .headers()
@@ -134,10 +140,13 @@ async fn an_mpc_recorded_by_xml_holds_customer_and_agent_but_not_the_coach() {
             "coaching stays out without recordCoachVoice"
         );
 
-        // Nothing else can be fetched from there.
+        // Nothing else can be fetched from there, even with the credentials.
         let base = format!("http://{}/v1/Account/{ACCOUNT}/Recording/", srv.http);
         for name in ["../huddle.toml", "nope.wav", &format!("{id}.exe")] {
-            let status = reqwest::get(format!("{base}{name}"))
+            let status = reqwest::Client::new()
+                .get(format!("{base}{name}"))
+                .basic_auth(ACCOUNT, Some("change-me"))
+                .send()
                 .await
                 .unwrap()
                 .status();

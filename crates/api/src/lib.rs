@@ -1,5 +1,8 @@
-//! huddle's HTTP surface: `/health`, `/metrics`, and the Plivo-compatible REST API.
+//! huddle's HTTP surface: `/health`, `/metrics`, the Plivo-compatible REST API and the
+//! recordings. The API and the recordings always need HTTP basic auth with the account's
+//! credentials; `/metrics` needs it when `http.metrics_auth` is on; `/health` never does.
 
+pub mod auth;
 pub mod mpc;
 
 use std::future::Future;
@@ -7,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -53,6 +56,8 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// The MPC REST API, when the server runs rooms.
     pub mpc: Option<mpc::MpcApi>,
+    /// When set, `/metrics` needs these credentials (`http.metrics_auth`).
+    pub metrics_auth: Option<auth::Credentials>,
 }
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -115,11 +120,23 @@ async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(credentials) = &state.metrics_auth {
+        if !credentials.check(&headers) {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                "authentication required: use HTTP basic auth with the auth id and auth token\n",
+            )
+                .into_response();
+            auth::challenge(response.headers_mut());
+            return response;
+        }
+    }
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+        .into_response()
 }
 
 async fn not_found() -> impl IntoResponse {
@@ -164,6 +181,7 @@ mod tests {
             health: health.clone(),
             metrics: install_metrics_recorder(),
             mpc: None,
+            metrics_auth: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -180,5 +198,35 @@ mod tests {
         let nf = get_raw(addr, "/nope").await;
         assert!(nf.starts_with("HTTP/1.1 404") && nf.contains("\"error\":\"not found\""));
         assert!(get_raw(addr, "/metrics").await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn metrics_auth_puts_metrics_behind_basic_auth() {
+        let state = ApiState {
+            health: Health::default(),
+            metrics: install_metrics_recorder(),
+            mpc: None,
+            metrics_auth: Some(auth::Credentials::new("MAID", "tok")),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, router(state), std::future::pending()));
+        let refused = get_raw(addr, "/metrics").await;
+        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+        assert!(
+            refused
+                .to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"huddle\""),
+            "{refused}"
+        );
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // MAID:tok
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic TUFJRDp0b2s=\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut ok = String::new();
+        s.read_to_string(&mut ok).await.unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(get_raw(addr, "/health").await.starts_with("HTTP/1.1 503"));
     }
 }

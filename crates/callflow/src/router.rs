@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use huddle_sip::access::{Cidr, RouteNetworks};
 use regex::Regex;
 
 /// What a matched route does with the call.
@@ -29,6 +30,9 @@ pub struct RouteRule {
     pub action: RouteAction,
     /// Hang up after this long (None: no limit).
     pub max_duration: Option<Duration>,
+    /// The only networks this route takes calls from (None: every trusted source). The SIP
+    /// layer enforces it before a call exists, through [`RouteNetworks`].
+    pub from_networks: Option<Vec<Cidr>>,
 }
 
 /// The result of routing one call.
@@ -68,6 +72,23 @@ impl Router {
                 max_duration: rule.max_duration,
             })
         })
+    }
+}
+
+impl RouteNetworks for Router {
+    /// The same first match as [`Router::route`].
+    fn route_networks(&self, user: &str) -> Option<&[Cidr]> {
+        self.rules
+            .iter()
+            .find(|rule| rule.user.is_match(user))
+            .and_then(|rule| rule.from_networks.as_deref())
+    }
+}
+
+impl Router {
+    /// True when some route restricts the networks it takes calls from.
+    pub fn restricts_networks(&self) -> bool {
+        self.rules.iter().any(|r| r.from_networks.is_some())
     }
 }
 
@@ -139,6 +160,7 @@ mod tests {
                 user: Regex::new("^echo$").unwrap(),
                 action: RouteAction::Echo,
                 max_duration: None,
+                from_networks: None,
             },
             RouteRule {
                 user: Regex::new(r"^(?P<role>agent|customer)-(?P<mpc>[A-Za-z0-9_.-]+)$").unwrap(),
@@ -147,6 +169,7 @@ mod tests {
                         .into(),
                 ),
                 max_duration: Some(Duration::from_secs(5)),
+                from_networks: Some(vec!["10.1.0.0/16".parse().unwrap()]),
             },
             RouteRule {
                 user: Regex::new(".*").unwrap(),
@@ -155,6 +178,7 @@ mod tests {
                     method: "POST".into(),
                 },
                 max_duration: None,
+                from_networks: None,
             },
         ])
     }
@@ -177,11 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn route_networks_follow_the_first_matching_route() {
+        let r = router();
+        assert!(r.restricts_networks());
+        assert!(r.route_networks("echo").is_none());
+        let nets = r.route_networks("agent-sales").unwrap();
+        assert_eq!(nets[0].to_string(), "10.1.0.0/16");
+        assert!(r.route_networks("anything").is_none());
+        assert!(Router::new(vec![]).route_networks("x").is_none());
+        assert!(!Router::new(vec![]).restricts_networks());
+    }
+
+    #[test]
     fn captured_values_are_escaped_in_templates() {
         let r = Router::new(vec![RouteRule {
             user: Regex::new("^(?P<mpc>.*)$").unwrap(),
             action: RouteAction::Xml("<Response><MultiPartyCall role=\"customer\">$mpc ${mpc} $1 $$ $</MultiPartyCall></Response>".into()),
             max_duration: None,
+            from_networks: None,
         }]);
         let m = r.route("a\"</MultiPartyCall><Hangup/>&").unwrap();
         let RouteAction::Xml(xml) = m.action else {

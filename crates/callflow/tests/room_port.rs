@@ -98,6 +98,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             timers: TimerConfig::default(),
         },
         max_message_size: 65_535,
+        access: huddle_sip::access::AccessPolicy::open(),
     })
     .await
     .expect("SIP service");
@@ -111,6 +112,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             user: regex::Regex::new("^room$").unwrap(),
             action: RouteAction::Xml(xml),
             max_duration: None,
+            from_networks: None,
         }]),
         ports: Arc::new(PortAllocator::new(base, base + 40)),
         media: MediaSettings {

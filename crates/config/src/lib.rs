@@ -1,5 +1,9 @@
 //! huddle's configuration: typed, validated TOML with the documented defaults embedded.
 
+mod cidr;
+
+pub use cidr::{Cidr, CidrError};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 
@@ -9,6 +13,13 @@ use thiserror::Error;
 
 /// The documented default configuration, embedded so `huddle serve` works with no file.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/huddle.toml");
+
+/// The `http.auth_token` huddle ships with. It signs every request huddle sends and guards the
+/// REST API, so huddle refuses to start with it on an HTTP address other than loopback.
+pub const DEFAULT_AUTH_TOKEN: &str = "change-me";
+
+/// `sip.trusted` when the key is left out: this host only (as in the embedded default).
+pub const DEFAULT_TRUSTED: [&str; 2] = ["127.0.0.1/32", "::1/128"];
 
 /// A configuration that cannot be used; the message names the key, the value and what is allowed.
 #[derive(Debug, Error)]
@@ -83,9 +94,26 @@ pub struct SipConfig {
     /// Message size cap in bytes.
     #[serde(default = "default_max_message")]
     pub max_message_size: usize,
+    /// Networks (CIDR) whose out-of-dialog requests (new calls, OPTIONS, ...) are served.
+    #[serde(default = "default_trusted")]
+    pub trusted: Vec<String>,
+    /// What an untrusted source gets: 403 Forbidden, or nothing at all.
+    #[serde(default)]
+    pub untrusted: Untrusted,
     /// `[sip.trunk]`
     #[serde(default)]
     pub trunk: Option<TrunkConfig>,
+}
+
+/// `sip.untrusted`: how requests from sources outside `sip.trusted` are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Untrusted {
+    /// Answer 403 Forbidden.
+    #[default]
+    Reject,
+    /// Send nothing at all (not even 100 Trying), so that a scanner learns nothing.
+    Drop,
 }
 
 /// `[sip.trunk]`
@@ -150,6 +178,16 @@ pub struct HttpConfig {
     pub auth_token: String,
     /// Public base URL.
     pub public_url: String,
+    /// `/metrics` needs the API's basic auth too.
+    #[serde(default)]
+    pub metrics_auth: bool,
+}
+
+impl HttpConfig {
+    /// True when the API token is still the shipped default.
+    pub fn uses_default_token(&self) -> bool {
+        self.auth_token == DEFAULT_AUTH_TOKEN
+    }
 }
 
 /// `[storage]`
@@ -247,6 +285,19 @@ pub struct Route {
     /// Hang up after this many seconds (0 = unlimited).
     #[serde(default)]
     pub max_duration_secs: u64,
+    /// Networks (CIDR) this route takes calls from; absent: every trusted source. A call from
+    /// elsewhere that matches this route gets 403.
+    #[serde(default)]
+    pub from_networks: Option<Vec<String>>,
+}
+
+impl Route {
+    /// The parsed `from_networks` (validated at load), None when the route takes every source.
+    pub fn source_networks(&self) -> Option<Vec<Cidr>> {
+        self.from_networks
+            .as_ref()
+            .map(|list| list.iter().filter_map(|c| c.parse().ok()).collect())
+    }
 }
 
 mod serde_regex {
@@ -259,6 +310,9 @@ mod serde_regex {
     }
 }
 
+fn default_trusted() -> Vec<String> {
+    DEFAULT_TRUSTED.iter().map(|s| s.to_string()).collect()
+}
 fn auto() -> String {
     "auto".into()
 }
@@ -330,6 +384,25 @@ impl SipConfig {
     pub fn listen_addrs(&self) -> Vec<(bool, SocketAddr)> {
         self.listen.iter().filter_map(|l| parse_listen(l)).collect()
     }
+
+    /// The parsed `sip.trusted` networks (validated at load).
+    pub fn trusted_networks(&self) -> Vec<Cidr> {
+        self.trusted.iter().filter_map(|c| c.parse().ok()).collect()
+    }
+}
+
+/// Checks every entry of a CIDR list; the error names `key` and the offending entry.
+fn validate_networks(key: &str, list: &[String]) -> Result<(), ConfigError> {
+    for entry in list {
+        if let Err(e) = entry.parse::<Cidr>() {
+            return Err(invalid(
+                key,
+                entry,
+                &format!("{e}; expected CIDR networks such as \"10.0.0.0/8\" or \"2001:db8::/32\""),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -366,6 +439,7 @@ impl Config {
                 "1024..=65535 bytes",
             ));
         }
+        validate_networks("sip.trusted", &self.sip.trusted)?;
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
             if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || trunk.uri.len() < 5 {
@@ -413,8 +487,28 @@ impl Config {
                 "an http:// or https:// URL",
             ));
         }
+        if !self.http.listen.ip().is_loopback() && self.http.uses_default_token() {
+            return Err(invalid(
+                "http.auth_token",
+                DEFAULT_AUTH_TOKEN,
+                &format!(
+                    "the shipped default token must be changed when http.listen ({}) is not a loopback address: it guards the REST API and recordings and signs every callback",
+                    self.http.listen
+                ),
+            ));
+        }
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("route[{i}]");
+            if let Some(list) = &r.from_networks {
+                if list.is_empty() {
+                    return Err(invalid(
+                        &format!("{key}.from_networks"),
+                        "[]",
+                        "at least one CIDR network; leave the key out to take calls from every trusted source",
+                    ));
+                }
+                validate_networks(&format!("{key}.from_networks"), list)?;
+            }
             let actions = usize::from(r.echo)
                 + usize::from(r.xml.is_some())
                 + usize::from(r.answer_url.is_some());
@@ -544,6 +638,121 @@ mod tests {
             let err = with(from, to).unwrap_err().to_string();
             assert!(err.starts_with(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn embedded_default_trusts_this_host_only() {
+        let c = default_config();
+        assert_eq!(c.sip.trusted, DEFAULT_TRUSTED);
+        assert_eq!(c.sip.untrusted, Untrusted::Reject);
+        let trusted = c.sip.trusted_networks();
+        let trusts = |ip: &str| trusted.iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(trusts("127.0.0.1") && trusts("::1"));
+        assert!(!trusts("127.0.0.2") && !trusts("10.0.0.1") && !trusts("::2"));
+        // Left out, the key means the same.
+        let without = with("trusted = [\"127.0.0.1/32\", \"::1/128\"]\n", "").unwrap();
+        assert_eq!(without.sip.trusted, DEFAULT_TRUSTED);
+        assert!(!c.http.metrics_auth);
+        assert!(c.routes.iter().all(|r| r.source_networks().is_none()));
+    }
+
+    #[test]
+    fn trusted_networks_and_untrusted_policy_parse() {
+        let c = from_toml_str(
+            &DEFAULT_TOML
+                .replacen(
+                    "trusted = [\"127.0.0.1/32\", \"::1/128\"]",
+                    "trusted = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]",
+                    1,
+                )
+                .replacen("untrusted = \"reject\"", "untrusted = \"drop\"", 1),
+        )
+        .unwrap();
+        assert_eq!(c.sip.untrusted, Untrusted::Drop);
+        let nets: Vec<String> = c
+            .sip
+            .trusted_networks()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]);
+        let err = with("untrusted = \"reject\"", "untrusted = \"ignore\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("untrusted") && err.contains("drop"), "{err}");
+    }
+
+    #[test]
+    fn hostile_networks_are_config_errors_naming_the_key() {
+        for bad in [
+            "10.0.0.0/33",
+            "::1/129",
+            "garbage",
+            "",
+            "10.0.0.1/8",
+            "10.0.0.0/99999999999999999999999",
+        ] {
+            let err = with(
+                "trusted = [\"127.0.0.1/32\", \"::1/128\"]",
+                &format!("trusted = [\"127.0.0.1/32\", {bad:?}]"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with("sip.trusted:"), "{bad}: {err}");
+            let err = with(
+                "user = \"^echo$\"\necho = true",
+                &format!("user = \"^echo$\"\necho = true\nfrom_networks = [{bad:?}]"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with("route[0].from_networks:"), "{bad}: {err}");
+        }
+        let err = with(
+            "user = \"^echo$\"\necho = true",
+            "user = \"^echo$\"\necho = true\nfrom_networks = []",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("route[0].from_networks:"), "{err}");
+        let c = with(
+            "user = \"^echo$\"\necho = true",
+            "user = \"^echo$\"\necho = true\nfrom_networks = [\"10.1.0.0/16\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.routes[0].source_networks().unwrap()[0].to_string(),
+            "10.1.0.0/16"
+        );
+    }
+
+    #[test]
+    fn the_default_token_is_refused_off_loopback() {
+        for listen in ["0.0.0.0:8088", "192.0.2.1:8088", "[::]:8088"] {
+            let err = with(
+                "listen = \"127.0.0.1:8088\"",
+                &format!("listen = \"{listen}\""),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with("http.auth_token:"), "{listen}: {err}");
+            assert!(err.contains(listen), "{err}");
+        }
+        let changed = DEFAULT_TOML
+            .replacen(
+                "listen = \"127.0.0.1:8088\"",
+                "listen = \"0.0.0.0:8088\"",
+                1,
+            )
+            .replacen(
+                "auth_token = \"change-me\"",
+                "auth_token = \"s3cret-t0ken\"",
+                1,
+            );
+        assert!(!from_toml_str(&changed).unwrap().http.uses_default_token());
+        let loopback6 = with("listen = \"127.0.0.1:8088\"", "listen = \"[::1]:8088\"").unwrap();
+        assert!(loopback6.http.uses_default_token());
+        let metrics = with("metrics_auth = false", "metrics_auth = true").unwrap();
+        assert!(metrics.http.metrics_auth);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use anyhow::Context;
 use huddle_callflow::{CallContext, MediaSettings, RouteAction, RouteRule, Router};
 use huddle_config::Config;
 use huddle_media::ports::PortAllocator;
+use huddle_sip::access::AccessPolicy;
 use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
 use huddle_sip::service::{ListenAddr, SipServiceConfig};
 use huddle_sip::transaction::{TimerConfig, TransportKind};
@@ -55,8 +56,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = huddle_api::install_metrics_recorder();
     let health = huddle_api::Health::default();
     let advertised_ip = config.resolve_advertised_ip();
+    if config.http.uses_default_token() {
+        // Off loopback the configuration refuses it; on loopback it is allowed, for trying out.
+        tracing::warn!(
+            listen = %config.http.listen,
+            "http.auth_token is the shipped default {:?}: anyone on this host can use the API and download recordings, and callbacks are signed with a public token; set your own",
+            huddle_config::DEFAULT_AUTH_TOKEN
+        );
+    }
 
-    let sip_config = sip_service_config(&config, advertised_ip);
+    let routes = router(&config);
+    let sip_config = sip_service_config(&config, advertised_ip, &routes);
+    tracing::info!(
+        trusted = ?config.sip.trusted,
+        untrusted = ?config.sip.untrusted,
+        "SIP sources outside the trusted networks are refused"
+    );
     let (sip, sip_events) = huddle_sip::service::start(sip_config)
         .await
         .context("cannot open the SIP sockets")?;
@@ -126,7 +141,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let calls = huddle_callflow::Calls::default();
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
-        router: router(&config),
+        router: routes,
         ports,
         media: MediaSettings {
             local_ip: advertised_ip,
@@ -158,6 +173,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             auth_token: config.http.auth_token.clone(),
             calls: ctx.clone(),
             recordings,
+        }),
+        metrics_auth: config.http.metrics_auth.then(|| {
+            huddle_api::auth::Credentials::new(&config.http.auth_id, &config.http.auth_token)
         }),
     });
     let http = tokio::spawn(async move {
@@ -262,7 +280,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn sip_service_config(config: &Config, advertised_ip: IpAddr) -> SipServiceConfig {
+fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -> SipServiceConfig {
     let listen: Vec<ListenAddr> = config
         .sip
         .listen_addrs()
@@ -299,6 +317,17 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr) -> SipServiceConfi
         },
         listen,
         max_message_size: config.sip.max_message_size,
+        access: access_policy(config, routes),
+    }
+}
+
+/// `sip.trusted` and `sip.untrusted`, and the routes' `from_networks` when any route has one.
+fn access_policy(config: &Config, routes: &Router) -> AccessPolicy {
+    let policy = AccessPolicy::new(config.sip.trusted_networks(), config.sip.untrusted);
+    if routes.restricts_networks() {
+        policy.with_routes(Arc::new(routes.clone()))
+    } else {
+        policy
     }
 }
 
@@ -320,6 +349,7 @@ fn router(config: &Config) -> Router {
             },
             max_duration: (r.max_duration_secs > 0)
                 .then(|| Duration::from_secs(r.max_duration_secs)),
+            from_networks: r.source_networks(),
         })
         .collect();
     Router::new(rules)

@@ -1,6 +1,7 @@
 //! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
 //! authentication, and the UDP/TCP transport shell.
 
+pub mod access;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;

@@ -3,6 +3,9 @@
 //! One task owns the endpoint, so the SIP state needs no locks. Socket readers (one per UDP
 //! socket, one per TCP connection) frame messages and hand them over a channel; writers are
 //! per-connection tasks so a slow TCP peer never stalls the SIP loop.
+//!
+//! Every received message first meets the source [`AccessPolicy`] (with the address the
+//! socket reports): a refused one never reaches the endpoint, so nothing is created for it.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,9 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::access::{forbidden, AccessPolicy, KnownCalls, Verdict};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, LegId};
 use crate::error::FramingError;
 use crate::framing::StreamFramer;
+use crate::message::Framing;
 use crate::transaction::{Peer, TransportKind};
 
 /// One socket to listen on.
@@ -38,7 +43,12 @@ pub struct SipServiceConfig {
     pub endpoint: EndpointConfig,
     /// Largest message accepted, in bytes.
     pub max_message_size: usize,
+    /// Which sources may open calls and send requests outside dialogs.
+    pub access: AccessPolicy,
 }
+
+/// How often Call-IDs of ended legs are forgotten.
+const KNOWN_CALLS_SWEEP: Duration = Duration::from_secs(30);
 
 enum Command {
     Answer(LegId, Bytes),
@@ -179,6 +189,8 @@ pub async fn start(
         in_tx,
         events: event_tx,
         max_message_size: config.max_message_size,
+        access: config.access.clone(),
+        known: KnownCalls::default(),
     };
     tokio::spawn(service.run(in_rx, cmd_rx));
     Ok((
@@ -197,6 +209,9 @@ struct Service {
     in_tx: mpsc::Sender<Inbound>,
     events: mpsc::UnboundedSender<EndpointEvent>,
     max_message_size: usize,
+    access: AccessPolicy,
+    /// Call-IDs of live legs: requests in their dialogs pass from any source.
+    known: KnownCalls,
 }
 
 impl Service {
@@ -206,6 +221,8 @@ impl Service {
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let mut out = Vec::new();
+        let mut sweep = tokio::time::interval(KNOWN_CALLS_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self
                 .endpoint
@@ -224,6 +241,10 @@ impl Service {
                 _ = tokio::time::sleep_until(deadline) => {
                     self.endpoint.handle_timeout(Instant::now(), &mut out);
                 }
+                _ = sweep.tick() => {
+                    let endpoint = &self.endpoint;
+                    self.known.sweep(Instant::now(), |leg| endpoint.invite_of(leg).is_some());
+                }
             }
             self.flush(&mut out).await;
         }
@@ -234,6 +255,20 @@ impl Service {
         match msg {
             Inbound::Message(data, peer) => {
                 metrics::counter!("huddle_sip_messages_received_total", "transport" => peer.transport.via_token()).increment(1);
+                let framing = match peer.transport {
+                    TransportKind::Udp => Framing::Datagram,
+                    TransportKind::Tcp => Framing::Stream,
+                };
+                let endpoint = &self.endpoint;
+                let known = &mut self.known;
+                let verdict = self
+                    .access
+                    .check(peer.addr.ip(), &data, framing, |call_id| {
+                        known.contains(call_id, now, |leg| endpoint.invite_of(leg).is_some())
+                    });
+                if !admitted(verdict, &data, peer, out) {
+                    return;
+                }
                 let before = self.endpoint.stats().malformed;
                 self.endpoint.handle_message(&data, peer, now, out);
                 if self.endpoint.stats().malformed > before {
@@ -242,6 +277,10 @@ impl Service {
             }
             Inbound::Oversized(head, peer) => {
                 metrics::counter!("huddle_sip_oversized_total").increment(1);
+                let verdict = self.access.check_oversized(peer.addr.ip(), &head);
+                if !admitted(verdict, &head, peer, out) {
+                    return;
+                }
                 tracing::info!(from = %peer.addr, limit = self.max_message_size, "SIP message over the size cap");
                 self.endpoint.reject_oversized(&head, peer, out);
             }
@@ -272,7 +311,14 @@ impl Service {
                 sdp,
                 reply,
             } => {
-                let _ = reply.send(ep.dial(&to, &from_user, sdp, now, out));
+                let leg = ep.dial(&to, &from_user, sdp, now, out);
+                let call_id = leg
+                    .and_then(|l| ep.invite_of(l))
+                    .and_then(|i| i.headers.get("Call-ID"));
+                if let (Some(leg), Some(call_id)) = (leg, call_id) {
+                    self.known.insert(call_id, leg);
+                }
+                let _ = reply.send(leg);
             }
             Command::SetDraining(d) => ep.set_draining(d),
             Command::LegCount(reply) => {
@@ -285,6 +331,11 @@ impl Service {
         for o in out.drain(..) {
             match o {
                 EndpointOutput::Event(ev) => {
+                    if let EndpointEvent::IncomingCall { leg, invite, .. } = &ev {
+                        if let Some(call_id) = invite.headers.get("Call-ID") {
+                            self.known.insert(call_id, *leg);
+                        }
+                    }
                     let _ = self.events.send(ev);
                 }
                 EndpointOutput::Send { peer, data } => match peer.transport {
@@ -334,6 +385,22 @@ impl Service {
             }
         });
     }
+}
+
+/// Acts on a refusal (counted, logged, answered with 403 when the verdict says so); true when
+/// the message goes on to the endpoint.
+fn admitted(verdict: Verdict, data: &[u8], peer: Peer, out: &mut Vec<EndpointOutput>) -> bool {
+    let Verdict::Refuse { reason, answer } = verdict else {
+        return true;
+    };
+    metrics::counter!("huddle_sip_refused_total", "reason" => reason.label()).increment(1);
+    tracing::debug!(from = %peer.addr, reason = reason.label(), answer, "SIP request refused");
+    if answer {
+        if let Some(data) = forbidden(data) {
+            out.push(EndpointOutput::Send { peer, data });
+        }
+    }
+    false
 }
 
 async fn udp_reader(socket: Arc<UdpSocket>, in_tx: mpsc::Sender<Inbound>, max: usize) {

@@ -47,22 +47,32 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-impl ServerProcess {
-    /// Starts the server with the standard test routes plus `extra_toml` (more routes) and
-    /// `rtp_ports` RTP ports. Panics with the log if it does not become healthy.
-    pub fn start(bin: &Path, extra_toml: &str, rtp_ports: u16) -> ServerProcess {
-        let sip_port = free_port_pair();
-        let http_port = free_tcp_port();
-        // RTP ranges: random even base, far from the ephemeral range used by free_port().
-        let rtp_low = next_rtp_range(rtp_ports);
-        let dir =
-            std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = format!(
+/// The ports and directory a test server gets, for writing its configuration.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    /// SIP port (UDP and TCP) on 127.0.0.1.
+    pub sip_port: u16,
+    /// HTTP port on 127.0.0.1.
+    pub http_port: u16,
+    /// First RTP port.
+    pub rtp_low: u16,
+    /// Last RTP port.
+    pub rtp_high: u16,
+    /// The server's own directory (configuration, log, database, recordings).
+    pub dir: PathBuf,
+}
+
+impl Slots {
+    /// The standard test configuration: SIP and HTTP on loopback, the shipped credentials,
+    /// the echo routes; `sip_extra` and `http_extra` are more keys of `[sip]` and `[http]`,
+    /// `extra_toml` more tables (routes) at the end.
+    pub fn standard(&self, sip_extra: &str, http_extra: &str, extra_toml: &str) -> String {
+        format!(
             r#"
 [sip]
 listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
 advertised_address = "127.0.0.1"
+{sip_extra}
 [rtp]
 port_range = "{rtp_low}-{rtp_high}"
 rtp_timeout_secs = 20
@@ -71,6 +81,7 @@ listen = "127.0.0.1:{http_port}"
 auth_id = "MAHUDDLEDEFAULT00000"
 auth_token = "change-me"
 public_url = "http://127.0.0.1:{http_port}"
+{http_extra}
 [storage]
 database = "sqlite://{dir}/huddle.db"
 recordings = "{dir}/recordings"
@@ -85,10 +96,45 @@ echo = true
 max_duration_secs = 2
 {extra_toml}
 "#,
-            rtp_high = rtp_low + rtp_ports,
-            dir = dir.display()
-        );
-        std::fs::write(dir.join("huddle.toml"), config).expect("write config");
+            sip_port = self.sip_port,
+            http_port = self.http_port,
+            rtp_low = self.rtp_low,
+            rtp_high = self.rtp_high,
+            dir = self.dir.display()
+        )
+    }
+}
+
+impl ServerProcess {
+    /// Starts the server with the standard test routes plus `extra_toml` (more routes) and
+    /// `rtp_ports` RTP ports. Panics with the log if it does not become healthy.
+    pub fn start(bin: &Path, extra_toml: &str, rtp_ports: u16) -> ServerProcess {
+        Self::start_with(bin, rtp_ports, |slots| slots.standard("", "", extra_toml))
+    }
+
+    /// Starts the server on the configuration `render` writes for the free ports and the
+    /// directory it is given (see [`Slots::standard`]). Panics with the log if it does not
+    /// become healthy.
+    pub fn start_with(
+        bin: &Path,
+        rtp_ports: u16,
+        render: impl FnOnce(&Slots) -> String,
+    ) -> ServerProcess {
+        let sip_port = free_port_pair();
+        let http_port = free_tcp_port();
+        // RTP ranges: random even base, far from the ephemeral range used by free_port().
+        let rtp_low = next_rtp_range(rtp_ports);
+        let dir =
+            std::env::temp_dir().join(format!("huddle-test-{}-{}", std::process::id(), rand_u16()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let slots = Slots {
+            sip_port,
+            http_port,
+            rtp_low,
+            rtp_high: rtp_low + rtp_ports,
+            dir: dir.clone(),
+        };
+        std::fs::write(dir.join("huddle.toml"), render(&slots)).expect("write config");
         let mut server = ServerProcess {
             child: None,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
@@ -99,6 +145,11 @@ max_duration_secs = 2
         };
         server.spawn_and_wait_healthy();
         server
+    }
+
+    /// The directory the standard configuration keeps recordings in.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.join("recordings")
     }
 
     /// Starts the server again, after it exited, on the same configuration, ports and data
@@ -150,18 +201,24 @@ max_duration_secs = 2
 
     /// A blocking HTTP GET; returns the whole response.
     pub fn http_get(&self, path: &str) -> Option<String> {
+        self.http_get_with(path, "")
+    }
+
+    /// A blocking HTTP GET with extra header lines (each ending in `\r\n`), e.g. an
+    /// `Authorization` from [`basic_auth`]; returns the whole response.
+    pub fn http_get_with(&self, path: &str, headers: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut s =
             std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
         )
         .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Sum of every sample of a Prometheus metric whose line starts with `prefix`.
@@ -213,6 +270,15 @@ max_duration_secs = 2
         }
         None
     }
+}
+
+/// An `Authorization: Basic ...` header line (with its `\r\n`) for `user` and `password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 impl Drop for ServerProcess {
@@ -351,6 +417,19 @@ impl SipUa {
     /// A UA over UDP.
     pub async fn udp(server: SocketAddr) -> SipUa {
         let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let local = s.local_addr().expect("addr");
+        Self::new(Link::Udp(s), server, local)
+    }
+
+    /// A UA over UDP from another local address, e.g. `127.0.0.2` (on Linux all of
+    /// 127.0.0.0/8 reaches the loopback interface): a source the server may not trust.
+    pub async fn udp_from(ip: std::net::IpAddr, server: SocketAddr) -> SipUa {
+        Self::udp_at(SocketAddr::new(ip, 0), server).await
+    }
+
+    /// A UA over UDP on a chosen local address and port (port 0: any).
+    pub async fn udp_at(local: SocketAddr, server: SocketAddr) -> SipUa {
+        let s = UdpSocket::bind(local).await.expect("bind");
         let local = s.local_addr().expect("addr");
         Self::new(Link::Udp(s), server, local)
     }

@@ -4,7 +4,8 @@
 //!
 //! Served today: list and get MPCs, start and end one; add participants (a live call, or
 //! dialled out), list, get, update (mute, hold, coach mode) and kick them; play audio to
-//! members and stop it; record the MPC (start, stop, pause, resume) and serve the files.
+//! members and stop it; record the MPC (start, stop, pause, resume) and serve the files, with
+//! the same basic auth, streamed from disk.
 //! Participant-level recording answers 405 with a JSON error until it exists.
 
 mod add_participant;
@@ -14,13 +15,12 @@ mod time_filter;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use base64::Engine;
 use huddle_room::recording::{format_of, RecordingPlace};
 use huddle_room::state::Status;
 use huddle_room::{Command, CommandError, MpcSnapshot, RegistryError, RoomRegistry, Target};
@@ -52,7 +52,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"api_id": api_id(), "error": self.message});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            crate::auth::challenge(response.headers_mut());
+        }
+        response
     }
 }
 
@@ -81,30 +85,25 @@ impl MpcApi {
     /// Basic auth must carry this account's id and token, and the path's account id must be
     /// the same account.
     fn authorize(&self, headers: &HeaderMap, path_account: &str) -> Result<(), ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication failed: use HTTP basic auth with the auth id and auth token",
-            )
-        };
-        let encoded = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .ok_or_else(unauthorized)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| unauthorized())?;
-        let expected = format!("{}:{}", self.auth_id, self.auth_token);
-        if !constant_time_eq(&decoded, expected.as_bytes()) {
-            return Err(unauthorized());
-        }
+        self.authenticate(headers)?;
         if path_account != self.auth_id {
             return Err(ApiError::not_found(&format!(
                 "no account {path_account:?} on this server"
             )));
         }
         Ok(())
+    }
+
+    /// Basic auth must carry this account's id and token (compared in constant time).
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if crate::auth::Credentials::new(&self.auth_id, &self.auth_token).check(headers) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication failed: use HTTP basic auth with the auth id and auth token",
+            ))
+        }
     }
 
     /// The MPC a path's `uuid_…` / `name_…` segment names (a name finds live MPCs only).
@@ -145,10 +144,6 @@ impl MpcApi {
                 ) => bad(&e.to_string()),
             })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The API's routes; every path also answers with a trailing slash, as SDKs send it.
@@ -667,12 +662,15 @@ async fn pause_recording(
     Ok(no_content())
 }
 
-/// A recording file, `<recording_id>.<mp3|wav>`. Like Plivo's media URLs it needs no
-/// credentials: the UUID in the name is the secret, and nothing else can be named.
+/// A recording file, `<recording_id>.<mp3|wav>`, for the account's basic auth only (checked
+/// before anything else, so that nothing is learnt about which recordings exist without it).
+/// The file is streamed from disk in chunks, never read whole into memory.
 async fn recording_file_get(
     State(api): State<MpcApi>,
+    headers: HeaderMap,
     Path((account, file)): Path<(String, String)>,
 ) -> ApiResult {
+    api.authenticate(&headers)?;
     let not_found = || ApiError::not_found("no such recording");
     if account != api.auth_id {
         return Err(not_found());
@@ -686,12 +684,22 @@ async fn recording_file_get(
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(not_found());
     }
-    let bytes = tokio::fs::read(api.recordings.path(id, format))
+    let file = tokio::fs::File::open(api.recordings.path(id, format))
         .await
         .map_err(|_| not_found())?;
+    let length = file.metadata().await.map_err(|_| not_found())?.len();
     let content_type = match format {
         huddle_record::Format::Wav => "audio/wav",
         huddle_record::Format::Mp3 => "audio/mpeg",
     };
-    Ok(([("content-type", content_type)], bytes).into_response())
+    // A recording still being written grows: send the length it has now and no more.
+    let stream = tokio_util::io::ReaderStream::new(tokio::io::AsyncReadExt::take(file, length));
+    Ok((
+        [
+            ("content-type", content_type.to_string()),
+            ("content-length", length.to_string()),
+        ],
+        HttpBody::from_stream(stream),
+    )
+        .into_response())
 }
