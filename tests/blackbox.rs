@@ -8,6 +8,7 @@ mod blackbox {
     pub mod echo;
     pub mod hostile;
     pub mod http_auth;
+    pub mod media_trust;
     pub mod recording;
     pub mod room;
     pub mod shutdown;

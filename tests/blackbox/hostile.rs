@@ -142,12 +142,10 @@ async fn foreign_and_malformed_rtp_is_ignored_and_counted() {
         )
         .await;
         assert!(leaked.is_err(), "nothing is sent to the intruder");
-        // Per-leg RTP counters are published once a second.
-        for (reason, at_least) in [
-            ("foreign_source", 20.0),
-            ("bad_version", 1.0),
-            ("too_short", 1.0),
-        ] {
+        // Per-leg RTP counters are published once a second. The intruder's packets are not
+        // among them: the leg's socket is connected to its peer, so the kernel drops them
+        // before huddle reads anything (media_trust.rs measures that under a spray).
+        for (reason, at_least) in [("bad_version", 1.0), ("too_short", 1.0)] {
             let name = format!("huddle_rtp_dropped_total{{reason=\"{reason}\"}}");
             let counted = srv.metric_reaching(&name, at_least, Duration::from_secs(3));
             assert!(counted >= at_least, "{reason}: {counted}");

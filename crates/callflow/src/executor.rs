@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use huddle_media::session::{AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession};
+use huddle_media::session::{
+    AudioFrame, LatchPolicy, MediaEvent, MediaHandle, MediaItem, MediaSession,
+};
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
 use huddle_xml::{
@@ -110,6 +112,8 @@ pub struct XmlCall {
     answer_sdp: Option<Bytes>,
     hangup_at: Option<Instant>,
     ends_at: Option<Instant>,
+    /// Whom the call takes media from once it has some.
+    latching: LatchPolicy,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -138,6 +142,7 @@ impl XmlCall {
             answer_sdp: None,
             hangup_at: None,
             ends_at: max_duration.map(|d| Instant::now() + d),
+            latching: LatchPolicy::Signalled,
         }
     }
 
@@ -170,7 +175,15 @@ impl XmlCall {
             answer_sdp: None,
             hangup_at: None,
             ends_at: None,
+            latching: LatchPolicy::Signalled,
         }
+    }
+
+    /// Sets whom the call takes media from (the route's latching and the INVITE's source);
+    /// by default only the address its SDP signalled.
+    pub fn latching(mut self, policy: LatchPolicy) -> Self {
+        self.latching = policy;
+        self
     }
 
     /// Runs the call to its end and tears it down.
@@ -497,7 +510,11 @@ impl XmlCall {
                     reject_with: Some(err.sip_status()),
                 }
             })?;
-            let handle = session.start(media_setup::params(&self.ctx.media, &negotiated));
+            let handle = session.start(media_setup::params(
+                &self.ctx.media,
+                &negotiated,
+                self.latching,
+            ));
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             // One frame of cushion so that the pacing tick (ours or a room's) and the sender's

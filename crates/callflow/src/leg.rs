@@ -46,10 +46,11 @@ pub async fn run_leg(
         let user = invite.uri_user().unwrap_or_default();
         tracing::info!(from = %peer.addr, to = %user, route = route.index, "inbound call");
         match route.action.clone() {
-            RouteAction::Echo => run_echo(&ctx, leg, &invite, &route, events).await,
+            RouteAction::Echo => run_echo(&ctx, leg, &invite, &route, &peer, events).await,
             RouteAction::Xml(xml) => {
                 let params = call_params(&call_uuid, &invite, user);
                 XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
+                    .latching(media_setup::latch_policy(route.latching, peer.addr))
                     .run(FirstDocument::Inline(xml))
                     .await;
             }
@@ -61,6 +62,7 @@ pub async fn run_leg(
                     HttpMethod::Post
                 };
                 XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
+                    .latching(media_setup::latch_policy(route.latching, peer.addr))
                     .run(FirstDocument::Url { url, method })
                     .await;
             }
@@ -84,6 +86,7 @@ async fn run_echo(
     leg: LegId,
     invite: &Request,
     route: &RouteMatch,
+    peer: &Peer,
     mut events: mpsc::UnboundedReceiver<LegEvent>,
 ) {
     let session = match MediaSession::bind(&ctx.ports, ctx.media.local_ip).await {
@@ -108,7 +111,8 @@ async fn run_echo(
         };
     ctx.sip
         .answer(leg, Bytes::from(negotiated.answer_sdp.clone()));
-    let mut media = session.start(media_setup::params(&ctx.media, &negotiated));
+    let latching = media_setup::latch_policy(route.latching, peer.addr);
+    let mut media = session.start(media_setup::params(&ctx.media, &negotiated, latching));
     let limit = route
         .max_duration
         .unwrap_or(Duration::from_secs(u64::MAX / 4));

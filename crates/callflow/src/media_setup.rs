@@ -3,11 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use huddle_media::codec::Codec;
-use huddle_media::session::{Direction, MediaParams};
+use huddle_media::session::{Direction, LatchPolicy, MediaParams};
 use huddle_sdp::{LocalMedia, SdpError, PCMA, PCMU};
 use thiserror::Error;
 
 use crate::manager::MediaSettings;
+use crate::router::Latching;
 
 /// Why an offer was refused.
 #[derive(Debug, Error)]
@@ -76,8 +77,16 @@ pub fn negotiate(
     })
 }
 
+/// Whom a call from `signalling` takes media from under a route's `latching`.
+pub fn latch_policy(latching: Latching, signalling: SocketAddr) -> LatchPolicy {
+    match latching {
+        Latching::Sdp => LatchPolicy::Signalled,
+        Latching::SignallingIp => LatchPolicy::SignallingIp(signalling.ip()),
+    }
+}
+
 /// Media parameters for a negotiated leg.
-pub fn params(settings: &MediaSettings, n: &Negotiated) -> MediaParams {
+pub fn params(settings: &MediaSettings, n: &Negotiated, latching: LatchPolicy) -> MediaParams {
     MediaParams {
         remote_rtp: n.remote_rtp,
         codec: n.codec,
@@ -87,6 +96,7 @@ pub fn params(settings: &MediaSettings, n: &Negotiated) -> MediaParams {
         jitter_min_ms: settings.jitter_min_ms,
         jitter_max_ms: settings.jitter_max_ms,
         rtp_timeout: settings.rtp_timeout,
+        latching,
     }
 }
 
@@ -99,7 +109,8 @@ fn direction(d: huddle_sdp::Direction) -> Direction {
     }
 }
 
-/// Media parameters for a leg we dialled, from the callee's answer to our offer.
+/// Media parameters for a leg we dialled, from the callee's answer to our offer. Its media
+/// comes only from the address its answer signalled.
 pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia) -> MediaParams {
     MediaParams {
         remote_rtp: n.remote_rtp,
@@ -110,5 +121,6 @@ pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia
         jitter_min_ms: settings.jitter_min_ms,
         jitter_max_ms: settings.jitter_max_ms,
         rtp_timeout: settings.rtp_timeout,
+        latching: LatchPolicy::Signalled,
     }
 }

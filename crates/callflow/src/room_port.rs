@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use huddle_media::leg_audio::TickAudio;
+pub use huddle_media::TickAudio;
 use huddle_xml::{MultiPartyCall, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub use huddle_config::Latching;
 use huddle_sip::access::{Cidr, RouteNetworks};
 use regex::Regex;
 
@@ -33,6 +34,8 @@ pub struct RouteRule {
     /// The only networks this route takes calls from (None: every trusted source). The SIP
     /// layer enforces it before a call exists, through [`RouteNetworks`].
     pub from_networks: Option<Vec<Cidr>>,
+    /// Whom the route's calls take media from.
+    pub latching: Latching,
 }
 
 /// The result of routing one call.
@@ -44,6 +47,8 @@ pub struct RouteMatch {
     pub action: RouteAction,
     /// Hang-up limit.
     pub max_duration: Option<Duration>,
+    /// Whom the call takes media from.
+    pub latching: Latching,
 }
 
 /// The ordered route table: the first rule whose regex matches wins.
@@ -70,6 +75,7 @@ impl Router {
                 index,
                 action,
                 max_duration: rule.max_duration,
+                latching: rule.latching,
             })
         })
     }
@@ -161,6 +167,7 @@ mod tests {
                 action: RouteAction::Echo,
                 max_duration: None,
                 from_networks: None,
+                latching: Latching::Sdp,
             },
             RouteRule {
                 user: Regex::new(r"^(?P<role>agent|customer)-(?P<mpc>[A-Za-z0-9_.-]+)$").unwrap(),
@@ -170,6 +177,7 @@ mod tests {
                 ),
                 max_duration: Some(Duration::from_secs(5)),
                 from_networks: Some(vec!["10.1.0.0/16".parse().unwrap()]),
+                latching: Latching::Sdp,
             },
             RouteRule {
                 user: Regex::new(".*").unwrap(),
@@ -179,6 +187,7 @@ mod tests {
                 },
                 max_duration: None,
                 from_networks: None,
+                latching: Latching::Sdp,
             },
         ])
     }
@@ -219,6 +228,7 @@ mod tests {
             action: RouteAction::Xml("<Response><MultiPartyCall role=\"customer\">$mpc ${mpc} $1 $$ $</MultiPartyCall></Response>".into()),
             max_duration: None,
             from_networks: None,
+            latching: Latching::Sdp,
         }]);
         let m = r.route("a\"</MultiPartyCall><Hangup/>&").unwrap();
         let RouteAction::Xml(xml) = m.action else {

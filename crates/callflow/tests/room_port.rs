@@ -113,6 +113,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             action: RouteAction::Xml(xml),
             max_duration: None,
             from_networks: None,
+            latching: huddle_callflow::router::Latching::Sdp,
         }]),
         ports: Arc::new(PortAllocator::new(base, base + 40)),
         media: MediaSettings {

@@ -289,6 +289,21 @@ pub struct Route {
     /// elsewhere that matches this route gets 403.
     #[serde(default)]
     pub from_networks: Option<Vec<String>>,
+    /// Whom the route's calls take media from.
+    #[serde(default)]
+    pub latching: Latching,
+}
+
+/// `[[route]] latching`: whom a call takes RTP from (design.md, "Media trust").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Latching {
+    /// Only the address the caller's SDP signalled (the default).
+    #[default]
+    Sdp,
+    /// For phones behind NAT: the first packet from the IP the call's SIP came from, on any
+    /// port, fixes the peer.
+    SignallingIp,
 }
 
 impl Route {

@@ -67,8 +67,10 @@ impl DtmfSender {
         self.timestamp
     }
 
-    /// Payloads for the next frame of `frame` timestamp units.
-    pub fn next_payloads(&mut self, frame: u32) -> Vec<[u8; 4]> {
+    /// The payload for the next frame of `frame` timestamp units, and how many times to send
+    /// it (three for the end of the event). A count rather than a list, so that sending a
+    /// digit allocates nothing on the tick.
+    pub fn next_payloads(&mut self, frame: u32) -> ([u8; 4], usize) {
         self.started = true;
         self.elapsed = (self.elapsed + frame).min(self.total);
         let done = self.elapsed >= self.total;
@@ -78,9 +80,9 @@ impl DtmfSender {
         if done {
             // The three end packets go out together: redundancy against loss (RFC 4733 §2.5.1.4).
             self.ends_sent = 3;
-            vec![payload; 3]
+            (payload, 3)
         } else {
-            vec![payload]
+            (payload, 1)
         }
     }
 
@@ -100,7 +102,8 @@ mod tests {
         let mut rx = DtmfReceiver::default();
         let mut got = Vec::new();
         while !tx.done() {
-            for p in tx.next_payloads(160) {
+            let (p, count) = tx.next_payloads(160);
+            for _ in 0..count {
                 if let Some(d) = rx.on_packet(tx.timestamp(), &p) {
                     got.push(d);
                 }

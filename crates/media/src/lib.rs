@@ -2,12 +2,16 @@
 //! RTP port pairs, and the per-leg UDP session.
 
 pub mod codec;
+pub mod driver;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
-pub mod leg_audio;
 pub mod ports;
+pub mod rtp_leg;
 pub mod rtp_rx;
 pub mod session;
 pub mod tone;
 pub mod udp_batch;
+
+pub use driver::{LentAudio, TickAudio};
+pub use session::Direction;

@@ -1,6 +1,6 @@
 //! Receive-side RTP: validation, symmetric-RTP latching, sequence tracking.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -112,38 +112,60 @@ pub enum LatchDecision {
     Accept,
     /// Accept, and this packet latched the source.
     Latched,
-    /// From somebody else after latching: ignore and count.
+    /// From somebody else: ignore and count, and never answer it.
     Foreign,
 }
 
-/// Symmetric RTP (RFC 4961 practice): lock onto the first source, preferring the address the
-/// SDP announced; afterwards only that source is heard and our packets go back to it.
+/// Whom a leg takes media from (design.md, "Media trust").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatchPolicy {
+    /// Only the address the peer's SDP signalled: a packet from anywhere else is foreign, so
+    /// nobody who merely guesses the port can be heard or receive the mix.
+    Signalled,
+    /// For phones behind NAT, whose SDP carries a private address: the first packet from the
+    /// IP the call's SIP came from (any port), or from the signalled address, fixes the peer.
+    SignallingIp(IpAddr),
+}
+
+/// The media source of a leg under its [`LatchPolicy`]; once fixed, only that source is
+/// heard and our packets go to it.
 #[derive(Debug, Clone)]
 pub struct Latch {
     expected: SocketAddr,
+    policy: LatchPolicy,
     latched: Option<SocketAddr>,
 }
 
 impl Latch {
-    /// A latch expecting media from the SDP address.
-    pub fn new(expected: SocketAddr) -> Self {
-        Latch {
+    /// A latch for media signalled at `expected`.
+    pub fn new(expected: SocketAddr, policy: LatchPolicy) -> Self {
+        let mut latch = Latch {
             expected,
+            policy,
             latched: None,
-        }
+        };
+        latch.reset(expected);
+        latch
     }
 
-    /// Decides on a packet from `source`. Before latching any source is taken: the SDP address
-    /// first, else the first packet (a caller behind NAT sends from a translated address).
+    /// Decides on a packet from `source`.
     pub fn check(&mut self, source: SocketAddr) -> LatchDecision {
-        match self.latched {
-            Some(l) if l == source => LatchDecision::Accept,
-            Some(_) => LatchDecision::Foreign,
-            None => {
+        match (self.latched, self.policy) {
+            (Some(l), _) if l == source => LatchDecision::Accept,
+            (None, LatchPolicy::SignallingIp(ip))
+                if source.ip() == ip || source == self.expected =>
+            {
                 self.latched = Some(source);
                 LatchDecision::Latched
             }
+            _ => LatchDecision::Foreign,
         }
+    }
+
+    /// The source media is taken from, once known: the signalled address from the start
+    /// under [`LatchPolicy::Signalled`], the latched one under the NAT policy.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.latched
     }
 
     /// Where to send: the latched source, else the SDP address.
@@ -154,7 +176,12 @@ impl Latch {
     /// A re-INVITE moved the remote: forget the latch.
     pub fn reset(&mut self, expected: SocketAddr) {
         self.expected = expected;
-        self.latched = None;
+        // An unspecified address (c=0.0.0.0, the old way to hold) signals nobody to hear.
+        let signalled = !expected.ip().is_unspecified() && expected.port() != 0;
+        self.latched = match self.policy {
+            LatchPolicy::Signalled if signalled => Some(expected),
+            _ => None,
+        };
     }
 }
 
@@ -266,16 +293,67 @@ mod tests {
     }
 
     #[test]
-    fn latching_keeps_the_first_source() {
+    fn the_signalled_address_is_the_only_source() {
         let sdp: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let same_ip: SocketAddr = "10.0.0.1:4002".parse().unwrap();
+        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let mut latch = Latch::new(sdp, LatchPolicy::Signalled);
+        assert_eq!(latch.peer(), Some(sdp), "fixed before any packet");
+        assert_eq!(latch.check(other), LatchDecision::Foreign);
+        assert_eq!(
+            latch.check(same_ip),
+            LatchDecision::Foreign,
+            "the port counts too"
+        );
+        assert_eq!(latch.check(sdp), LatchDecision::Accept);
+        assert_eq!(latch.send_to(), sdp);
+        let moved: SocketAddr = "10.0.0.9:6000".parse().unwrap();
+        latch.reset(moved);
+        assert_eq!(
+            latch.check(sdp),
+            LatchDecision::Foreign,
+            "the old address is gone"
+        );
+        assert_eq!(latch.check(moved), LatchDecision::Accept);
+    }
+
+    #[test]
+    fn held_sdp_addresses_accept_nobody() {
+        let mut latch = Latch::new("0.0.0.0:4000".parse().unwrap(), LatchPolicy::Signalled);
+        assert_eq!(latch.peer(), None);
+        assert_eq!(
+            latch.check("0.0.0.0:4000".parse().unwrap()),
+            LatchDecision::Foreign
+        );
+        assert_eq!(
+            latch.check("10.0.0.1:4000".parse().unwrap()),
+            LatchDecision::Foreign
+        );
+    }
+
+    #[test]
+    fn behind_nat_the_signalling_ip_latches_on_any_port() {
+        let sdp: SocketAddr = "192.168.1.20:4000".parse().unwrap();
+        let sip_ip: IpAddr = "203.0.113.9".parse().unwrap();
         let nat: SocketAddr = "203.0.113.9:61000".parse().unwrap();
         let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
-        let mut latch = Latch::new(sdp);
+        let mut latch = Latch::new(sdp, LatchPolicy::SignallingIp(sip_ip));
+        assert_eq!(latch.peer(), None);
         assert_eq!(latch.send_to(), sdp);
+        assert_eq!(
+            latch.check(other),
+            LatchDecision::Foreign,
+            "a stranger never latches"
+        );
         assert_eq!(latch.check(nat), LatchDecision::Latched);
         assert_eq!(latch.check(nat), LatchDecision::Accept);
-        assert_eq!(latch.check(other), LatchDecision::Foreign);
+        assert_eq!(
+            latch.check("203.0.113.9:61002".parse().unwrap()),
+            LatchDecision::Foreign,
+            "latched: another port of the same IP is foreign"
+        );
         assert_eq!(latch.send_to(), nat);
+        assert_eq!(latch.peer(), Some(nat));
     }
 }
 
@@ -314,19 +392,22 @@ impl RxStats {
     pub fn on_packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u32) {
         if self.ssrc != Some(ssrc) {
             // A new source (or an SSRC change): start over, as RFC 3550 A.1 does on a restart.
+            // The first packet sets the highest sequence itself, so that a stream starting at
+            // 0 is not taken for one that wrapped.
             *self = RxStats {
                 ssrc: Some(ssrc),
                 base_seq: u32::from(seq),
-                max_seq: seq.wrapping_sub(1),
+                max_seq: seq,
                 ..Default::default()
             };
-        }
-        let delta = seq.wrapping_sub(self.max_seq);
-        if delta < 0x8000 && delta != 0 {
-            if seq < self.max_seq {
-                self.cycles += 1 << 16;
+        } else {
+            let delta = seq.wrapping_sub(self.max_seq);
+            if delta < 0x8000 && delta != 0 {
+                if seq < self.max_seq {
+                    self.cycles += 1 << 16;
+                }
+                self.max_seq = seq;
             }
-            self.max_seq = seq;
         }
         self.received += 1;
         let transit = i64::from(arrival) - i64::from(timestamp);
@@ -365,6 +446,17 @@ impl RxStats {
 #[cfg(test)]
 mod stats_tests {
     use super::*;
+
+    #[test]
+    fn a_stream_starting_at_sequence_zero_has_not_wrapped() {
+        let mut s = RxStats::default();
+        for seq in 0..10u16 {
+            s.on_packet(7, seq, u32::from(seq) * 160, u32::from(seq) * 160);
+        }
+        let r = s.report().unwrap();
+        assert_eq!(r.highest_seq, 9);
+        assert_eq!(r.total_lost, 0);
+    }
 
     #[test]
     fn loss_and_jitter() {

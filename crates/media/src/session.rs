@@ -1,19 +1,18 @@
-//! One media leg over UDP. The leg's task ticks its [`LegAudio`] every 20 ms while the call
-//! plays prompts, and lends it to a room's mixing thread while the call is in an MPC; RTCP
-//! from the remote is read here.
+//! One media leg over UDP: binding its ports, starting it, and the handle the call uses. The
+//! leg's task (`crate::driver`) ticks it every 20 ms while the call plays prompts, and lends it
+//! to a room's mixing thread while the call is in an MPC.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
 use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::codec::Codec;
-use crate::leg_audio::{control_channel, ControlSender, LegAudio, LentAudio};
+use crate::driver::{self, control_channel, Command, ControlSender, LegDriver, LentAudio};
 use crate::ports::{PortAllocator, PortPair};
+pub use crate::rtp_rx::LatchPolicy;
 
 /// Largest frame carried (120 ms at 8 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
@@ -76,10 +75,12 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub(crate) fn remote_receives(self) -> bool {
+    /// The remote takes our media.
+    pub fn remote_receives(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
-    pub(crate) fn remote_sends(self) -> bool {
+    /// The remote sends media.
+    pub fn remote_sends(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::SendOnly)
     }
 }
@@ -103,6 +104,8 @@ pub struct MediaParams {
     pub jitter_max_ms: u32,
     /// Report [`MediaEvent::RtpTimeout`] after this long without RTP.
     pub rtp_timeout: Option<Duration>,
+    /// Whom media is taken from.
+    pub latching: LatchPolicy,
 }
 
 /// Something the leg noticed.
@@ -156,11 +159,6 @@ pub struct MediaSession {
     ports: PortPair,
 }
 
-enum Command {
-    Lend(oneshot::Sender<LentAudio>),
-    Stop(oneshot::Sender<MediaStats>),
-}
-
 /// Control of a running leg.
 pub struct MediaHandle {
     frames_in: mpsc::Receiver<AudioFrame>,
@@ -169,9 +167,6 @@ pub struct MediaHandle {
     commands: mpsc::UnboundedSender<Command>,
     control: ControlSender,
 }
-
-/// How long stopping waits for audio on loan to a room to come back.
-const RETURN_WAIT: Duration = Duration::from_millis(500);
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
@@ -219,8 +214,8 @@ impl MediaSession {
             .and_then(UdpSocket::from_std)
             .map_err(|e| tracing::warn!(error = %e, "RTCP from the remote will not be read"))
             .ok();
-        let audio = LegAudio::new(rtp, rtcp, ports, params, ev_tx, control_rx);
-        tokio::spawn(run(Box::new(audio), rtcp_in, in_tx, out_rx, cmd_rx));
+        let audio = LegDriver::new(rtp, rtcp, ports, params, ev_tx, control_rx);
+        tokio::spawn(driver::run(Box::new(audio), rtcp_in, in_tx, out_rx, cmd_rx));
         MediaHandle {
             frames_in: in_rx,
             frames_out: out_tx,
@@ -285,85 +280,5 @@ impl MediaHandle {
             return MediaStats::default();
         }
         rx.await.unwrap_or_default()
-    }
-}
-
-async fn run(
-    audio: Box<LegAudio>,
-    rtcp: Option<UdpSocket>,
-    frames_in: mpsc::Sender<AudioFrame>,
-    mut frames_out: mpsc::Receiver<AudioFrame>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
-    let (home_tx, mut home) = mpsc::unbounded_channel::<Box<LegAudio>>();
-    let mut audio = Some(audio);
-    let mut waiting_lend: Option<oneshot::Sender<LentAudio>> = None;
-    let frame_len = audio.as_ref().map_or(160, |a| a.frame_len());
-    let rate = frame_len as u32 * 50;
-    let mut decoded = AudioFrame::silence(frame_len, rate);
-    let mut rtcp_buf = vec![0u8; 1500];
-    let mut ticker = tokio::time::interval_at(
-        Instant::now() + Duration::from_millis(20),
-        Duration::from_millis(20),
-    );
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = ticker.tick(), if audio.is_some() => {
-                let Some(leg) = audio.as_mut() else { continue };
-                if let Some(n) = leg.receive(&mut decoded.samples) {
-                    decoded.len = n;
-                    if frames_in.try_send(decoded.clone()).is_err() {
-                        leg.note_unconsumed_frame();
-                    }
-                }
-                let outgoing = frames_out.try_recv().ok();
-                leg.send(outgoing.as_ref().map(AudioFrame::pcm));
-            }
-            received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
-                let Ok(len) = received else { continue };
-                let mut data = Bytes::copy_from_slice(&rtcp_buf[..len]);
-                if rtcp::packet::unmarshal(&mut data).is_err() {
-                    metrics::counter!("huddle_rtcp_malformed_total").increment(1);
-                }
-            }
-            Some(back) = home.recv() => match waiting_lend.take() {
-                // A new loan asked for while the last one was on its way home.
-                Some(reply) => lend(back, reply, &home_tx),
-                None => audio = Some(back),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Command::Lend(reply)) => match audio.take() {
-                    Some(leg) => lend(leg, reply, &home_tx),
-                    // On loan still (the room that let the call go has not dropped it yet):
-                    // lend it on as soon as it is back.
-                    None => waiting_lend = Some(reply),
-                },
-                Some(Command::Stop(reply)) => {
-                    if audio.is_none() {
-                        audio = tokio::time::timeout(RETURN_WAIT, home.recv()).await.ok().flatten();
-                    }
-                    let _ = reply.send(audio.map(|a| a.stats()).unwrap_or_default());
-                    return;
-                }
-                None => return,
-            }
-        }
-    }
-}
-
-fn lend(
-    audio: Box<LegAudio>,
-    reply: oneshot::Sender<LentAudio>,
-    home: &mpsc::UnboundedSender<Box<LegAudio>>,
-) {
-    // A loan nobody took comes straight home through its drop.
-    let _ = reply.send(LentAudio::new(audio, home.clone()));
-}
-
-async fn recv_rtcp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match socket {
-        Some(socket) => socket.recv_from(buf).await.map(|(len, _)| len),
-        None => std::future::pending().await,
     }
 }

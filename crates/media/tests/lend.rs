@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{leg, rtp_packet};
-use huddle_media::leg_audio::TickAudio;
+use huddle_media::TickAudio;
 
 #[tokio::test]
 async fn lent_audio_carries_rtp_both_ways_and_a_second_loan_waits_for_the_first() {

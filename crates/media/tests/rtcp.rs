@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::{leg, rtp_packet, PEER_SSRC};
-use huddle_media::leg_audio::TickAudio;
+use huddle_media::TickAudio;
 use rtcp::sender_report::SenderReport;
 use webrtc_util::marshal::Unmarshal;
 

@@ -350,6 +350,7 @@ fn router(config: &Config) -> Router {
             max_duration: (r.max_duration_secs > 0)
                 .then(|| Duration::from_secs(r.max_duration_secs)),
             from_networks: r.source_networks(),
+            latching: r.latching,
         })
         .collect();
     Router::new(rules)

@@ -66,6 +66,7 @@ pub async fn leg(slot: u16) -> (MediaHandle, Peer, SocketAddr) {
         jitter_min_ms: 20,
         jitter_max_ms: 200,
         rtp_timeout: None,
+        latching: huddle_media::rtp_rx::LatchPolicy::Signalled,
     });
     (handle, peer, ours)
 }
