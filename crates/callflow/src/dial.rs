@@ -167,7 +167,13 @@ pub async fn dial_participant(
                 match huddle_sdp::parse_answer(&sdp, &[PCMU, PCMA], &local) {
                     Ok(n) => {
                         let params = media_setup::answered_params(&task_ctx.media, &n);
-                        let handle = session.start(params);
+                        let Ok(handle) = session.start(params) else {
+                            // Plain RTP toward the trunk: there are no keys to refuse.
+                            task_ctx.sip.hangup(leg);
+                            task_ctx.calls.remove(&uuid);
+                            task_ctx.calls.forget_outbound(leg);
+                            return;
+                        };
                         let call_params = CallParams {
                             call_uuid: uuid.clone(),
                             from: user_part(&request.from).to_string(),

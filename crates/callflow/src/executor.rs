@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_media::session::{
-    AudioFrame, LatchPolicy, MediaEvent, MediaHandle, MediaItem, MediaSession,
+    AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying,
 };
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
@@ -24,7 +24,7 @@ use crate::cause::HangupCause;
 use crate::fetch::{self, CallParams, FetchError};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
-use crate::media_setup::{self, Negotiated};
+use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
 use crate::room_port::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
 
@@ -96,6 +96,8 @@ struct ActiveMedia {
     ticker: Interval,
     frame: AudioFrame,
     local_port: u16,
+    /// The SRTP keys the media runs with, which a re-INVITE must keep.
+    srtp: Option<SrtpKeying>,
 }
 
 /// One call leg running XML.
@@ -112,8 +114,8 @@ pub struct XmlCall {
     answer_sdp: Option<Bytes>,
     hangup_at: Option<Instant>,
     ends_at: Option<Instant>,
-    /// Whom the call takes media from once it has some.
-    latching: LatchPolicy,
+    /// How the call latches and secures its media once it has some.
+    media_policy: MediaPolicy,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -142,7 +144,7 @@ impl XmlCall {
             answer_sdp: None,
             hangup_at: None,
             ends_at: max_duration.map(|d| Instant::now() + d),
-            latching: LatchPolicy::Signalled,
+            media_policy: MediaPolicy::default(),
         }
     }
 
@@ -169,20 +171,22 @@ impl XmlCall {
                 ticker,
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
+                srtp: None,
             }),
             answered: true,
             sdp_version: 1,
             answer_sdp: None,
             hangup_at: None,
             ends_at: None,
-            latching: LatchPolicy::Signalled,
+            media_policy: MediaPolicy::default(),
         }
     }
 
-    /// Sets whom the call takes media from (the route's latching and the INVITE's source);
-    /// by default only the address its SDP signalled.
-    pub fn latching(mut self, policy: LatchPolicy) -> Self {
-        self.latching = policy;
+    /// Sets how the call latches and secures its media (the route's `latching` and `srtp`
+    /// and the INVITE's source); by default media only from the SDP's address, SRTP when
+    /// offered.
+    pub fn media_policy(mut self, policy: MediaPolicy) -> Self {
+        self.media_policy = policy;
         self
     }
 
@@ -502,6 +506,7 @@ impl XmlCall {
                 self.ctx.media.local_ip,
                 local_port,
                 self.sdp_version,
+                self.media_policy.srtp,
             )
             .map_err(|err| {
                 tracing::info!(error = %err, "refusing the offer");
@@ -510,11 +515,19 @@ impl XmlCall {
                     reject_with: Some(err.sip_status()),
                 }
             })?;
-            let handle = session.start(media_setup::params(
-                &self.ctx.media,
-                &negotiated,
-                self.latching,
-            ));
+            let handle = session
+                .start(media_setup::params(
+                    &self.ctx.media,
+                    &negotiated,
+                    self.media_policy.latching,
+                ))
+                .map_err(|err| {
+                    tracing::error!(error = %err, "cannot start the media");
+                    Ending::Local {
+                        cause: HangupCause::MediaFailure,
+                        reject_with: Some((500, "Media Setup Failed")),
+                    }
+                })?;
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             // One frame of cushion so that the pacing tick (ours or a room's) and the sender's
@@ -526,6 +539,7 @@ impl XmlCall {
                 ticker,
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
+                srtp: negotiated.srtp,
             });
             if start == MediaStart::EarlyMedia {
                 let sdp = self.answer_sdp.clone();
@@ -661,11 +675,12 @@ impl XmlCall {
             return;
         };
         self.sdp_version += 1;
-        match media_setup::negotiate(
+        match media_setup::renegotiate(
             offer,
             self.ctx.media.local_ip,
             media.local_port,
             self.sdp_version,
+            media.srtp.as_ref(),
         ) {
             Ok(Negotiated {
                 answer_sdp,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession};
+use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying};
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
 use huddle_sip::transaction::Peer;
@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::executor::{FirstDocument, XmlCall};
 use crate::fetch::CallParams;
 use crate::manager::CallContext;
-use crate::media_setup::{self, Negotiated};
+use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::router::{RouteAction, RouteMatch};
 
 /// What the SIP side tells a running leg.
@@ -50,7 +50,11 @@ pub async fn run_leg(
             RouteAction::Xml(xml) => {
                 let params = call_params(&call_uuid, &invite, user);
                 XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
-                    .latching(media_setup::latch_policy(route.latching, peer.addr))
+                    .media_policy(MediaPolicy::for_route(
+                        route.latching,
+                        route.srtp,
+                        peer.addr,
+                    ))
                     .run(FirstDocument::Inline(xml))
                     .await;
             }
@@ -62,7 +66,11 @@ pub async fn run_leg(
                     HttpMethod::Post
                 };
                 XmlCall::new(ctx, leg, invite, params, events, route.max_duration)
-                    .latching(media_setup::latch_policy(route.latching, peer.addr))
+                    .media_policy(MediaPolicy::for_route(
+                        route.latching,
+                        route.srtp,
+                        peer.addr,
+                    ))
                     .run(FirstDocument::Url { url, method })
                     .await;
             }
@@ -99,20 +107,33 @@ async fn run_echo(
     };
     let local_port = session.local_rtp_port();
     let mut sdp_version = 1u64;
-    let negotiated =
-        match media_setup::negotiate(&invite.body, ctx.media.local_ip, local_port, sdp_version) {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::info!(error = %err, "refusing the offer");
-                let (status, reason) = err.sip_status();
-                ctx.sip.reject(leg, status, reason);
-                return;
-            }
-        };
+    let policy = MediaPolicy::for_route(route.latching, route.srtp, peer.addr);
+    let negotiated = match media_setup::negotiate(
+        &invite.body,
+        ctx.media.local_ip,
+        local_port,
+        sdp_version,
+        policy.srtp,
+    ) {
+        Ok(n) => n,
+        Err(err) => {
+            tracing::info!(error = %err, "refusing the offer");
+            let (status, reason) = err.sip_status();
+            ctx.sip.reject(leg, status, reason);
+            return;
+        }
+    };
     ctx.sip
         .answer(leg, Bytes::from(negotiated.answer_sdp.clone()));
-    let latching = media_setup::latch_policy(route.latching, peer.addr);
-    let mut media = session.start(media_setup::params(&ctx.media, &negotiated, latching));
+    let params = media_setup::params(&ctx.media, &negotiated, policy.latching);
+    let mut media = match session.start(params) {
+        Ok(media) => media,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the media");
+            ctx.sip.reject(leg, 500, "Media Setup Failed");
+            return;
+        }
+    };
     let limit = route
         .max_duration
         .unwrap_or(Duration::from_secs(u64::MAX / 4));
@@ -137,7 +158,8 @@ async fn run_echo(
                 }
                 Some(LegEvent::ReInvite(offer)) => {
                     sdp_version += 1;
-                    reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version);
+                    let srtp = negotiated.srtp.as_ref();
+                    reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version, srtp);
                 }
                 Some(LegEvent::Established) => tracing::debug!("call established"),
                 Some(LegEvent::Transfer(_)) => tracing::info!("an echo call cannot be moved: ignored"),
@@ -167,8 +189,9 @@ fn reinvite(
     offer: &[u8],
     local_port: u16,
     version: u64,
+    srtp: Option<&SrtpKeying>,
 ) {
-    match media_setup::negotiate(offer, ctx.media.local_ip, local_port, version) {
+    match media_setup::renegotiate(offer, ctx.media.local_ip, local_port, version, srtp) {
         Ok(Negotiated {
             answer_sdp,
             remote_rtp,

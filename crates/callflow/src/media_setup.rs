@@ -3,12 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use huddle_media::codec::Codec;
-use huddle_media::session::{Direction, LatchPolicy, MediaParams};
-use huddle_sdp::{LocalMedia, SdpError, PCMA, PCMU};
+use huddle_media::session::{Direction, LatchPolicy, MediaParams, SrtpKeying, SrtpSuite};
+use huddle_sdp::{CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, PCMA, PCMU};
 use thiserror::Error;
 
 use crate::manager::MediaSettings;
-use crate::router::Latching;
+use crate::router::{Latching, SrtpMode};
 
 /// Why an offer was refused.
 #[derive(Debug, Error)]
@@ -22,6 +22,9 @@ pub enum SetupError {
     /// No codec in common.
     #[error("no common codec (we support PCMU and PCMA)")]
     NoCommonCodec,
+    /// The route requires SRTP and the offer is plain RTP.
+    #[error("the route requires SRTP (RTP/SAVP with a=crypto) and the offer has none")]
+    SrtpRequired,
 }
 
 impl SetupError {
@@ -29,7 +32,9 @@ impl SetupError {
     pub fn sip_status(&self) -> (u16, &'static str) {
         match self {
             SetupError::Malformed(_) => (400, "Bad Request (malformed SDP)"),
-            SetupError::Offerless | SetupError::NoCommonCodec => (488, "Not Acceptable Here"),
+            SetupError::Offerless | SetupError::NoCommonCodec | SetupError::SrtpRequired => {
+                (488, "Not Acceptable Here")
+            }
         }
     }
 }
@@ -49,23 +54,113 @@ pub struct Negotiated {
     pub payload_type: u8,
     /// telephone-event payload type.
     pub telephone_event_pt: Option<u8>,
+    /// SRTP keys, when the stream is RTP/SAVP.
+    pub srtp: Option<SrtpKeying>,
 }
 
-/// Negotiates an offer against our codec list.
+/// How a route's calls secure and latch their media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPolicy {
+    /// Whom media is taken from.
+    pub latching: LatchPolicy,
+    /// Whether SRTP is refused, offered or required.
+    pub srtp: SrtpPolicy,
+}
+
+impl Default for MediaPolicy {
+    /// Media only from the SDP's address; SRTP when offered.
+    fn default() -> Self {
+        MediaPolicy {
+            latching: LatchPolicy::Signalled,
+            srtp: SrtpPolicy::Optional,
+        }
+    }
+}
+
+impl MediaPolicy {
+    /// The policy of a route's call whose SIP came from `signalling`.
+    pub fn for_route(latching: Latching, srtp: SrtpMode, signalling: SocketAddr) -> Self {
+        MediaPolicy {
+            latching: latch_policy(latching, signalling),
+            srtp: match srtp {
+                SrtpMode::Off => SrtpPolicy::Off,
+                SrtpMode::Optional => SrtpPolicy::Optional,
+                SrtpMode::Required => SrtpPolicy::Required,
+            },
+        }
+    }
+}
+
+/// A fresh SRTP master key and salt from the OS's generator.
+fn new_key(len: usize) -> Vec<u8> {
+    let mut key = vec![0u8; len];
+    if getrandom::fill(&mut key).is_err() {
+        // Without the OS generator no key can be trusted: an empty key fails the leg's
+        // SRTP set-up instead of protecting media with something guessable.
+        key.clear();
+    }
+    key
+}
+
+/// Negotiates an offer against our codec list under the route's SRTP policy.
 pub fn negotiate(
     offer: &[u8],
     local_ip: IpAddr,
     local_port: u16,
     version: u64,
+    srtp: SrtpPolicy,
+) -> Result<Negotiated, SetupError> {
+    negotiate_keyed(offer, local_ip, local_port, version, srtp, &mut new_key)
+}
+
+/// Answers a re-INVITE's offer for a call whose media runs with `current` keys (None: plain
+/// RTP). The leg's SRTP contexts cannot be swapped mid-call, so the re-offer must keep the
+/// call's security and the remote's key: we answer with our key of the call, and a re-offer
+/// that drops SRTP, adds it or changes the remote key is refused (488).
+pub fn renegotiate(
+    offer: &[u8],
+    local_ip: IpAddr,
+    local_port: u16,
+    version: u64,
+    current: Option<&SrtpKeying>,
+) -> Result<Negotiated, SetupError> {
+    let policy = if current.is_some() {
+        SrtpPolicy::Required
+    } else {
+        SrtpPolicy::Off
+    };
+    let mut same_key = |len: usize| {
+        current
+            .map(|k| k.local.clone())
+            .filter(|k| k.len() == len)
+            .unwrap_or_default()
+    };
+    let n = negotiate_keyed(offer, local_ip, local_port, version, policy, &mut same_key)?;
+    match (current, &n.srtp) {
+        (Some(now), Some(offered)) if now != offered => Err(SetupError::SrtpRequired),
+        _ => Ok(n),
+    }
+}
+
+fn negotiate_keyed(
+    offer: &[u8],
+    local_ip: IpAddr,
+    local_port: u16,
+    version: u64,
+    srtp: SrtpPolicy,
+    new_key: &mut dyn FnMut(usize) -> Vec<u8>,
 ) -> Result<Negotiated, SetupError> {
     let parsed = huddle_sdp::parse_offer(offer).map_err(|e| match e {
         SdpError::Empty => SetupError::Offerless,
         other => SetupError::Malformed(other.to_string()),
     })?;
     let local = LocalMedia::new(local_ip, local_port, u64::from(local_port), version);
-    // Every negotiation failure (no audio, no common codec) is answered 488.
-    let answer = huddle_sdp::negotiate(&parsed, &[PCMU, PCMA], &local)
-        .map_err(|_| SetupError::NoCommonCodec)?;
+    // Every negotiation failure (no audio, no common codec, no SRTP) is answered 488.
+    let answer = huddle_sdp::negotiate_secure(&parsed, &[PCMU, PCMA], &local, srtp, new_key)
+        .map_err(|e| match e {
+            NegotiationError::SrtpRequired => SetupError::SrtpRequired,
+            _ => SetupError::NoCommonCodec,
+        })?;
     let n = answer.media;
     Ok(Negotiated {
         answer_sdp: answer.sdp,
@@ -74,6 +169,14 @@ pub fn negotiate(
         codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
+        srtp: n.srtp.map(|k| SrtpKeying {
+            suite: match k.suite {
+                CryptoSuite::AesCm128HmacSha1_80 => SrtpSuite::AesCm128HmacSha1_80,
+                CryptoSuite::AeadAes128Gcm => SrtpSuite::AeadAes128Gcm,
+            },
+            remote: k.remote,
+            local: k.local,
+        }),
     })
 }
 
@@ -87,6 +190,7 @@ pub fn latch_policy(latching: Latching, signalling: SocketAddr) -> LatchPolicy {
 
 /// Media parameters for a negotiated leg.
 pub fn params(settings: &MediaSettings, n: &Negotiated, latching: LatchPolicy) -> MediaParams {
+    let srtp = n.srtp.clone();
     MediaParams {
         remote_rtp: n.remote_rtp,
         codec: n.codec,
@@ -97,6 +201,7 @@ pub fn params(settings: &MediaSettings, n: &Negotiated, latching: LatchPolicy) -
         jitter_max_ms: settings.jitter_max_ms,
         rtp_timeout: settings.rtp_timeout,
         latching,
+        srtp,
     }
 }
 
@@ -122,5 +227,6 @@ pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia
         jitter_max_ms: settings.jitter_max_ms,
         rtp_timeout: settings.rtp_timeout,
         latching: LatchPolicy::Signalled,
+        srtp: None,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub use huddle_config::Latching;
+pub use huddle_config::{Latching, SrtpMode};
 use huddle_sip::access::{Cidr, RouteNetworks};
 use regex::Regex;
 
@@ -36,6 +36,8 @@ pub struct RouteRule {
     pub from_networks: Option<Vec<Cidr>>,
     /// Whom the route's calls take media from.
     pub latching: Latching,
+    /// Whether the route's calls use SRTP.
+    pub srtp: SrtpMode,
 }
 
 /// The result of routing one call.
@@ -49,6 +51,8 @@ pub struct RouteMatch {
     pub max_duration: Option<Duration>,
     /// Whom the call takes media from.
     pub latching: Latching,
+    /// Whether the call uses SRTP.
+    pub srtp: SrtpMode,
 }
 
 /// The ordered route table: the first rule whose regex matches wins.
@@ -76,6 +80,7 @@ impl Router {
                 action,
                 max_duration: rule.max_duration,
                 latching: rule.latching,
+                srtp: rule.srtp,
             })
         })
     }
@@ -168,6 +173,7 @@ mod tests {
                 max_duration: None,
                 from_networks: None,
                 latching: Latching::Sdp,
+                srtp: SrtpMode::Optional,
             },
             RouteRule {
                 user: Regex::new(r"^(?P<role>agent|customer)-(?P<mpc>[A-Za-z0-9_.-]+)$").unwrap(),
@@ -178,6 +184,7 @@ mod tests {
                 max_duration: Some(Duration::from_secs(5)),
                 from_networks: Some(vec!["10.1.0.0/16".parse().unwrap()]),
                 latching: Latching::Sdp,
+                srtp: SrtpMode::Optional,
             },
             RouteRule {
                 user: Regex::new(".*").unwrap(),
@@ -188,6 +195,7 @@ mod tests {
                 max_duration: None,
                 from_networks: None,
                 latching: Latching::Sdp,
+                srtp: SrtpMode::Optional,
             },
         ])
     }
@@ -229,6 +237,7 @@ mod tests {
             max_duration: None,
             from_networks: None,
             latching: Latching::Sdp,
+                srtp: SrtpMode::Optional,
         }]);
         let m = r.route("a\"</MultiPartyCall><Hangup/>&").unwrap();
         let RouteAction::Xml(xml) = m.action else {

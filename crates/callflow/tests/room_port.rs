@@ -114,6 +114,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             max_duration: None,
             from_networks: None,
             latching: huddle_callflow::router::Latching::Sdp,
+            srtp: huddle_callflow::router::SrtpMode::Optional,
         }]),
         ports: Arc::new(PortAllocator::new(base, base + 40)),
         media: MediaSettings {

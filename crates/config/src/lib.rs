@@ -292,6 +292,22 @@ pub struct Route {
     /// Whom the route's calls take media from.
     #[serde(default)]
     pub latching: Latching,
+    /// Whether the route's calls use SRTP.
+    #[serde(default)]
+    pub srtp: SrtpMode,
+}
+
+/// `[[route]] srtp`: whether a route's calls use SRTP (SDES keys, RFC 4568).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrtpMode {
+    /// Plain RTP only; RTP/SAVP offers are refused.
+    Off,
+    /// SRTP when the caller offers it (RTP/SAVP with a=crypto), plain RTP otherwise.
+    #[default]
+    Optional,
+    /// SRTP only: a plain offer gets 488 Not Acceptable Here.
+    Required,
 }
 
 /// `[[route]] latching`: whom a call takes RTP from (design.md, "Media trust").

@@ -26,6 +26,7 @@ use tokio::time::MissedTickBehavior;
 use crate::ports::PortPair;
 use crate::rtp_leg::{Channel, RtpLeg, StreamIds};
 use crate::session::{AudioFrame, Direction, MediaEvent, MediaParams, MediaStats};
+use crate::srtp::SrtpError;
 use crate::udp_batch::{self, RecvBatch};
 
 /// Datagrams one tick reads at most from a connected leg's socket: the kernel already keeps
@@ -149,8 +150,8 @@ impl LegDriver {
         params: MediaParams,
         events: mpsc::UnboundedSender<MediaEvent>,
         control: ControlReceiver,
-    ) -> Self {
-        let leg = RtpLeg::new(params, StreamIds::random(), Instant::now(), wall_clock());
+    ) -> Result<Self, SrtpError> {
+        let leg = RtpLeg::new(params, StreamIds::random(), Instant::now(), wall_clock())?;
         let mut driver = LegDriver {
             rtp,
             rtcp,
@@ -161,7 +162,7 @@ impl LegDriver {
             control,
         };
         driver.follow_peer();
-        driver
+        Ok(driver)
     }
 
     /// The leg's counters so far.

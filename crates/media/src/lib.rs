@@ -10,6 +10,7 @@ pub mod ports;
 pub mod rtp_leg;
 pub mod rtp_rx;
 pub mod session;
+pub mod srtp;
 pub mod tone;
 pub mod udp_batch;
 

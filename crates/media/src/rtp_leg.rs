@@ -19,6 +19,7 @@ use crate::dtmf::{DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, Playout};
 use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
 use crate::session::{MediaEvent, MediaParams, MediaStats, MAX_FRAME_SAMPLES};
+use crate::srtp::{SrtpError, SrtpSession, MAX_TAG};
 
 /// Interval between RTCP sender reports (RFC 3550 §6.2 minimum); the first goes out after
 /// half of it, as §6.2 allows for a participant's initial report.
@@ -119,6 +120,8 @@ struct Counters {
     late: Tally,
     overflow: Tally,
     concealed: Tally,
+    unauthenticated: Tally,
+    unprotectable: Tally,
     ticks: u32,
 }
 
@@ -138,6 +141,8 @@ impl Counters {
             late: dropped("late_or_duplicate"),
             overflow: dropped("jitter_overflow"),
             concealed: Tally::new(metrics::counter!("huddle_rtp_concealed_frames_total")),
+            unauthenticated: dropped("srtp_unauthenticated"),
+            unprotectable: dropped("srtp_protect_failed"),
             ticks: 0,
         }
     }
@@ -163,6 +168,8 @@ impl Counters {
             &mut self.late,
             &mut self.overflow,
             &mut self.concealed,
+            &mut self.unauthenticated,
+            &mut self.unprotectable,
         ] {
             tally.publish();
         }
@@ -186,7 +193,7 @@ struct Outbox {
 impl Outbox {
     fn new(destination: SocketAddr) -> Self {
         Outbox {
-            slots: std::array::from_fn(|_| vec![0; RTP_HEADER + MAX_FRAME_SAMPLES]),
+            slots: std::array::from_fn(|_| vec![0; RTP_HEADER + MAX_FRAME_SAMPLES + MAX_TAG]),
             lens: [0; OUTBOX_SLOTS],
             queued: 0,
             taken: 0,
@@ -271,13 +278,22 @@ pub struct RtpLeg {
     discards_counted: u64,
     next_report: Instant,
     counters: Counters,
+    /// Set when the leg runs SRTP.
+    srtp: Option<SrtpSession>,
 }
 
 impl RtpLeg {
     /// A leg starting at `now`, which is `wall` on the wall clock (since the Unix epoch).
-    pub fn new(params: MediaParams, ids: StreamIds, now: Instant, wall: Duration) -> Self {
+    /// Fails only when the parameters carry SRTP keys that cannot be used.
+    pub fn new(
+        params: MediaParams,
+        ids: StreamIds,
+        now: Instant,
+        wall: Duration,
+    ) -> Result<Self, SrtpError> {
         let rate = params.codec.clock_rate();
-        RtpLeg {
+        let srtp = params.srtp.as_ref().map(SrtpSession::new).transpose()?;
+        Ok(RtpLeg {
             latch: Latch::new(params.remote_rtp, params.latching),
             jitter: JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms),
             outbox: Outbox::new(params.remote_rtp),
@@ -303,7 +319,8 @@ impl RtpLeg {
             discards_counted: 0,
             next_report: now + REPORT_INTERVAL / 2,
             counters: Counters::new(),
-        }
+            srtp,
+        })
     }
 
     /// The leg's counters so far.
@@ -374,32 +391,43 @@ impl RtpLeg {
         arrival: Option<Instant>,
     ) {
         // The source first: a stranger's packet costs a comparison, not a parse.
-        match self.latch.check(source) {
-            LatchDecision::Foreign => {
-                self.stats.foreign_packets += 1;
-                self.counters.foreign.increment(1);
-                return;
-            }
-            LatchDecision::Latched => self.push_event(MediaEvent::Latched(source)),
-            LatchDecision::Accept => {}
+        let decision = self.latch.peek(source);
+        if decision == LatchDecision::Foreign {
+            self.stats.foreign_packets += 1;
+            self.counters.foreign.increment(1);
+            return;
         }
-        let parsed = if truncated {
-            Err(RtpError::Malformed)
-        } else {
-            rtp_rx::parse_slice(data)
+        if truncated {
+            self.malformed(RtpError::Malformed);
+            return;
+        }
+        // With SRTP only a packet that authenticates counts, and only it may fix the peer.
+        let plain;
+        let data = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtp(data) {
+                Some(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                None => {
+                    self.stats.malformed_packets += 1;
+                    self.counters.unauthenticated.increment(1);
+                    return;
+                }
+            },
+            None => data,
         };
-        let packet = match parsed {
+        let packet = match rtp_rx::parse_slice(data) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.malformed_packets += 1;
-                match e {
-                    RtpError::TooShort => self.counters.too_short.increment(1),
-                    RtpError::BadVersion => self.counters.bad_version.increment(1),
-                    RtpError::Malformed => self.counters.malformed.increment(1),
-                }
+                self.malformed(e);
                 return;
             }
         };
+        if decision == LatchDecision::Latched {
+            self.latch.commit(source);
+            self.push_event(MediaEvent::Latched(source));
+        }
         self.stats.packets_received += 1;
         self.counters.received.increment(1);
         let since_start = arrival.unwrap_or(now).saturating_duration_since(self.start);
@@ -428,6 +456,15 @@ impl RtpLeg {
             }
         } else {
             self.counters.unknown_pt.increment(1);
+        }
+    }
+
+    fn malformed(&mut self, e: RtpError) {
+        self.stats.malformed_packets += 1;
+        match e {
+            RtpError::TooShort => self.counters.too_short.increment(1),
+            RtpError::BadVersion => self.counters.bad_version.increment(1),
+            RtpError::Malformed => self.counters.malformed.increment(1),
         }
     }
 
@@ -474,8 +511,7 @@ impl RtpLeg {
                         b[..payload.len()].copy_from_slice(&payload);
                         payload.len()
                     });
-                    self.outbox.commit(len);
-                    self.count_sent();
+                    self.queue(len);
                 }
                 self.stream.timestamp = self.stream.timestamp.wrapping_add(self.frame_len as u32);
             } else if let Some(pcm) = pcm {
@@ -486,8 +522,7 @@ impl RtpLeg {
                     let len = self
                         .stream
                         .write(buf, pt, false, ts, |b| codec.encode(pcm, b));
-                    self.outbox.commit(len);
-                    self.count_sent();
+                    self.queue(len);
                 }
             }
         }
@@ -496,7 +531,25 @@ impl RtpLeg {
         self.handle_timeout(now);
     }
 
-    fn count_sent(&mut self) {
+    /// Queues the packet just written into the outbox's next slot, protected first when the
+    /// leg runs SRTP.
+    fn queue(&mut self, len: usize) {
+        let len = match self.srtp.as_mut() {
+            Some(srtp) => {
+                let Some(buf) = self.outbox.slot() else {
+                    return;
+                };
+                match srtp.protect_rtp(buf, len) {
+                    Some(protected) => protected,
+                    None => {
+                        self.counters.unprotectable.increment(1);
+                        return;
+                    }
+                }
+            }
+            None => len,
+        };
+        self.outbox.commit(len);
         self.stats.packets_sent += 1;
         self.counters.sent.increment(1);
     }
@@ -524,8 +577,14 @@ impl RtpLeg {
                 self.stream.octets,
                 self.rx_stats.report(),
             );
-            self.outbox.report = Some((rtcp_of(self.latch.send_to()), report));
-            self.outbox.report_due = true;
+            let report = match self.srtp.as_mut() {
+                Some(srtp) => srtp.protect_rtcp(&report),
+                None => Some(report),
+            };
+            if let Some(report) = report {
+                self.outbox.report = Some((rtcp_of(self.latch.send_to()), report));
+                self.outbox.report_due = true;
+            }
         }
     }
 

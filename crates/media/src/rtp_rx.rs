@@ -148,18 +148,32 @@ impl Latch {
         latch
     }
 
-    /// Decides on a packet from `source`.
+    /// Decides on a packet from `source`, latching it when it is the first acceptable one.
     pub fn check(&mut self, source: SocketAddr) -> LatchDecision {
+        let decision = self.peek(source);
+        if decision == LatchDecision::Latched {
+            self.commit(source);
+        }
+        decision
+    }
+
+    /// What [`Latch::check`] would decide, without latching: with SRTP the packet must
+    /// authenticate before it may fix the peer.
+    pub fn peek(&self, source: SocketAddr) -> LatchDecision {
         match (self.latched, self.policy) {
             (Some(l), _) if l == source => LatchDecision::Accept,
             (None, LatchPolicy::SignallingIp(ip))
                 if source.ip() == ip || source == self.expected =>
             {
-                self.latched = Some(source);
                 LatchDecision::Latched
             }
             _ => LatchDecision::Foreign,
         }
+    }
+
+    /// Fixes the peer at `source` (after [`Latch::peek`] said [`LatchDecision::Latched`]).
+    pub fn commit(&mut self, source: SocketAddr) {
+        self.latched = Some(source);
     }
 
     /// The source media is taken from, once known: the signalled address from the start

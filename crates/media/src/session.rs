@@ -13,6 +13,7 @@ use crate::codec::Codec;
 use crate::driver::{self, control_channel, Command, ControlSender, LegDriver, LentAudio};
 use crate::ports::{PortAllocator, PortPair};
 pub use crate::rtp_rx::LatchPolicy;
+pub use crate::srtp::{SrtpKeying, SrtpSuite};
 
 /// Largest frame carried (120 ms at 8 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
@@ -26,6 +27,9 @@ pub enum MediaError {
     /// Socket failure.
     #[error("cannot bind RTP sockets: {0}")]
     Io(#[from] std::io::Error),
+    /// The negotiated SRTP keys cannot be used.
+    #[error(transparent)]
+    Srtp(#[from] crate::srtp::SrtpError),
 }
 
 /// A block of decoded audio; fixed-size storage so frames move through channels without heap work.
@@ -106,6 +110,8 @@ pub struct MediaParams {
     pub rtp_timeout: Option<Duration>,
     /// Whom media is taken from.
     pub latching: LatchPolicy,
+    /// SRTP keys, when the leg is RTP/SAVP.
+    pub srtp: Option<SrtpKeying>,
 }
 
 /// Something the leg noticed.
@@ -200,8 +206,8 @@ impl MediaSession {
         self.ports.rtp()
     }
 
-    /// Starts the leg task.
-    pub fn start(self, params: MediaParams) -> MediaHandle {
+    /// Starts the leg task; fails only on SRTP keys that cannot be used.
+    pub fn start(self, params: MediaParams) -> Result<MediaHandle, MediaError> {
         let (in_tx, in_rx) = mpsc::channel(8);
         let (out_tx, out_rx) = mpsc::channel(8);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -214,15 +220,15 @@ impl MediaSession {
             .and_then(UdpSocket::from_std)
             .map_err(|e| tracing::warn!(error = %e, "RTCP from the remote will not be read"))
             .ok();
-        let audio = LegDriver::new(rtp, rtcp, ports, params, ev_tx, control_rx);
+        let audio = LegDriver::new(rtp, rtcp, ports, params, ev_tx, control_rx)?;
         tokio::spawn(driver::run(Box::new(audio), rtcp_in, in_tx, out_rx, cmd_rx));
-        MediaHandle {
+        Ok(MediaHandle {
             frames_in: in_rx,
             frames_out: out_tx,
             events: ev_rx,
             commands: cmd_tx,
             control: control_tx,
-        }
+        })
     }
 }
 

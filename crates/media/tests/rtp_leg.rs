@@ -35,6 +35,7 @@ fn params(latching: LatchPolicy) -> MediaParams {
         jitter_max_ms: 200,
         rtp_timeout: Some(Duration::from_secs(3)),
         latching,
+        srtp: None,
     }
 }
 
@@ -71,7 +72,7 @@ fn events(leg: &mut RtpLeg) -> Vec<MediaEvent> {
 #[test]
 fn only_the_signalled_address_is_heard_and_answered() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     assert_eq!(
         leg.peer(),
         Some(addr("192.0.2.10:4000")),
@@ -111,7 +112,8 @@ fn behind_nat_the_first_packet_from_the_signalling_ip_fixes_the_peer() {
         IDS,
         t0,
         Duration::ZERO,
-    );
+    )
+    .unwrap();
     assert_eq!(leg.peer(), None);
     leg.handle_datagram(t0, addr("198.51.100.7:9999"), &voice(1), false, None);
     assert_eq!(leg.peer(), None, "a stranger does not latch");
@@ -129,7 +131,7 @@ fn behind_nat_the_first_packet_from_the_signalling_ip_fixes_the_peer() {
 #[test]
 fn malformed_and_unknown_packets_are_counted_not_played() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     let peer = addr("192.0.2.10:4000");
     leg.handle_datagram(t0, peer, &[0x80, 0, 1], false, None);
     leg.handle_datagram(t0, peer, &[0x40; 172], false, None);
@@ -147,7 +149,7 @@ fn malformed_and_unknown_packets_are_counted_not_played() {
 #[test]
 fn the_jitter_buffer_reorders_and_conceals_a_loss() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     let peer = addr("192.0.2.10:4000");
     let mut frame = [0i16; 160];
     // 2 arrives before 1; 3 is lost; 4 follows.
@@ -173,7 +175,7 @@ fn the_jitter_buffer_reorders_and_conceals_a_loss() {
 #[test]
 fn the_rtp_timeout_fires_once_at_its_deadline_and_rearms_on_media() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     let peer = addr("192.0.2.10:4000");
     let deadline = leg.next_deadline();
     assert_eq!(
@@ -206,7 +208,7 @@ fn a_peer_that_only_receives_never_times_out() {
     let t0 = Instant::now();
     let mut p = params(LatchPolicy::Signalled);
     p.remote_direction = Direction::RecvOnly;
-    let mut leg = RtpLeg::new(p, IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(p, IDS, t0, Duration::ZERO).unwrap();
     leg.handle_timeout(t0 + Duration::from_secs(60));
     assert!(!events(&mut leg).contains(&MediaEvent::RtpTimeout));
     assert_eq!(
@@ -219,7 +221,7 @@ fn a_peer_that_only_receives_never_times_out() {
 fn sender_reports_go_out_at_2_5_s_then_every_5_s_with_the_streams_figures() {
     let t0 = Instant::now();
     let wall = Duration::from_secs(1_700_000_000);
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, wall);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, wall).unwrap();
     let peer = addr("192.0.2.10:4000");
     let mut frame = [0i16; 160];
     let mut reports = Vec::new();
@@ -283,7 +285,7 @@ fn sender_reports_go_out_at_2_5_s_then_every_5_s_with_the_streams_figures() {
 #[test]
 fn digits_are_sent_as_rfc4733_and_received_as_events() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     let peer = addr("192.0.2.10:4000");
     leg.send_digit('7', 100);
     let mut packets = Vec::new();
@@ -322,7 +324,7 @@ fn digits_are_sent_as_rfc4733_and_received_as_events() {
 #[test]
 fn a_reinvite_moves_the_peer_and_hold_stops_sending() {
     let t0 = Instant::now();
-    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+    let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
     let moved = addr("192.0.2.99:5000");
     leg.update_remote(t0, moved, Direction::SendRecv);
     assert_eq!(leg.peer(), Some(moved));
@@ -346,7 +348,7 @@ fn a_reinvite_moves_the_peer_and_hold_stops_sending() {
 fn fixed_identifiers_give_byte_identical_output() {
     let run = || {
         let t0 = Instant::now();
-        let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO);
+        let mut leg = RtpLeg::new(params(LatchPolicy::Signalled), IDS, t0, Duration::ZERO).unwrap();
         let mut out = Vec::new();
         let tone: Vec<i16> = (0..160).map(|i| ((i * 400) % 8000) as i16).collect();
         for tick in 0..200u32 {

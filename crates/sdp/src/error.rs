@@ -94,6 +94,9 @@ pub enum NegotiationError {
     /// Audio was offered, but none of its codecs is one we support.
     #[error("no common codec in the offered audio")]
     NoCommonCodec,
+    /// The route requires SRTP and the offer has no RTP/SAVP audio with a usable key.
+    #[error("SRTP is required and no RTP/SAVP audio with a usable a=crypto key was offered")]
+    SrtpRequired,
     /// The chosen audio stream has no connection address.
     #[error("m= line {media} (audio) has no connection address")]
     NoConnectionAddress {

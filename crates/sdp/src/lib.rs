@@ -15,6 +15,7 @@
 
 mod attributes;
 mod codec;
+mod crypto;
 mod direction;
 mod error;
 mod local;
@@ -30,10 +31,11 @@ pub use codec::{
     static_payload_type, CodecSpec, G722, OPUS, PCMA, PCMU, STATIC_PAYLOAD_TYPES, TELEPHONE_EVENT,
     TELEPHONE_EVENT_DEFAULT_EVENTS, TELEPHONE_EVENT_FMTP,
 };
+pub use crypto::{parse_crypto, CryptoOffer, CryptoSuite, SrtpKeys, SrtpPolicy};
 pub use direction::Direction;
 pub use error::{AnswerError, NegotiationError, SdpError};
 pub use local::{LocalMedia, DEFAULT_PTIME};
-pub use negotiate::{negotiate, Answer, NegotiatedMedia};
+pub use negotiate::{negotiate, negotiate_secure, Answer, NegotiatedMedia};
 pub use offer::{build_offer, parse_answer};
 pub use parse::parse_offer;
 pub use reinvite::{classify_reoffer, is_hold, is_unchanged, ReofferKind};

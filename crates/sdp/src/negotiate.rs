@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::codec::{CodecSpec, TELEPHONE_EVENT, TELEPHONE_EVENT_DEFAULT_EVENTS};
+use crate::crypto::{parse_crypto, write_crypto, SrtpKeys, SrtpPolicy};
 use crate::direction::Direction;
 use crate::error::NegotiationError;
 use crate::local::{LocalMedia, DEFAULT_PTIME};
@@ -35,6 +36,8 @@ pub struct NegotiatedMedia {
     pub local_direction: Direction,
     /// Packet time in milliseconds.
     pub ptime: u32,
+    /// The SRTP keys, when the stream is RTP/SAVP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Our answer to an offer.
@@ -64,26 +67,67 @@ pub fn negotiate(
     supported: &[CodecSpec],
     local: &LocalMedia,
 ) -> Result<Answer, NegotiationError> {
+    negotiate_secure(offer, supported, local, SrtpPolicy::Off, &mut |_| {
+        Vec::new()
+    })
+}
+
+/// [`negotiate`] with SRTP: under `policy`, RTP/SAVP audio lines with a usable `a=crypto`
+/// (see [`crate::parse_crypto`]) are answered too, with our own key from `new_key(len)` (the
+/// caller's randomness, so that this crate stays deterministic), and the answer's
+/// [`NegotiatedMedia::srtp`] carries both keys. The first acceptable audio line in the
+/// offerer's order wins. [`SrtpPolicy::Required`] refuses plain lines
+/// ([`NegotiationError::SrtpRequired`] when nothing else is left).
+pub fn negotiate_secure(
+    offer: &SessionOffer,
+    supported: &[CodecSpec],
+    local: &LocalMedia,
+    policy: SrtpPolicy,
+    new_key: &mut dyn FnMut(usize) -> Vec<u8>,
+) -> Result<Answer, NegotiationError> {
     let mut saw_audio = false;
+    let mut refused_plain = false;
     let mut chosen = None;
     for (index, m) in offer.media.iter().enumerate() {
-        if !(m.is_audio() && m.port != 0 && m.is_rtp_avp()) {
+        if !(m.is_audio() && m.port != 0) {
             continue;
         }
+        let crypto = if m.is_rtp_avp() {
+            if policy == SrtpPolicy::Required {
+                refused_plain = true;
+                continue;
+            }
+            None
+        } else if m.is_rtp_savp() && policy != SrtpPolicy::Off {
+            match m.crypto.iter().find_map(|c| parse_crypto(c)) {
+                Some(c) => Some(c),
+                None => continue,
+            }
+        } else {
+            continue;
+        };
         saw_audio = true;
         if let Some((codec, pt)) = choose_codec(m, supported) {
-            chosen = Some((index, m, codec, pt));
+            chosen = Some((index, m, codec, pt, crypto));
             break;
         }
     }
-    let Some((index, m, codec, pt)) = chosen else {
+    let Some((index, m, codec, pt, crypto)) = chosen else {
         return Err(if saw_audio {
             NegotiationError::NoCommonCodec
+        } else if refused_plain {
+            NegotiationError::SrtpRequired
         } else {
             NegotiationError::NoAudio
         });
     };
-    let media = agree(index, m, codec, pt, local.direction)?;
+    let mut media = agree(index, m, codec, pt, local.direction)?;
+    media.srtp = crypto.map(|c| SrtpKeys {
+        suite: c.suite,
+        local: new_key(c.suite.key_salt_len()),
+        remote: c.key_salt,
+        tag: c.tag,
+    });
 
     let mut formats = vec![FormatLine {
         pt,
@@ -119,6 +163,9 @@ pub fn negotiate(
                 media.ptime,
                 media.local_direction,
             );
+            if let Some(keys) = &media.srtp {
+                write_crypto(&mut sdp, keys.tag, keys.suite, &keys.local);
+            }
         } else {
             rejected_media(&mut sdp, line);
         }
@@ -175,6 +222,7 @@ pub(crate) fn agree(
         remote_direction,
         local_direction: remote_direction.answer().intersect(local),
         ptime: agreed_ptime(m),
+        srtp: None,
     })
 }
 

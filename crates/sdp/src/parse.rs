@@ -78,6 +78,7 @@ fn media_description(
     let mut maxptime = None;
     let mut rtcp = None;
     let mut rtcp_mux = false;
+    let mut crypto = Vec::new();
     for a in &m.attributes {
         let value = a.value.as_deref().unwrap_or("");
         match a.key.as_str() {
@@ -99,6 +100,8 @@ fn media_description(
                 })
             }
             "rtcp-mux" => rtcp_mux = true,
+            // A handful at most in real offers; more is somebody probing.
+            "crypto" if crypto.len() < 16 => crypto.push(value.to_string()),
             _ => {}
         }
     }
@@ -147,6 +150,7 @@ fn media_description(
         maxptime,
         rtcp,
         rtcp_mux,
+        crypto,
     })
 }
 

@@ -80,6 +80,8 @@ pub struct MediaDescription {
     pub rtcp: Option<RtcpAttribute>,
     /// `a=rtcp-mux` is present (RFC 5761).
     pub rtcp_mux: bool,
+    /// The `a=crypto` values (RFC 4568), as written, in order.
+    pub crypto: Vec<String>,
 }
 
 impl MediaDescription {
@@ -88,9 +90,14 @@ impl MediaDescription {
         self.kind.eq_ignore_ascii_case("audio")
     }
 
-    /// Plain RTP/AVP (the only profile we answer; SRTP and AVPF lines are rejected).
+    /// Plain RTP/AVP.
     pub fn is_rtp_avp(&self) -> bool {
         self.proto.eq_ignore_ascii_case("RTP/AVP")
+    }
+
+    /// SRTP with SDES keys, RTP/SAVP (AVPF and DTLS profiles are not answered).
+    pub fn is_rtp_savp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP")
     }
 
     /// The old RFC 2543 way of putting a call on hold: a connection address of 0.0.0.0

@@ -351,6 +351,7 @@ fn router(config: &Config) -> Router {
                 .then(|| Duration::from_secs(r.max_duration_secs)),
             from_networks: r.source_networks(),
             latching: r.latching,
+            srtp: r.srtp,
         })
         .collect();
     Router::new(rules)

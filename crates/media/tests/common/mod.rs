@@ -57,16 +57,19 @@ pub async fn leg(slot: u16) -> (MediaHandle, Peer, SocketAddr) {
         .unwrap();
     let ours = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), session.local_rtp_port());
     let peer = Peer::bind();
-    let handle = session.start(MediaParams {
-        remote_rtp: peer.rtp.local_addr().unwrap(),
-        codec: Codec::Pcmu,
-        payload_type: 0,
-        telephone_event_pt: Some(101),
-        remote_direction: Direction::SendRecv,
-        jitter_min_ms: 20,
-        jitter_max_ms: 200,
-        rtp_timeout: None,
-        latching: huddle_media::rtp_rx::LatchPolicy::Signalled,
-    });
+    let handle = session
+        .start(MediaParams {
+            remote_rtp: peer.rtp.local_addr().unwrap(),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            remote_direction: Direction::SendRecv,
+            jitter_min_ms: 20,
+            jitter_max_ms: 200,
+            rtp_timeout: None,
+            latching: huddle_media::rtp_rx::LatchPolicy::Signalled,
+            srtp: None,
+        })
+        .expect("no SRTP to refuse");
     (handle, peer, ours)
 }
