@@ -14,9 +14,9 @@ use tracing::Instrument;
 
 use crate::calls::{CallInfo, DialOutcome};
 use crate::executor::{FirstDocument, XmlCall};
-use crate::fetch::CallParams;
 use crate::manager::CallContext;
 use crate::media_setup;
+use huddle_events::CallParams;
 
 /// One leg to dial.
 #[derive(Debug, Clone)]

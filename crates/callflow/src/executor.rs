@@ -18,13 +18,13 @@ use huddle_xml::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::cause::HangupCause;
-use crate::fetch::{self, CallParams, FetchError};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
-use crate::room_port::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
+use huddle_events::fetch::{self, CallParams, FetchError};
+use huddle_roomport::HangupCause;
+use huddle_roomport::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -374,7 +374,7 @@ impl XmlCall {
                 return Ok(None);
             }
         };
-        let crate::room_port::Membership {
+        let huddle_roomport::Membership {
             mut to_room,
             mut from_room,
             exit,

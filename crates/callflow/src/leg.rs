@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::executor::{FirstDocument, XmlCall};
-use crate::fetch::CallParams;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::router::{RouteAction, RouteMatch};
+use huddle_events::CallParams;
 
 /// What the SIP side tells a running leg.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,7 +42,7 @@ pub struct CallContext {
     /// Play and Speak audio.
     pub prompts: huddle_prompts::Prompts,
     /// The MPC room service (absent: MultiPartyCall is skipped with a warning).
-    pub rooms: Option<Arc<dyn crate::room_port::Rooms>>,
+    pub rooms: Option<Arc<dyn huddle_roomport::Rooms>>,
     /// Becomes true when live calls must be ended (end of the shutdown grace period).
     pub hangup_all: watch::Receiver<bool>,
     /// The live calls by CallUUID.

@@ -6,6 +6,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod leg_audio;
+pub mod news;
 pub mod ports;
 pub mod rtp_rx;
 pub mod session;

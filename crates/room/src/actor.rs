@@ -5,16 +5,16 @@
 //! every member's RTP, mixes, and sends every member its mix. Slow work (fetching music, sound
 //! URLs) runs on the tokio runtime and its results come back as messages.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use huddle_callflow::fetch::CallParams;
-use huddle_callflow::{
-    member_news_epoch, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
+use huddle_events::CallParams;
+use huddle_media::news::{NewsBell, NewsWatch};
+use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
+use huddle_roomport::{
+    member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, TickAudio,
 };
-use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
@@ -126,6 +126,7 @@ impl RoomTask {
         let frame_len = (rate / 50) as usize;
         metrics::gauge!("huddle_rooms_active").increment(1.0);
         let created = std::time::Instant::now();
+        let (doorbell, news) = member_news();
         RoomTask {
             state: Room::new(uuid, name, created),
             shell: Shell {
@@ -135,8 +136,8 @@ impl RoomTask {
                 plays_started: 0,
                 play_stops: Vec::new(),
                 deps,
-                doorbell: Arc::new(AtomicBool::new(false)),
-                news_seen: 0,
+                doorbell,
+                news,
                 tx,
                 rate,
                 frame_len,
@@ -218,10 +219,10 @@ struct Shell {
     play_stops: Vec<(Target, u64)>,
     /// Every participant entry, for snapshots.
     roster: Roster,
-    /// Rung by a member's link when it has news (digits, a hang-up).
-    doorbell: Arc<AtomicBool>,
-    /// The process-wide member-news epoch last looked at.
-    news_seen: u64,
+    /// Rung by a member's link when it has news (digits, a hang-up); cloned into each link.
+    doorbell: NewsBell,
+    /// The tick's side of the doorbell.
+    news: NewsWatch,
     tx: mpsc::UnboundedSender<ActorMsg>,
     rate: u32,
     frame_len: usize,
@@ -569,11 +570,7 @@ impl Shell {
         // Inputs: members leaving and digits, when a member rang.
         let mut gone: Vec<Input> = Vec::new();
         let mut digits: Vec<(u64, char, u32)> = Vec::new();
-        let epoch = member_news_epoch();
-        let news = epoch != self.news_seen && {
-            self.news_seen = epoch;
-            self.doorbell.swap(false, Ordering::Acquire)
-        };
+        let news = self.news.take();
         for m in self.members.iter_mut().filter(|_| news) {
             match m.left.try_recv() {
                 Ok(Left::Transferred) => {

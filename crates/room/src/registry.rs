@@ -1,4 +1,4 @@
-//! Live MPCs by name: the room service the call flow joins through (`huddle_callflow::Rooms`),
+//! Live MPCs by name: the room service the call flow joins through (`huddle_roomport::Rooms`),
 //! and the command entry point for the REST API. The map is touched on join, command and room
 //! end only — never by a mix tick.
 
@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms, TickAudio};
 use huddle_prompts::Prompts;
+use huddle_roomport::{JoinRefused, JoinRequest, Membership, Rooms, TickAudio};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorMsg, JoinReply, RoomTask};
