@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use huddle_events::fetch::{self, CallParams, FetchError};
 use huddle_media::session::{AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession};
+use huddle_roomport::{
+    CallUuid, HangupCause, JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit,
+};
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
 use huddle_xml::{
@@ -22,9 +26,6 @@ use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
-use huddle_events::fetch::{self, CallParams, FetchError};
-use huddle_roomport::HangupCause;
-use huddle_roomport::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -349,7 +350,7 @@ impl XmlCall {
         // (maxParticipants decides by that order); the answer follows at once.
         self.start_media(MediaStart::Prepare).await?;
         let request = JoinRequest {
-            call_uuid: self.params.call_uuid.clone(),
+            call_uuid: CallUuid::new(self.params.call_uuid.clone()),
             from: self.params.from.clone(),
             to: self.params.to.clone(),
             mpc: Box::new(mpc.clone()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_media::ports::PortAllocator;
+use huddle_roomport::CallUuid;
 use huddle_sip::endpoint::{EndReason, EndpointEvent, LegId};
 use huddle_sip::service::SipHandle;
 use tokio::sync::{mpsc, watch};
@@ -83,7 +84,7 @@ fn dispatch(
                 return;
             };
             let (tx, rx) = mpsc::unbounded_channel();
-            let call_uuid = uuid::Uuid::new_v4().to_string();
+            let call_uuid = CallUuid::new(uuid::Uuid::new_v4().to_string());
             let info = crate::calls::CallInfo {
                 from: crate::leg::from_user(&invite),
                 to: user.clone(),

@@ -12,7 +12,7 @@ use huddle_events::CallParams;
 use huddle_media::news::{NewsBell, NewsWatch};
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_roomport::{
-    member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
+    member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberId, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, TickAudio,
 };
 use huddle_xml::{Sound, UrlWithMethod};
@@ -42,7 +42,7 @@ pub(crate) enum ActorMsg {
     Join {
         request: Box<JoinRequest>,
         audio: Box<dyn TickAudio>,
-        member_id: u64,
+        member_id: MemberId,
         reply: oneshot::Sender<JoinReply>,
     },
     Command {
@@ -57,7 +57,7 @@ pub(crate) enum ActorMsg {
         pcm: Arc<[i16]>,
     },
     SoundTo {
-        members: Vec<u64>,
+        members: Vec<MemberId>,
         pcm: Arc<[i16]>,
         /// The Play command's target and its number among this room's plays.
         form: Target,
@@ -77,7 +77,7 @@ pub(crate) enum MusicSlot {
 }
 
 struct Member {
-    id: u64,
+    id: MemberId,
     params: CallParams,
     joined_at: SystemTime,
     audio: Box<dyn TickAudio>,
@@ -113,10 +113,9 @@ pub(crate) struct RoomTask {
 }
 
 impl RoomTask {
-    /// A new room whose first tick is due at `first_tick`.
+    /// The shell around a new MPC's state machine, whose first tick is due at `first_tick`.
     pub(crate) fn new(
-        uuid: String,
-        name: String,
+        state: Room,
         rate: u32,
         deps: Arc<RoomDeps>,
         rx: mpsc::UnboundedReceiver<ActorMsg>,
@@ -125,10 +124,10 @@ impl RoomTask {
     ) -> Self {
         let frame_len = (rate / 50) as usize;
         metrics::gauge!("huddle_rooms_active").increment(1.0);
-        let created = std::time::Instant::now();
+        let created = state.created_at();
         let (doorbell, news) = member_news();
         RoomTask {
-            state: Room::new(uuid, name, created),
+            state,
             shell: Shell {
                 recording: None,
                 record_frame: vec![0; frame_len].into(),
@@ -316,7 +315,7 @@ impl Shell {
         state: &mut Room,
         request: JoinRequest,
         audio: Box<dyn TickAudio>,
-        member_id: u64,
+        member_id: MemberId,
         reply: oneshot::Sender<JoinReply>,
     ) {
         let (to_room, inbox) = mpsc::channel(16);
@@ -324,7 +323,7 @@ impl Shell {
         let (exit_tx, exit) = oneshot::channel();
         let (left, left_rx) = oneshot::channel();
         let params = CallParams {
-            call_uuid: request.call_uuid.clone(),
+            call_uuid: request.call_uuid.to_string(),
             from: request.from.clone(),
             to: request.to.clone(),
             direction: "inbound",
@@ -569,7 +568,7 @@ impl Shell {
     fn tick(&mut self, state: &mut Room) {
         // Inputs: members leaving and digits, when a member rang.
         let mut gone: Vec<Input> = Vec::new();
-        let mut digits: Vec<(u64, char, u32)> = Vec::new();
+        let mut digits: Vec<(MemberId, char, u32)> = Vec::new();
         let news = self.news.take();
         for m in self.members.iter_mut().filter(|_| news) {
             match m.left.try_recv() {

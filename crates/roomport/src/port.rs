@@ -10,6 +10,7 @@ use huddle_xml::{MultiPartyCall, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cause::HangupCause;
+use crate::ids::CallUuid;
 pub use crate::TickAudio;
 
 /// Why a leg left its room on its own (rather than being released by the room).
@@ -25,7 +26,7 @@ pub enum Left {
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
     /// The leg's CallUUID.
-    pub call_uuid: String,
+    pub call_uuid: CallUuid,
     /// Caller.
     pub from: String,
     /// Callee.
