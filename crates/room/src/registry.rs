@@ -294,3 +294,38 @@ impl Rooms for RoomRegistry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_roomport::SeededIds;
+
+    fn registry(seed: u64) -> RoomRegistry {
+        let (events, _) = mpsc::channel(16);
+        RoomRegistry::new(
+            huddle_events::HttpClient::new(reqwest::Client::new(), None),
+            Prompts::new(reqwest::Client::new(), Default::default()),
+            events,
+            MixerPriority::Normal,
+            RecordingPlace {
+                dir: std::env::temp_dir(),
+                url_base: "http://127.0.0.1/".into(),
+            },
+            Box::new(SeededIds::new(seed)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_seeded_registry_draws_the_same_mpc_uuids_on_every_run() {
+        let draw = |seed| {
+            let rooms = registry(seed);
+            rooms.live_or_new("a", 8000);
+            rooms.live_or_new("b", 8000);
+            (rooms.uuid_of("a").unwrap(), rooms.uuid_of("b").unwrap())
+        };
+        let (a, b) = draw(3);
+        assert_ne!(a, b);
+        assert_eq!(draw(3), (a.clone(), b), "one seed, one sequence");
+        assert_ne!(draw(4).0, a, "another seed, other uuids");
+    }
+}
