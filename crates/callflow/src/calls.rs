@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use huddle_roomport::CallUuid;
 use huddle_sip::endpoint::LegId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,26 +59,26 @@ struct LiveCall {
 /// Live call legs by CallUUID, and the legs being dialled; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Calls {
-    legs: Arc<Mutex<HashMap<String, LiveCall>>>,
+    legs: Arc<Mutex<HashMap<CallUuid, LiveCall>>>,
     outbound: Arc<Mutex<Outbound>>,
 }
 
 impl Calls {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveCall>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallUuid, LiveCall>> {
         self.legs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn insert(
         &self,
-        call_uuid: &str,
+        call_uuid: &CallUuid,
         info: CallInfo,
         events: mpsc::UnboundedSender<LegEvent>,
     ) {
         self.lock()
-            .insert(call_uuid.to_string(), LiveCall { info, events });
+            .insert(call_uuid.clone(), LiveCall { info, events });
     }
 
-    pub(crate) fn remove(&self, call_uuid: &str) {
+    pub(crate) fn remove(&self, call_uuid: &CallUuid) {
         self.lock().remove(call_uuid);
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use huddle_events::CallParams;
 use huddle_media::session::MediaSession;
+use huddle_roomport::CallUuid;
 use huddle_sdp::{LocalMedia, PCMA, PCMU};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -14,7 +16,6 @@ use tracing::Instrument;
 
 use crate::calls::{CallInfo, DialOutcome};
 use crate::executor::{FirstDocument, XmlCall};
-use crate::fetch::CallParams;
 use crate::manager::CallContext;
 use crate::media_setup;
 
@@ -102,7 +103,7 @@ fn user_part(address: &str) -> &str {
 pub async fn dial_participant(
     ctx: &Arc<CallContext>,
     request: DialRequest,
-) -> Result<String, DialError> {
+) -> Result<CallUuid, DialError> {
     let session = MediaSession::bind(&ctx.ports, ctx.media.local_ip)
         .await
         .map_err(|_| DialError::NoMediaPorts)?;
@@ -115,7 +116,7 @@ pub async fn dial_participant(
         .await
         .ok_or(DialError::NoTrunk)?;
     let (outcome, events_tx, events) = ctx.calls.register_outbound(leg);
-    let call_uuid = uuid::Uuid::new_v4().to_string();
+    let call_uuid = CallUuid::new(uuid::Uuid::new_v4().to_string());
     let info = CallInfo {
         from: request.from.clone(),
         to: request.to.clone(),
@@ -175,7 +176,7 @@ pub async fn dial_participant(
                             return;
                         };
                         let call_params = CallParams {
-                            call_uuid: uuid.clone(),
+                            call_uuid: uuid.to_string(),
                             from: user_part(&request.from).to_string(),
                             to: request.to.clone(),
                             direction: "outbound",

@@ -9,8 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use huddle_events::fetch::{self, CallParams, FetchError};
 use huddle_media::session::{
     AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying,
+};
+use huddle_roomport::{
+    CallUuid, HangupCause, JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit,
 };
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
@@ -20,13 +24,10 @@ use huddle_xml::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::cause::HangupCause;
-use crate::fetch::{self, CallParams, FetchError};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
-use crate::room_port::{JoinRequest, Left, MemberInput, MemberLink, MemberOutput, RoomExit};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -366,7 +367,7 @@ impl XmlCall {
         // (maxParticipants decides by that order); the answer follows at once.
         self.start_media(MediaStart::Prepare).await?;
         let request = JoinRequest {
-            call_uuid: self.params.call_uuid.clone(),
+            call_uuid: CallUuid::new(self.params.call_uuid.clone()),
             from: self.params.from.clone(),
             to: self.params.to.clone(),
             mpc: Box::new(mpc.clone()),
@@ -391,7 +392,7 @@ impl XmlCall {
                 return Ok(None);
             }
         };
-        let crate::room_port::Membership {
+        let huddle_roomport::Membership {
             mut to_room,
             mut from_room,
             exit,

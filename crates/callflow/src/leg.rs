@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use huddle_events::CallParams;
 use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying};
+use huddle_roomport::CallUuid;
 use huddle_sip::endpoint::{EndReason, LegId};
 use huddle_sip::message::Request;
 use huddle_sip::transaction::Peer;
@@ -13,7 +15,6 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::executor::{FirstDocument, XmlCall};
-use crate::fetch::CallParams;
 use crate::manager::CallContext;
 use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::router::{RouteAction, RouteMatch};
@@ -35,7 +36,7 @@ pub enum LegEvent {
 pub async fn run_leg(
     ctx: Arc<CallContext>,
     leg: LegId,
-    call_uuid: String,
+    call_uuid: CallUuid,
     invite: Request,
     peer: Peer,
     route: RouteMatch,
@@ -80,7 +81,7 @@ pub async fn run_leg(
     .await;
 }
 
-fn call_params(call_uuid: &str, invite: &Request, to: String) -> CallParams {
+fn call_params(call_uuid: &CallUuid, invite: &Request, to: String) -> CallParams {
     CallParams {
         call_uuid: call_uuid.to_string(),
         from: from_user(invite),

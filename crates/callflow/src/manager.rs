@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_media::ports::PortAllocator;
+use huddle_roomport::CallUuid;
 use huddle_sip::endpoint::{EndReason, EndpointEvent, LegId};
 use huddle_sip::service::SipHandle;
 use tokio::sync::{mpsc, watch};
@@ -42,7 +43,7 @@ pub struct CallContext {
     /// Play and Speak audio.
     pub prompts: huddle_prompts::Prompts,
     /// The MPC room service (absent: MultiPartyCall is skipped with a warning).
-    pub rooms: Option<Arc<dyn crate::room_port::Rooms>>,
+    pub rooms: Option<Arc<dyn huddle_roomport::Rooms>>,
     /// Becomes true when live calls must be ended (end of the shutdown grace period).
     pub hangup_all: watch::Receiver<bool>,
     /// The live calls by CallUUID.
@@ -83,7 +84,7 @@ fn dispatch(
                 return;
             };
             let (tx, rx) = mpsc::unbounded_channel();
-            let call_uuid = uuid::Uuid::new_v4().to_string();
+            let call_uuid = CallUuid::new(uuid::Uuid::new_v4().to_string());
             let info = crate::calls::CallInfo {
                 from: crate::leg::from_user(&invite),
                 to: user.clone(),

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use huddle_callflow::{
-    CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, MemberLink, Membership,
-    RoomExit, Rooms, RouteAction, RouteRule, Router, TickAudio,
+    member_news, CallContext, JoinRefused, JoinRequest, MediaSettings, MemberInput, MemberLink,
+    Membership, RoomExit, Rooms, RouteAction, RouteRule, Router, TickAudio,
 };
 use huddle_media::ports::PortAllocator;
 use huddle_sip::endpoint::EndpointConfig;
@@ -75,7 +75,7 @@ impl Rooms for LoopbackRoom {
                 }
             });
             Ok(Membership {
-                to_room: MemberLink::new(to_room, left, Default::default()),
+                to_room: MemberLink::new(to_room, left, member_news().0),
                 from_room,
                 exit,
             })

@@ -1,13 +1,16 @@
-//! Requests huddle makes to its customers' URLs: the answer and call-flow documents, and the
-//! status and recording callbacks. Every one is signed like Plivo's (V3 and V2 headers),
-//! honours the URL's fragment options (timeouts, retries) and never sends the fragment;
-//! callbacks are delivered in order per MPC through a bounded queue.
+//! Requests huddle makes to its customers' URLs: the documents that drive calls and rooms
+//! (answer_url, Redirect, onExitActionUrl, music and sounds, with Plivo's call parameters:
+//! [`fetch`]) and the status and recording callbacks. Every one is signed like Plivo's (V3
+//! and V2 headers), honours the URL's fragment options (timeouts, retries) and never sends the
+//! fragment; callbacks are delivered in order per MPC through a bounded queue.
 
+pub mod fetch;
 pub mod request;
 pub mod signature;
 pub mod url_options;
 pub mod webhooks;
 
+pub use fetch::{fetch_xml, CallParams};
 pub use request::{HttpClient, RequestError};
 pub use signature::Signer;
 pub use webhooks::{Journal, Webhook, Webhooks};

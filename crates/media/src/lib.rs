@@ -6,6 +6,7 @@ pub mod driver;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod news;
 pub mod ports;
 pub mod rtp_leg;
 pub mod rtp_rx;

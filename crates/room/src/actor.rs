@@ -5,16 +5,16 @@
 //! every member's RTP, mixes, and sends every member its mix. Slow work (fetching music, sound
 //! URLs) runs on the tokio runtime and its results come back as messages.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use huddle_callflow::fetch::CallParams;
-use huddle_callflow::{
-    member_news_epoch, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
+use huddle_events::CallParams;
+use huddle_media::news::{NewsBell, NewsWatch};
+use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
+use huddle_roomport::{
+    member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberId, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, TickAudio,
 };
-use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,7 +42,7 @@ pub(crate) enum ActorMsg {
     Join {
         request: Box<JoinRequest>,
         audio: Box<dyn TickAudio>,
-        member_id: u64,
+        member_id: MemberId,
         reply: oneshot::Sender<JoinReply>,
     },
     Command {
@@ -57,7 +57,7 @@ pub(crate) enum ActorMsg {
         pcm: Arc<[i16]>,
     },
     SoundTo {
-        members: Vec<u64>,
+        members: Vec<MemberId>,
         pcm: Arc<[i16]>,
         /// The Play command's target and its number among this room's plays.
         form: Target,
@@ -77,7 +77,7 @@ pub(crate) enum MusicSlot {
 }
 
 struct Member {
-    id: u64,
+    id: MemberId,
     params: CallParams,
     joined_at: SystemTime,
     audio: Box<dyn TickAudio>,
@@ -113,10 +113,9 @@ pub(crate) struct RoomTask {
 }
 
 impl RoomTask {
-    /// A new room whose first tick is due at `first_tick`.
+    /// The shell around a new MPC's state machine, whose first tick is due at `first_tick`.
     pub(crate) fn new(
-        uuid: String,
-        name: String,
+        state: Room,
         rate: u32,
         deps: Arc<RoomDeps>,
         rx: mpsc::UnboundedReceiver<ActorMsg>,
@@ -125,9 +124,10 @@ impl RoomTask {
     ) -> Self {
         let frame_len = (rate / 50) as usize;
         metrics::gauge!("huddle_rooms_active").increment(1.0);
-        let created = std::time::Instant::now();
+        let created = state.created_at();
+        let (doorbell, news) = member_news();
         RoomTask {
-            state: Room::new(uuid, name, created),
+            state,
             shell: Shell {
                 recording: None,
                 record_frame: vec![0; frame_len].into(),
@@ -135,8 +135,8 @@ impl RoomTask {
                 plays_started: 0,
                 play_stops: Vec::new(),
                 deps,
-                doorbell: Arc::new(AtomicBool::new(false)),
-                news_seen: 0,
+                doorbell,
+                news,
                 tx,
                 rate,
                 frame_len,
@@ -218,10 +218,10 @@ struct Shell {
     play_stops: Vec<(Target, u64)>,
     /// Every participant entry, for snapshots.
     roster: Roster,
-    /// Rung by a member's link when it has news (digits, a hang-up).
-    doorbell: Arc<AtomicBool>,
-    /// The process-wide member-news epoch last looked at.
-    news_seen: u64,
+    /// Rung by a member's link when it has news (digits, a hang-up); cloned into each link.
+    doorbell: NewsBell,
+    /// The tick's side of the doorbell.
+    news: NewsWatch,
     tx: mpsc::UnboundedSender<ActorMsg>,
     rate: u32,
     frame_len: usize,
@@ -315,7 +315,7 @@ impl Shell {
         state: &mut Room,
         request: JoinRequest,
         audio: Box<dyn TickAudio>,
-        member_id: u64,
+        member_id: MemberId,
         reply: oneshot::Sender<JoinReply>,
     ) {
         let (to_room, inbox) = mpsc::channel(16);
@@ -323,7 +323,7 @@ impl Shell {
         let (exit_tx, exit) = oneshot::channel();
         let (left, left_rx) = oneshot::channel();
         let params = CallParams {
-            call_uuid: request.call_uuid.clone(),
+            call_uuid: request.call_uuid.to_string(),
             from: request.from.clone(),
             to: request.to.clone(),
             direction: "inbound",
@@ -568,12 +568,8 @@ impl Shell {
     fn tick(&mut self, state: &mut Room) {
         // Inputs: members leaving and digits, when a member rang.
         let mut gone: Vec<Input> = Vec::new();
-        let mut digits: Vec<(u64, char, u32)> = Vec::new();
-        let epoch = member_news_epoch();
-        let news = epoch != self.news_seen && {
-            self.news_seen = epoch;
-            self.doorbell.swap(false, Ordering::Acquire)
-        };
+        let mut digits: Vec<(MemberId, char, u32)> = Vec::new();
+        let news = self.news.take();
         for m in self.members.iter_mut().filter(|_| news) {
             match m.left.try_recv() {
                 Ok(Left::Transferred) => {

@@ -1,6 +1,7 @@
 //! What a room reports (callbacks.md §3): one typed event per EventName, for the callback
 //! queue to deliver.
 
+use huddle_roomport::{CallUuid, MemberId, MpcUuid};
 use huddle_xml::{Role, StatusEvent, UrlWithMethod};
 
 /// Every status-callback event name.
@@ -118,11 +119,11 @@ impl EventName {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRef {
     /// MemberID.
-    pub member_id: u64,
+    pub member_id: MemberId,
     /// Role.
     pub role: Role,
     /// The participant's CallUUID.
-    pub call_uuid: String,
+    pub call_uuid: CallUuid,
     /// Coach mode at the time of the event.
     pub coach_mode: bool,
 }
@@ -133,7 +134,7 @@ pub struct RoomEvent {
     /// Which event.
     pub name: EventName,
     /// MPCUUID.
-    pub mpc_uuid: String,
+    pub mpc_uuid: MpcUuid,
     /// MPCName.
     pub mpc_name: String,
     /// The participant, for participant events.
@@ -152,7 +153,7 @@ impl RoomEvent {
         let mut params = vec![
             ("EventName".to_string(), self.name.as_str().to_string()),
             ("EventTimestamp".to_string(), timestamp.to_string()),
-            ("MPCUUID".to_string(), self.mpc_uuid.clone()),
+            ("MPCUUID".to_string(), self.mpc_uuid.to_string()),
             ("MPCName".to_string(), self.mpc_name.clone()),
             ("SequenceNumber".to_string(), sequence.to_string()),
         ];
@@ -163,7 +164,10 @@ impl RoomEvent {
                     "ParticipantRole".to_string(),
                     member.role.as_str().to_string(),
                 ),
-                ("ParticipantCallUUID".to_string(), member.call_uuid.clone()),
+                (
+                    "ParticipantCallUUID".to_string(),
+                    member.call_uuid.to_string(),
+                ),
                 (
                     "ParticipantCoachMode".to_string(),
                     member.coach_mode.to_string(),
@@ -229,7 +233,7 @@ mod tests {
     #[test]
     fn participant_events_carry_the_participant() {
         let member = MemberRef {
-            member_id: 12,
+            member_id: MemberId(12),
             role: Role::Supervisor,
             call_uuid: "c-9".into(),
             coach_mode: true,

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use huddle_mixer::ListenerClass;
 use huddle_record::{Finished, Format, RecordError, Recorder};
+use huddle_roomport::{MpcUuid, RecordingId};
 use huddle_xml::{RecordFormat, UrlWithMethod};
 
 use crate::clock::plivo_timestamp;
@@ -25,17 +26,17 @@ pub struct RecordingPlace {
 
 impl RecordingPlace {
     /// The file of a recording.
-    pub fn path(&self, id: &str, format: Format) -> PathBuf {
+    pub fn path(&self, id: &RecordingId, format: Format) -> PathBuf {
         self.dir.join(format!("{id}.{}", format.extension()))
     }
 
     /// `RecordingURL`.
-    pub fn url(&self, id: &str, format: Format) -> String {
+    pub fn url(&self, id: &RecordingId, format: Format) -> String {
         format!("{}{id}.{}", self.url_base, format.extension())
     }
 
     /// `RecordingResourceURL`.
-    pub fn resource_url(&self, id: &str) -> String {
+    pub fn resource_url(&self, id: &RecordingId) -> String {
         format!("{}{id}/", self.url_base)
     }
 }
@@ -58,9 +59,9 @@ pub(crate) struct ActiveRecording {
 /// What the report of a finished recording needs.
 struct Report {
     deps: Arc<RoomDeps>,
-    mpc_uuid: String,
+    mpc_uuid: MpcUuid,
     mpc_name: String,
-    id: String,
+    id: RecordingId,
     format: Format,
     callback: Option<UrlWithMethod>,
     started: SystemTime,
@@ -71,7 +72,7 @@ impl Report {
         let place = &self.deps.recordings;
         let ended = SystemTime::now();
         let mut params = vec![
-            ("RecordingUUID", self.id.clone()),
+            ("RecordingUUID", self.id.to_string()),
             ("RecordingFormat", self.format.extension().to_string()),
             ("RecordingStartTime", plivo_timestamp(self.started)),
             ("RecordingEndTime", plivo_timestamp(ended)),
@@ -107,7 +108,7 @@ impl Report {
 /// done, even if the room is gone by then. None when the writer could not start (reported).
 pub(crate) fn start(
     deps: &Arc<RoomDeps>,
-    mpc_uuid: &str,
+    mpc_uuid: &MpcUuid,
     mpc_name: &str,
     recording: &Recording,
     with_coach: bool,
@@ -117,7 +118,7 @@ pub(crate) fn start(
     let format = format_of(recording.format);
     let report = Report {
         deps: deps.clone(),
-        mpc_uuid: mpc_uuid.to_string(),
+        mpc_uuid: mpc_uuid.clone(),
         mpc_name: mpc_name.to_string(),
         id: recording.id.clone(),
         format,

@@ -1,4 +1,4 @@
-//! Live MPCs by name: the room service the call flow joins through (`huddle_callflow::Rooms`),
+//! Live MPCs by name: the room service the call flow joins through (`huddle_roomport::Rooms`),
 //! and the command entry point for the REST API. The map is touched on join, command and room
 //! end only — never by a mix tick.
 
@@ -8,8 +8,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use huddle_callflow::{JoinRefused, JoinRequest, Membership, Rooms, TickAudio};
 use huddle_prompts::Prompts;
+use huddle_roomport::{
+    IdSource, JoinRefused, JoinRequest, MemberId, Membership, MpcUuid, Rooms, TickAudio,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorMsg, JoinReply, RoomTask};
@@ -18,7 +20,7 @@ use crate::priority::MixerPriority;
 use crate::recording::RecordingPlace;
 use crate::scheduler::MixerPool;
 use crate::snapshot::MpcSnapshot;
-use crate::state::{Command, CommandError};
+use crate::state::{Command, CommandError, Room};
 
 /// What every room needs from the outside.
 pub struct RoomDeps {
@@ -42,7 +44,7 @@ const ENDED_KEPT: usize = 10_000;
 
 impl RoomDeps {
     pub(crate) fn emit(&self, event: RoomEvent) {
-        tracing::debug!(event = event.name.as_str(), mpc = %event.mpc_name, member = ?event.member.as_ref().map(|m| m.member_id), "room event");
+        tracing::debug!(event = event.name.as_str(), mpc = %event.mpc_name, member = ?event.member.as_ref().map(|m| m.member_id.get()), "room event");
         if self.events.try_send(event).is_err() {
             metrics::counter!("huddle_room_events_dropped_total").increment(1);
         }
@@ -58,9 +60,9 @@ impl RoomDeps {
     }
 
     /// Removes an ended room from the live map (if it is still the one under that name).
-    pub(crate) fn forget(&self, name: &str, uuid: &str) {
+    pub(crate) fn forget(&self, name: &str, uuid: &MpcUuid) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if live.get(name).is_some_and(|h| h.uuid == uuid) {
+        if live.get(name).is_some_and(|h| h.uuid == *uuid) {
             live.remove(name);
         }
     }
@@ -68,7 +70,7 @@ impl RoomDeps {
 
 #[derive(Clone)]
 struct RoomHandle {
-    uuid: String,
+    uuid: MpcUuid,
     tx: mpsc::UnboundedSender<ActorMsg>,
 }
 
@@ -95,18 +97,23 @@ impl std::fmt::Display for RegistryError {
 pub struct RoomRegistry {
     deps: Arc<RoomDeps>,
     member_ids: Arc<AtomicU64>,
+    /// Where MPC uuids and each room's own source of ids come from.
+    ids: Arc<Mutex<Box<dyn IdSource>>>,
     pool: Arc<MixerPool>,
 }
 
 impl RoomRegistry {
     /// A registry whose rooms send events to `events`, mixed by one thread per core scheduled
-    /// at `priority`. Must be called inside a tokio runtime (slow room work is spawned onto it).
+    /// at `priority`, drawing MPC uuids and recording ids from `ids` ([`huddle_roomport::OsIds`]
+    /// in production). Must be called inside a tokio runtime (slow room work is spawned onto
+    /// it).
     pub fn new(
         http: huddle_events::HttpClient,
         prompts: Prompts,
         events: mpsc::Sender<RoomEvent>,
         priority: MixerPriority,
         recordings: RecordingPlace,
+        ids: Box<dyn IdSource>,
     ) -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         RoomRegistry {
@@ -123,6 +130,7 @@ impl RoomRegistry {
             // Member ids are decimal strings in the API; start well above 0 so they never
             // look like counts.
             member_ids: Arc::new(AtomicU64::new(10_000)),
+            ids: Arc::new(Mutex::new(ids)),
         }
     }
 
@@ -133,7 +141,7 @@ impl RoomRegistry {
     }
 
     /// The uuid of the live MPC with this name.
-    pub fn uuid_of(&self, name: &str) -> Option<String> {
+    pub fn uuid_of(&self, name: &str) -> Option<MpcUuid> {
         let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
         live.get(name).map(|h| h.uuid.clone())
     }
@@ -204,7 +212,10 @@ impl RoomRegistry {
         if let Some(h) = live.get(name).filter(|h| !h.tx.is_closed()) {
             return h.clone();
         }
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let (uuid, room_ids) = {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            (ids.mpc_uuid(), ids.fork())
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = RoomHandle {
             uuid: uuid.clone(),
@@ -212,15 +223,10 @@ impl RoomRegistry {
         };
         live.insert(name.to_string(), handle.clone());
         tracing::info!(mpc = %name, mpc_uuid = %uuid, "MPC created");
-        self.pool.add(RoomTask::new(
-            uuid,
-            name.to_string(),
-            rate,
-            self.deps.clone(),
-            rx,
-            tx,
-            std::time::Instant::now(),
-        ));
+        let now = std::time::Instant::now();
+        let state = Room::new(uuid, name.to_string(), now, room_ids);
+        self.pool
+            .add(RoomTask::new(state, rate, self.deps.clone(), rx, tx, now));
         handle
     }
 
@@ -231,7 +237,7 @@ impl RoomRegistry {
         audio: Box<dyn TickAudio>,
     ) -> Result<Result<Membership, JoinRefused>, Box<dyn TickAudio>> {
         let handle = self.live_or_new(&request.mpc.name, request.sample_rate);
-        let member_id = self.member_ids.fetch_add(1, Ordering::Relaxed);
+        let member_id = MemberId(self.member_ids.fetch_add(1, Ordering::Relaxed));
         let (reply, rx) = oneshot::channel();
         let sent = handle.tx.send(ActorMsg::Join {
             request: Box::new(request.clone()),
@@ -286,5 +292,40 @@ impl Rooms for RoomRegistry {
                 reason: "the multiparty call kept ending while joining".into(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_roomport::SeededIds;
+
+    fn registry(seed: u64) -> RoomRegistry {
+        let (events, _) = mpsc::channel(16);
+        RoomRegistry::new(
+            huddle_events::HttpClient::new(reqwest::Client::new(), None),
+            Prompts::new(reqwest::Client::new(), Default::default()),
+            events,
+            MixerPriority::Normal,
+            RecordingPlace {
+                dir: std::env::temp_dir(),
+                url_base: "http://127.0.0.1/".into(),
+            },
+            Box::new(SeededIds::new(seed)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_seeded_registry_draws_the_same_mpc_uuids_on_every_run() {
+        let draw = |seed| {
+            let rooms = registry(seed);
+            rooms.live_or_new("a", 8000);
+            rooms.live_or_new("b", 8000);
+            (rooms.uuid_of("a").unwrap(), rooms.uuid_of("b").unwrap())
+        };
+        let (a, b) = draw(3);
+        assert_ne!(a, b);
+        assert_eq!(draw(3), (a.clone(), b), "one seed, one sequence");
+        assert_ne!(draw(4).0, a, "another seed, other uuids");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use huddle_roomport::{CallUuid, MemberId, MpcUuid, RecordingId};
 use huddle_xml::Role;
 
 use crate::causes::TerminationCause;
@@ -13,7 +14,7 @@ use crate::state::{Participant, Room, Status};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MpcSnapshot {
     /// MPCUUID.
-    pub uuid: String,
+    pub uuid: MpcUuid,
     /// Friendly name.
     pub name: String,
     /// Status.
@@ -33,7 +34,7 @@ pub struct MpcSnapshot {
     /// The first joiner's stayAlone.
     pub stay_alone: bool,
     /// The recording running now: its id and whether it is paused.
-    pub recording: Option<(String, bool)>,
+    pub recording: Option<(RecordingId, bool)>,
     /// Every participant entry, in joining order; the ones that left have an exit time.
     pub participants: Vec<ParticipantSnapshot>,
 }
@@ -42,9 +43,9 @@ pub struct MpcSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantSnapshot {
     /// MemberID.
-    pub member_id: u64,
+    pub member_id: MemberId,
     /// CallUUID.
-    pub call_uuid: String,
+    pub call_uuid: CallUuid,
     /// Where the call comes from (the caller's address).
     pub member_address: String,
     /// Role.
@@ -159,7 +160,7 @@ impl Roster {
         let participants = self.entries.clone();
         let settings = state.settings();
         MpcSnapshot {
-            uuid: state.uuid().to_string(),
+            uuid: state.uuid().clone(),
             name: state.name().to_string(),
             status: state.status(),
             created: self.created_wall,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use huddle_callflow::fetch::{self, CallParams};
+use huddle_events::fetch::{self, CallParams};
 use huddle_prompts::Prompts;
 use huddle_xml::{UrlWithMethod, Verb};
 

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use huddle_mixer::{ListenerClass, SpeakerClass};
+use huddle_roomport::{CallUuid, IdSource, MemberId, MpcUuid, RecordingId};
 use huddle_xml::{
     HttpMethod, MultiPartyCall, RecordFormat, Role, Sound, StatusEvent, UrlWithMethod,
 };
@@ -93,9 +94,9 @@ impl MpcSettings {
 #[derive(Debug, Clone)]
 pub struct Participant {
     /// MemberID.
-    pub member_id: u64,
+    pub member_id: MemberId,
     /// The call's UUID.
-    pub call_uuid: String,
+    pub call_uuid: CallUuid,
     /// Role (fixed for life).
     pub role: Role,
     /// Muted: hears, is not heard.
@@ -184,14 +185,14 @@ pub enum Target {
     /// Every participant.
     All,
     /// These member ids.
-    Members(Vec<u64>),
+    Members(Vec<MemberId>),
 }
 
 /// The MPC's recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recording {
     /// RecordingUUID (`recording_id`).
-    pub id: String,
+    pub id: RecordingId,
     /// File format.
     pub format: RecordFormat,
     /// Where its callbacks go.
@@ -212,7 +213,7 @@ pub enum Command {
     /// Hold or unhold.
     Hold(Target, bool),
     /// Coach mode on or off (supervisors only).
-    CoachMode(u64, bool),
+    CoachMode(MemberId, bool),
     /// Remove participants (4030 unless they have an on-exit URL).
     Kick(Target),
     /// Play an audio file (mp3/wav URL) to participants, over what they hear.
@@ -239,9 +240,9 @@ pub enum CommandError {
     /// The MPC has ended.
     Ended,
     /// No such member.
-    NoSuchMember(u64),
+    NoSuchMember(MemberId),
     /// Coach mode applies to supervisors only.
-    NotASupervisor(u64),
+    NotASupervisor(MemberId),
     /// Start of an MPC that is already active.
     AlreadyActive,
     /// Start of a recording while one runs.
@@ -278,28 +279,28 @@ pub enum Input {
     /// A call asks to join with its verb.
     Join {
         /// Its new MemberID.
-        member_id: u64,
+        member_id: MemberId,
         /// Its CallUUID.
-        call_uuid: String,
+        call_uuid: CallUuid,
         /// The verb.
         mpc: Box<MultiPartyCall>,
     },
     /// A participant's call hung up.
     Hangup {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
     },
     /// A participant's call was moved out of the MPC and goes on elsewhere.
     TransferredOut {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
     },
     /// An operator command.
     Command(Command),
     /// A DTMF digit from a participant.
     Dtmf {
         /// Who pressed it.
-        member_id: u64,
+        member_id: MemberId,
         /// The digit.
         digit: char,
         /// How long.
@@ -308,14 +309,14 @@ pub enum Input {
     /// Voice activity changed.
     Speaking {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
         /// Started (true) or stopped.
         active: bool,
     },
     /// Audio from a participant started or stopped arriving (participant-audio-events).
     AudioFlow {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
         /// Started (true) or stopped.
         active: bool,
     },
@@ -329,19 +330,19 @@ pub enum Output {
     /// The join succeeded.
     Admitted {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
     },
     /// The join was refused; the call goes on with its next verb.
     Refused {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
         /// Why, for the log.
         reason: String,
     },
     /// Let a participant go.
     Release {
         /// Who.
-        member_id: u64,
+        member_id: MemberId,
         /// How.
         release: Release,
         /// Where its call continues.
@@ -359,7 +360,7 @@ pub enum Output {
     /// Fetch this audio file and play it to these participants (the Play command).
     PlayAudio {
         /// Who hears it.
-        members: Vec<u64>,
+        members: Vec<MemberId>,
         /// mp3 or wav URL.
         url: String,
         /// The target as the command gave it, which a later stop names.
@@ -379,7 +380,7 @@ pub enum Output {
     /// Send a digit to every participant but `from`.
     RelayDtmf {
         /// Who pressed it.
-        from: u64,
+        from: MemberId,
         /// The digit.
         digit: char,
         /// How long.
@@ -408,8 +409,10 @@ fn sound_output(sound: &Sound, method: HttpMethod) -> Option<Output> {
 /// One MPC.
 #[derive(Debug)]
 pub struct Room {
-    uuid: String,
+    uuid: MpcUuid,
     name: String,
+    /// Where recording ids come from.
+    ids: Box<dyn IdSource>,
     settings: Option<MpcSettings>,
     status: Status,
     created_at: Instant,
@@ -422,11 +425,13 @@ pub struct Room {
 }
 
 impl Room {
-    /// A new MPC, created by its first joiner's arrival.
-    pub fn new(uuid: String, name: String, now: Instant) -> Self {
+    /// A new MPC, created by its first joiner's arrival, drawing the ids it makes (its
+    /// recordings') from `ids`.
+    pub fn new(uuid: MpcUuid, name: String, now: Instant, ids: Box<dyn IdSource>) -> Self {
         Room {
             uuid,
             name,
+            ids,
             settings: None,
             status: Status::Initialized,
             created_at: now,
@@ -440,7 +445,7 @@ impl Room {
     }
 
     /// MPCUUID.
-    pub fn uuid(&self) -> &str {
+    pub fn uuid(&self) -> &MpcUuid {
         &self.uuid
     }
 
@@ -465,7 +470,7 @@ impl Room {
     }
 
     /// A participant by id.
-    pub fn participant(&self, member_id: u64) -> Option<&Participant> {
+    pub fn participant(&self, member_id: MemberId) -> Option<&Participant> {
         self.participants.iter().find(|p| p.member_id == member_id)
     }
 
@@ -594,8 +599,8 @@ impl Room {
 
     fn join(
         &mut self,
-        member_id: u64,
-        call_uuid: String,
+        member_id: MemberId,
+        call_uuid: CallUuid,
         mpc: &MultiPartyCall,
         now: Instant,
         out: &mut Vec<Output>,
@@ -677,7 +682,7 @@ impl Room {
         out: &mut Vec<Output>,
     ) {
         let recording = Recording {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.ids.recording_id(),
             format,
             callback,
             paused: false,
@@ -703,7 +708,7 @@ impl Room {
             mpc_uuid: self.uuid.clone(),
             mpc_name: self.name.clone(),
             member: None,
-            params: vec![("RecordingUUID", recording.id.clone())],
+            params: vec![("RecordingUUID", recording.id.to_string())],
             callback: recording.callback.clone(),
         }));
     }
@@ -728,7 +733,7 @@ impl Room {
         self.maybe_record(out);
     }
 
-    fn remove(&mut self, member_id: u64) -> Option<Participant> {
+    fn remove(&mut self, member_id: MemberId) -> Option<Participant> {
         let i = self
             .participants
             .iter()
@@ -941,7 +946,7 @@ impl Room {
         }
     }
 
-    fn resolve(&self, target: &Target, out: &mut Vec<Output>) -> Option<Vec<u64>> {
+    fn resolve(&self, target: &Target, out: &mut Vec<Output>) -> Option<Vec<MemberId>> {
         match target {
             Target::All => Some(self.participants.iter().map(|p| p.member_id).collect()),
             Target::Members(ids) => {
@@ -974,7 +979,7 @@ impl Room {
     /// Sets a boolean of one participant; an event only on a real change.
     fn set_flag(
         &mut self,
-        id: u64,
+        id: MemberId,
         on: bool,
         field: impl Fn(&mut Participant) -> &mut bool,
         on_event: EventName,
@@ -999,7 +1004,7 @@ impl Room {
         true
     }
 
-    fn member_event(&self, member_id: u64, name: EventName, out: &mut Vec<Output>) {
+    fn member_event(&self, member_id: MemberId, name: EventName, out: &mut Vec<Output>) {
         if let Some(p) = self.participant(member_id) {
             let member = p.member_ref();
             self.event(name, Some(member), Vec::new(), out);

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use huddle_mixer::ListenerClass;
 use huddle_room::state::{Command, Hearing, Input, Output, Release, Room, Status, Target};
 use huddle_room::{EventName, ExitCause, TerminationCause};
+use huddle_roomport::{CallUuid, MemberId, SeededIds};
 use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, UrlWithMethod};
 
 struct Sim {
@@ -16,9 +17,19 @@ struct Sim {
 
 impl Sim {
     fn new() -> Sim {
+        Sim::seeded(1)
+    }
+
+    /// A room whose ids (its recordings') come from a source seeded with `seed`.
+    fn seeded(seed: u64) -> Sim {
         let now = Instant::now();
         Sim {
-            room: Room::new("mpc-uuid".into(), "room1".into(), now),
+            room: Room::new(
+                "mpc-uuid".into(),
+                "room1".into(),
+                now,
+                Box::new(SeededIds::new(seed)),
+            ),
             now,
             next_id: 100,
         }
@@ -30,12 +41,12 @@ impl Sim {
         out
     }
 
-    fn join(&mut self, mpc: MultiPartyCall) -> (u64, Vec<Output>) {
+    fn join(&mut self, mpc: MultiPartyCall) -> (MemberId, Vec<Output>) {
         self.next_id += 1;
-        let id = self.next_id;
+        let id = MemberId(self.next_id);
         let out = self.feed(Input::Join {
             member_id: id,
-            call_uuid: format!("call-{id}"),
+            call_uuid: CallUuid::new(format!("call-{id}")),
             mpc: Box::new(mpc),
         });
         (id, out)
@@ -70,7 +81,7 @@ fn ended(out: &[Output]) -> Option<TerminationCause> {
     })
 }
 
-fn releases(out: &[Output]) -> Vec<(u64, Release, ExitCause)> {
+fn releases(out: &[Output]) -> Vec<(MemberId, Release, ExitCause)> {
     out.iter()
         .filter_map(|o| match o {
             Output::Release {
@@ -254,7 +265,7 @@ fn end_mpc_on_exit_releases_everyone() {
     let (c2, _) = s.join(verb(Role::Customer));
     let out = s.feed(Input::Hangup { member_id: aid });
     assert_eq!(ended(&out), Some(TerminationCause::EndMpcOnExit));
-    let got: Vec<u64> = releases(&out).iter().map(|r| r.0).collect();
+    let got: Vec<MemberId> = releases(&out).iter().map(|r| r.0).collect();
     assert_eq!(got, vec![c1, c2]);
 }
 
@@ -408,7 +419,7 @@ fn mute_hold_and_coach_change_state_and_emit_once() {
         "agents have no coach mode"
     );
     let out = s.feed(Input::Command(Command::Mute(
-        Target::Members(vec![999]),
+        Target::Members(vec![MemberId(999)]),
         true,
     )));
     assert!(matches!(out[0], Output::CommandFailed(_)));
@@ -497,7 +508,7 @@ fn play_targets_members_and_refuses_unknown_ones() {
     )));
     assert!(matches!(&out[0], Output::PlayAudio { members, .. } if members == &vec![aid, cid]));
     let out = s.feed(Input::Command(Command::Play(
-        Target::Members(vec![77]),
+        Target::Members(vec![MemberId(77)]),
         "http://app/a.wav".into(),
     )));
     assert!(matches!(out[0], Output::CommandFailed(_)));
@@ -510,7 +521,9 @@ fn play_targets_members_and_refuses_unknown_ones() {
             form: Target::Members(vec![cid])
         }]
     );
-    let out = s.feed(Input::Command(Command::StopPlay(Target::Members(vec![77]))));
+    let out = s.feed(Input::Command(Command::StopPlay(Target::Members(vec![
+        MemberId(77),
+    ]))));
     assert!(matches!(out[0], Output::CommandFailed(_)));
 }
 
@@ -578,7 +591,7 @@ fn audio_flow_events_carry_the_member() {
     assert_eq!(events(&out), vec![EventName::ParticipantAudioStop]);
     assert!(s
         .feed(Input::AudioFlow {
-            member_id: 4242,
+            member_id: MemberId(4242),
             active: true
         })
         .is_empty());
@@ -704,4 +717,96 @@ fn recording_commands_and_their_refusals() {
     let out = s.feed(Input::Command(Command::StopRecording));
     assert!(out.iter().any(|o| matches!(o, Output::RecordingStop)));
     assert!(s.room.recording().is_none());
+}
+
+/// One scenario with every kind of output, recordings (whose ids the room draws) included:
+/// everything the room said, in order.
+fn recorded_scenario(seed: u64) -> Vec<Output> {
+    let mut s = Sim::seeded(seed);
+    let mut all = Vec::new();
+    let mut first = verb(Role::Agent);
+    first.record = true;
+    first.record_min_member_count = 2;
+    first.status_callback = Some(UrlWithMethod {
+        url: "http://app/status".into(),
+        method: HttpMethod::Post,
+    });
+    all.extend(s.join(first).1);
+    let (customer, out) = s.join(verb(Role::Customer));
+    all.extend(out);
+    all.extend(s.feed(Input::Command(Command::Mute(
+        Target::Members(vec![customer]),
+        true,
+    ))));
+    all.extend(s.feed(Input::Command(Command::StopRecording)));
+    all.extend(s.feed(Input::Command(Command::StartRecording {
+        format: huddle_xml::RecordFormat::Mp3,
+        callback: None,
+    })));
+    all.extend(s.feed(Input::Command(Command::PauseRecording(true))));
+    all.extend(s.advance(Duration::from_secs(5)));
+    all.extend(s.feed(Input::Hangup {
+        member_id: customer,
+    }));
+    all
+}
+
+fn recording_ids(out: &[Output]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::RecordingStart(r) => Some(r.id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_outputs_and_recording_ids() {
+    let (one, two) = (recorded_scenario(42), recorded_scenario(42));
+    assert_eq!(one, two, "two runs with one seed say exactly the same");
+    let ids = recording_ids(&one);
+    assert_eq!(
+        ids.len(),
+        2,
+        "record=true and the API's start each drew an id"
+    );
+    assert_ne!(ids[0], ids[1]);
+    let in_events: Vec<&str> = one
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) if e.name == EventName::MpcRecordingInitiated => e
+                .params
+                .iter()
+                .find(|(k, _)| *k == "RecordingUUID")
+                .map(|(_, v)| v.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(in_events, ids, "the events carry the drawn ids");
+    let other = recorded_scenario(43);
+    assert_ne!(recording_ids(&other), ids, "another seed draws other ids");
+    let strip = |out: Vec<Output>| -> Vec<Output> {
+        out.into_iter()
+            .map(|o| match o {
+                Output::RecordingStart(mut r) => {
+                    r.id = "x".into();
+                    Output::RecordingStart(r)
+                }
+                Output::Event(mut e) => {
+                    for (k, v) in &mut e.params {
+                        if *k == "RecordingUUID" {
+                            *v = "x".into();
+                        }
+                    }
+                    Output::Event(e)
+                }
+                o => o,
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(one),
+        strip(other),
+        "the seed changes the ids and nothing else"
+    );
 }

@@ -137,6 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         room_events,
         priority,
         recordings.clone(),
+        Box::new(huddle_roomport::OsIds),
     );
     let calls = huddle_callflow::Calls::default();
     let ctx = Arc::new(CallContext {

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use huddle_events::{Webhook, Webhooks};
 use huddle_room::{EventName, RoomEvent};
+use huddle_roomport::MpcUuid;
 use tokio::sync::mpsc;
 
 /// Ended MPCs whose sequence numbers are kept.
@@ -16,14 +17,14 @@ const ENDED_KEPT: usize = 10_000;
 pub async fn deliver(mut events: mpsc::Receiver<RoomEvent>, webhooks: Webhooks) {
     // Per MPC, the last SequenceNumber given. An ended MPC's count is kept a while longer: its
     // recording's Completed callback comes after MPCEnd, once the file is written.
-    let mut sequences: HashMap<String, u64> = HashMap::new();
-    let mut ended_mpcs: VecDeque<String> = VecDeque::new();
+    let mut sequences: HashMap<MpcUuid, u64> = HashMap::new();
+    let mut ended_mpcs: VecDeque<MpcUuid> = VecDeque::new();
     while let Some(event) = events.recv().await {
         tracing::info!(
             event = event.name.as_str(),
             mpc = %event.mpc_name,
             mpc_uuid = %event.mpc_uuid,
-            member = event.member.as_ref().map(|m| m.member_id),
+            member = event.member.as_ref().map(|m| m.member_id.get()),
             params = ?event.params,
             "MPC event"
         );
@@ -33,7 +34,7 @@ pub async fn deliver(mut events: mpsc::Receiver<RoomEvent>, webhooks: Webhooks) 
             *sequence += 1;
             let timestamp = huddle_room::clock::plivo_timestamp(SystemTime::now());
             webhooks.send(
-                &event.mpc_uuid,
+                event.mpc_uuid.as_str(),
                 Webhook {
                     url: target.url.clone(),
                     method: target.method,

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use huddle_room::{Command, Target};
+use huddle_roomport::MemberId;
 use huddle_testkit::{tone_share, RtpPeer, SipUa};
 
 const CONFIG: &str = r#"
@@ -148,11 +149,11 @@ async fn play_reaches_only_the_targeted_members() {
             .rooms
             .command(
                 "play",
-                Command::Play(Target::Members(vec![1]), stub.url("/prompt.wav"))
+                Command::Play(Target::Members(vec![MemberId(1)]), stub.url("/prompt.wav"))
             )
             .await,
         Err(huddle_room::RegistryError::Refused(
-            huddle_room::CommandError::NoSuchMember(1)
+            huddle_room::CommandError::NoSuchMember(MemberId(1))
         ))
     );
     agent.ua.bye().await;

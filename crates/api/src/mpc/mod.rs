@@ -24,6 +24,7 @@ use axum::{Json, Router};
 use huddle_room::recording::{format_of, RecordingPlace};
 use huddle_room::state::Status;
 use huddle_room::{Command, CommandError, MpcSnapshot, RegistryError, RoomRegistry, Target};
+use huddle_roomport::{MemberId, RecordingId};
 use serde_json::{json, Value};
 
 use request::{bad, page, Body, Members};
@@ -126,7 +127,7 @@ impl MpcApi {
 
     async fn command(&self, mpc: &MpcSnapshot, command: Command) -> Result<(), ApiError> {
         self.rooms
-            .command(&mpc.uuid, command)
+            .command(mpc.uuid.as_str(), command)
             .await
             .map_err(|e| match e {
                 RegistryError::NotFound | RegistryError::Refused(CommandError::Ended) => {
@@ -347,7 +348,7 @@ async fn get_participant(
     Path((account, mpc_id, member)): Path<(String, String, String)>,
 ) -> ApiResult {
     api.authorize(&headers, &account)?;
-    let id: u64 = member
+    let id: MemberId = member
         .trim()
         .parse()
         .map_err(|_| bad(&format!("member id must be a number, not {member:?}")))?;
@@ -366,8 +367,11 @@ async fn get_participant(
 }
 
 /// The members a segment names, checked against who is in the MPC now.
-fn present_targets(mpc: &MpcSnapshot, members: &Members) -> Result<(Target, Vec<u64>), ApiError> {
-    let present: Vec<u64> = mpc
+fn present_targets(
+    mpc: &MpcSnapshot,
+    members: &Members,
+) -> Result<(Target, Vec<MemberId>), ApiError> {
+    let present: Vec<MemberId> = mpc
         .participants
         .iter()
         .filter(|p| p.is_present())
@@ -487,7 +491,7 @@ async fn play(
     let mpc = api.find(&mpc_id).await?;
     let (target, ids) = present_targets(&mpc, &members)?;
     api.command(&mpc, Command::Play(target, url)).await?;
-    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let ids: Vec<String> = ids.iter().map(MemberId::to_string).collect();
     Ok(ok(
         StatusCode::ACCEPTED,
         json!({"message": "play queued into MPC", "mpcMemberId": ids, "mpcName": mpc.name}),
@@ -616,7 +620,7 @@ async fn start_recording(
         .await?;
     let id = api
         .rooms
-        .snapshot(&mpc.uuid)
+        .snapshot(mpc.uuid.as_str())
         .await
         .and_then(|s| s.recording)
         .map(|(id, _)| id)
@@ -684,7 +688,8 @@ async fn recording_file_get(
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(not_found());
     }
-    let file = tokio::fs::File::open(api.recordings.path(id, format))
+    let id = RecordingId::new(id);
+    let file = tokio::fs::File::open(api.recordings.path(&id, format))
         .await
         .map_err(|_| not_found())?;
     let length = file.metadata().await.map_err(|_| not_found())?.len();

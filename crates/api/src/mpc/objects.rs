@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use huddle_room::clock::plivo_timestamp;
 use huddle_room::{MpcSnapshot, ParticipantSnapshot};
+use huddle_roomport::MpcUuid;
 use serde_json::{json, Value};
 
 fn time(t: Option<SystemTime>) -> Value {
@@ -20,7 +21,7 @@ fn seconds_between(from: Option<SystemTime>, to: Option<SystemTime>) -> Value {
 }
 
 /// `/v1/Account/{auth_id}/MultiPartyCall/uuid_{uuid}/`.
-pub fn mpc_uri(auth_id: &str, uuid: &str) -> String {
+pub fn mpc_uri(auth_id: &str, uuid: &MpcUuid) -> String {
     format!("/v1/Account/{auth_id}/MultiPartyCall/uuid_{uuid}/")
 }
 
@@ -58,7 +59,7 @@ pub fn mpc(auth_id: &str, s: &MpcSnapshot) -> Value {
 }
 
 /// The participant object.
-pub fn participant(auth_id: &str, mpc_uuid: &str, p: &ParticipantSnapshot) -> Value {
+pub fn participant(auth_id: &str, mpc_uuid: &MpcUuid, p: &ParticipantSnapshot) -> Value {
     let present = p.is_present();
     // Mute and hold describe a participant in the MPC: null once it left.
     let while_present = |v: bool| if present { json!(v) } else { Value::Null };

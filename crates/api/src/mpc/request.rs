@@ -3,6 +3,7 @@
 //! (Python's `{"status": ["active"]}`), unknown keys ignored; strictly where a value is wrong.
 
 use axum::http::StatusCode;
+use huddle_roomport::MemberId;
 use serde_json::{Map, Value};
 
 use super::ApiError;
@@ -63,7 +64,7 @@ pub enum Members {
     /// `all`.
     All,
     /// These ids.
-    Ids(Vec<u64>),
+    Ids(Vec<MemberId>),
 }
 
 impl Members {
@@ -72,9 +73,9 @@ impl Members {
         if segment.trim().eq_ignore_ascii_case("all") {
             return Ok(Members::All);
         }
-        let ids: Result<Vec<u64>, _> = segment
+        let ids: Result<Vec<MemberId>, _> = segment
             .split(',')
-            .map(|id| id.trim().parse::<u64>())
+            .map(|id| id.trim().parse::<MemberId>())
             .collect();
         match ids {
             Ok(ids) if !ids.is_empty() => Ok(Members::Ids(ids)),
@@ -144,10 +145,13 @@ mod tests {
     fn member_segments() {
         assert_eq!(Members::parse("all").unwrap(), Members::All);
         assert_eq!(Members::parse("ALL").unwrap(), Members::All);
-        assert_eq!(Members::parse("12").unwrap(), Members::Ids(vec![12]));
+        assert_eq!(
+            Members::parse("12").unwrap(),
+            Members::Ids(vec![MemberId(12)])
+        );
         assert_eq!(
             Members::parse("12, 13").unwrap(),
-            Members::Ids(vec![12, 13])
+            Members::Ids(vec![MemberId(12), MemberId(13)])
         );
         for bad_segment in ["", "x", "1,,2", "-1", "1;2"] {
             assert!(Members::parse(bad_segment).is_err(), "{bad_segment:?}");

@@ -2,14 +2,14 @@
 //! call parameters, signed and honouring the URL's fragment options, and returns the raw XML
 //! body (the parser checks its encoding and size).
 
-use huddle_events::HttpClient;
+use crate::HttpClient;
 use huddle_xml::HttpMethod;
 
 /// Largest XML document accepted (Plivo's limit).
 pub const MAX_XML_BYTES: usize = huddle_xml::MAX_DOCUMENT_BYTES;
 
 /// Why a fetch failed.
-pub use huddle_events::RequestError as FetchError;
+pub use crate::RequestError as FetchError;
 
 /// Call parameters sent with every call-flow request (callbacks.md §6).
 #[derive(Debug, Clone)]

@@ -4,14 +4,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
-pub use huddle_media::TickAudio;
+use huddle_media::news::{self, Epoch, NewsBell, NewsWatch};
 use huddle_xml::{MultiPartyCall, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cause::HangupCause;
+use crate::ids::CallUuid;
+pub use crate::TickAudio;
 
 /// Why a leg left its room on its own (rather than being released by the room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Left {
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
     /// The leg's CallUUID.
-    pub call_uuid: String,
+    pub call_uuid: CallUuid,
     /// Caller.
     pub from: String,
     /// Callee.
@@ -77,13 +77,14 @@ pub enum RoomExit {
 }
 
 /// Bumped whenever any member link rings: a room's tick compares this one process-wide
-/// counter with the value it saw last before looking at its own doorbell, which lives
-/// elsewhere in memory and would otherwise cost a cache miss per room per tick.
-static MEMBER_NEWS: AtomicU64 = AtomicU64::new(0);
+/// counter with the value it saw last before looking at its own doorbell (see
+/// [`huddle_media::news`]).
+static MEMBER_NEWS: Epoch = Epoch::new();
 
-/// The current value of the process-wide member-news counter (see [`MemberLink`]).
-pub fn member_news_epoch() -> u64 {
-    MEMBER_NEWS.load(Ordering::Acquire)
+/// A room's doorbell on the process-wide member-news epoch: the bell goes into every
+/// [`MemberLink`] of the room, the watch stays with the room's tick.
+pub fn member_news() -> (NewsBell, NewsWatch) {
+    news::channel(&MEMBER_NEWS)
 }
 
 /// The leg's way into the room: digits, and that it hung up. Every message also rings the
@@ -94,7 +95,7 @@ pub fn member_news_epoch() -> u64 {
 pub struct MemberLink {
     inputs: mpsc::Sender<MemberInput>,
     left: Option<oneshot::Sender<Left>>,
-    doorbell: Arc<AtomicBool>,
+    doorbell: NewsBell,
 }
 
 impl MemberLink {
@@ -102,7 +103,7 @@ impl MemberLink {
     pub fn new(
         inputs: mpsc::Sender<MemberInput>,
         left: oneshot::Sender<Left>,
-        doorbell: Arc<AtomicBool>,
+        doorbell: NewsBell,
     ) -> Self {
         MemberLink {
             inputs,
@@ -128,10 +129,7 @@ impl MemberLink {
     }
 
     fn ring(&self) {
-        // In this order: whoever sees the new epoch sees the bell, and whoever sees the bell
-        // sees the message queued before it.
-        self.doorbell.store(true, Ordering::Release);
-        MEMBER_NEWS.fetch_add(1, Ordering::Release);
+        self.doorbell.ring();
     }
 }
 
