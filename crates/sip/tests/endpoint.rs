@@ -469,7 +469,7 @@ mod inbound_auth {
             t0 + Duration::from_millis(500),
             &mut out,
         );
-        assert_eq!(sent(&out), [resp.clone()]);
+        assert_eq!(sent(&out), std::slice::from_ref(&resp));
         out.clear();
         let ack = first
             .split("\r\n\r\n")
