@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub use huddle_config::{Latching, SrtpMode};
 use huddle_sip::access::{Cidr, RouteNetworks};
+use huddle_sip::auth::RouteAuth;
 use regex::Regex;
 
 /// What a matched route does with the call.
@@ -96,6 +97,38 @@ impl RouteNetworks for Router {
     }
 }
 
+/// Which routes require digest authentication (`auth = true`), by the same first match as
+/// [`Router::route`]: the SIP layer challenges their new INVITEs through [`RouteAuth`].
+#[derive(Debug, Clone)]
+pub struct AuthRoutes {
+    router: Router,
+    required: Vec<bool>,
+}
+
+impl AuthRoutes {
+    /// `required[i]` tells whether rule `i` of `router` requires authentication (missing
+    /// entries: no).
+    pub fn new(router: Router, required: Vec<bool>) -> AuthRoutes {
+        AuthRoutes { router, required }
+    }
+
+    /// True when any route requires authentication.
+    pub fn any(&self) -> bool {
+        self.required.iter().any(|r| *r)
+    }
+}
+
+impl RouteAuth for AuthRoutes {
+    fn requires_auth(&self, user: &str) -> bool {
+        self.router
+            .rules
+            .iter()
+            .position(|rule| rule.user.is_match(user))
+            .and_then(|i| self.required.get(i).copied())
+            .unwrap_or(false)
+    }
+}
+
 impl Router {
     /// True when some route restricts the networks it takes calls from.
     pub fn restricts_networks(&self) -> bool {
@@ -164,6 +197,25 @@ fn escape_xml(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_follows_the_first_matching_route() {
+        let rule = |re: &str| RouteRule {
+            user: Regex::new(re).unwrap(),
+            action: RouteAction::Echo,
+            max_duration: None,
+            from_networks: None,
+            latching: Latching::Sdp,
+            srtp: SrtpMode::Optional,
+        };
+        let router = Router::new(vec![rule("^agent-"), rule("^agent-x$"), rule(".*")]);
+        let auth = AuthRoutes::new(router, vec![true, false]);
+        assert!(auth.any());
+        assert!(auth.requires_auth("agent-x"), "the first match decides");
+        assert!(auth.requires_auth("agent-sales"));
+        assert!(!auth.requires_auth("customer-sales"));
+        assert!(!AuthRoutes::new(Router::default(), vec![]).requires_auth("agent-x"));
+    }
 
     fn router() -> Router {
         Router::new(vec![

@@ -103,6 +103,47 @@ pub struct SipConfig {
     /// `[sip.trunk]`
     #[serde(default)]
     pub trunk: Option<TrunkConfig>,
+    /// Realm of the digest challenges sent to callers of routes with `auth = true`. Each
+    /// user's HA1 is computed over it, so changing it invalidates configured `ha1` values.
+    #[serde(default = "default_auth_realm")]
+    pub auth_realm: String,
+    /// How long a digest nonce huddle issued stays valid, in seconds (1..=3600); an older one
+    /// is answered with a fresh challenge marked `stale=true`.
+    #[serde(default = "default_nonce_lifetime")]
+    pub auth_nonce_lifetime_secs: u64,
+    /// `[[sip.user]]`: the digest credentials callers of `auth = true` routes may present.
+    #[serde(default, rename = "user")]
+    pub users: Vec<SipUser>,
+}
+
+/// One `[[sip.user]]`: a caller's digest credentials. Exactly one of `password`, or one or
+/// both of `ha1` (MD5) and `ha1_sha256`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipUser {
+    /// The digest user name.
+    pub username: String,
+    /// Clear-text password (both algorithms are then available).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// MD5 HA1, `md5(username:realm:password)` as 32 hex digits.
+    #[serde(default)]
+    pub ha1: Option<String>,
+    /// SHA-256 HA1, `sha256(username:realm:password)` as 64 hex digits.
+    #[serde(default)]
+    pub ha1_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for SipUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of logs and error messages.
+        f.debug_struct("SipUser")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ha1", &self.ha1.as_ref().map(|_| "***"))
+            .field("ha1_sha256", &self.ha1_sha256.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// `sip.untrusted`: how requests from sources outside `sip.trusted` are refused.
@@ -295,6 +336,10 @@ pub struct Route {
     /// Whether the route's calls use SRTP.
     #[serde(default)]
     pub srtp: SrtpMode,
+    /// Require digest authentication (one of the `[[sip.user]]` credentials) for new INVITEs
+    /// matching this route.
+    #[serde(default)]
+    pub auth: bool,
 }
 
 /// `[[route]] srtp`: whether a route's calls use SRTP (SDES keys, RFC 4568).
@@ -341,6 +386,12 @@ mod serde_regex {
     }
 }
 
+fn default_auth_realm() -> String {
+    "huddle".into()
+}
+fn default_nonce_lifetime() -> u64 {
+    300
+}
 fn default_trusted() -> Vec<String> {
     DEFAULT_TRUSTED.iter().map(|s| s.to_string()).collect()
 }
@@ -422,6 +473,100 @@ impl SipConfig {
     }
 }
 
+fn is_hex_of(value: &str, len: usize) -> bool {
+    value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A name or realm that goes into a quoted string of a digest header: printable ASCII or
+/// UTF-8, without `"`, `\` or control characters, at most 128 bytes.
+fn is_digest_token(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && !value
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+/// Checks `sip.auth_realm`, `sip.auth_nonce_lifetime_secs` and every `[[sip.user]]`.
+fn validate_users(sip: &SipConfig) -> Result<(), ConfigError> {
+    if !is_digest_token(&sip.auth_realm) {
+        return Err(invalid(
+            "sip.auth_realm",
+            &sip.auth_realm,
+            "1 to 128 characters without '\"', '\\' or control characters",
+        ));
+    }
+    if !(1..=3600).contains(&sip.auth_nonce_lifetime_secs) {
+        return Err(invalid(
+            "sip.auth_nonce_lifetime_secs",
+            sip.auth_nonce_lifetime_secs,
+            "1..=3600 seconds",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, user) in sip.users.iter().enumerate() {
+        let key = format!("sip.user[{i}]");
+        if !is_digest_token(&user.username) {
+            return Err(invalid(
+                &format!("{key}.username"),
+                &user.username,
+                "1 to 128 characters without '\"', '\\' or control characters",
+            ));
+        }
+        if !seen.insert(user.username.as_str()) {
+            return Err(invalid(
+                &format!("{key}.username"),
+                &user.username,
+                "each username once",
+            ));
+        }
+        let hashes = user.ha1.is_some() || user.ha1_sha256.is_some();
+        match (&user.password, hashes) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    &key,
+                    &user.username,
+                    "either password, or ha1 and/or ha1_sha256, not both",
+                ))
+            }
+            (None, false) => {
+                return Err(invalid(
+                    &key,
+                    &user.username,
+                    "a password, or ha1 (MD5) and/or ha1_sha256 (SHA-256)",
+                ))
+            }
+            (Some(p), false) if p.is_empty() => {
+                return Err(invalid(
+                    &format!("{key}.password"),
+                    "\"\"",
+                    "a non-empty password",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(ha1) = &user.ha1 {
+            if !is_hex_of(ha1, 32) {
+                return Err(invalid(
+                    &format!("{key}.ha1"),
+                    "(hidden)",
+                    "32 hex digits: md5(\"username:realm:password\")",
+                ));
+            }
+        }
+        if let Some(ha1) = &user.ha1_sha256 {
+            if !is_hex_of(ha1, 64) {
+                return Err(invalid(
+                    &format!("{key}.ha1_sha256"),
+                    "(hidden)",
+                    "64 hex digits: sha256(\"username:realm:password\")",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks every entry of a CIDR list; the error names `key` and the offending entry.
 fn validate_networks(key: &str, list: &[String]) -> Result<(), ConfigError> {
     for entry in list {
@@ -471,6 +616,7 @@ impl Config {
             ));
         }
         validate_networks("sip.trusted", &self.sip.trusted)?;
+        validate_users(&self.sip)?;
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
             if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || trunk.uri.len() < 5 {
@@ -540,6 +686,13 @@ impl Config {
                 }
                 validate_networks(&format!("{key}.from_networks"), list)?;
             }
+            if r.auth && self.sip.users.is_empty() {
+                return Err(invalid(
+                    &format!("{key}.auth"),
+                    "true",
+                    "auth = true needs at least one [[sip.user]] (username and password or ha1)",
+                ));
+            }
             let actions = usize::from(r.echo)
                 + usize::from(r.xml.is_some())
                 + usize::from(r.answer_url.is_some());
@@ -604,7 +757,14 @@ mod tests {
     #[test]
     fn embedded_default_parses() {
         let c = default_config();
-        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.routes.len(), 4);
+        assert!(c.sip.users.is_empty());
+        assert!(
+            c.routes.iter().all(|r| !r.auth),
+            "no route needs auth while no user is shipped"
+        );
+        assert_eq!(c.sip.auth_realm, "huddle");
+        assert_eq!(c.sip.auth_nonce_lifetime_secs, 300);
         assert_eq!(c.rtp.port_range(), (20000, 30000));
         assert_eq!(c.sip.listen_addrs().len(), 2);
         assert_eq!(c.http.auth_id.len(), 20);
@@ -646,7 +806,7 @@ mod tests {
             (
                 "answer_method = \"POST\"",
                 "answer_method = \"PUT\"",
-                "route[2].answer_method",
+                "route[3].answer_method",
             ),
             (
                 "user = \"^echo$\"\necho = true",
@@ -754,6 +914,100 @@ mod tests {
             c.routes[0].source_networks().unwrap()[0].to_string(),
             "10.1.0.0/16"
         );
+    }
+
+    const ECHO: &str = "user = \"^echo$\"\necho = true";
+
+    fn with_users(users: &str, realm_extra: &str) -> Result<Config, ConfigError> {
+        from_toml_str(&DEFAULT_TOML.replacen(
+            "[sip.trunk]",
+            &format!("{realm_extra}\n{users}\n[sip.trunk]"),
+            1,
+        ))
+    }
+
+    #[test]
+    fn sip_users_and_route_auth_parse() {
+        let users = "[[sip.user]]\nusername = \"alice\"\npassword = \"s3cret\"\n\
+                     [[sip.user]]\nusername = \"bob\"\nha1 = \"0123456789abcdef0123456789ABCDEF\"\n\
+                     [[sip.user]]\nusername = \"carol\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n\
+                     ha1_sha256 = \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\n";
+        let c = with_users(users, "").unwrap();
+        assert_eq!(c.sip.users.len(), 3);
+        assert_eq!(c.sip.users[0].password.as_deref(), Some("s3cret"));
+        assert!(
+            !format!("{:?}", c.sip.users[0]).contains("s3cret"),
+            "secrets stay out of Debug"
+        );
+        let on = from_toml_str(
+            &DEFAULT_TOML
+                .replacen("[sip.trunk]", &format!("{users}\n[sip.trunk]"), 1)
+                .replacen(ECHO, &format!("{ECHO}\nauth = true"), 1),
+        )
+        .unwrap();
+        assert!(on.routes[0].auth && !on.routes[1].auth);
+        let realm = with_users(users, "").unwrap();
+        assert_eq!(realm.sip.auth_realm, "huddle");
+    }
+
+    #[test]
+    fn bad_users_and_auth_settings_name_the_key() {
+        let cases = [
+            ("[[sip.user]]\nusername = \"a\"\n", "", "sip.user[0]:"),
+            (
+                "[[sip.user]]\nusername = \"a\"\npassword = \"p\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n",
+                "",
+                "sip.user[0]:",
+            ),
+            ("[[sip.user]]\nusername = \"a\"\npassword = \"\"\n", "", "sip.user[0].password:"),
+            ("[[sip.user]]\nusername = \"\"\npassword = \"p\"\n", "", "sip.user[0].username:"),
+            ("[[sip.user]]\nusername = \"a\\\"b\"\npassword = \"p\"\n", "", "sip.user[0].username:"),
+            (
+                "[[sip.user]]\nusername = \"a\"\npassword = \"p\"\n[[sip.user]]\nusername = \"a\"\npassword = \"q\"\n",
+                "",
+                "sip.user[1].username:",
+            ),
+            ("[[sip.user]]\nusername = \"a\"\nha1 = \"xyz\"\n", "", "sip.user[0].ha1:"),
+            (
+                "[[sip.user]]\nusername = \"a\"\nha1 = \"0123456789abcdef0123456789abcdeg\"\n",
+                "",
+                "sip.user[0].ha1:",
+            ),
+            (
+                "[[sip.user]]\nusername = \"a\"\nha1_sha256 = \"0123456789abcdef0123456789abcdef\"\n",
+                "",
+                "sip.user[0].ha1_sha256:",
+            ),
+            ("", "auth_nonce_lifetime_secs = 0", "sip.auth_nonce_lifetime_secs:"),
+            ("", "auth_nonce_lifetime_secs = 3601", "sip.auth_nonce_lifetime_secs:"),
+        ];
+        for (users, extra, key) in cases {
+            let text = DEFAULT_TOML
+                .replacen(
+                    "auth_nonce_lifetime_secs = 300\n",
+                    "",
+                    usize::from(!extra.is_empty()),
+                )
+                .replacen("[sip.trunk]", &format!("{extra}\n{users}\n[sip.trunk]"), 1);
+            let err = from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{key}: {err}");
+            assert!(
+                !err.contains("0123456789abcdef"),
+                "HA1 values are not echoed: {err}"
+            );
+        }
+        let err = with("auth_realm = \"huddle\"", "auth_realm = \"\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("sip.auth_realm:"), "{err}");
+        let err = with(ECHO, &format!("{ECHO}\nauth = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("route[0].auth:"), "{err}");
+        let err = with_users("[[sip.user]]\nusername = \"a\"\npasswd = \"p\"\n", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("passwd"), "{err}");
     }
 
     #[test]

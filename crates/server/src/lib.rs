@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use huddle_callflow::router::AuthRoutes;
 use huddle_callflow::{CallContext, MediaSettings, RouteAction, RouteRule, Router};
 use huddle_config::Config;
 use huddle_media::ports::PortAllocator;
 use huddle_sip::access::AccessPolicy;
+use huddle_sip::auth::{Credentials, InboundAuth};
 use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
 use huddle_sip::service::{ListenAddr, SipServiceConfig};
 use huddle_sip::transaction::{TimerConfig, TransportKind};
@@ -322,14 +324,46 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -
     }
 }
 
-/// `sip.trusted` and `sip.untrusted`, and the routes' `from_networks` when any route has one.
+/// `sip.trusted` and `sip.untrusted`, the routes' `from_networks` when any route has one, and
+/// digest authentication when any route has `auth = true`.
 fn access_policy(config: &Config, routes: &Router) -> AccessPolicy {
-    let policy = AccessPolicy::new(config.sip.trusted_networks(), config.sip.untrusted);
+    let mut policy = AccessPolicy::new(config.sip.trusted_networks(), config.sip.untrusted);
     if routes.restricts_networks() {
-        policy.with_routes(Arc::new(routes.clone()))
-    } else {
-        policy
+        policy = policy.with_routes(Arc::new(routes.clone()));
     }
+    if let Some(auth) = inbound_auth(config, routes) {
+        policy = policy.with_inbound_auth(auth);
+    }
+    policy
+}
+
+/// `[[sip.user]]`, `sip.auth_realm` and the routes with `auth = true`; None when no route
+/// requires authentication.
+fn inbound_auth(config: &Config, routes: &Router) -> Option<InboundAuth> {
+    let required = AuthRoutes::new(
+        routes.clone(),
+        config.routes.iter().map(|r| r.auth).collect(),
+    );
+    if !required.any() {
+        return None;
+    }
+    let realm = &config.sip.auth_realm;
+    let users = config
+        .sip
+        .users
+        .iter()
+        .map(|u| {
+            let credentials = match &u.password {
+                Some(password) => Credentials::from_password(&u.username, realm, password),
+                None => Credentials::from_ha1(u.ha1.as_deref(), u.ha1_sha256.as_deref()),
+            };
+            (u.username.clone(), credentials)
+        })
+        .collect();
+    Some(
+        InboundAuth::new(realm.clone(), users, Arc::new(required))
+            .with_nonce_lifetime(Duration::from_secs(config.sip.auth_nonce_lifetime_secs)),
+    )
 }
 
 fn router(config: &Config) -> Router {

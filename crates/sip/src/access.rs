@@ -22,6 +22,12 @@
 //!
 //! A refused request never reaches the endpoint, so no transaction, leg, RTP port or
 //! answer_url request is ever made for it.
+//!
+//! The policy also carries the configuration of inbound digest authentication
+//! ([`AccessPolicy::with_inbound_auth`]): routes with `auth = true` are challenged by the
+//! endpoint itself, after this check, because a challenge is answered within an INVITE
+//! transaction (its 401 retransmitted and acknowledged) and needs the nonce state the endpoint's
+//! task owns. See [`crate::auth`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +38,7 @@ use bytes::Bytes;
 
 pub use huddle_config::{Cidr, Untrusted};
 
+use crate::auth::InboundAuth;
 use crate::endpoint::{new_token, LegId};
 use crate::headers::tag_of;
 use crate::message::{parse, Framing, Method, RawIds, SipMessage};
@@ -84,6 +91,7 @@ pub struct AccessPolicy {
     trusted: Vec<Cidr>,
     untrusted: Untrusted,
     routes: Option<Arc<dyn RouteNetworks>>,
+    auth: Option<InboundAuth>,
 }
 
 impl std::fmt::Debug for AccessPolicy {
@@ -92,6 +100,7 @@ impl std::fmt::Debug for AccessPolicy {
             .field("trusted", &self.trusted)
             .field("untrusted", &self.untrusted)
             .field("route_networks", &self.routes.is_some())
+            .field("inbound_auth", &self.auth)
             .finish()
     }
 }
@@ -103,6 +112,7 @@ impl AccessPolicy {
             trusted,
             untrusted,
             routes: None,
+            auth: None,
         }
     }
 
@@ -119,6 +129,18 @@ impl AccessPolicy {
     pub fn with_routes(mut self, routes: Arc<dyn RouteNetworks>) -> AccessPolicy {
         self.routes = Some(routes);
         self
+    }
+
+    /// Requires digest authentication on the routes `auth` names; the endpoint challenges
+    /// their new INVITEs.
+    pub fn with_inbound_auth(mut self, auth: InboundAuth) -> AccessPolicy {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The inbound digest authentication configured, if any.
+    pub fn inbound_auth(&self) -> Option<&InboundAuth> {
+        self.auth.as_ref()
     }
 
     /// True when `ip` is in a trusted network.

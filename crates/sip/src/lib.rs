@@ -2,6 +2,7 @@
 //! authentication, and the UDP/TCP transport shell.
 
 pub mod access;
+pub mod auth;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;

@@ -6,6 +6,9 @@
 //!
 //! Every received message first meets the source [`AccessPolicy`] (with the address the
 //! socket reports): a refused one never reaches the endpoint, so nothing is created for it.
+//! New INVITEs of routes that require digest authentication are then challenged by the
+//! endpoint (`crate::auth`); its counters become `huddle_sip_auth_challenges_total` and
+//! `huddle_sip_refused_total{reason="auth_failed"}`.
 
 use std::collections::HashMap;
 use std::io;
@@ -182,8 +185,10 @@ pub async fn start(
     }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let mut endpoint = Endpoint::new(config.endpoint.clone());
+    endpoint.set_inbound_auth(config.access.inbound_auth().cloned(), Instant::now());
     let service = Service {
-        endpoint: Endpoint::new(config.endpoint.clone()),
+        endpoint,
         udp_sockets,
         tcp_writers: HashMap::new(),
         in_tx,
@@ -269,10 +274,18 @@ impl Service {
                 if !admitted(verdict, &data, peer, out) {
                     return;
                 }
-                let before = self.endpoint.stats().malformed;
+                let before = self.endpoint.stats();
                 self.endpoint.handle_message(&data, peer, now, out);
-                if self.endpoint.stats().malformed > before {
+                let after = self.endpoint.stats();
+                if after.malformed > before.malformed {
                     metrics::counter!("huddle_sip_malformed_total").increment(1);
+                }
+                if after.auth_challenges > before.auth_challenges {
+                    metrics::counter!("huddle_sip_auth_challenges_total").increment(1);
+                }
+                if after.auth_refusals > before.auth_refusals {
+                    metrics::counter!("huddle_sip_refused_total", "reason" => "auth_failed")
+                        .increment(1);
                 }
             }
             Inbound::Oversized(head, peer) => {

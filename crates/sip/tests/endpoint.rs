@@ -367,3 +367,211 @@ fn unknown_sip_version_gets_505_other_parse_errors_400() {
     );
     assert!(events(&out).is_empty());
 }
+
+mod inbound_auth {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use huddle_sip::auth::{Credentials, InboundAuth, RouteAuth};
+    use huddle_sip::digest::Algorithm;
+
+    use super::*;
+
+    struct EchoNeedsAuth;
+
+    impl RouteAuth for EchoNeedsAuth {
+        fn requires_auth(&self, user: &str) -> bool {
+            user == "echo"
+        }
+    }
+
+    fn guarded(t0: Instant) -> Endpoint {
+        let mut ep = endpoint();
+        let mut users = HashMap::new();
+        users.insert(
+            "alice".to_string(),
+            Credentials::from_password("alice", "huddle", "wonderland"),
+        );
+        let auth = InboundAuth::new("huddle", users, Arc::new(EchoNeedsAuth));
+        ep.set_inbound_auth(Some(auth), t0);
+        ep
+    }
+
+    /// The INVITE of `invite(branch)` for `user`, with CSeq `cseq` and an Authorization.
+    fn invite_with(branch: &str, user: &str, cseq: u32, authorization: Option<&str>) -> String {
+        let mut text = invite(branch)
+            .replace("sip:echo@", &format!("sip:{user}@"))
+            .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE"))
+            .replace("call-", "call-auth-");
+        if let Some(a) = authorization {
+            text = text.replace(
+                "Max-Forwards: 70\r\n",
+                &format!("Max-Forwards: 70\r\nAuthorization: {a}\r\n"),
+            );
+        }
+        text
+    }
+
+    fn answer(challenge: &str, alg: Algorithm, password: &str, nc: u32) -> String {
+        let param = |name: &str| {
+            challenge
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+                .to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let uri = "sip:echo@127.0.0.1";
+        let nc = format!("{nc:08x}");
+        let ha1 = alg.hex(&format!("alice:{realm}:{password}"));
+        let ha2 = alg.hex(&format!("INVITE:{uri}"));
+        let response = alg.hex(&format!("{ha1}:{nonce}:{nc}:abc:auth:{ha2}"));
+        format!(
+            "Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"abc\"",
+            alg.token()
+        )
+    }
+
+    #[test]
+    fn a_challenged_invite_is_answered_401_in_its_transaction_then_authorized() {
+        let t0 = Instant::now();
+        let mut ep = guarded(t0);
+        let mut out = Vec::new();
+        let first = invite_with("z9hG4bKa1", "echo", 1, None);
+        ep.handle_message(first.as_bytes(), caller(), t0, &mut out);
+        assert_eq!(
+            status_lines(&out),
+            ["SIP/2.0 401 Unauthorized"],
+            "no 100 Trying first"
+        );
+        assert!(
+            events(&out).is_empty(),
+            "no call for an unauthenticated INVITE"
+        );
+        assert_eq!(ep.leg_count(), 0);
+        let resp = sent(&out).remove(0);
+        let challenges: Vec<&str> = resp
+            .lines()
+            .filter(|l| l.starts_with("WWW-Authenticate:"))
+            .collect();
+        assert_eq!(challenges.len(), 2, "{resp}");
+        assert!(
+            challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5")
+        );
+        let to = header(&resp, "To").unwrap().to_string();
+        assert!(to.contains(";tag="), "{to}");
+        // A retransmitted INVITE gets the same 401 from the transaction; its ACK is absorbed.
+        out.clear();
+        ep.handle_message(
+            first.as_bytes(),
+            caller(),
+            t0 + Duration::from_millis(500),
+            &mut out,
+        );
+        assert_eq!(sent(&out), std::slice::from_ref(&resp));
+        out.clear();
+        let ack = first
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .replacen("INVITE sip", "ACK sip", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            .replace("To: <sip:echo@127.0.0.1>", &format!("To: {to}"))
+            .replace("Content-Type: application/sdp\r\n", "")
+            .lines()
+            .filter(|l| !l.starts_with("Content-Length"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\nContent-Length: 0\r\n\r\n";
+        ep.handle_message(
+            ack.as_bytes(),
+            caller(),
+            t0 + Duration::from_millis(600),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{:?}", sent(&out));
+
+        // The INVITE again with credentials: a call.
+        let credentials = answer(challenges[0], Algorithm::Sha256, "wonderland", 1);
+        let second = invite_with("z9hG4bKa2", "echo", 2, Some(&credentials));
+        ep.handle_message(
+            second.as_bytes(),
+            caller(),
+            t0 + Duration::from_secs(1),
+            &mut out,
+        );
+        assert_eq!(status_lines(&out), ["SIP/2.0 100 Trying"]);
+        assert!(matches!(
+            events(&out)[..],
+            [EndpointEvent::IncomingCall { .. }]
+        ));
+
+        // The same credentials in another transaction: a replayed nonce count, 403.
+        out.clear();
+        let replay = invite_with("z9hG4bKa3", "echo", 3, Some(&credentials))
+            .replace("call-auth-", "call-replay-");
+        ep.handle_message(
+            replay.as_bytes(),
+            caller(),
+            t0 + Duration::from_secs(2),
+            &mut out,
+        );
+        assert_eq!(status_lines(&out), ["SIP/2.0 403 Forbidden"]);
+        assert!(events(&out).is_empty());
+
+        // A wrong password: 403, not another challenge.
+        out.clear();
+        let wrong = answer(challenges[1], Algorithm::Md5, "guess", 1);
+        let third =
+            invite_with("z9hG4bKa4", "echo", 2, Some(&wrong)).replace("call-auth-", "call-wrong-");
+        ep.handle_message(
+            third.as_bytes(),
+            caller(),
+            t0 + Duration::from_secs(3),
+            &mut out,
+        );
+        assert_eq!(status_lines(&out), ["SIP/2.0 403 Forbidden"]);
+
+        // Garbage credentials: 400.
+        out.clear();
+        let junk = invite_with(
+            "z9hG4bKa5",
+            "echo",
+            2,
+            Some("Digest realm=\"huddle\", nc=zz"),
+        )
+        .replace("call-auth-", "call-junk-");
+        ep.handle_message(
+            junk.as_bytes(),
+            caller(),
+            t0 + Duration::from_secs(3),
+            &mut out,
+        );
+        assert_eq!(status_lines(&out).len(), 1);
+        assert!(
+            status_lines(&out)[0].starts_with("SIP/2.0 400 Bad Request ("),
+            "{:?}",
+            status_lines(&out)
+        );
+
+        let stats = ep.stats();
+        assert_eq!((stats.auth_challenges, stats.auth_refusals), (1, 3));
+        assert_eq!(ep.leg_count(), 1);
+    }
+
+    #[test]
+    fn routes_without_auth_are_not_challenged() {
+        let t0 = Instant::now();
+        let mut ep = guarded(t0);
+        let mut out = Vec::new();
+        let free = invite_with("z9hG4bKb1", "customer-sales", 1, None);
+        ep.handle_message(free.as_bytes(), caller(), t0, &mut out);
+        assert_eq!(status_lines(&out), ["SIP/2.0 100 Trying"]);
+        assert!(matches!(
+            events(&out)[..],
+            [EndpointEvent::IncomingCall { .. }]
+        ));
+        assert_eq!(ep.stats().auth_challenges, 0);
+    }
+}

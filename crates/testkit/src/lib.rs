@@ -411,6 +411,10 @@ pub struct SipUa {
     /// The INVITE's branch.
     pub branch: String,
     cseq: u32,
+    /// CSeq number of the current INVITE (2 after a digest challenge was answered, ...).
+    invite_cseq: u32,
+    /// The `Authorization` value of the last INVITE sent with credentials.
+    pub last_authorization: Option<String>,
 }
 
 impl SipUa {
@@ -459,7 +463,19 @@ impl SipUa {
             remote_tag: None,
             branch: format!("z9hG4bK{}", uuid::Uuid::new_v4().simple()),
             cseq: 1,
+            invite_cseq: 1,
+            last_authorization: None,
         }
+    }
+
+    /// Starts a new call on this UA: a new Call-ID, tag and branch.
+    pub fn new_call(&mut self) {
+        self.call_id = format!("{}@test", uuid::Uuid::new_v4());
+        self.tag = format!("t{}", rand_u16());
+        self.branch = format!("z9hG4bK{}", uuid::Uuid::new_v4().simple());
+        self.remote_tag = None;
+        self.cseq = 1;
+        self.invite_cseq = 1;
     }
 
     fn transport(&self) -> &'static str {
@@ -555,10 +571,21 @@ impl SipUa {
 
     /// The INVITE text for `user` with `sdp`.
     pub fn invite_text(&self, user: &str, sdp: &str) -> String {
+        self.invite_text_with(user, sdp, "")
+    }
+
+    /// The Request-URI of an INVITE for `user`.
+    pub fn request_uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.server)
+    }
+
+    /// The INVITE text for `user` with `sdp` and more header lines (each ending in CRLF).
+    pub fn invite_text_with(&self, user: &str, sdp: &str, extra_headers: &str) -> String {
         format!(
-            "INVITE sip:{user}@{srv} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={b};rport\r\nMax-Forwards: 70\r\n\
-From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:{user}@{srv}>\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\n\
-Contact: <sip:tester@{local};transport={tl}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={b};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:{user}@{srv}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\n\
+Contact: <sip:tester@{local};transport={tl}>\r\n{extra_headers}Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            ruri = self.request_uri(user),
             srv = self.server,
             t = self.transport(),
             tl = self.transport().to_lowercase(),
@@ -566,8 +593,102 @@ Contact: <sip:tester@{local};transport={tl}>\r\nContent-Type: application/sdp\r\
             b = self.branch,
             tag = self.tag,
             cid = self.call_id,
+            cseq = self.invite_cseq,
             len = sdp.len()
         )
+    }
+
+    /// Sends an INVITE with `extra_headers` and waits for its final response; a non-2xx one is
+    /// acknowledged (as RFC 3261 §17.1.1.3 has the transaction do), a 2xx is not.
+    pub async fn invite_with(&mut self, user: &str, sdp: &str, extra_headers: &str) -> Option<Msg> {
+        let text = self.invite_text_with(user, sdp, extra_headers);
+        self.send_raw(text.as_bytes()).await;
+        let resp = self
+            .recv_until(Duration::from_secs(10), |m| {
+                m.status() >= 200 && m.cseq_method() == "INVITE"
+            })
+            .await?;
+        self.remote_tag = resp
+            .header("To")
+            .and_then(|t| t.split(";tag=").nth(1))
+            .map(|t| t.split(';').next().unwrap_or(t).to_string());
+        if resp.status() >= 300 {
+            self.ack_failure(&resp).await;
+        }
+        Some(resp)
+    }
+
+    /// Moves to the next INVITE transaction of the same call: the next CSeq and a new branch
+    /// (for an INVITE that answers a challenge).
+    pub fn next_invite(&mut self) {
+        self.invite_cseq += 1;
+        self.cseq = self.cseq.max(self.invite_cseq);
+        self.branch = format!("z9hG4bK{}", uuid::Uuid::new_v4().simple());
+    }
+
+    /// Acknowledges a non-2xx final response to the current INVITE: same branch and CSeq
+    /// number, the response's To (with its tag).
+    pub async fn ack_failure(&mut self, resp: &Msg) {
+        let text = format!(
+            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={b};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            ruri = resp
+                .header("To")
+                .and_then(|t| t.split('<').nth(1))
+                .and_then(|t| t.split('>').next())
+                .unwrap_or("sip:x@127.0.0.1"),
+            t = self.transport(),
+            local = self.local,
+            b = self.branch,
+            tag = self.tag,
+            to = resp.header("To").unwrap_or_default(),
+            cid = self.call_id,
+            cseq = self.invite_cseq,
+        );
+        self.send_raw(text.as_bytes()).await;
+    }
+
+    /// Calls `user` as `username` with `password`: the INVITE, and when it is challenged
+    /// (401, up to three times, e.g. after a stale nonce) the INVITE again in a new
+    /// transaction with the next CSeq and an `Authorization` answering the challenge whose
+    /// algorithm is `algorithm` ("SHA-256" or "MD5"; the first challenge when None). Returns
+    /// the last final response (the 2xx is not acknowledged yet) and every challenge seen.
+    pub async fn invite_authenticated(
+        &mut self,
+        user: &str,
+        sdp: &str,
+        username: &str,
+        password: &str,
+        algorithm: Option<&str>,
+    ) -> Option<(Msg, Vec<Msg>)> {
+        let mut challenges = Vec::new();
+        let mut resp = self.invite_with(user, sdp, "").await?;
+        while resp.status() == 401 && challenges.len() < 3 {
+            let offered: Vec<&str> = resp
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let challenge = match algorithm {
+                Some(alg) => offered.iter().find(|c| {
+                    digest_param(c, "algorithm").is_some_and(|a| a.eq_ignore_ascii_case(alg))
+                }),
+                None => offered.first(),
+            }?
+            .to_string();
+            let uri = self.request_uri(user);
+            let cnonce = uuid::Uuid::new_v4().simple().to_string();
+            let authorization =
+                digest_authorization(&challenge, "INVITE", &uri, username, password, 1, &cnonce)?;
+            challenges.push(resp);
+            self.next_invite();
+            self.last_authorization = Some(authorization.clone());
+            resp = self
+                .invite_with(user, sdp, &format!("Authorization: {authorization}\r\n"))
+                .await?;
+        }
+        Some((resp, challenges))
     }
 
     /// Sends an INVITE and waits for a final response (answering nothing else).
@@ -626,7 +747,7 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
 
     /// ACKs the 2xx.
     pub async fn ack(&mut self) {
-        let text = self.in_dialog("ACK", 1);
+        let text = self.in_dialog("ACK", self.invite_cseq);
         self.send_raw(text.as_bytes()).await;
     }
 
@@ -697,6 +818,76 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
         text.push_str("Content-Length: 0\r\n\r\n");
         self.send_raw(text.as_bytes()).await;
     }
+}
+
+/// A parameter of a digest challenge or credentials (quoted or not), e.g. `nonce`.
+pub fn digest_param(value: &str, name: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(&format!("{name}=")) {
+        let at = from + pos;
+        let before = lower[..at].trim_end();
+        if at == 0 || before.ends_with(',') || before.eq_ignore_ascii_case("digest") {
+            let rest = &value[at + name.len() + 1..];
+            return Some(match rest.strip_prefix('"') {
+                Some(q) => q.split('"').next().unwrap_or("").to_string(),
+                None => rest.split(',').next().unwrap_or("").trim().to_string(),
+            });
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Lower-case hex digest of `data` with a digest `algorithm` ("MD5" or "SHA-256").
+pub fn digest_hex(algorithm: &str, data: &str) -> Option<String> {
+    use md5::Digest;
+    let bytes: Vec<u8> = if algorithm.eq_ignore_ascii_case("MD5") {
+        md5::Md5::digest(data.as_bytes()).to_vec()
+    } else if algorithm.eq_ignore_ascii_case("SHA-256") {
+        sha2::Sha256::digest(data.as_bytes()).to_vec()
+    } else {
+        return None;
+    };
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The `Authorization` value answering a `WWW-Authenticate` digest `challenge` (RFC 7616,
+/// qop=auth when offered) with nonce count `nc`; None for an algorithm other than MD5 and
+/// SHA-256 or a challenge without realm or nonce.
+pub fn digest_authorization(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    nc: u32,
+    cnonce: &str,
+) -> Option<String> {
+    let realm = digest_param(challenge, "realm")?;
+    let nonce = digest_param(challenge, "nonce")?;
+    let algorithm = digest_param(challenge, "algorithm").unwrap_or_else(|| "MD5".into());
+    let qop =
+        digest_param(challenge, "qop").is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    let ha1 = digest_hex(&algorithm, &format!("{username}:{realm}:{password}"))?;
+    let ha2 = digest_hex(&algorithm, &format!("{method}:{uri}"))?;
+    let nc = format!("{nc:08x}");
+    Some(if qop {
+        let response = digest_hex(
+            &algorithm,
+            &format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"),
+        )?;
+        format!(
+            "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm={algorithm}, qop=auth, nc={nc}, cnonce=\"{cnonce}\""
+        )
+    } else {
+        let response = digest_hex(&algorithm, &format!("{ha1}:{nonce}:{ha2}"))?;
+        format!(
+            "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm={algorithm}"
+        )
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -894,6 +1085,49 @@ impl RtpPeer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 7616 §3.9.1, computed by the testkit's own code (the oracle of the server's).
+    #[test]
+    fn digest_answers_match_rfc7616() {
+        let challenge = |alg: &str| {
+            format!(
+                "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm={alg}, \
+                 nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+            )
+        };
+        let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+        for (alg, expected) in [
+            (
+                "SHA-256",
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+            ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ] {
+            let auth = digest_authorization(
+                &challenge(alg),
+                "GET",
+                "/dir/index.html",
+                "Mufasa",
+                "Circle of Life",
+                1,
+                cnonce,
+            )
+            .unwrap();
+            assert_eq!(
+                digest_param(&auth, "response").as_deref(),
+                Some(expected),
+                "{auth}"
+            );
+        }
+        assert_eq!(
+            digest_param("Digest realm=\"a\", nonce=\"n\"", "nonce").as_deref(),
+            Some("n")
+        );
+        assert_eq!(
+            digest_param("Digest cnonce=\"c\", nonce=\"n\"", "nonce").as_deref(),
+            Some("n")
+        );
+    }
 
     #[test]
     fn ulaw_and_goertzel() {

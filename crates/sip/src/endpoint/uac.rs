@@ -278,7 +278,12 @@ impl Endpoint {
         } else {
             ("WWW-Authenticate", "Authorization")
         };
-        let challenge = Challenge::parse(resp.headers.get(challenge_header)?).ok()?;
+        // RFC 8760 §2.4: several challenges may come, the preferred first; answer the first
+        // one we can (SHA-256 or MD5).
+        let challenge = resp
+            .headers
+            .get_all(challenge_header)
+            .find_map(|c| Challenge::parse(c).ok())?;
         let mut retry = leg.invite.clone();
         let transport = leg.peer.transport;
         let seq = cseq_number(&retry.headers).unwrap_or(1) + 1;

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::build::unsupported_requires;
+use super::build::{reason_phrase, unsupported_requires};
 use super::leg::{Leg, LegState, Session};
 use super::{EndReason, Endpoint, EndpointEvent, EndpointOutput, LegId, ALLOW};
+use crate::auth::AuthDecision;
 use crate::dialog::Dialog;
 use crate::headers::tag_of;
-use crate::message::{Method, Request};
+use crate::message::{Method, Request, Response};
 use crate::transaction::{Peer, TxId, TxOutput};
 
 impl Endpoint {
@@ -67,6 +68,10 @@ impl Endpoint {
             self.stats.rejected_requests += 1;
             return self.respond(id, &resp, now, out);
         }
+        if let Some(resp) = self.authenticate(&req, peer, now) {
+            self.stats.rejected_requests += 1;
+            return self.respond(id, &resp, now, out);
+        }
         let trying = self.response_to(&req, 100, "Trying", None);
         self.respond(id, &trying, now, out);
         let leg_id = self.next_leg_id();
@@ -87,6 +92,55 @@ impl Endpoint {
             invite: Box::new(req),
             peer,
         }));
+    }
+
+    /// Digest authentication of a new INVITE whose route requires it (see [`crate::auth`]):
+    /// the response refusing it (401 challenge, 403, 400), or None when it may go on. Nothing
+    /// has been created for the call yet, so a refused INVITE costs no leg, port or fetch.
+    fn authenticate(&mut self, req: &Request, peer: Peer, now: Instant) -> Option<Response> {
+        let verifier = self.auth.as_mut()?;
+        let user = req.uri_user().unwrap_or_default();
+        if !verifier.config().requires_auth(&user) {
+            return None;
+        }
+        let decision = verifier.check(
+            req.method.as_str(),
+            &req.uri,
+            req.headers.get_all("Authorization"),
+            now,
+        );
+        let tag = self.ids.token(10);
+        match decision {
+            AuthDecision::Authorized { username } => {
+                tracing::debug!(from = %peer.addr, %username, %user, "caller authenticated");
+                None
+            }
+            AuthDecision::Challenge {
+                stale,
+                algorithms,
+                why,
+            } => {
+                tracing::debug!(from = %peer.addr, %user, why, stale, "digest challenge");
+                self.stats.auth_challenges += 1;
+                let values = self.auth.as_mut()?.challenge(stale, &algorithms, now);
+                let mut resp = self.response_to(req, 401, "Unauthorized", Some(&tag));
+                for value in values {
+                    resp.headers.push("WWW-Authenticate", value);
+                }
+                Some(resp)
+            }
+            AuthDecision::Forbidden { why } => {
+                tracing::info!(from = %peer.addr, %user, why, "INVITE refused: authentication failed");
+                self.stats.auth_refusals += 1;
+                Some(self.response_to(req, 403, "Forbidden", Some(&tag)))
+            }
+            AuthDecision::BadRequest { why } => {
+                tracing::info!(from = %peer.addr, %user, why, "INVITE refused: malformed credentials");
+                self.stats.auth_refusals += 1;
+                let reason = reason_phrase("Bad Request", why);
+                Some(self.response_to(req, 400, &reason, Some(&tag)))
+            }
+        }
     }
 
     /// An ACK for a 2xx: the first one for our answer confirms the dialog; those for
