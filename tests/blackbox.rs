@@ -15,6 +15,7 @@ mod blackbox {
     pub mod shutdown;
     pub mod sip_behaviour;
     pub mod sipp;
+    pub mod srtp;
     pub mod torture;
     pub mod trust;
 

@@ -15,14 +15,14 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
+use crate::news::{self, Epoch, NewsBell, NewsWatch};
 use crate::ports::PortPair;
 use crate::rtp_leg::{Channel, RtpLeg, StreamIds};
 use crate::session::{AudioFrame, Direction, MediaEvent, MediaParams, MediaStats};
@@ -64,16 +64,16 @@ enum Control {
     Dtmf(char, u32),
 }
 
-/// Bumped whenever any leg is sent a control message. Changes are rare, so a tick first
-/// compares this one process-wide counter (a cache line every core keeps) with the value it
-/// saw last, and only then looks at its own leg's flag and queue, which live elsewhere in
-/// memory and would otherwise cost a cache miss per leg per tick.
-static CONTROL_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Rung whenever any leg is sent a control message. Changes are rare, so a tick first
+/// compares this one process-wide epoch (a cache line every core keeps) with the value it saw
+/// last, and only then looks at its own leg's flag and queue, which live elsewhere in memory
+/// and would otherwise cost a cache miss per leg per tick.
+static CONTROL_NEWS: Epoch = Epoch::new();
 
 /// The sending side of a leg's control queue.
 pub(crate) struct ControlSender {
     tx: std_mpsc::Sender<Control>,
-    pending: Arc<AtomicBool>,
+    bell: NewsBell,
 }
 
 impl ControlSender {
@@ -88,11 +88,9 @@ impl ControlSender {
     }
 
     fn send(&self, control: Control) {
+        // The message first: whoever hears the bell finds it.
         if self.tx.send(control).is_ok() {
-            // In this order: whoever sees the new epoch sees the flag, and whoever sees the
-            // flag finds the message.
-            self.pending.store(true, Ordering::Release);
-            CONTROL_EPOCH.fetch_add(1, Ordering::Release);
+            self.bell.ring();
         }
     }
 }
@@ -100,26 +98,15 @@ impl ControlSender {
 /// The receiving end, held by the leg's driver.
 pub(crate) struct ControlReceiver {
     rx: std_mpsc::Receiver<Control>,
-    pending: Arc<AtomicBool>,
-    seen_epoch: u64,
+    news: NewsWatch,
 }
 
 /// A leg's control queue: a plain standard-library channel, since both ends are synchronous
-/// and the receiver only looks at it when the epoch moved.
+/// and the receiver only looks at it when its bell rang.
 pub(crate) fn control_channel() -> (ControlSender, ControlReceiver) {
     let (tx, rx) = std_mpsc::channel();
-    let pending = Arc::new(AtomicBool::new(false));
-    (
-        ControlSender {
-            tx,
-            pending: pending.clone(),
-        },
-        ControlReceiver {
-            rx,
-            pending,
-            seen_epoch: 0,
-        },
-    )
+    let (bell, news) = news::channel(&CONTROL_NEWS);
+    (ControlSender { tx, bell }, ControlReceiver { rx, news })
 }
 
 /// The wall clock since the Unix epoch, which the kernel's arrival stamps use.
@@ -181,12 +168,7 @@ impl LegDriver {
     }
 
     fn apply_control(&mut self, now: Instant) {
-        let epoch = CONTROL_EPOCH.load(Ordering::Acquire);
-        if epoch == self.control.seen_epoch {
-            return;
-        }
-        self.control.seen_epoch = epoch;
-        if !self.control.pending.swap(false, Ordering::Acquire) {
+        if !self.control.news.take() {
             return;
         }
         while let Ok(control) = self.control.rx.try_recv() {

@@ -373,3 +373,139 @@ fn fixed_identifiers_give_byte_identical_output() {
         "marker on the first packet of the stream"
     );
 }
+
+mod srtp {
+    use super::*;
+    use huddle_media::srtp::{SrtpKeying, SrtpSuite};
+
+    fn keyed(latching: LatchPolicy, suite: SrtpSuite, ours: u8, theirs: u8) -> MediaParams {
+        let len = match suite {
+            SrtpSuite::AesCm128HmacSha1_80 => 30,
+            SrtpSuite::AeadAes128Gcm => 28,
+        };
+        MediaParams {
+            srtp: Some(SrtpKeying {
+                suite,
+                local: vec![ours; len],
+                remote: vec![theirs; len],
+            }),
+            ..params(latching)
+        }
+    }
+
+    /// Two legs keyed for each other: what one sends, the other plays; a tampered or replayed
+    /// packet is refused and counted.
+    #[test]
+    fn protected_packets_round_trip_and_forgeries_are_refused() {
+        for suite in [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes128Gcm] {
+            let t0 = Instant::now();
+            let mut a = RtpLeg::new(
+                keyed(LatchPolicy::Signalled, suite, 1, 2),
+                IDS,
+                t0,
+                Duration::ZERO,
+            )
+            .unwrap();
+            let mut p = keyed(LatchPolicy::Signalled, suite, 2, 1);
+            p.remote_rtp = addr("192.0.2.20:5000");
+            let mut b = RtpLeg::new(p, StreamIds { ssrc: 99, ..IDS }, t0, Duration::ZERO).unwrap();
+            let tone: Vec<i16> = (0..160)
+                .map(|i| if i % 2 == 0 { 8000 } else { -8000 })
+                .collect();
+            let mut wire = Vec::new();
+            for tick in 0..3 {
+                a.send_frame(t0 + TICK * tick, Some(&tone));
+                wire.extend(drain(&mut a).into_iter().map(|t| t.2));
+            }
+            assert_eq!(wire.len(), 3);
+            assert!(wire[0].len() > 172, "a tag is added");
+            assert!(
+                !wire[0][12..]
+                    .windows(8)
+                    .any(|w| w == [0x81, 0x01, 0x81, 0x01, 0x81, 0x01, 0x81, 0x01]),
+                "the payload is not in the clear"
+            );
+            let from_a = addr("192.0.2.20:5000");
+            let mut frame = [0i16; 160];
+            let mut tampered = wire[1].clone();
+            let last = tampered.len() - 1;
+            tampered[last] ^= 1;
+            b.handle_datagram(t0, from_a, &tampered, false, None);
+            assert_eq!(b.stats().packets_received, 0, "a forged tag is refused");
+            b.handle_datagram(t0, from_a, &wire[0], false, None);
+            b.handle_datagram(t0, from_a, &wire[0], false, None);
+            assert_eq!(b.stats().packets_received, 1, "a replay is refused");
+            assert_eq!(b.stats().malformed_packets, 2);
+            assert_eq!(b.poll_frame(&mut frame), Some(160));
+            assert!(
+                frame.iter().zip(&tone).all(|(x, y)| (x - y).abs() < 300),
+                "{suite:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn behind_nat_only_an_authenticated_packet_fixes_the_peer() {
+        let t0 = Instant::now();
+        let sip_ip = "203.0.113.9".parse().unwrap();
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut leg = RtpLeg::new(
+            keyed(LatchPolicy::SignallingIp(sip_ip), suite, 1, 2),
+            IDS,
+            t0,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let mut p = keyed(LatchPolicy::Signalled, suite, 2, 1);
+        p.remote_rtp = addr("192.0.2.20:5000");
+        let mut phone = RtpLeg::new(p, StreamIds { ssrc: 99, ..IDS }, t0, Duration::ZERO).unwrap();
+        phone.send_frame(t0, Some(&[500; 160]));
+        let genuine = drain(&mut phone).remove(0).2;
+        // Someone at the same NAT sends plain RTP first: it does not latch.
+        leg.handle_datagram(t0, addr("203.0.113.9:40000"), &voice(1), false, None);
+        assert_eq!(leg.peer(), None);
+        leg.handle_datagram(t0, addr("203.0.113.9:61000"), &genuine, false, None);
+        assert_eq!(leg.peer(), Some(addr("203.0.113.9:61000")));
+    }
+
+    #[test]
+    fn keys_of_the_wrong_length_fail_the_leg_not_the_process() {
+        let mut p = keyed(LatchPolicy::Signalled, SrtpSuite::AesCm128HmacSha1_80, 1, 2);
+        if let Some(k) = p.srtp.as_mut() {
+            k.local.truncate(5);
+        }
+        assert!(RtpLeg::new(p, IDS, Instant::now(), Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn hostile_datagrams_never_panic_the_unprotect_path() {
+        let t0 = Instant::now();
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut leg = RtpLeg::new(
+            keyed(LatchPolicy::Signalled, suite, 1, 2),
+            IDS,
+            t0,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let peer = addr("192.0.2.10:4000");
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
+            leg.handle_datagram(t0, peer, &data, false, None);
+            let mut rtpish = data.clone();
+            if let Some(b) = rtpish.first_mut() {
+                *b = 0x80 | (*b & 0x3F);
+            }
+            leg.handle_datagram(t0, peer, &rtpish, false, None);
+        }
+        assert_eq!(leg.stats().packets_received, 0);
+    }
+}
