@@ -1,5 +1,5 @@
 //! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
-//! authentication, and the UDP/TCP transport shell.
+//! authentication, and the UDP/TCP/TLS transport shell.
 
 pub mod access;
 pub mod dialog;
@@ -11,4 +11,5 @@ pub mod headers;
 pub mod ids;
 pub mod message;
 pub mod service;
+pub mod tls;
 pub mod transaction;
