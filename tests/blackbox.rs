@@ -14,6 +14,7 @@ mod blackbox {
     pub mod shutdown;
     pub mod sip_behaviour;
     pub mod sipp;
+    pub mod tls;
     pub mod torture;
     pub mod trust;
 

@@ -132,10 +132,8 @@ mod tests {
 
     impl Files {
         fn new(tag: &str) -> Files {
-            let dir = std::env::temp_dir().join(format!(
-                "huddle-config-tls-{}-{tag}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("huddle-config-tls-{}-{tag}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let key = rcgen::KeyPair::generate().unwrap();
             let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
@@ -256,7 +254,11 @@ mod tests {
 
     #[test]
     fn no_tls_listener_needs_no_certificate() {
-        let c = with_tls("\"tcp:0.0.0.0:5060\"", "[sip.tls]\nhandshake_timeout_secs = 5").unwrap();
+        let c = with_tls(
+            "\"tcp:0.0.0.0:5060\"",
+            "[sip.tls]\nhandshake_timeout_secs = 5",
+        )
+        .unwrap();
         assert!(!c.sip.has_tls_listener());
         assert!(crate::default_config().sip.tls.is_none());
         assert!(!crate::default_config().sip.has_tls_listener());

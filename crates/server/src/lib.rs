@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use huddle_callflow::{CallContext, MediaSettings, RouteAction, RouteRule, Router};
 use huddle_config::Config;
+use huddle_config::ListenTransport;
 use huddle_media::ports::PortAllocator;
 use huddle_sip::access::AccessPolicy;
 use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
-use huddle_config::ListenTransport;
 use huddle_sip::headers::UriTarget;
 use huddle_sip::service::{ListenAddr, SipServiceConfig};
 use huddle_sip::tls::{root_store, SipTls, TlsServerName as ServerName};
@@ -333,14 +333,16 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -
         .sip
         .listen_addrs()
         .into_iter()
-        .map(|(transport, addr): (ListenTransport, SocketAddr)| ListenAddr {
-            transport: match transport {
-                ListenTransport::Udp => TransportKind::Udp,
-                ListenTransport::Tcp => TransportKind::Tcp,
-                ListenTransport::Tls => TransportKind::Tls,
+        .map(
+            |(transport, addr): (ListenTransport, SocketAddr)| ListenAddr {
+                transport: match transport {
+                    ListenTransport::Udp => TransportKind::Udp,
+                    ListenTransport::Tcp => TransportKind::Tcp,
+                    ListenTransport::Tls => TransportKind::Tls,
+                },
+                addr,
             },
-            addr,
-        })
+        )
         .collect();
     let port_of = |kind: TransportKind| {
         listen

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::error::{ParseError, ParseErrorKind};
-use crate::transaction::TransportKind;
 use crate::message::{split_header_list, truncate, Headers, Method, Request};
+use crate::transaction::TransportKind;
 
 /// The magic cookie that marks an RFC 3261 branch.
 pub const BRANCH_COOKIE: &str = "z9hG4bK";

@@ -338,7 +338,9 @@ async fn tls_listener_answers_and_refuses_plain_tcp_and_stalled_handshakes() {
         .await
         .unwrap();
     send(&mut tls, &options(local)).await;
-    assert!(read_message(&mut tls, Duration::from_secs(5)).await.is_some());
+    assert!(read_message(&mut tls, Duration::from_secs(5))
+        .await
+        .is_some());
 }
 
 #[tokio::test]
@@ -383,14 +385,16 @@ async fn dial_through(roots: RootCertStore, name: Option<&str>, pki: &TestPki) -
         transport: TransportKind::Udp,
         addr: "127.0.0.1:0".parse().unwrap(),
     }];
-    let (handle, _events) = start_with(
-        service_config(listen, "127.0.0.0/8", Some(&uri)),
-        Some(tls),
-    )
-    .await
-    .unwrap();
+    let (handle, _events) =
+        start_with(service_config(listen, "127.0.0.0/8", Some(&uri)), Some(tls))
+            .await
+            .unwrap();
     handle
-        .dial("sip:+15551234@127.0.0.1", "huddle", Bytes::from_static(b"v=0\r\n"))
+        .dial(
+            "sip:+15551234@127.0.0.1",
+            "huddle",
+            Bytes::from_static(b"v=0\r\n"),
+        )
         .await
         .expect("a leg");
     tokio::time::timeout(Duration::from_secs(8), received)
@@ -406,8 +410,14 @@ async fn dial_out_over_tls_checks_the_trunk_certificate() {
     let inv = dial_through(pki.roots(), None, &pki)
         .await
         .expect("the INVITE over TLS");
-    assert!(inv.starts_with("INVITE sip:+15551234@127.0.0.1 SIP/2.0"), "{inv}");
-    assert!(header(&inv, "Via").unwrap().starts_with("SIP/2.0/TLS"), "{inv}");
+    assert!(
+        inv.starts_with("INVITE sip:+15551234@127.0.0.1 SIP/2.0"),
+        "{inv}"
+    );
+    assert!(
+        header(&inv, "Via").unwrap().starts_with("SIP/2.0/TLS"),
+        "{inv}"
+    );
     // Checked against a configured name instead of the IP.
     assert!(dial_through(pki.roots(), Some("localhost"), &pki)
         .await
