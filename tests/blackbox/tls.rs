@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use huddle_testkit::{detect, free_tcp_port, tone_share, RtpPeer, ServerProcess, SipUa, TestPki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 const ROOM_ROUTE: &str = "[[route]]\nuser = \"^(?P<role>agent|customer)-(?P<mpc>[a-z0-9]+)$\"\n\
 xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n";
@@ -116,6 +116,129 @@ async fn a_tls_customer_and_a_udp_agent_hear_each_other_in_a_room() {
         assert!(tone_share(&a, 1400.0) < 0.1, "but not itself");
         assert_eq!(customer.bye().await.map(|m| m.status()), Some(200));
         assert_eq!(agent.bye().await.map(|m| m.status()), Some(200));
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A server whose trunk is `sip:127.0.0.1:PORT;transport=tls` on the returned listener; with
+/// `trust` its `tls_ca` is the test CA, without it only the system's CAs are trusted.
+async fn server_with_tls_trunk(pki: &TestPki, trust: bool) -> (ServerProcess, TcpListener) {
+    let trunk = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = trunk.local_addr().unwrap().port();
+    let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 100, |slots| {
+        let files = pki.write(&slots.dir.join("pki"));
+        let ca = if trust {
+            format!("tls_ca = {:?}\n", files.ca.display().to_string())
+        } else {
+            String::new()
+        };
+        let extra =
+            format!("{ROOM_ROUTE}[sip.trunk]\nuri = \"sip:127.0.0.1:{port};transport=tls\"\n{ca}");
+        slots.standard("", "", &extra)
+    });
+    (srv, trunk)
+}
+
+async fn add_customer(srv: &ServerProcess, mpc: &str) -> u16 {
+    let url = format!(
+        "http://{}/v1/Account/MAHUDDLEDEFAULT00000/MultiPartyCall/name_{mpc}/Participant/",
+        srv.http
+    );
+    reqwest::Client::new()
+        .post(url)
+        .basic_auth("MAHUDDLEDEFAULT00000", Some("change-me"))
+        .json(&serde_json::json!({"role": "customer", "from": "+14155550100", "to": "5551234", "enter_sound": "none"}))
+        .send()
+        .await
+        .expect("the API answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_participant_dialled_out_through_a_tls_trunk_hears_and_is_heard() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let pki = TestPki::new();
+        let (srv, listener) = server_with_tls_trunk(&pki, true).await;
+        let mut agent = SipUa::udp(srv.sip).await;
+        let mut agent_rtp = RtpPeer::bind().await;
+        let ok = agent
+            .invite("agent-tlsout", &SipUa::sdp(agent_rtp.port(), &[0]))
+            .await
+            .expect("agent answered");
+        assert_eq!(ok.status(), 200);
+        agent.ack().await;
+        let agent_media = ok.sdp_audio().unwrap();
+        assert_eq!(add_customer(&srv, "tlsout").await, 201);
+
+        let mut trunk = SipUa::tls_accept(&listener, &pki, srv.sip, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("huddle connects to the trunk over TLS\n{}", srv.log()));
+        let invite = trunk
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("INVITE "))
+            .await
+            .expect("the INVITE over TLS");
+        let via = invite.header("Via").unwrap_or_default();
+        assert!(via.starts_with("SIP/2.0/TLS"), "{via}");
+        let contact = invite.header("Contact").unwrap_or_default();
+        assert!(contact.contains(";transport=tls"), "{contact}");
+        let mut callee_rtp = RtpPeer::bind().await;
+        trunk
+            .answer_invite(&invite, 200, "OK", &SipUa::sdp(callee_rtp.port(), &[0]))
+            .await;
+        trunk
+            .recv_until(Duration::from_secs(3), |m| m.start.starts_with("ACK "))
+            .await
+            .expect("the 200 is acknowledged on the TLS connection");
+        let offer_port: u16 = invite
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("our RTP port in the offer");
+        let callee_media = SocketAddr::from(([127, 0, 0, 1], offer_port));
+
+        let talk = Duration::from_millis(2500);
+        let (agent_heard, callee_heard) = tokio::join!(
+            agent_rtp.talk(agent_media, 1400.0, talk),
+            callee_rtp.talk(callee_media, 600.0, talk),
+        );
+        let tail = |pcm: &[i16]| pcm[pcm.len().saturating_sub(8000)..].to_vec();
+        assert!(
+            tone_share(&tail(&agent_heard), 600.0) > 0.5,
+            "the agent hears the callee"
+        );
+        assert!(
+            tone_share(&tail(&callee_heard), 1400.0) > 0.5,
+            "the callee hears the agent"
+        );
+
+        // The agent leaves; huddle hangs up the dialled leg on the same TLS connection.
+        agent.bye().await;
+        let bye = trunk
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("BYE over TLS");
+        trunk.reply_ok(&bye).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_tls_trunk_with_an_untrusted_certificate_gets_nothing() {
+    tokio::time::timeout(Duration::from_secs(40), async {
+        let pki = TestPki::new();
+        let (srv, listener) = server_with_tls_trunk(&pki, false).await;
+        let (_agent, _rtp, _media) = super::answered(srv.sip, "agent-tlsbad").await;
+        assert_eq!(add_customer(&srv, "tlsbad").await, 201);
+        // huddle connects, refuses the certificate in the handshake, and sends no SIP.
+        let trunk = SipUa::tls_accept(&listener, &pki, srv.sip, Duration::from_secs(5)).await;
+        assert!(trunk.is_none(), "the handshake must fail");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(srv.metric("huddle_sip_tls_handshake_failures_total{side=\"client\"}") >= 1.0);
     })
     .await
     .expect("timed out");

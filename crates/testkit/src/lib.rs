@@ -395,7 +395,7 @@ fn expand(name: &str) -> String {
 enum Link {
     Udp(UdpSocket),
     Tcp(TcpStream, Vec<u8>),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>, Vec<u8>),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>, Vec<u8>),
 }
 
 /// A minimal SIP user agent over UDP, TCP or TLS.

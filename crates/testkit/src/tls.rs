@@ -6,15 +6,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::RootCertStore;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::{Link, SipUa};
 
 /// A test CA and a certificate for `127.0.0.1` and `localhost` it signed, with the key.
 pub struct TestPki {
     ca: CertificateDer<'static>,
+    cert: CertificateDer<'static>,
+    key_der: Vec<u8>,
     /// The CA certificate, PEM.
     pub ca_pem: String,
     /// The server certificate, PEM.
@@ -53,6 +55,8 @@ impl TestPki {
         let cert = params.signed_by(&key, &issuer).expect("certificate");
         TestPki {
             ca,
+            cert: cert.der().clone(),
+            key_der: key.serialize_der(),
             ca_pem,
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -88,6 +92,22 @@ impl TestPki {
     }
 }
 
+impl TestPki {
+    /// A rustls server presenting the test certificate (aws-lc-rs).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let key = PrivateKeyDer::try_from(self.key_der.clone()).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![self.cert.clone()], key)
+        .expect("certificate and key");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
 impl Default for TestPki {
     fn default() -> Self {
         TestPki::new()
@@ -108,7 +128,34 @@ impl SipUa {
         let name = ServerName::IpAddress(server.ip().into());
         let stream = pki.connector().connect(name, tcp).await?;
         Ok(Self::new(
-            Link::Tls(Box::new(stream), Vec::new()),
+            Link::Tls(Box::new(stream.into()), Vec::new()),
+            server,
+            local,
+        ))
+    }
+
+    /// A TLS "trunk": waits (up to `within`) for the server under test to connect to
+    /// `listener`, completes the handshake with `pki`'s certificate and becomes a UA on that
+    /// connection (`server` is the server's SIP address for the headers it writes). None when
+    /// nobody connects or the handshake fails (for instance when the server does not trust the
+    /// CA).
+    pub async fn tls_accept(
+        listener: &TcpListener,
+        pki: &TestPki,
+        server: SocketAddr,
+        within: std::time::Duration,
+    ) -> Option<SipUa> {
+        let (tcp, _) = tokio::time::timeout(within, listener.accept())
+            .await
+            .ok()?
+            .ok()?;
+        let local = tcp.local_addr().ok()?;
+        let stream = tokio::time::timeout(within, pki.acceptor().accept(tcp))
+            .await
+            .ok()?
+            .ok()?;
+        Some(Self::new(
+            Link::Tls(Box::new(stream.into()), Vec::new()),
             server,
             local,
         ))
