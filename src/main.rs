@@ -79,6 +79,7 @@ fn check_xml(path: &PathBuf) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    huddle_sip::tls::install_default_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckXml { path } => check_xml(&path),
@@ -90,6 +91,10 @@ fn main() -> ExitCode {
                         huddle_config::DEFAULT_AUTH_TOKEN,
                         c.http.listen
                     );
+                }
+                if let Err(e) = huddle_server::sip_tls(&c) {
+                    eprintln!("configuration error: {e:#}");
+                    return ExitCode::FAILURE;
                 }
                 println!("configuration is valid");
                 ExitCode::SUCCESS

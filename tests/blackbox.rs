@@ -16,6 +16,7 @@ mod blackbox {
     pub mod sip_behaviour;
     pub mod sipp;
     pub mod srtp;
+    pub mod tls;
     pub mod torture;
     pub mod trust;
 

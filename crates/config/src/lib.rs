@@ -1,8 +1,10 @@
 //! huddle's configuration: typed, validated TOML with the documented defaults embedded.
 
 mod cidr;
+mod tls;
 
 pub use cidr::{Cidr, CidrError};
+pub use tls::{load_certificates, load_private_key, SipTlsConfig, DEFAULT_TLS_HANDSHAKE_SECS};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
@@ -83,7 +85,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipConfig {
-    /// "udp:IP:PORT" / "tcp:IP:PORT" entries.
+    /// "udp:IP:PORT" / "tcp:IP:PORT" / "tls:IP:PORT" entries.
     pub listen: Vec<String>,
     /// "auto" or an IP.
     #[serde(default = "auto")]
@@ -100,6 +102,9 @@ pub struct SipConfig {
     /// What an untrusted source gets: 403 Forbidden, or nothing at all.
     #[serde(default)]
     pub untrusted: Untrusted,
+    /// `[sip.tls]`: certificate and key of the `tls:` listeners.
+    #[serde(default)]
+    pub tls: Option<SipTlsConfig>,
     /// `[sip.trunk]`
     #[serde(default)]
     pub trunk: Option<TrunkConfig>,
@@ -169,6 +174,12 @@ pub struct TrunkConfig {
     /// Digest password.
     #[serde(default)]
     pub password: String,
+    /// PEM file of CA certificates trusted for a `;transport=tls` trunk, besides the system's.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+    /// Name the trunk's TLS certificate is checked against, when it is not the URI's IP.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 /// `[rtp]`
@@ -450,21 +461,40 @@ fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     (a >= 1024 && a < b && b - a >= 2).then_some((a, b))
 }
 
-/// Parses one `sip.listen` entry into (is_tcp, address).
-pub fn parse_listen(entry: &str) -> Option<(bool, SocketAddr)> {
+/// The transport of a `sip.listen` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenTransport {
+    /// `udp:`
+    Udp,
+    /// `tcp:`
+    Tcp,
+    /// `tls:` (SIP over TLS on TCP, with `[sip.tls]`'s certificate).
+    Tls,
+}
+
+/// Parses one `sip.listen` entry into (transport, address).
+pub fn parse_listen(entry: &str) -> Option<(ListenTransport, SocketAddr)> {
     let (proto, addr) = entry.split_once(':')?;
-    let tcp = match proto.to_ascii_lowercase().as_str() {
-        "udp" => false,
-        "tcp" => true,
+    let transport = match proto.to_ascii_lowercase().as_str() {
+        "udp" => ListenTransport::Udp,
+        "tcp" => ListenTransport::Tcp,
+        "tls" => ListenTransport::Tls,
         _ => return None,
     };
-    Some((tcp, addr.parse().ok()?))
+    Some((transport, addr.parse().ok()?))
 }
 
 impl SipConfig {
-    /// Every listen entry as (is_tcp, address); entries were validated at load.
-    pub fn listen_addrs(&self) -> Vec<(bool, SocketAddr)> {
+    /// Every listen entry as (transport, address); entries were validated at load.
+    pub fn listen_addrs(&self) -> Vec<(ListenTransport, SocketAddr)> {
         self.listen.iter().filter_map(|l| parse_listen(l)).collect()
+    }
+
+    /// True when some `sip.listen` entry is `tls:`.
+    pub fn has_tls_listener(&self) -> bool {
+        self.listen_addrs()
+            .iter()
+            .any(|(t, _)| *t == ListenTransport::Tls)
     }
 
     /// The parsed `sip.trusted` networks (validated at load).
@@ -587,7 +617,7 @@ impl Config {
             return Err(invalid(
                 "sip.listen",
                 "[]",
-                "at least one \"udp:IP:PORT\" or \"tcp:IP:PORT\"",
+                "at least one \"udp:IP:PORT\", \"tcp:IP:PORT\" or \"tls:IP:PORT\"",
             ));
         }
         for l in &self.sip.listen {
@@ -595,7 +625,7 @@ impl Config {
                 return Err(invalid(
                     "sip.listen",
                     l,
-                    "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])",
+                    "expected \"udp:IP:PORT\", \"tcp:IP:PORT\" or \"tls:IP:PORT\" (IPv6 as [::1])",
                 ));
             }
         }
@@ -617,6 +647,7 @@ impl Config {
         }
         validate_networks("sip.trusted", &self.sip.trusted)?;
         validate_users(&self.sip)?;
+        tls::validate(&self.sip)?;
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
             if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || trunk.uri.len() < 5 {
@@ -1083,7 +1114,7 @@ mod tests {
         let c = with("\"tcp:0.0.0.0:5060\"", "\"tcp:[::1]:5070\"").unwrap();
         assert_eq!(
             c.sip.listen_addrs()[1],
-            (true, "[::1]:5070".parse().unwrap())
+            (ListenTransport::Tcp, "[::1]:5070".parse().unwrap())
         );
         assert_eq!(c.resolve_advertised_ip(), "::1".parse::<IpAddr>().unwrap());
     }

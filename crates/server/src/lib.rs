@@ -8,11 +8,14 @@ use anyhow::Context;
 use huddle_callflow::router::AuthRoutes;
 use huddle_callflow::{CallContext, MediaSettings, RouteAction, RouteRule, Router};
 use huddle_config::Config;
+use huddle_config::ListenTransport;
 use huddle_media::ports::PortAllocator;
 use huddle_sip::access::AccessPolicy;
 use huddle_sip::auth::{Credentials, InboundAuth};
 use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
+use huddle_sip::headers::UriTarget;
 use huddle_sip::service::{ListenAddr, SipServiceConfig};
+use huddle_sip::tls::{root_store, SipTls, TlsServerName as ServerName};
 use huddle_sip::transaction::{TimerConfig, TransportKind};
 use tokio::sync::watch;
 
@@ -74,7 +77,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         untrusted = ?config.sip.untrusted,
         "SIP sources outside the trusted networks are refused"
     );
-    let (sip, sip_events) = huddle_sip::service::start(sip_config)
+    let tls = sip_tls(&config)?;
+    let (sip, sip_events) = huddle_sip::service::start_with(sip_config, tls)
         .await
         .context("cannot open the SIP sockets")?;
     for bound in sip.bound() {
@@ -283,19 +287,65 @@ async fn wait_for_signal() {
     }
 }
 
+/// The TLS settings of the SIP service: `[sip.tls]`'s certificate for the `tls:` listeners,
+/// and the system's CAs plus `sip.trunk.tls_ca` for a `;transport=tls` trunk. None when
+/// neither is configured. Also run by `huddle check-config`, which so finds a key that does not
+/// match its certificate.
+pub fn sip_tls(config: &Config) -> anyhow::Result<Option<SipTls>> {
+    let trunk = config.sip.trunk.as_ref();
+    let trunk_target = trunk.and_then(|t| UriTarget::parse(&t.uri));
+    let trunk_tls = trunk_target
+        .as_ref()
+        .is_some_and(|t| t.transport_kind() == TransportKind::Tls);
+    if !config.sip.has_tls_listener() && !trunk_tls {
+        return Ok(None);
+    }
+    let extra = match trunk.and_then(|t| t.tls_ca.as_deref()) {
+        Some(path) => huddle_config::load_certificates(path)
+            .map_err(|why| anyhow::anyhow!("sip.trunk.tls_ca {path:?}: {why}"))?,
+        None => Vec::new(),
+    };
+    let mut tls =
+        SipTls::client(root_store(extra)).context("cannot set up TLS for the SIP trunk")?;
+    if let (Some(name), Some(addr)) = (
+        trunk.and_then(|t| t.tls_server_name.clone()),
+        trunk_target.as_ref().and_then(UriTarget::socket_addr),
+    ) {
+        let name = ServerName::try_from(name)
+            .map_err(|e| anyhow::anyhow!("sip.trunk.tls_server_name: {e}"))?;
+        tls = tls.with_server_name(addr, name);
+    }
+    let Some(table) = &config.sip.tls else {
+        return Ok(Some(tls));
+    };
+    tls = tls.with_handshake_timeout(Duration::from_secs(table.handshake_timeout_secs));
+    if let (Some(cert), Some(key)) = (&table.certificate, &table.private_key) {
+        let chain = huddle_config::load_certificates(cert)
+            .map_err(|why| anyhow::anyhow!("sip.tls.certificate {cert:?}: {why}"))?;
+        let key_der = huddle_config::load_private_key(key)
+            .map_err(|why| anyhow::anyhow!("sip.tls.private_key {key:?}: {why}"))?;
+        tls = tls.with_certificate(chain, key_der).with_context(|| {
+            format!("sip.tls: the certificate {cert:?} and the private key {key:?} cannot be used together")
+        })?;
+    }
+    Ok(Some(tls))
+}
+
 fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -> SipServiceConfig {
     let listen: Vec<ListenAddr> = config
         .sip
         .listen_addrs()
         .into_iter()
-        .map(|(tcp, addr): (bool, SocketAddr)| ListenAddr {
-            transport: if tcp {
-                TransportKind::Tcp
-            } else {
-                TransportKind::Udp
+        .map(
+            |(transport, addr): (ListenTransport, SocketAddr)| ListenAddr {
+                transport: match transport {
+                    ListenTransport::Udp => TransportKind::Udp,
+                    ListenTransport::Tcp => TransportKind::Tcp,
+                    ListenTransport::Tls => TransportKind::Tls,
+                },
+                addr,
             },
-            addr,
-        })
+        )
         .collect();
     let port_of = |kind: TransportKind| {
         listen

@@ -169,7 +169,7 @@ fn next_hop(route_set: &[String], remote_target: &str, came_from: Peer) -> Peer 
         .and_then(|r| NameAddr::parse(r).ok())
         .map(|r| r.uri)
         .unwrap_or_else(|| remote_target.to_string());
-    if came_from.transport == TransportKind::Tcp && route_set.is_empty() {
+    if came_from.transport.is_reliable() && route_set.is_empty() {
         return came_from;
     }
     let parsed = UriTarget::parse(&target);
@@ -177,11 +177,11 @@ fn next_hop(route_set: &[String], remote_target: &str, came_from: Peer) -> Peer 
     match (parsed, addr) {
         (Some(t), Some(addr)) => Peer {
             addr,
-            transport: match t.transport.as_deref() {
-                Some("TCP") => TransportKind::Tcp,
-                Some("UDP") => TransportKind::Udp,
-                _ => came_from.transport,
-            },
+            transport: t
+                .transport
+                .as_deref()
+                .and_then(TransportKind::from_uri_param)
+                .unwrap_or(came_from.transport),
         },
         _ => came_from,
     }

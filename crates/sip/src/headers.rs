@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::message::{split_header_list, truncate, Headers, Method, Request};
+use crate::transaction::TransportKind;
 
 /// The magic cookie that marks an RFC 3261 branch.
 pub const BRANCH_COOKIE: &str = "z9hG4bK";
@@ -263,13 +264,16 @@ pub fn tag_of(value: Option<&str>) -> Option<String> {
         .and_then(|na| na.tag().map(str::to_string))
 }
 
-/// Where a SIP URI points: host and port (default 5060), and an explicit `transport` param.
+/// Where a SIP URI points: host and port (default 5060, 5061 for TLS), and an explicit
+/// `transport` param.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UriTarget {
     /// Host or IP literal.
     pub host: String,
-    /// Port (5060 when absent).
+    /// Port (5060 when absent, 5061 for a sips: URI or `transport=tls`).
     pub port: u16,
+    /// The URI's scheme is `sips:` (TLS on every hop).
+    pub sips: bool,
     /// `transport=` parameter, upper-cased.
     pub transport: Option<String>,
     /// Whether the URI has `lr` (loose routing).
@@ -290,7 +294,8 @@ impl UriTarget {
         let (host, port) = split_host_port(hostport)?;
         let mut target = UriTarget {
             host,
-            port: port.unwrap_or(5060),
+            port: 0,
+            sips: scheme.eq_ignore_ascii_case("sips"),
             transport: None,
             loose_route: false,
         };
@@ -302,7 +307,23 @@ impl UriTarget {
                 target.loose_route = true;
             }
         }
+        target.port = port.unwrap_or(match target.transport_kind() {
+            TransportKind::Tls => 5061,
+            _ => 5060,
+        });
         Some(target)
+    }
+
+    /// The transport the URI asks for: TLS for `transport=tls` or a sips: URI, TCP for
+    /// `transport=tcp`, UDP otherwise.
+    pub fn transport_kind(&self) -> TransportKind {
+        if self.sips {
+            return TransportKind::Tls;
+        }
+        self.transport
+            .as_deref()
+            .and_then(TransportKind::from_uri_param)
+            .unwrap_or(TransportKind::Udp)
     }
 
     /// The socket address when the host is an IP literal (we do not resolve names on the call path).
@@ -437,6 +458,15 @@ mod tests {
         assert_eq!(t.port, 5070);
         assert_eq!(t.transport.as_deref(), Some("TCP"));
         assert!(t.loose_route);
+        assert_eq!(t.transport_kind(), TransportKind::Tcp);
+        let t = UriTarget::parse("sip:127.0.0.1;transport=TLS").unwrap();
+        assert_eq!((t.port, t.transport_kind()), (5061, TransportKind::Tls));
+        let t = UriTarget::parse("sips:trunk@127.0.0.1:5071").unwrap();
+        assert_eq!((t.port, t.transport_kind()), (5071, TransportKind::Tls));
+        assert_eq!(
+            UriTarget::parse("sip:1.2.3.4").unwrap().transport_kind(),
+            TransportKind::Udp
+        );
         assert_eq!(
             UriTarget::parse("sip:[::1]")
                 .unwrap()

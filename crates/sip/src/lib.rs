@@ -1,5 +1,5 @@
 //! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
-//! authentication, and the UDP/TCP transport shell.
+//! authentication, and the UDP/TCP/TLS transport shell.
 
 pub mod access;
 pub mod auth;
@@ -12,4 +12,5 @@ pub mod headers;
 pub mod ids;
 pub mod message;
 pub mod service;
+pub mod tls;
 pub mod transaction;

@@ -1,8 +1,11 @@
-//! The tokio shell around [`Endpoint`]: UDP and TCP sockets, the timer, and a command channel.
+//! The tokio shell around [`Endpoint`]: UDP, TCP and TLS sockets, the timer, and a command
+//! channel.
 //!
 //! One task owns the endpoint, so the SIP state needs no locks. Socket readers (one per UDP
-//! socket, one per TCP connection) frame messages and hand them over a channel; writers are
-//! per-connection tasks so a slow TCP peer never stalls the SIP loop.
+//! socket, one per TCP or TLS connection) frame messages and hand them over a channel; writers
+//! are per-connection tasks so a slow TCP peer never stalls the SIP loop. A TLS connection is a
+//! TCP one whose byte stream runs through rustls ([`SipTls`]); its handshake runs in the
+//! connection's own task under a timeout, so a peer that never finishes it holds nothing else.
 //!
 //! Every received message first meets the source [`AccessPolicy`] (with the address the
 //! socket reports): a refused one never reaches the endpoint, so nothing is created for it.
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,12 +29,13 @@ use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, L
 use crate::error::FramingError;
 use crate::framing::StreamFramer;
 use crate::message::Framing;
+use crate::tls::SipTls;
 use crate::transaction::{Peer, TransportKind};
 
 /// One socket to listen on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr {
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: TransportKind,
     /// Local address.
     pub addr: SocketAddr,
@@ -138,16 +142,27 @@ impl SipHandle {
 enum Inbound {
     Message(Bytes, Peer),
     Oversized(Bytes, Peer),
-    TcpOpened(SocketAddr, mpsc::Sender<Bytes>),
-    TcpClosed(SocketAddr),
+    /// A TCP or TLS connection is up (the peer's transport says which).
+    StreamOpened(Peer, mpsc::Sender<Bytes>),
+    StreamClosed(Peer),
 }
 
-/// Binds every listen address and spawns the service. Events for the application arrive on the
-/// returned receiver.
+/// Binds every listen address and spawns the service, without TLS. Events for the application
+/// arrive on the returned receiver.
 pub async fn start(
+    config: SipServiceConfig,
+) -> io::Result<(SipHandle, mpsc::UnboundedReceiver<EndpointEvent>)> {
+    start_with(config, None).await
+}
+
+/// Binds every listen address and spawns the service; `tls` serves the TLS listeners (it must
+/// have a certificate when there is one) and connections to `;transport=tls` peers.
+pub async fn start_with(
     mut config: SipServiceConfig,
+    tls: Option<SipTls>,
 ) -> io::Result<(SipHandle, mpsc::UnboundedReceiver<EndpointEvent>)> {
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
+    let mut tls_port = None;
     let mut udp_sockets = Vec::new();
     let mut bound = Vec::new();
     for listen in &config.listen {
@@ -181,16 +196,39 @@ pub async fn start(
                     config.max_message_size,
                 ));
             }
+            TransportKind::Tls => {
+                let Some(tls) = tls.clone().filter(SipTls::can_listen) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("TLS listener {} without a certificate", listen.addr),
+                    ));
+                };
+                let listener = TcpListener::bind(listen.addr).await?;
+                let addr = listener.local_addr()?;
+                bound.push(ListenAddr {
+                    transport: TransportKind::Tls,
+                    addr,
+                });
+                tls_port.get_or_insert(addr.port());
+                tokio::spawn(tls_acceptor(
+                    listener,
+                    tls,
+                    in_tx.clone(),
+                    config.max_message_size,
+                ));
+            }
         }
     }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let mut endpoint = Endpoint::new(config.endpoint.clone());
     endpoint.set_inbound_auth(config.access.inbound_auth().cloned(), Instant::now());
+    endpoint.set_tls_port(tls_port);
     let service = Service {
         endpoint,
         udp_sockets,
-        tcp_writers: HashMap::new(),
+        stream_writers: HashMap::new(),
+        tls,
         in_tx,
         events: event_tx,
         max_message_size: config.max_message_size,
@@ -210,7 +248,10 @@ pub async fn start(
 struct Service {
     endpoint: Endpoint,
     udp_sockets: Vec<Arc<UdpSocket>>,
-    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Writers of the open TCP and TLS connections, by peer address and transport.
+    stream_writers: HashMap<Peer, mpsc::Sender<Bytes>>,
+    /// Client settings for connections to TLS peers (and the listeners' certificate).
+    tls: Option<SipTls>,
     in_tx: mpsc::Sender<Inbound>,
     events: mpsc::UnboundedSender<EndpointEvent>,
     max_message_size: usize,
@@ -262,7 +303,7 @@ impl Service {
                 metrics::counter!("huddle_sip_messages_received_total", "transport" => peer.transport.via_token()).increment(1);
                 let framing = match peer.transport {
                     TransportKind::Udp => Framing::Datagram,
-                    TransportKind::Tcp => Framing::Stream,
+                    TransportKind::Tcp | TransportKind::Tls => Framing::Stream,
                 };
                 let endpoint = &self.endpoint;
                 let known = &mut self.known;
@@ -297,11 +338,11 @@ impl Service {
                 tracing::info!(from = %peer.addr, limit = self.max_message_size, "SIP message over the size cap");
                 self.endpoint.reject_oversized(&head, peer, out);
             }
-            Inbound::TcpOpened(addr, writer) => {
-                self.tcp_writers.insert(addr, writer);
+            Inbound::StreamOpened(peer, writer) => {
+                self.stream_writers.insert(peer, writer);
             }
-            Inbound::TcpClosed(addr) => {
-                self.tcp_writers.remove(&addr);
+            Inbound::StreamClosed(peer) => {
+                self.stream_writers.remove(&peer);
             }
         }
     }
@@ -367,33 +408,55 @@ impl Service {
                             }
                         }
                     }
-                    TransportKind::Tcp => self.send_tcp(peer.addr, data),
+                    TransportKind::Tcp | TransportKind::Tls => self.send_stream(peer, data),
                 },
             }
         }
     }
 
-    /// Sends over an open connection to `addr`, or opens one (RFC 3261 §18: reuse first).
-    fn send_tcp(&mut self, addr: SocketAddr, data: Bytes) {
-        if let Some(writer) = self.tcp_writers.get(&addr) {
+    /// Sends over an open TCP or TLS connection to `peer`, or opens one (RFC 3261 §18: reuse
+    /// first). A new TLS connection checks the server's certificate.
+    fn send_stream(&mut self, peer: Peer, data: Bytes) {
+        if let Some(writer) = self.stream_writers.get(&peer) {
             if writer.try_send(data.clone()).is_ok() {
                 return;
             }
-            self.tcp_writers.remove(&addr);
+            self.stream_writers.remove(&peer);
         }
+        let tls = match peer.transport {
+            TransportKind::Tls => match &self.tls {
+                Some(tls) => Some(tls.clone()),
+                None => {
+                    tracing::warn!(to = %peer.addr, "no TLS settings to connect with");
+                    return;
+                }
+            },
+            _ => None,
+        };
         let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(256);
         let _ = writer_tx.try_send(data);
-        self.tcp_writers.insert(addr, writer_tx.clone());
+        self.stream_writers.insert(peer, writer_tx.clone());
         let in_tx = self.in_tx.clone();
         let max = self.max_message_size;
+        let writer = Some((writer_tx, writer_rx));
+        let addr = peer.addr;
         tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    tcp_connection(stream, addr, in_tx, max, Some((writer_tx, writer_rx))).await
+            if let Some(tls) = tls {
+                match tls.connect(addr).await {
+                    Ok(stream) => stream_connection(stream, peer, in_tx, max, writer).await,
+                    Err(error) => {
+                        metrics::counter!("huddle_sip_tls_handshake_failures_total", "side" => "client").increment(1);
+                        tracing::warn!(to = %addr, %error, "TLS connection failed");
+                        let _ = in_tx.send(Inbound::StreamClosed(peer)).await;
+                    }
                 }
+                return;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => stream_connection(stream, peer, in_tx, max, writer).await,
                 _ => {
                     tracing::debug!(to = %addr, "TCP connect failed");
-                    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+                    let _ = in_tx.send(Inbound::StreamClosed(peer)).await;
                 }
             }
         });
@@ -445,7 +508,11 @@ async fn tcp_acceptor(listener: TcpListener, in_tx: mpsc::Sender<Inbound>, max: 
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                tokio::spawn(tcp_connection(stream, addr, in_tx.clone(), max, None));
+                let peer = Peer {
+                    addr,
+                    transport: TransportKind::Tcp,
+                };
+                tokio::spawn(stream_connection(stream, peer, in_tx.clone(), max, None));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "TCP accept failed");
@@ -455,18 +522,59 @@ async fn tcp_acceptor(listener: TcpListener, in_tx: mpsc::Sender<Inbound>, max: 
     }
 }
 
-/// Reads and writes one TCP connection until either side closes or framing breaks.
-async fn tcp_connection(
-    stream: TcpStream,
-    addr: SocketAddr,
+/// Accepts connections on a TLS listener; each runs its handshake (bounded by the timeout) in
+/// a task of its own, then becomes a connection like a TCP one. A peer that fails or stalls the
+/// handshake (plain SIP sent to the TLS port, a scanner) is closed without a word.
+async fn tls_acceptor(
+    listener: TcpListener,
+    tls: SipTls,
+    in_tx: mpsc::Sender<Inbound>,
+    max: usize,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let tls = tls.clone();
+                let in_tx = in_tx.clone();
+                tokio::spawn(async move {
+                    match tls.accept(stream).await {
+                        Ok(stream) => {
+                            let peer = Peer {
+                                addr,
+                                transport: TransportKind::Tls,
+                            };
+                            stream_connection(stream, peer, in_tx, max, None).await;
+                        }
+                        Err(error) => {
+                            metrics::counter!("huddle_sip_tls_handshake_failures_total", "side" => "server").increment(1);
+                            tracing::debug!(from = %addr, %error, "TLS handshake failed; closing");
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads and writes one TCP or TLS connection until either side closes or framing breaks.
+async fn stream_connection<S>(
+    stream: S,
+    peer: Peer,
     in_tx: mpsc::Sender<Inbound>,
     max: usize,
     writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
-) {
-    let (mut reader, mut write_half) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let addr = peer.addr;
+    let (mut reader, mut write_half) = tokio::io::split(stream);
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel(256));
     if in_tx
-        .send(Inbound::TcpOpened(addr, writer_tx))
+        .send(Inbound::StreamOpened(peer, writer_tx))
         .await
         .is_err()
     {
@@ -477,12 +585,12 @@ async fn tcp_connection(
             if write_half.write_all(&data).await.is_err() {
                 break;
             }
+            // TLS buffers records until flushed; for TCP this is a no-op.
+            if write_half.flush().await.is_err() {
+                break;
+            }
         }
     });
-    let peer = Peer {
-        addr,
-        transport: TransportKind::Tcp,
-    };
     let mut framer = StreamFramer::new(max);
     let mut buf = vec![0u8; 16 * 1024];
     // Idle connections are closed after 10 minutes without traffic, bounding leaked sockets.
@@ -502,7 +610,7 @@ async fn tcp_connection(
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    tracing::info!(from = %addr, error = %err, "closing TCP connection with broken framing");
+                    tracing::info!(from = %addr, error = %err, "closing a stream connection with broken framing");
                     let pending = framer.buffered();
                     let head = Bytes::copy_from_slice(&pending[..pending.len().min(16 * 1024)]);
                     let msg = match err {
@@ -513,12 +621,12 @@ async fn tcp_connection(
                     // Give the writer a moment to send the error response before closing.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     write_task.abort();
-                    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+                    let _ = in_tx.send(Inbound::StreamClosed(peer)).await;
                     return;
                 }
             }
         }
     }
     write_task.abort();
-    let _ = in_tx.send(Inbound::TcpClosed(addr)).await;
+    let _ = in_tx.send(Inbound::StreamClosed(peer)).await;
 }

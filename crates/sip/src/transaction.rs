@@ -21,12 +21,24 @@ pub enum TransportKind {
     Udp,
     /// Reliable: no retransmission, zero-length wait states.
     Tcp,
+    /// TLS over TCP: reliable like TCP.
+    Tls,
 }
 
 impl TransportKind {
-    /// True for TCP.
+    /// True for the stream transports (TCP and TLS).
     pub fn is_reliable(self) -> bool {
-        matches!(self, TransportKind::Tcp)
+        matches!(self, TransportKind::Tcp | TransportKind::Tls)
+    }
+
+    /// The transport a `transport=` URI parameter (upper-cased) names, if one we speak.
+    pub fn from_uri_param(param: &str) -> Option<TransportKind> {
+        match param {
+            "UDP" => Some(TransportKind::Udp),
+            "TCP" => Some(TransportKind::Tcp),
+            "TLS" => Some(TransportKind::Tls),
+            _ => None,
+        }
     }
 
     /// The Via transport token.
@@ -34,6 +46,7 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 }

@@ -5,9 +5,11 @@
 
 pub mod audio_files;
 pub mod http_stub;
+pub mod tls;
 
 pub use audio_files::{mp3_tone, wav_tone};
 pub use http_stub::{HttpStub, StubRequest};
+pub use tls::TestPki;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,8 @@ fn free_port_pair() -> u16 {
     }
 }
 
-fn free_tcp_port() -> u16 {
+/// A TCP port on 127.0.0.1 free right now (for a listener a test configures, such as TLS).
+pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -392,9 +395,10 @@ fn expand(name: &str) -> String {
 enum Link {
     Udp(UdpSocket),
     Tcp(TcpStream, Vec<u8>),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>, Vec<u8>),
 }
 
-/// A minimal SIP user agent over UDP or TCP.
+/// A minimal SIP user agent over UDP, TCP or TLS.
 pub struct SipUa {
     link: Link,
     server: SocketAddr,
@@ -482,6 +486,7 @@ impl SipUa {
         match self.link {
             Link::Udp(_) => "UDP",
             Link::Tcp(..) => "TCP",
+            Link::Tls(..) => "TLS",
         }
     }
 
@@ -493,6 +498,10 @@ impl SipUa {
             }
             Link::Tcp(s, _) => {
                 let _ = s.write_all(data).await;
+            }
+            Link::Tls(s, _) => {
+                let _ = s.write_all(data).await;
+                let _ = s.flush().await;
             }
         }
     }
@@ -506,29 +515,8 @@ impl SipUa {
                     let (n, _) = s.recv_from(&mut buf).await.ok()?;
                     Msg::parse(&String::from_utf8_lossy(&buf[..n]))
                 }
-                Link::Tcp(s, pending) => loop {
-                    if let Some(end) = find(pending, b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&pending[..end]).to_string();
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                let (n, v) = l.split_once(':')?;
-                                (n.eq_ignore_ascii_case("content-length") || n == "l")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if pending.len() >= end + 4 + len {
-                            let bytes: Vec<u8> = pending.drain(..end + 4 + len).collect();
-                            return Msg::parse(&String::from_utf8_lossy(&bytes));
-                        }
-                    }
-                    let mut buf = [0u8; 8192];
-                    let n = s.read(&mut buf).await.ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    pending.extend_from_slice(&buf[..n]);
-                },
+                Link::Tcp(s, pending) => read_framed(s, pending).await,
+                Link::Tls(s, pending) => read_framed(s.as_mut(), pending).await,
             }
         })
         .await
@@ -888,6 +876,36 @@ pub fn digest_authorization(
              response=\"{response}\", algorithm={algorithm}"
         )
     })
+}
+
+/// Reads the next Content-Length-framed message from a stream, keeping what follows it.
+async fn read_framed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    pending: &mut Vec<u8>,
+) -> Option<Msg> {
+    loop {
+        if let Some(end) = find(pending, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    (n.eq_ignore_ascii_case("content-length") || n == "l")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if pending.len() >= end + 4 + len {
+                let bytes: Vec<u8> = pending.drain(..end + 4 + len).collect();
+                return Msg::parse(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -65,6 +65,10 @@ impl Endpoint {
         match transport {
             TransportKind::Udp => self.config.udp_port.or(self.config.tcp_port),
             TransportKind::Tcp => self.config.tcp_port.or(self.config.udp_port),
+            TransportKind::Tls => self
+                .tls_port
+                .or(self.config.tcp_port)
+                .or(self.config.udp_port),
         }
         .unwrap_or(5060)
     }
@@ -93,6 +97,7 @@ impl Endpoint {
         let t = match transport {
             TransportKind::Udp => "",
             TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
         };
         format!(
             "<sip:huddle@{}:{}{t}>",

@@ -198,6 +198,8 @@ pub struct EndpointStats {
 #[derive(Debug)]
 pub struct Endpoint {
     config: EndpointConfig,
+    /// Our TLS port, if listening on TLS (see [`Endpoint::set_tls_port`]).
+    tls_port: Option<u16>,
     tx: TransactionLayer,
     legs: HashMap<LegId, Leg>,
     /// (Call-ID, our tag) → leg.
@@ -226,6 +228,7 @@ impl Endpoint {
         Endpoint {
             tx: TransactionLayer::new(config.timers),
             config,
+            tls_port: None,
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             invite_server_txs: HashMap::new(),
@@ -252,6 +255,12 @@ impl Endpoint {
     /// Refuse new calls with 503 (shutdown drain).
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+    }
+
+    /// The port of our TLS listener, written into Via and Contact of requests and dialogs on
+    /// TLS (without one they carry the TCP port).
+    pub fn set_tls_port(&mut self, port: Option<u16>) {
+        self.tls_port = port;
     }
 
     /// Number of live legs.
@@ -289,7 +298,7 @@ impl Endpoint {
     ) {
         let framing = match peer.transport {
             TransportKind::Udp => Framing::Datagram,
-            TransportKind::Tcp => Framing::Stream,
+            TransportKind::Tcp | TransportKind::Tls => Framing::Stream,
         };
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keepalive

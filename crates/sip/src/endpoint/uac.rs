@@ -12,7 +12,7 @@ use crate::dialog::Dialog;
 use crate::digest::Challenge;
 use crate::headers::{tag_of, UriTarget};
 use crate::message::{Headers, Method, Request, Response};
-use crate::transaction::{Peer, TransportKind, TxId, TxOutput};
+use crate::transaction::{Peer, TxId, TxOutput};
 
 impl Endpoint {
     /// Dials `to_uri` through the trunk with an SDP offer. Returns None without a usable trunk.
@@ -26,10 +26,7 @@ impl Endpoint {
     ) -> Option<LegId> {
         let trunk = self.config.trunk.clone()?;
         let target = UriTarget::parse(&trunk.uri)?;
-        let transport = match target.transport.as_deref() {
-            Some("TCP") => TransportKind::Tcp,
-            _ => TransportKind::Udp,
-        };
+        let transport = target.transport_kind();
         let addr = target.socket_addr()?;
         let peer = Peer { addr, transport };
         let local_tag = self.ids.token(10);
