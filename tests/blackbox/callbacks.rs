@@ -119,10 +119,16 @@ async fn an_mpcs_life_is_reported_in_order_signed_with_its_parameters() {
         assert_eq!(end.param("EventName"), Some("MPCEnd"));
         assert!(end.param("MPCDuration").is_some());
         assert_eq!(end.param("MPCTerminationCauseCode"), Some("1010"));
-        assert_eq!(
-            srv.metric("huddle_callbacks_total{result=\"delivered\"}"),
-            all.len() as f64
-        );
+        // Counted once the receiver's answer is in, which may be a moment after it got the
+        // request.
+        let delivered = srv
+            .metric_until(
+                "huddle_callbacks_total{result=\"delivered\"}",
+                Duration::from_secs(5),
+                |v| v >= all.len() as f64,
+            )
+            .await;
+        assert_eq!(delivered, Some(all.len() as f64));
     })
     .await
     .expect("timed out");
