@@ -61,7 +61,11 @@ async fn an_mpcs_life_is_reported_in_order_signed_with_its_parameters() {
             })
             .await
             .unwrap_or_else(|| panic!("no MPCEnd: {:?}", names(&stub.requests_to("/status"))));
-        let _ = agent.recv(Duration::from_millis(500)).await;
+        let bye = agent
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("the agent's call is hung up after the MPC");
+        agent.reply_ok(&bye).await;
 
         // Arrival order is emission order: SequenceNumber counts up from 1 without a gap.
         let sequence: Vec<u64> = all
