@@ -22,8 +22,13 @@ mod blackbox {
 
     use std::net::SocketAddr;
     use std::path::Path;
+    use std::time::Duration;
 
-    use huddle_testkit::{RtpPeer, ServerProcess, SipUa};
+    use huddle_testkit::{poll_until, RtpPeer, ServerProcess, SipUa};
+    use serde_json::Value;
+
+    /// The account of the standard test configuration.
+    pub const ACCOUNT: &str = "MAHUDDLEDEFAULT00000";
 
     /// A server with the standard test routes.
     pub fn server(extra: &str, rtp_ports: u16) -> ServerProcess {
@@ -43,5 +48,69 @@ mod blackbox {
         ua.ack().await;
         let media = ok.sdp_audio().expect("SDP answer with audio");
         (ua, rtp, media)
+    }
+
+    /// A client for one server's MPC REST API, authenticated like Plivo's SDKs.
+    pub struct Api {
+        http: reqwest::Client,
+        base: String,
+    }
+
+    impl Api {
+        /// The API of `srv`, paths relative to `/v1/Account/{ACCOUNT}/MultiPartyCall/`.
+        pub fn new(srv: &ServerProcess) -> Api {
+            Api {
+                http: reqwest::Client::new(),
+                base: format!("http://{}/v1/Account/{ACCOUNT}/MultiPartyCall/", srv.http),
+            }
+        }
+
+        /// Sends `method` to `path` with an optional JSON body; the status and the JSON
+        /// answer (Null when empty).
+        pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+            let url = format!("{}{path}", self.base);
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let mut request = self
+                .http
+                .request(method, &url)
+                .basic_auth(ACCOUNT, Some("change-me"));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.expect("the API answers");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let value = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
+            };
+            (status, value)
+        }
+
+        /// GET `path`.
+        pub async fn get(&self, path: &str) -> (u16, Value) {
+            self.send("GET", path, None).await
+        }
+
+        /// Polls GET `path` until its JSON satisfies `holds`, for at most `within`; returns
+        /// the JSON that did, or panics with the last one seen.
+        pub async fn wait_json(
+            &self,
+            path: &str,
+            within: Duration,
+            holds: impl Fn(&Value) -> bool,
+        ) -> Value {
+            let last = std::cell::RefCell::new(Value::Null);
+            let found = poll_until(within, || async {
+                let (_, value) = self.get(path).await;
+                let ok = holds(&value);
+                *last.borrow_mut() = value;
+                ok.then(|| last.borrow().clone())
+            })
+            .await;
+            let last = last.into_inner();
+            found.unwrap_or_else(|| panic!("GET {path} did not reach the condition: {last}"))
+        }
     }
 }

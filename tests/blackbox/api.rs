@@ -7,9 +7,8 @@ use std::time::Duration;
 use huddle_testkit::{tone_share, RtpPeer, ServerProcess, SipUa};
 use serde_json::{json, Value};
 
-use super::{answered, server};
+use super::{answered, server, Api, ACCOUNT};
 
-const ACCOUNT: &str = "MAHUDDLEDEFAULT00000";
 const CUSTOMER: f64 = 470.0;
 const AGENT: f64 = 1170.0;
 
@@ -19,46 +18,6 @@ fn routes() -> String {
      [[route]]\nuser = \"^later-(?P<mpc>[a-z0-9]+)$\"\n\
      xml = '<Response><MultiPartyCall role=\"customer\" startMpcOnEnter=\"false\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n"
         .to_string()
-}
-
-/// A REST client for one server, authenticated like Plivo's SDKs.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(srv: &ServerProcess) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: format!("http://{}/v1/Account/{ACCOUNT}/MultiPartyCall/", srv.http),
-        }
-    }
-
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .http
-            .request(method, &url)
-            .basic_auth(ACCOUNT, Some("change-me"));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the API answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
-        };
-        (status, value)
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.send("GET", path, None).await
-    }
 }
 
 struct Party {
@@ -209,15 +168,11 @@ async fn operators_mute_hold_kick_and_end_through_the_api() {
             .await
             .expect("the agent's document ends after the MPC");
         agent.ua.reply_ok(&bye).await;
-        let mut ended = Value::Null;
-        for _ in 0..50 {
-            ended = api.get(&format!("uuid_{uuid}/")).await.1;
-            if ended["status"] == "Ended" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(ended["status"], "Ended", "{ended}");
+        let ended = api
+            .wait_json(&format!("uuid_{uuid}/"), Duration::from_secs(5), |v| {
+                v["status"] == "Ended"
+            })
+            .await;
         assert_eq!(ended["termination_cause_code"], 3000);
         assert_eq!(ended["termination_cause"], "Hangup API Triggered");
         assert!(ended["duration"].is_u64());
@@ -564,14 +519,11 @@ async fn a_waiting_call_is_moved_into_an_mpc_and_on_to_another() {
             )
             .await;
         assert_eq!(status, 201, "{reply}");
-        let mut vip = Value::Null;
-        for _ in 0..50 {
-            vip = api.get("name_vip/Participant/").await.1;
-            if vip["meta"]["count"] == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let vip = api
+            .wait_json("name_vip/Participant/", Duration::from_secs(5), |v| {
+                v["meta"]["count"] == 1
+            })
+            .await;
         assert_eq!(vip["objects"][0]["call_uuid"], call_uuid.as_str(), "{vip}");
         let (_, sales) = api
             .get(&format!("name_sales/Participant/?call_uuid={call_uuid}"))

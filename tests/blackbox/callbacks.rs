@@ -55,16 +55,17 @@ async fn an_mpcs_life_is_reported_in_order_signed_with_its_parameters() {
             .await;
         customer.bye().await;
         // stayAlone is false: the agent alone ends the MPC, and the call goes on to hang up.
-        let got = stub.wait_for("/status", 1, Duration::from_secs(5)).await;
-        assert!(!got.is_empty());
-        let all = loop {
-            let all = stub.requests_to("/status");
-            if names(&all).contains(&"MPCEnd") {
-                break all;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let _ = agent.recv(Duration::from_millis(500)).await;
+        let all = stub
+            .wait_until("/status", Duration::from_secs(10), |got| {
+                names(got).contains(&"MPCEnd")
+            })
+            .await
+            .unwrap_or_else(|| panic!("no MPCEnd: {:?}", names(&stub.requests_to("/status"))));
+        let bye = agent
+            .recv_until(Duration::from_secs(5), |m| m.start.starts_with("BYE "))
+            .await
+            .expect("the agent's call is hung up after the MPC");
+        agent.reply_ok(&bye).await;
 
         // Arrival order is emission order: SequenceNumber counts up from 1 without a gap.
         let sequence: Vec<u64> = all
@@ -122,10 +123,16 @@ async fn an_mpcs_life_is_reported_in_order_signed_with_its_parameters() {
         assert_eq!(end.param("EventName"), Some("MPCEnd"));
         assert!(end.param("MPCDuration").is_some());
         assert_eq!(end.param("MPCTerminationCauseCode"), Some("1010"));
-        assert_eq!(
-            srv.metric("huddle_callbacks_total{result=\"delivered\"}"),
-            all.len() as f64
-        );
+        // Counted once the receiver's answer is in, which may be a moment after it got the
+        // request.
+        let delivered = srv
+            .metric_until(
+                "huddle_callbacks_total{result=\"delivered\"}",
+                Duration::from_secs(5),
+                |v| v >= all.len() as f64,
+            )
+            .await;
+        assert_eq!(delivered, Some(all.len() as f64));
     })
     .await
     .expect("timed out");
@@ -144,8 +151,28 @@ async fn only_the_selected_groups_are_sent_by_the_chosen_method() {
         let (mut agent, mut rtp, media) = answered(srv.sip, "only-agent-g").await;
         rtp.talk(media, 700.0, Duration::from_millis(800)).await;
         agent.bye().await;
-        let got = stub.wait_for("/mpc", 3, Duration::from_secs(5)).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let got = stub
+            .wait_until("/mpc", Duration::from_secs(5), |got| {
+                names(got).contains(&"MPCEnd")
+            })
+            .await
+            .unwrap_or_else(|| panic!("no MPCEnd: {:?}", names(&stub.requests_to("/mpc"))));
+        // Nothing more arrives: once the call and the room are gone (nothing is left to emit
+        // an event; MPCEnd is an MPC's last without a recording) and the server counts as many
+        // callbacks sent as the receiver got, no unselected event is still on its way.
+        for gauge in ["huddle_calls_active", "huddle_rooms_active"] {
+            let active = srv
+                .metric_until(gauge, Duration::from_secs(5), |v| v == 0.0)
+                .await;
+            assert_eq!(active, Some(0.0), "{gauge}");
+        }
+        let sent = srv
+            .metric_until("huddle_callbacks_total", Duration::from_secs(5), |v| {
+                v >= got.len() as f64
+            })
+            .await;
+        assert_eq!(sent, Some(got.len() as f64), "every callback sent was received");
+        assert_eq!(srv.metric("huddle_callbacks_dropped_total"), 0.0);
         let got_after = stub.requests_to("/mpc");
         assert_eq!(got.len(), got_after.len(), "nothing more arrives");
         assert_eq!(names(&got), ["MPCInitialized", "MPCStart", "MPCEnd"]);
@@ -311,9 +338,15 @@ async fn callbacks_not_delivered_before_a_stop_go_out_after_the_restart() {
         for r in resent {
             assert_signed(r, &url);
         }
-        assert!(srv
-            .log()
-            .contains("sending the callbacks the last run did not deliver"));
+        // The restarted process itself sent them (its counters start at zero).
+        let delivered = srv
+            .metric_until(
+                "huddle_callbacks_total{result=\"delivered\"}",
+                Duration::from_secs(5),
+                |v| v >= 5.0,
+            )
+            .await;
+        assert_eq!(delivered, Some(5.0));
     })
     .await
     .expect("timed out");

@@ -287,6 +287,9 @@ async fn broken_answer_urls_end_the_call_with_the_right_cause() {
             assert_eq!(resp.status(), status, "{user}: {resp:?}");
             assert!(resp.start.contains(phrase), "{user}: {}", resp.start);
         }
+        // What the operator reads: the log naming the URL, the hangup cause codes and the
+        // verb. The caller sees only the cause's name in the reason phrase (checked above);
+        // the codes, the URL and the verb have no signal outside the log.
         let log = srv.log();
         assert!(
             log.contains(&format!("http://{dead}/answer")),
@@ -333,6 +336,8 @@ async fn redirect_failures_hang_up_with_bye() {
         let broken = stub.requests_to("/broken");
         assert_eq!(broken.len(), 1);
         assert_eq!(broken[0].method, "POST", "Redirect defaults to POST");
+        // The hangup cause (8014, Invalid Redirect XML) is only in the log: the BYE carries no
+        // Reason and a call outside an MPC sends no callback.
         assert!(srv.log().contains("8014"), "{}", srv.log());
     })
     .await
@@ -366,6 +371,8 @@ async fn inline_route_xml_runs_and_ends_with_end_of_xml() {
         );
         assert!(audio.len() >= 8000 * 8 / 10, "silence is sent as RTP during Wait");
         assert!(rms(&audio) < 50.0);
+        // The hangup cause (4010, End Of XML Instructions) is only in the log: the BYE carries
+        // no Reason and a call outside an MPC sends no callback.
         assert!(srv.log().contains("4010"), "{}", srv.log());
     })
     .await
@@ -446,7 +453,22 @@ async fn caller_hanging_up_during_a_slow_answer_url_is_clean() {
             .await
             .expect("final response to the INVITE");
         assert_eq!(final_resp.status(), 487);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        let cancelled = srv
+            .metric_until(
+                "huddle_calls_cancelled_total",
+                Duration::from_secs(5),
+                |v| v >= 1.0,
+            )
+            .await;
+        assert_eq!(cancelled, Some(1.0));
+        // The call's task finishes once the slow answer comes back (after 3 s)...
+        let active = srv
+            .metric_until("huddle_calls_active", Duration::from_secs(10), |v| v == 0.0)
+            .await;
+        assert_eq!(active, Some(0.0), "the call is gone\n{}", srv.log());
+        // ...and ends as the caller's doing, not by running the document it fetched. Which
+        // way it ended is only in the log (no Reason, no callback outside an MPC); the line is
+        // written before the task finishes.
         assert!(
             srv.log().contains("call ended by the caller"),
             "{}",
@@ -490,6 +512,16 @@ async fn unplayable_files_and_a_missing_speech_engine_are_skipped_with_a_log_lin
             detect(&audio[audio.len().saturating_sub(8000)..], 700.0),
             "the playable file still plays"
         );
+        // Each failure is counted by kind...
+        for kind in ["status", "decode", "tts_missing"] {
+            let metric = format!("huddle_prompt_errors_total{{kind=\"{kind}\"}}");
+            let count = srv
+                .metric_until(&metric, Duration::from_secs(2), |v| v >= 1.0)
+                .await;
+            assert!(count.is_some_and(|v| v >= 1.0), "{metric}: {count:?}");
+        }
+        // ...and the log line naming the file or the engine is what the operator gets; it
+        // has no signal outside the log.
         let log = srv.log();
         assert!(log.contains("missing.wav") && log.contains("404"), "{log}");
         assert!(log.contains("garbage.wav"), "{log}");

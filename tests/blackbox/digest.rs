@@ -308,6 +308,7 @@ async fn an_expired_nonce_gets_a_stale_challenge_and_the_fresh_one_works() {
             .expect("a challenge");
         assert_eq!(first.status(), 401);
         let old = challenges(&first)[0].to_string();
+        // The scenario: deliberately past the 1 s nonce lifetime the test is about.
         tokio::time::sleep(Duration::from_millis(2200)).await;
         let uri = ua.request_uri("agent-stale");
         let late =
@@ -337,7 +338,8 @@ async fn an_expired_nonce_gets_a_stale_challenge_and_the_fresh_one_works() {
         assert_eq!(ok.status(), 200, "{}", ok.start);
         ua.ack().await;
         ua.bye().await;
-        // A wrong password on an expired nonce is refused, not marked stale.
+        // A wrong password on an expired nonce is refused, not marked stale (again waiting
+        // past the nonce lifetime on purpose).
         tokio::time::sleep(Duration::from_millis(2200)).await;
         let wrong =
             digest_authorization(fresh[0], "INVITE", &uri, "alice", "guess", 1, "c3").unwrap();

@@ -214,6 +214,8 @@ fn the_shipped_token_off_loopback_refuses_to_start() {
 #[test]
 fn the_shipped_token_on_loopback_is_a_warning() {
     let srv = server("", 4);
+    // The warning at start-up is the property: `serve` tells the operator only in its log
+    // (written before the server reports healthy, so it is there once `server` returns).
     let log = srv.log();
     assert!(
         log.contains("WARN") && log.contains("http.auth_token is the shipped default"),

@@ -28,19 +28,18 @@ fn event_names(requests: &[StubRequest]) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the receiver got an event named `name`.
+/// Waits (at most 5 s) until the receiver got an event named `name`.
 async fn wait_event(stub: &HttpStub, path: &str, name: &str) -> Vec<StubRequest> {
-    for _ in 0..100 {
-        let got = stub.requests_to(path);
-        if got.iter().any(|r| r.param("EventName") == Some(name)) {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "no {name} at {path}: {:?}",
-        event_names(&stub.requests_to(path))
-    );
+    stub.wait_until(path, Duration::from_secs(5), |got| {
+        got.iter().any(|r| r.param("EventName") == Some(name))
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no {name} at {path}: {:?}",
+            event_names(&stub.requests_to(path))
+        )
+    })
 }
 
 /// Fetches a recording with the account's basic auth (recordings are served only with it).

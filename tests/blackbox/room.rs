@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use huddle_testkit::{tone_share, wav_tone, HttpStub, Msg, RtpPeer, SipUa};
 
-use super::{answered, server};
+use super::{answered, server, Api};
 
 /// Routes: `<role>-<mpc>` joins with that role; `barge-<mpc>` as a supervisor out of coach
 /// mode; `<variant>-<role>-<mpc>` for the attribute variants below. Sounds are off unless a
@@ -328,7 +328,21 @@ async fn max_participants_refuses_the_extra_joiner_who_continues_its_document() 
             "{}",
             srv.log()
         );
-        assert!(srv.log().contains("maxParticipants=2"), "{}", srv.log());
+        // Refused for being one too many: the MPC, limited to two, lists exactly the two.
+        let api = Api::new(&srv);
+        let (status, mpc) = api.get("name_m/").await;
+        assert_eq!(status, 200, "{mpc}");
+        assert_eq!(mpc["max_participants"], 2, "{mpc}");
+        let (_, members) = api.get("name_m/Participant/").await;
+        assert_eq!(members["meta"]["count"], 2, "{members}");
+        assert!(
+            members["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["exit_time"].is_null()),
+            "{members}"
+        );
         let mut both = vec![a, c];
         let heard = talk_all(&mut both, 1.5).await;
         assert_hears("agent", &heard[0], &[CUSTOMER], &[CUSTOMER2]);
@@ -358,8 +372,17 @@ async fn end_mpc_on_exit_hangs_up_the_others() {
         agent.ua.bye().await;
         assert!(wait_bye(&mut c1, Duration::from_secs(3)).await.is_some());
         assert!(wait_bye(&mut c2, Duration::from_secs(3)).await.is_some());
-        let log = srv.log();
-        assert!(log.contains("MPC ended"), "{log}");
+        let ended = Api::new(&srv)
+            .wait_json(
+                "?status=ended&friendly_name=e",
+                Duration::from_secs(5),
+                |v| v["meta"]["count"] == 1,
+            )
+            .await;
+        assert_eq!(
+            ended["objects"][0]["termination_cause_code"], 1020,
+            "{ended}"
+        );
     })
     .await
     .expect("timed out");
@@ -392,30 +415,52 @@ async fn dtmf_is_relayed_as_rfc_4733_when_asked() {
 #[tokio::test]
 async fn speak_and_audio_events_follow_the_voice() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let srv = server(&routes(&[]), 100);
+        let stub = HttpStub::start().await;
+        stub.serve("/events", 200, "text/plain", "");
+        let attrs = format!(
+            "statusCallbackUrl=\"{}\" statusCallbackEvents=\"participant-speak-events,participant-audio-events\" \
+             enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\"",
+            stub.url("/events")
+        );
+        let srv = server(&routes(&[("vad", &attrs)]), 100);
         // The agent sends nothing, so every audio and speak event is the customer's.
-        let mut agent = join(srv.sip, "agent-vad", AGENT).await;
-        let mut customer = join(srv.sip, "customer-vad", CUSTOMER).await;
+        let mut agent = join(srv.sip, "vad-agent-v", AGENT).await;
+        let mut customer = join(srv.sip, "vad-customer-v", CUSTOMER).await;
         // One second of voice, one of silence, then no packets at all.
         customer
             .rtp
             .talk(customer.media, CUSTOMER, Duration::from_secs(1))
             .await;
         listen(&mut customer, 1000).await;
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let log = srv.log();
+        let stop = "ParticipantAudioStop";
+        let got = stub
+            .wait_until("/events", Duration::from_secs(5), |got| {
+                got.iter().any(|r| r.param("EventName") == Some(stop))
+            })
+            .await;
+        // Arrival order is emission order (one MPC's callbacks keep theirs).
+        let names: Vec<String> = stub
+            .requests_to("/events")
+            .iter()
+            .map(|r| r.param("EventName").unwrap_or("?").to_string())
+            .collect();
+        assert!(got.is_some(), "no {stop}: {names:?}\n{}", srv.log());
         let at = |event: &str| {
-            log.lines()
-                .position(|l| l.contains("MPC event") && l.contains(event))
-                .unwrap_or_else(|| panic!("{event} missing:\n{log}"))
+            names
+                .iter()
+                .position(|n| n == event)
+                .unwrap_or_else(|| panic!("{event} missing: {names:?}"))
         };
         let (audio_start, speak_start, speak_stop, audio_stop) = (
             at("ParticipantAudioStart"),
             at("ParticipantSpeakStart"),
             at("ParticipantSpeakStop"),
-            at("ParticipantAudioStop"),
+            at(stop),
         );
-        assert!(audio_start < speak_start && speak_start < speak_stop && speak_stop < audio_stop);
+        assert!(
+            audio_start < speak_start && speak_start < speak_stop && speak_stop < audio_stop,
+            "{names:?}"
+        );
         agent.ua.bye().await;
         customer.ua.bye().await;
     })
@@ -448,10 +493,20 @@ async fn max_duration_ends_the_mpc() {
             took >= Duration::from_secs(299) && took <= Duration::from_secs(306),
             "ended after {took:?}"
         );
-        let log = srv.log();
-        assert!(
-            log.contains("Max Duration Reached") && log.contains("2000"),
-            "{log}"
+        let ended = Api::new(&srv)
+            .wait_json(
+                "?status=ended&friendly_name=x",
+                Duration::from_secs(5),
+                |v| v["meta"]["count"] == 1,
+            )
+            .await;
+        assert_eq!(
+            ended["objects"][0]["termination_cause"], "Max Duration Reached",
+            "{ended}"
+        );
+        assert_eq!(
+            ended["objects"][0]["termination_cause_code"], 2000,
+            "{ended}"
         );
     })
     .await
@@ -554,6 +609,10 @@ async fn broken_wait_music_means_silence_not_a_failed_call() {
         assert!(bye.is_none(), "the call stays in the MPC");
         assert!(heard.len() > 8000, "frames keep flowing");
         assert!(huddle_testkit::rms(&heard) < 50.0, "silence instead of music");
+        // Both were asked for; why the music failed (not XML, a 404) is for the operator, in
+        // the log only.
+        assert!(!stub.requests_to("/wait.xml").is_empty());
+        assert!(!stub.requests_to("/missing.xml").is_empty());
         let log = srv.log();
         assert!(log.contains("room audio document invalid"), "{log}");
         assert!(log.contains("missing.xml") && log.contains("404"), "{log}");

@@ -78,14 +78,24 @@ async fn every_rfc4475_fixture_over_udp_and_tcp_leaves_the_server_serving() {
             }
         }
         assert!(sent >= 30, "fixtures found: {sent}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(srv.is_running(), "{}", srv.log());
+        // One UDP socket read in order: the answer to an OPTIONS sent after the fixtures means
+        // the server has taken in every UDP fixture before it. The TCP fixtures, each on its
+        // own connection, were written before either OPTIONS; the one over TCP shows that
+        // side still serving too.
         let mut ua = SipUa::udp(srv.sip).await;
         ua.send_raw(base("OPTIONS", 99).as_bytes()).await;
         let resp = ua
             .recv_until(Duration::from_secs(2), |m| m.status() >= 200)
             .await;
-        assert_eq!(resp.map(|r| r.status()), Some(200));
+        assert_eq!(resp.map(|r| r.status()), Some(200), "{}", srv.log());
+        let mut tcp = SipUa::tcp(srv.sip).await;
+        let options = base("OPTIONS", 98).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        tcp.send_raw(options.as_bytes()).await;
+        let resp = tcp
+            .recv_until(Duration::from_secs(2), |m| m.status() >= 200)
+            .await;
+        assert_eq!(resp.map(|r| r.status()), Some(200), "{}", srv.log());
+        assert!(srv.is_running(), "{}", srv.log());
     })
     .await
     .expect("timed out");

@@ -149,6 +149,29 @@ impl HttpStub {
         }
     }
 
+    /// Waits until the requests to `path` so far satisfy `holds` (e.g. "an MPCEnd arrived"),
+    /// checking every 20 ms for at most `timeout`. Returns them, in arrival order, once it
+    /// holds; None when the deadline passed first (the caller says what was missing, e.g. with
+    /// [`HttpStub::requests_to`]).
+    pub async fn wait_until(
+        &self,
+        path: &str,
+        timeout: Duration,
+        holds: impl Fn(&[StubRequest]) -> bool,
+    ) -> Option<Vec<StubRequest>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.requests_to(path);
+            if holds(&got) {
+                return Some(got);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

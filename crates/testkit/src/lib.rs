@@ -236,7 +236,9 @@ impl ServerProcess {
 
     /// Waits until the summed metric reaches `at_least` (counters that are published
     /// periodically, such as the per-leg RTP counters once a second) and returns its value;
-    /// after `within` it returns whatever it is.
+    /// after `within` it returns whatever it is. It blocks the calling thread between polls:
+    /// in a test whose runtime also serves an [`HttpStub`], use
+    /// [`ServerProcess::metric_until`].
     pub fn metric_reaching(&self, prefix: &str, at_least: f64, within: Duration) -> f64 {
         let deadline = Instant::now() + within;
         loop {
@@ -245,6 +247,39 @@ impl ServerProcess {
                 return value;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The summed metric like [`ServerProcess::metric`], or None when `/metrics` cannot be
+    /// read or has no sample starting with `prefix` (so that "fell to 0" is not mistaken for
+    /// "not there").
+    pub fn metric_sample(&self, prefix: &str) -> Option<f64> {
+        let text = self.http_get("/metrics")?;
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// Waits, without blocking the test's runtime (an [`HttpStub`] on it keeps answering),
+    /// until the summed metric is present and satisfies `holds`; polls `/metrics` every 50 ms
+    /// and gives up after `within`. Returns the last value seen either way (None when the
+    /// metric never appeared), for the caller to assert on.
+    pub async fn metric_until(
+        &self,
+        prefix: &str,
+        within: Duration,
+        holds: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.metric_sample(prefix);
+            if value.is_some_and(&holds) || Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -272,6 +307,27 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+}
+
+/// Polls `probe` every 50 ms until it gives `Some`, for at most `within`: the way to wait for
+/// an externally observable condition (a REST resource's state, a file, ...) with a deadline
+/// instead of sleeping a fixed time. None when the deadline passed first; `probe` runs at
+/// least once.
+pub async fn poll_until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
