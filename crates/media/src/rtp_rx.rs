@@ -159,6 +159,7 @@ impl Latch {
 
     /// What [`Latch::check`] would decide, without latching: with SRTP the packet must
     /// authenticate before it may fix the peer.
+    #[inline]
     pub fn peek(&self, source: SocketAddr) -> LatchDecision {
         match (self.latched, self.policy) {
             (Some(l), _) if l == source => LatchDecision::Accept,
