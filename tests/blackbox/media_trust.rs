@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use huddle_testkit::{tone_power, tone_share, RtpPeer, SipUa};
 
+use super::room::{join, talk_all};
 use super::{answered, server};
 
 const ROOM_ROUTE: &str = "[[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(?P<mpc>[a-z0-9]+)$\"\n\
@@ -118,61 +119,18 @@ impl Attacker {
     }
 }
 
-struct Party {
-    ua: SipUa,
-    rtp: RtpPeer,
-    media: SocketAddr,
-    tone: f64,
-}
-
-async fn join(sip: SocketAddr, user: &str, tone: f64) -> Party {
-    let (ua, mut rtp, media) = answered(sip, user).await;
-    rtp.amplitude = 4000.0;
-    Party {
-        ua,
-        rtp,
-        media,
-        tone,
-    }
-}
-
-/// Everyone talks for `secs` on its own task; returns what each heard in the last second.
-async fn talk_all(parties: Vec<Party>, secs: f64) -> (Vec<Party>, Vec<Vec<i16>>) {
-    let tasks: Vec<_> = parties
-        .into_iter()
-        .map(|mut p| {
-            tokio::spawn(async move {
-                let heard = p
-                    .rtp
-                    .talk(p.media, p.tone, Duration::from_secs_f64(secs))
-                    .await;
-                let tail = heard[heard.len().saturating_sub(8000)..].to_vec();
-                (p, tail)
-            })
-        })
-        .collect();
-    let mut parties = Vec::new();
-    let mut heard = Vec::new();
-    for t in tasks {
-        let (p, h) = t.await.unwrap();
-        parties.push(p);
-        heard.push(h);
-    }
-    (parties, heard)
-}
-
 #[tokio::test]
 async fn a_sprayer_on_every_port_is_heard_by_nobody_and_receives_nothing() {
     tokio::time::timeout(Duration::from_secs(90), async {
         let srv = server(ROOM_ROUTE, 60);
-        let parties = vec![
+        let mut parties = vec![
             join(srv.sip, "customer-spray", CUSTOMER).await,
             join(srv.sip, "agent-spray", AGENT).await,
             join(srv.sip, "supervisor-spray", SUPERVISOR).await,
         ];
         // Every port of the range, RTP and RTCP alike, 50 times a second.
         let sprayer = Attacker::spray(srv.rtp_low, srv.rtp_low + 60, 50);
-        let (parties, heard) = talk_all(parties, 3.0).await;
+        let heard = talk_all(&mut parties, 3.0).await;
         let (sent, leaked) = sprayer.finish();
         assert!(sent > 6000, "the sprayer ran: {sent} packets");
         assert_eq!(
@@ -197,7 +155,7 @@ async fn a_sprayer_on_every_port_is_heard_by_nobody_and_receives_nothing() {
             foreign < sent as f64 / 10.0,
             "the kernel drops strangers' packets before huddle reads them: {foreign} of {sent}"
         );
-        for mut p in parties {
+        for p in &mut parties {
             p.ua.bye().await;
         }
     })
@@ -209,11 +167,11 @@ async fn a_sprayer_on_every_port_is_heard_by_nobody_and_receives_nothing() {
 async fn a_flood_of_foreign_packets_does_not_silence_a_caller() {
     tokio::time::timeout(Duration::from_secs(90), async {
         let srv = server(ROOM_ROUTE, 20);
-        let parties = vec![
+        let mut parties = vec![
             join(srv.sip, "customer-flood", CUSTOMER).await,
             join(srv.sip, "agent-flood", AGENT).await,
         ];
-        let (parties, clean) = talk_all(parties, 2.0).await;
+        let clean = talk_all(&mut parties, 2.0).await;
         let clean_level = tone_power(&clean[1], CUSTOMER);
         assert!(clean_level > 0.0);
 
@@ -221,7 +179,7 @@ async fn a_flood_of_foreign_packets_does_not_silence_a_caller() {
         let agent_media = parties[1].media;
         let flood = Attacker::flood(agent_media, 100_000);
         let started = Instant::now();
-        let (parties, flooded) = talk_all(parties, 10.0).await;
+        let flooded = talk_all(&mut parties, 10.0).await;
         let elapsed = started.elapsed();
         let (sent, leaked) = flood.finish();
         let rate = sent as f64 / elapsed.as_secs_f64();
@@ -238,7 +196,7 @@ async fn a_flood_of_foreign_packets_does_not_silence_a_caller() {
             customer_hears > 0.05,
             "the customer hears the agent: {customer_hears:.4}"
         );
-        for mut p in parties {
+        for p in &mut parties {
             p.ua.bye().await;
         }
     })

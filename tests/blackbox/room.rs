@@ -29,14 +29,15 @@ fn routes(extra_attrs: &[(&str, &str)]) -> String {
 }
 
 /// One participant: its SIP dialog, RTP socket and the tone it sends.
-struct Party {
-    ua: SipUa,
-    rtp: RtpPeer,
-    media: SocketAddr,
-    tone: f64,
+pub(super) struct Party {
+    pub(super) ua: SipUa,
+    pub(super) rtp: RtpPeer,
+    pub(super) media: SocketAddr,
+    pub(super) tone: f64,
 }
 
-async fn join(sip: SocketAddr, user: &str, tone: f64) -> Party {
+/// Calls `user` and keeps the dialog with the tone it will send.
+pub(super) async fn join(sip: SocketAddr, user: &str, tone: f64) -> Party {
     let (ua, mut rtp, media) = answered(sip, user).await;
     rtp.amplitude = 3000.0; // six tones together stay below the limiter's knee
     Party {
@@ -48,7 +49,7 @@ async fn join(sip: SocketAddr, user: &str, tone: f64) -> Party {
 }
 
 /// Everyone talks at once for `secs`; returns what each heard in the last second.
-async fn talk_all(parties: &mut [Party], secs: f64) -> Vec<Vec<i16>> {
+pub(super) async fn talk_all(parties: &mut [Party], secs: f64) -> Vec<Vec<i16>> {
     let duration = Duration::from_secs_f64(secs);
     let tasks = parties.iter_mut().map(|p| {
         let (media, tone) = (p.media, p.tone);
