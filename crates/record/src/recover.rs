@@ -291,7 +291,8 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         let data_len = u32_at(&bytes, 40);
         bytes[40..44].copy_from_slice(&(data_len - 16_000).to_le_bytes());
-        bytes[4..8].copy_from_slice(&(u32_at(&bytes, 4) - 16_000).to_le_bytes());
+        let riff_len = u32_at(&bytes, 4);
+        bytes[4..8].copy_from_slice(&(riff_len - 16_000).to_le_bytes());
         bytes.push(0x7F);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(wav_samples(&path).len(), whole.len() - 8000, "the lag");

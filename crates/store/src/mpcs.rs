@@ -470,6 +470,10 @@ mod tests {
     #[test]
     fn ended_mpcs_leave_the_journal_and_the_history_keeps_the_newest() {
         let path = database("history");
+        // Ending the same MPC again (a recovery after a crash that came just after its end)
+        // leaves one entry, the newest.
+        let mut again = mpc("h9", true);
+        again.termination_code = Some(5100);
         {
             let store = open(&path).store;
             store.mpc_live(mpc("a", false));
@@ -480,10 +484,6 @@ mod tests {
             for i in 0..10 {
                 store.mpc_ended(mpc(&format!("h{i}"), true), 4);
             }
-            // Ending the same MPC again (a recovery after a crash that came just after its
-            // end) leaves one entry, the newest.
-            let mut again = mpc("h9", true);
-            again.termination_code = Some(5100);
             store.mpc_ended(again.clone(), 4);
             assert!(store.sync(Duration::from_secs(5)));
         }
