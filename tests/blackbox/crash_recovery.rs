@@ -78,7 +78,11 @@ async fn wait_file(path: &Path, bytes: u64) {
             .map(|_| ())
     })
     .await;
-    assert!(grew.is_some(), "{} never reached {bytes} bytes", path.display());
+    assert!(
+        grew.is_some(),
+        "{} never reached {bytes} bytes",
+        path.display()
+    );
 }
 
 /// A recorded MPC `mpc` where an agent and a customer talk tones, killed with SIGKILL once its
@@ -95,8 +99,7 @@ async fn crash_mid_call(
     let (_customer, mut customer_rtp, customer_media) =
         answered(srv.sip, &format!("customer-{mpc}")).await;
     let started = wait_callbacks(stub, mpc, Duration::from_secs(10), |got| {
-        named(got, "ParticipantJoin").len() == 2
-            && named(got, "MPCRecordingInitiated").len() == 1
+        named(got, "ParticipantJoin").len() == 2 && named(got, "MPCRecordingInitiated").len() == 1
     })
     .await;
     let id = named(&started, "MPCRecordingInitiated")[0]
@@ -211,7 +214,10 @@ async fn a_recorded_mpc_killed_mid_call_is_ended_and_its_wav_repaired_after_the_
             !named(got, "MPCEnd").is_empty() && !named(got, "MPCRecordingCompleted").is_empty()
         })
         .await;
-        let early_uuid = named(&early, "MPCEnd")[0].param("MPCUUID").unwrap().to_string();
+        let early_uuid = named(&early, "MPCEnd")[0]
+            .param("MPCUUID")
+            .unwrap()
+            .to_string();
 
         // 2.5 s of 8 kHz 16-bit audio on disk, then kill -9.
         let before = crash_mid_call(&mut srv, &stub, "crash", "wav", 44 + 40_000).await;
@@ -227,7 +233,11 @@ async fn a_recorded_mpc_killed_mid_call_is_ended_and_its_wav_repaired_after_the_
             .windows(4)
             .position(|w| w == b"data")
             .expect("a data chunk");
-        assert_eq!(u32_at(&bytes, data + 4), bytes.len() - data - 8, "data size");
+        assert_eq!(
+            u32_at(&bytes, data + 4),
+            bytes.len() - data - 8,
+            "data size"
+        );
         let mut reader = hound::WavReader::open(&path).expect("a valid WAV");
         assert_eq!(reader.spec().sample_rate, 8000);
         let pcm: Vec<i16> = reader
@@ -236,11 +246,18 @@ async fn a_recorded_mpc_killed_mid_call_is_ended_and_its_wav_repaired_after_the_
             .expect("every sample readable");
         assert_eq!(pcm.len(), (bytes.len() - data - 8) / 2);
         assert!(pcm.len() >= 20_000, "{} samples", pcm.len());
-        let duration: usize = completed.param("RecordingDuration").unwrap().parse().unwrap();
+        let duration: usize = completed
+            .param("RecordingDuration")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(duration, pcm.len() / 8000, "the duration of the data");
         let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
         assert!(tone_share(middle, AGENT) > 0.05, "the agent is recorded");
-        assert!(tone_share(middle, CUSTOMER) > 0.05, "the customer is recorded");
+        assert!(
+            tone_share(middle, CUSTOMER) > 0.05,
+            "the customer is recorded"
+        );
         // The file is served at its RecordingURL like any other.
         let served = reqwest::Client::new()
             .get(completed.param("RecordingURL").unwrap())
@@ -259,18 +276,26 @@ async fn a_recorded_mpc_killed_mid_call_is_ended_and_its_wav_repaired_after_the_
             .to_string();
         let api = Api::new(&srv);
         let (_, list) = api.get("?status=ended").await;
-        assert!(listed(&list, &early_uuid) && listed(&list, &crash_uuid), "{list}");
+        assert!(
+            listed(&list, &early_uuid) && listed(&list, &crash_uuid),
+            "{list}"
+        );
         srv.sigterm();
         assert_eq!(srv.wait_exit(Duration::from_secs(15)), Some(0));
         srv.restart();
         let api = Api::new(&srv);
         let (_, list) = api.get("?status=ended").await;
-        assert!(listed(&list, &early_uuid) && listed(&list, &crash_uuid), "{list}");
+        assert!(
+            listed(&list, &early_uuid) && listed(&list, &crash_uuid),
+            "{list}"
+        );
         let (status, early_object) = api.get(&format!("uuid_{early_uuid}/")).await;
         assert_eq!(status, 200);
         assert_eq!(early_object["termination_cause_code"], 1010);
         assert_eq!(
-            srv.log().matches("the last run stopped with this MPC live").count(),
+            srv.log()
+                .matches("the last run stopped with this MPC live")
+                .count(),
             1,
             "recovered once"
         );
@@ -305,7 +330,11 @@ async fn a_recorded_mpc_killed_mid_call_gets_its_mp3_cut_to_whole_frames() {
             );
         }
         let frames = bytes.len() / FRAME;
-        let duration: usize = completed.param("RecordingDuration").unwrap().parse().unwrap();
+        let duration: usize = completed
+            .param("RecordingDuration")
+            .unwrap()
+            .parse()
+            .unwrap();
         let seconds = frames * 576 / 8000;
         assert!(
             duration.abs_diff(seconds) <= 1,

@@ -143,7 +143,9 @@ fn mp3_frame(h: [u8; 4]) -> Option<Mp3Frame> {
     }
     let padding = u64::from((h[2] >> 1) & 1);
     let mono = h[3] >> 6 == 3;
-    const MPEG1_KBPS: [u64; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+    const MPEG1_KBPS: [u64; 15] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
     const MPEG2_KBPS: [u64; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
     let (kbps, rate, samples, side_info) = match version {
         3 => (
@@ -336,7 +338,12 @@ mod tests {
     #[test]
     fn files_that_are_not_recordings_are_refused_untouched() {
         let path = temp("garbage.wav");
-        let cases: [&[u8]; 4] = [b"", b"RIFF", b"RIFF\0\0\0\0WAVEdata\0\0\0\0abcd", &[0xFF; 700]];
+        let cases: [&[u8]; 4] = [
+            b"",
+            b"RIFF",
+            b"RIFF\0\0\0\0WAVEdata\0\0\0\0abcd",
+            &[0xFF; 700],
+        ];
         for bytes in cases {
             std::fs::write(&path, bytes).unwrap();
             assert!(recover(&path, Format::Wav).is_err(), "{bytes:?}");
@@ -354,10 +361,8 @@ mod tests {
         use symphonia::core::io::MediaSourceStream;
         use symphonia::core::meta::MetadataOptions;
         let bytes = std::fs::read(path).unwrap();
-        let source = MediaSourceStream::new(
-            Box::new(std::io::Cursor::new(bytes)),
-            Default::default(),
-        );
+        let source =
+            MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("mp3");
         let mut format = symphonia::default::get_probe()
@@ -424,7 +429,10 @@ mod tests {
         assert_eq!(mp3_frame([0xFF, 0xFB, 0x92, 0x00]).unwrap().len, 418);
         // MPEG 2.5, 64 kb/s, 8 kHz, mono: 576 bytes of 576 samples.
         let f = mp3_frame([0xFF, 0xE3, 0x88, 0xC0]).unwrap();
-        assert_eq!((f.len, f.samples, f.rate, f.tag_offset), (576, 576, 8000, 13));
+        assert_eq!(
+            (f.len, f.samples, f.rate, f.tag_offset),
+            (576, 576, 8000, 13)
+        );
         // Free format, a bad bitrate, a reserved rate, layer I, no sync: not frames.
         for h in [
             [0xFF, 0xFB, 0x00, 0x00],

@@ -70,11 +70,7 @@ impl LiveMpc {
     pub fn end(self, at: SystemTime, cause: TerminationCause) -> (Vec<RoomEvent>, MpcSnapshot) {
         let mpc_ended = ExitCause::MpcEnded.name().to_string();
         let (events, mut snapshot) = self.end_events(at, cause, |_| mpc_ended.clone());
-        for p in snapshot
-            .participants
-            .iter_mut()
-            .filter(|p| p.is_present())
-        {
+        for p in snapshot.participants.iter_mut().filter(|p| p.is_present()) {
             p.exited = Some(at.max(p.joined));
             p.exit_cause = Some(mpc_ended.clone());
         }
@@ -167,7 +163,12 @@ mod tests {
     use huddle_xml::{HttpMethod, Role};
     use std::time::Duration;
 
-    fn entry(id: u64, role: Role, exited: Option<SystemTime>, t0: SystemTime) -> ParticipantSnapshot {
+    fn entry(
+        id: u64,
+        role: Role,
+        exited: Option<SystemTime>,
+        t0: SystemTime,
+    ) -> ParticipantSnapshot {
         ParticipantSnapshot {
             member_id: MemberId(id),
             call_uuid: format!("call-{id}").into(),
@@ -200,7 +201,12 @@ mod tests {
             recording: Some(("rec-1".into(), false)),
             participants: vec![
                 entry(10_000, Role::Agent, None, t0),
-                entry(10_001, Role::Customer, Some(t0 + Duration::from_secs(5)), t0),
+                entry(
+                    10_001,
+                    Role::Customer,
+                    Some(t0 + Duration::from_secs(5)),
+                    t0,
+                ),
                 entry(10_002, Role::Supervisor, None, t0),
             ],
         };
@@ -253,7 +259,10 @@ mod tests {
         );
         assert_eq!(snapshot.status, Status::Ended);
         assert_eq!(snapshot.ended, Some(at));
-        assert_eq!(snapshot.termination, Some(TerminationCause::ServerRestarted));
+        assert_eq!(
+            snapshot.termination,
+            Some(TerminationCause::ServerRestarted)
+        );
         assert_eq!(snapshot.recording, None);
         assert!(snapshot.participants.iter().all(|p| !p.is_present()));
         assert_eq!(
@@ -284,16 +293,16 @@ mod tests {
         ended.participants[2].exited = Some(at);
         ended.participants[2].exit_cause = Some(ExitCause::MpcEnded.name().to_string());
         let events = live.replay_end(&ended);
-        let exits: Vec<_> = events[..2]
-            .iter()
-            .map(|e| e.params[0].1.as_str())
-            .collect();
+        let exits: Vec<_> = events[..2].iter().map(|e| e.params[0].1.as_str()).collect();
         assert_eq!(exits, ["Participant Call Hangup", "Multiparty Call Ended"]);
         assert_eq!(
             events[2].params,
             vec![
                 ("MPCDuration", "30".to_string()),
-                ("MPCTerminationCause", "Stay Alone Not Permitted".to_string()),
+                (
+                    "MPCTerminationCause",
+                    "Stay Alone Not Permitted".to_string()
+                ),
                 ("MPCTerminationCauseCode", "1010".to_string()),
             ]
         );

@@ -79,12 +79,7 @@ impl Report {
             started: self.started,
             callback: self.callback,
         };
-        let event = finished_event(
-            &self.deps.recordings,
-            recording,
-            SystemTime::now(),
-            result,
-        );
+        let event = finished_event(&self.deps.recordings, recording, SystemTime::now(), result);
         self.deps.emit(event);
     }
 }

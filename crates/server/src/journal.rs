@@ -25,8 +25,10 @@ impl MpcJournal for StoreJournal {
     }
 
     fn ended(&self, snapshot: &MpcSnapshot) {
-        self.store
-            .mpc_ended(mpc_record(snapshot, None, &[]), huddle_room::registry::ENDED_KEPT);
+        self.store.mpc_ended(
+            mpc_record(snapshot, None, &[]),
+            huddle_room::registry::ENDED_KEPT,
+        );
     }
 
     fn recording_started(&self, recording: LiveRecording) {
@@ -170,7 +172,11 @@ pub(crate) fn live_of(r: &MpcRecord) -> Option<LiveMpc> {
         status_callback_events: r
             .status_callback_events
             .iter()
-            .filter_map(|name| StatusEvent::ALL.into_iter().find(|e| e.as_str() == name.as_str()))
+            .filter_map(|name| {
+                StatusEvent::ALL
+                    .into_iter()
+                    .find(|e| e.as_str() == name.as_str())
+            })
             .collect(),
     })
 }

@@ -149,8 +149,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.http.auth_id
         ),
     };
-    let ended_mpcs =
-        recovery::recover(opened.mpcs, &mut numbering, &store, &recordings).await;
+    let ended_mpcs = recovery::recover(opened.mpcs, &mut numbering, &store, &recordings).await;
     tokio::spawn(status_callbacks::deliver(events_rx, numbering));
     let rooms = huddle_room::RoomRegistry::new(
         http.clone(),

@@ -108,7 +108,11 @@ async fn finish_recording(
                 detail: e.to_string(),
             })
         });
-    let outcome = if result.is_ok() { "completed" } else { "failed" };
+    let outcome = if result.is_ok() {
+        "completed"
+    } else {
+        "failed"
+    };
     metrics::counter!("huddle_recordings_recovered_total", "result" => outcome).increment(1);
     if let Ok(finished) = &result {
         tracing::warn!(

@@ -212,7 +212,10 @@ pub(crate) const SCHEMA: &str = "
 /// Reads what the last run left, and forgets the sequence numbers no MPC or recording needs
 /// any more (those of MPCs that ended in an earlier run).
 pub(crate) fn read(connection: &Connection) -> rusqlite::Result<Found> {
-    let live = bodies(connection, "SELECT uuid, body FROM live_mpcs ORDER BY rowid")?;
+    let live = bodies(
+        connection,
+        "SELECT uuid, body FROM live_mpcs ORDER BY rowid",
+    )?;
     let recordings = bodies(
         connection,
         "SELECT id, body FROM live_recordings ORDER BY rowid",
@@ -225,10 +228,16 @@ pub(crate) fn read(connection: &Connection) -> rusqlite::Result<Found> {
     let mut statement = connection.prepare("SELECT uuid, sequence FROM mpc_sequences")?;
     let sequences = statement
         .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let history = bodies(connection, "SELECT uuid, body FROM mpc_history ORDER BY seq")?;
+    let history = bodies(
+        connection,
+        "SELECT uuid, body FROM mpc_history ORDER BY seq",
+    )?;
     let alive_at = connection
         .query_row("SELECT at_ms FROM alive WHERE id = 1", [], |row| {
             row.get::<_, i64>(0)
@@ -358,7 +367,7 @@ mod tests {
             call_uuid: format!("call-{id}"),
             member_address: "sip:alice@127.0.0.1".into(),
             role: "Agent".into(),
-            muted: id % 2 == 0,
+            muted: id.is_multiple_of(2),
             held: false,
             coach_mode: false,
             start_mpc_on_enter: true,
