@@ -5,6 +5,7 @@ mod blackbox {
     pub mod callbacks;
     pub mod callflow;
     pub mod check_xml;
+    pub mod crash_recovery;
     pub mod digest;
     pub mod echo;
     pub mod hostile;

@@ -5,7 +5,8 @@
 //! fixed pool and given back by the writer; when the pool or the queue runs dry (the disk
 //! stalled for seconds) the frame is dropped and counted. A WAV file's header is rewritten
 //! every second, so a process killed mid-call leaves a valid file up to the last second; the
-//! file is finalized when the recorder is dropped, whichever way the recording ends.
+//! file is finalized when the recorder is dropped, whichever way the recording ends. A file
+//! whose writer died with the process is repaired at the next start by [`recover`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,6 +16,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use thiserror::Error;
+
+mod recover;
+pub use recover::recover;
 
 /// File format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

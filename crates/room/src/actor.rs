@@ -19,6 +19,8 @@ use huddle_xml::{Sound, UrlWithMethod};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::plivo_timestamp;
+use crate::events::EventName;
+use crate::journal::LiveMpc;
 use crate::lateness::LatenessTally;
 use crate::recording::{self, ActiveRecording};
 use crate::registry::RoomDeps;
@@ -154,6 +156,7 @@ impl RoomTask {
                 beep2: sounds::beep2(rate),
                 outputs: Vec::with_capacity(32),
                 music_requested: false,
+                journal_due: false,
             },
             rx,
             next: first_tick,
@@ -176,6 +179,7 @@ impl RoomTask {
             }
         }
         self.shell.tick(&mut self.state);
+        self.shell.journal(&self.state);
         self.next += TICK;
         if now > self.next + TICK * 5 {
             // Far behind (the machine stalled): resynchronise instead of bursting.
@@ -192,9 +196,11 @@ impl RoomTask {
         metrics::gauge!("huddle_rooms_active").decrement(1.0);
         tracing::info!(mpc = %self.state.name(), mpc_uuid = %self.state.uuid(), "room closed");
         self.shell.deps.forget(self.state.name(), self.state.uuid());
-        self.shell
-            .deps
-            .remember(self.shell.roster.snapshot(&self.state));
+        let last = self.shell.roster.snapshot(&self.state);
+        if let Some(journal) = self.shell.deps.journal() {
+            journal.ended(&last);
+        }
+        self.shell.deps.remember(last);
         // Joins that raced with the end are told to start a new MPC.
         self.rx.close();
         while let Ok(msg) = self.rx.try_recv() {
@@ -235,9 +241,31 @@ struct Shell {
     beep2: Arc<[i16]>,
     outputs: Vec<Output>,
     music_requested: bool,
+    /// Something a restart must know changed since the room was last journaled.
+    journal_due: bool,
 }
 
 impl Shell {
+    /// Journals the room once per tick at most, when it changed, and never once it has ended:
+    /// the end is struck off the journal when MPCEnd is delivered, and a late entry would
+    /// bring it back.
+    fn journal(&mut self, state: &Room) {
+        if !std::mem::take(&mut self.journal_due) || state.status() == Status::Ended {
+            return;
+        }
+        let Some(journal) = self.deps.journal() else {
+            return;
+        };
+        let settings = state.settings();
+        journal.live(LiveMpc {
+            snapshot: self.roster.snapshot(state),
+            status_callback: settings.and_then(|s| s.status_callback.clone()),
+            status_callback_events: settings
+                .map(|s| s.status_callback_events.clone())
+                .unwrap_or_default(),
+        });
+    }
+
     fn feed(&mut self, state: &mut Room, input: Input) {
         let mut outputs = std::mem::take(&mut self.outputs);
         state.handle(input, std::time::Instant::now(), &mut outputs);
@@ -543,6 +571,15 @@ impl Shell {
                 }
             }
             Output::Event(event) => {
+                // Speech, audio flow and digits change nothing a restart needs.
+                self.journal_due |= !matches!(
+                    event.name,
+                    EventName::ParticipantSpeakStart
+                        | EventName::ParticipantSpeakStop
+                        | EventName::ParticipantAudioStart
+                        | EventName::ParticipantAudioStop
+                        | EventName::ParticipantDigitInput
+                );
                 self.roster.on_event(&event);
                 self.deps.emit(event);
             }

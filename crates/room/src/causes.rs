@@ -14,6 +14,10 @@ pub enum TerminationCause {
     MaxDurationReached,
     /// 3000: ended through the API.
     HangupApiTriggered,
+    /// 5100 (huddle extension): the server stopped without ending the MPC (it crashed or was
+    /// killed) and ended it when it started again. Plivo has no such condition; the code sits
+    /// in the 5000 range huddle uses for a self-hosted server's own conditions.
+    ServerRestarted,
 }
 
 impl TerminationCause {
@@ -25,7 +29,22 @@ impl TerminationCause {
             TerminationCause::EndMpcOnExit => 1020,
             TerminationCause::MaxDurationReached => 2000,
             TerminationCause::HangupApiTriggered => 3000,
+            TerminationCause::ServerRestarted => 5100,
         }
+    }
+
+    /// The cause of a `termination_cause_code`.
+    pub fn from_code(code: u16) -> Option<Self> {
+        [
+            TerminationCause::NoActiveParticipants,
+            TerminationCause::StayAloneNotPermitted,
+            TerminationCause::EndMpcOnExit,
+            TerminationCause::MaxDurationReached,
+            TerminationCause::HangupApiTriggered,
+            TerminationCause::ServerRestarted,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
     }
 
     /// Plivo's `termination_cause`.
@@ -36,6 +55,7 @@ impl TerminationCause {
             TerminationCause::EndMpcOnExit => "Participant With End MPC On Exit Left",
             TerminationCause::MaxDurationReached => "Max Duration Reached",
             TerminationCause::HangupApiTriggered => "Hangup API Triggered",
+            TerminationCause::ServerRestarted => "Server Restarted",
         }
     }
 }

@@ -6,6 +6,7 @@ mod actor;
 pub mod causes;
 pub mod clock;
 pub mod events;
+pub mod journal;
 mod lateness;
 mod priority;
 pub mod recording;
@@ -17,6 +18,7 @@ pub mod state;
 
 pub use causes::{ExitCause, TerminationCause};
 pub use events::{EventName, MemberRef, RoomEvent};
+pub use journal::{LiveMpc, LiveRecording, MpcJournal};
 pub use priority::MixerPriority;
 pub use registry::{RegistryError, RoomRegistry};
 pub use snapshot::{MpcSnapshot, ParticipantSnapshot};

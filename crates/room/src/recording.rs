@@ -12,6 +12,7 @@ use huddle_xml::{RecordFormat, UrlWithMethod};
 
 use crate::clock::plivo_timestamp;
 use crate::events::{EventName, RoomEvent};
+use crate::journal::LiveRecording;
 use crate::registry::RoomDeps;
 use crate::state::Recording;
 
@@ -69,38 +70,67 @@ struct Report {
 
 impl Report {
     fn send(self, result: Result<Finished, RecordError>) {
-        let place = &self.deps.recordings;
-        let ended = SystemTime::now();
-        let mut params = vec![
-            ("RecordingUUID", self.id.to_string()),
-            ("RecordingFormat", self.format.extension().to_string()),
-            ("RecordingStartTime", plivo_timestamp(self.started)),
-            ("RecordingEndTime", plivo_timestamp(ended)),
-        ];
-        let name = match result {
-            Ok(finished) => {
-                params.extend([
-                    ("RecordingDuration", finished.seconds().to_string()),
-                    ("RecordingURL", place.url(&self.id, self.format)),
-                    ("RecordingResourceURL", place.resource_url(&self.id)),
-                ]);
-                tracing::info!(mpc = %self.mpc_name, recording = %self.id, seconds = finished.seconds(), "recording complete");
-                EventName::MpcRecordingCompleted
-            }
-            Err(error) => {
-                tracing::warn!(mpc = %self.mpc_name, recording = %self.id, %error, "recording failed");
-                params.push(("RecordingFailureReason", error.to_string()));
-                EventName::MpcRecordingFailed
-            }
-        };
-        self.deps.emit(RoomEvent {
-            name,
+        let recording = LiveRecording {
+            path: self.deps.recordings.path(&self.id, self.format),
+            id: self.id,
             mpc_uuid: self.mpc_uuid,
             mpc_name: self.mpc_name,
-            member: None,
-            params,
+            format: self.format,
+            started: self.started,
             callback: self.callback,
-        });
+        };
+        let event = finished_event(&self.deps.recordings, recording, SystemTime::now(), result);
+        self.deps.emit(event);
+    }
+}
+
+/// The report of a recording whose file is done (`MPCRecordingCompleted`, with the duration of
+/// what the file holds) or could not be made (`MPCRecordingFailed`), for its recording
+/// callback; also what a restart sends for a recording its writer could not finish.
+pub fn finished_event(
+    place: &RecordingPlace,
+    recording: LiveRecording,
+    ended: SystemTime,
+    result: Result<Finished, RecordError>,
+) -> RoomEvent {
+    let LiveRecording {
+        id,
+        mpc_uuid,
+        mpc_name,
+        format,
+        started,
+        callback,
+        ..
+    } = recording;
+    let mut params = vec![
+        ("RecordingUUID", id.to_string()),
+        ("RecordingFormat", format.extension().to_string()),
+        ("RecordingStartTime", plivo_timestamp(started)),
+        ("RecordingEndTime", plivo_timestamp(ended)),
+    ];
+    let name = match result {
+        Ok(finished) => {
+            params.extend([
+                ("RecordingDuration", finished.seconds().to_string()),
+                ("RecordingURL", place.url(&id, format)),
+                ("RecordingResourceURL", place.resource_url(&id)),
+            ]);
+            tracing::info!(mpc = %mpc_name, recording = %id, seconds = finished.seconds(), "recording complete");
+            EventName::MpcRecordingCompleted
+        }
+        Err(error) => {
+            tracing::warn!(mpc = %mpc_name, recording = %id, %error, "recording failed");
+            params.push(("RecordingFailureReason", error.to_string()));
+            EventName::MpcRecordingFailed
+        }
+    };
+    RoomEvent {
+        name,
+        mpc_uuid,
+        mpc_name,
+        member: None,
+        params,
+        callback,
     }
 }
 
@@ -126,6 +156,19 @@ pub(crate) fn start(
         started: SystemTime::now(),
     };
     let path = deps.recordings.path(&recording.id, format);
+    // Journaled before the writer exists, so that its end (which strikes it off) cannot
+    // overtake it.
+    if let Some(journal) = deps.journal() {
+        journal.recording_started(LiveRecording {
+            id: recording.id.clone(),
+            mpc_uuid: mpc_uuid.clone(),
+            mpc_name: mpc_name.to_string(),
+            path: path.clone(),
+            format,
+            started: report.started,
+            callback: recording.callback.clone(),
+        });
+    }
     // The report is needed twice: by the writer when it finishes, or here if it never starts.
     let shared = Arc::new(std::sync::Mutex::new(Some(report)));
     let for_writer = shared.clone();

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use huddle_prompts::Prompts;
 use huddle_roomport::{
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{ActorMsg, JoinReply, RoomTask};
 use crate::events::RoomEvent;
+use crate::journal::MpcJournal;
 use crate::priority::MixerPriority;
 use crate::recording::RecordingPlace;
 use crate::scheduler::MixerPool;
@@ -37,10 +38,13 @@ pub struct RoomDeps {
     ended: Mutex<VecDeque<MpcSnapshot>>,
     /// Where recordings go.
     pub recordings: RecordingPlace,
+    /// Where rooms journal themselves for a restart after a crash; set once, before rooms.
+    journal: OnceLock<Arc<dyn MpcJournal>>,
 }
 
-/// Ended MPCs kept for the API at most (the oldest are forgotten first).
-const ENDED_KEPT: usize = 10_000;
+/// Ended MPCs kept for the API at most (the oldest are forgotten first); the store keeps as
+/// many.
+pub const ENDED_KEPT: usize = 10_000;
 
 impl RoomDeps {
     pub(crate) fn emit(&self, event: RoomEvent) {
@@ -57,6 +61,11 @@ impl RoomDeps {
             ended.pop_front();
         }
         ended.push_back(snapshot);
+    }
+
+    /// The journal, when one is set.
+    pub(crate) fn journal(&self) -> Option<&dyn MpcJournal> {
+        self.journal.get().map(|j| &**j)
     }
 
     /// Removes an ended room from the live map (if it is still the one under that name).
@@ -125,12 +134,29 @@ impl RoomRegistry {
                 live: Mutex::new(HashMap::new()),
                 ended: Mutex::new(VecDeque::new()),
                 recordings,
+                journal: OnceLock::new(),
             }),
             pool: Arc::new(MixerPool::new(threads, priority)),
             // Member ids are decimal strings in the API; start well above 0 so they never
             // look like counts.
             member_ids: Arc::new(AtomicU64::new(10_000)),
             ids: Arc::new(Mutex::new(ids)),
+        }
+    }
+
+    /// Journals every room of this registry to `journal` from now on (the first journal set
+    /// stays; set it before the first join).
+    pub fn set_journal(&self, journal: Arc<dyn MpcJournal>) {
+        if self.deps.journal.set(journal).is_err() {
+            tracing::warn!("an MPC journal is already set");
+        }
+    }
+
+    /// Adds MPCs that ended elsewhere (in an earlier run) to the ended ones the API shows,
+    /// oldest first.
+    pub fn restore_ended(&self, snapshots: impl IntoIterator<Item = MpcSnapshot>) {
+        for snapshot in snapshots {
+            self.deps.remember(snapshot);
         }
     }
 

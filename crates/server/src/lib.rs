@@ -45,6 +45,8 @@ pub struct Running {
     pub rooms: huddle_room::RoomRegistry,
 }
 
+mod journal;
+mod recovery;
 mod status_callbacks;
 
 /// Room events waiting to be turned into callbacks; beyond this they are dropped and counted.
@@ -123,7 +125,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     for pending in opened.pending_callbacks {
         webhooks.resume(&pending.key, pending.id, pending.webhook);
     }
-    tokio::spawn(status_callbacks::deliver(events_rx, webhooks.clone()));
+    // Crash recovery: what the last run left live is ended (and its recordings repaired)
+    // through the callback numbering before any room of this run exists.
+    let mut numbering = status_callbacks::Numbering::new(
+        webhooks.clone(),
+        store.clone(),
+        opened
+            .mpcs
+            .sequences
+            .iter()
+            .map(|(uuid, n)| (huddle_roomport::MpcUuid::from(uuid.as_str()), *n)),
+    );
     let priority = match config.server.mixer_priority {
         huddle_config::MixerPriority::Normal => huddle_room::MixerPriority::Normal,
         huddle_config::MixerPriority::High => huddle_room::MixerPriority::High,
@@ -137,6 +149,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.http.auth_id
         ),
     };
+    let ended_mpcs = recovery::recover(opened.mpcs, &mut numbering, &store, &recordings).await;
+    tokio::spawn(status_callbacks::deliver(events_rx, numbering));
     let rooms = huddle_room::RoomRegistry::new(
         http.clone(),
         prompts.clone(),
@@ -145,6 +159,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         recordings.clone(),
         Box::new(huddle_roomport::OsIds),
     );
+    rooms.set_journal(Arc::new(journal::StoreJournal {
+        store: store.clone(),
+    }));
+    rooms.restore_ended(ended_mpcs);
+    tokio::spawn(keep_alive(rooms.clone(), store.clone()));
     let calls = huddle_callflow::Calls::default();
     let ctx = Arc::new(CallContext {
         sip: sip.clone(),
@@ -251,6 +270,22 @@ impl Running {
         tracing::info!("stopped");
     }
 }
+
+/// While MPCs are live, notes every [`ALIVE_EVERY`] that the server is: after a crash the last
+/// note bounds when its MPCs ended (for MPCEnd's duration and the history).
+async fn keep_alive(rooms: huddle_room::RoomRegistry, store: huddle_store::Store) {
+    let mut every = tokio::time::interval(ALIVE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if !rooms.live_names().is_empty() {
+            store.alive(std::time::SystemTime::now());
+        }
+    }
+}
+
+/// How often [`keep_alive`] notes the time.
+const ALIVE_EVERY: Duration = Duration::from_secs(2);
 
 async fn wait_for_no_legs(sip: &huddle_sip::service::SipHandle, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;

@@ -2,8 +2,9 @@
 //!
 //! Writes go to a thread of their own through a channel and are committed in batches, so the
 //! tasks that record something (the callback queue today) never wait on the disk; reads happen
-//! at start-up, before anything is live. Today it keeps the callbacks not yet delivered, so
-//! that a restart sends them instead of losing them.
+//! at start-up, before anything is live. It keeps the callbacks not yet delivered, so
+//! that a restart sends them instead of losing them, and (module [`mpcs`]) the journal of live
+//! MPCs and the history of ended ones.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -13,6 +14,8 @@ use huddle_events::{Journal, Webhook};
 use huddle_xml::HttpMethod;
 use rusqlite::{params, Connection};
 use thiserror::Error;
+
+pub mod mpcs;
 
 /// Why the store could not be opened.
 #[derive(Debug, Error)]
@@ -53,6 +56,8 @@ enum Write {
         params: String,
     },
     CallbackFinished(u64),
+    /// The MPC journal and history.
+    Mpc(mpcs::MpcWrite),
     /// Answered once everything sent before it is committed.
     Sync(mpsc::Sender<()>),
 }
@@ -71,6 +76,8 @@ pub struct Opened {
     pub pending_callbacks: Vec<PendingCallback>,
     /// The first callback id free for this run.
     pub next_callback_id: u64,
+    /// The MPCs, recordings and history the last run left.
+    pub mpcs: mpcs::Found,
 }
 
 const SCHEMA: &str = "
@@ -110,6 +117,8 @@ impl Store {
             )
             .map_err(sqlite)?;
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        connection.execute_batch(mpcs::SCHEMA).map_err(sqlite)?;
+        let found_mpcs = mpcs::read(&connection).map_err(sqlite)?;
         let pending_callbacks = read_pending(&connection).map_err(sqlite)?;
         // Above every id in the table, skipped rows too: a new id must not replace one.
         let next_callback_id = connection
@@ -129,6 +138,7 @@ impl Store {
             store: Store { writes },
             pending_callbacks,
             next_callback_id,
+            mpcs: found_mpcs,
         })
     }
 
@@ -251,6 +261,7 @@ fn commit(
                     params![id as i64],
                 )?;
             }
+            Write::Mpc(write) => mpcs::apply(&transaction, write)?,
             Write::Sync(done) => syncs.push(done),
         }
     }

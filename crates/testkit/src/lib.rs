@@ -288,6 +288,16 @@ impl ServerProcess {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Kills the process with SIGKILL (`kill -9`: no drain, no flush, nothing finalized) and
+    /// waits for it to be gone; [`ServerProcess::restart`] starts it again on the same data.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // std's kill is SIGKILL on Unix.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         if let Some(c) = &self.child {

@@ -65,10 +65,10 @@ impl MpcFilter {
                     let code = value
                         .parse::<u16>()
                         .ok()
-                        .filter(|c| [1000, 1010, 2000, 3000].contains(c))
+                        .filter(|c| [1000, 1010, 2000, 3000, 5100].contains(c))
                         .ok_or_else(|| {
                             bad(&format!(
-                                "termination_cause_code must be 1000, 1010, 2000 or 3000, not {value:?}"
+                                "termination_cause_code must be 1000, 1010, 2000, 3000 or 5100, not {value:?}"
                             ))
                         })?;
                     filter.termination_cause_code = Some(code);

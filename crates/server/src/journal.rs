@@ -1,0 +1,287 @@
+//! The rooms' journal kept in the store: the room crate defines what it journals
+//! (`huddle_room::MpcJournal`), the store (below it) how records are kept; this adapter
+//! converts between the two.
+
+use std::time::SystemTime;
+
+use huddle_record::Format;
+use huddle_room::snapshot::{MpcSnapshot, ParticipantSnapshot};
+use huddle_room::state::Status;
+use huddle_room::{LiveMpc, LiveRecording, MpcJournal, TerminationCause};
+use huddle_roomport::MemberId;
+use huddle_store::mpcs::{CallbackTarget, MemberRecord, MpcRecord, RecordingRecord};
+use huddle_store::Store;
+use huddle_xml::{Role, StatusEvent, UrlWithMethod};
+
+/// Journals rooms into the store. Every call builds a record and hands it to the store's
+/// writer thread; nothing here waits on the disk.
+pub(crate) struct StoreJournal {
+    pub(crate) store: Store,
+}
+
+impl MpcJournal for StoreJournal {
+    fn live(&self, mpc: LiveMpc) {
+        self.store.mpc_live(live_record(&mpc));
+    }
+
+    fn ended(&self, snapshot: &MpcSnapshot) {
+        self.store.mpc_ended(
+            mpc_record(snapshot, None, &[]),
+            huddle_room::registry::ENDED_KEPT,
+        );
+    }
+
+    fn recording_started(&self, recording: LiveRecording) {
+        self.store.recording_started(recording_record(&recording));
+    }
+}
+
+fn target(callback: &Option<UrlWithMethod>) -> Option<CallbackTarget> {
+    callback.as_ref().map(|c| CallbackTarget {
+        url: c.url.clone(),
+        method: c.method,
+    })
+}
+
+fn url_with_method(target: &Option<CallbackTarget>) -> Option<UrlWithMethod> {
+    target.as_ref().map(|t| UrlWithMethod {
+        url: t.url.clone(),
+        method: t.method,
+    })
+}
+
+/// The record of a journaled live MPC.
+pub(crate) fn live_record(mpc: &LiveMpc) -> MpcRecord {
+    mpc_record(
+        &mpc.snapshot,
+        mpc.status_callback.as_ref(),
+        &mpc.status_callback_events,
+    )
+}
+
+/// The record of an MPC's view, with its status callback when it is journaled live.
+pub(crate) fn mpc_record(
+    s: &MpcSnapshot,
+    status_callback: Option<&UrlWithMethod>,
+    status_callback_events: &[StatusEvent],
+) -> MpcRecord {
+    MpcRecord {
+        uuid: s.uuid.to_string(),
+        name: s.name.clone(),
+        status: s.status.as_str().to_string(),
+        created: s.created,
+        started: s.started,
+        ended: s.ended,
+        termination_code: s.termination.map(|c| c.code()),
+        max_participants: s.max_participants,
+        max_duration: s.max_duration,
+        stay_alone: s.stay_alone,
+        recording: s.recording.as_ref().map(|(id, p)| (id.to_string(), *p)),
+        participants: s
+            .participants
+            .iter()
+            .map(|p| MemberRecord {
+                member_id: p.member_id.get(),
+                call_uuid: p.call_uuid.to_string(),
+                member_address: p.member_address.clone(),
+                role: p.role.as_str().to_string(),
+                muted: p.muted,
+                held: p.held,
+                coach_mode: p.coach_mode,
+                start_mpc_on_enter: p.start_mpc_on_enter,
+                end_mpc_on_exit: p.end_mpc_on_exit,
+                joined: p.joined,
+                exited: p.exited,
+                exit_cause: p.exit_cause.clone(),
+            })
+            .collect(),
+        status_callback: status_callback.and_then(|c| target(&Some(c.clone()))),
+        status_callback_events: status_callback_events
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .collect(),
+    }
+}
+
+fn role(text: &str) -> Option<Role> {
+    [Role::Agent, Role::Supervisor, Role::Customer, Role::AiAgent]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+}
+
+fn status(text: &str) -> Option<Status> {
+    [Status::Initialized, Status::Active, Status::Ended]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+}
+
+/// The view of a stored MPC; None (logged) for a record this version cannot read.
+pub(crate) fn snapshot_of(r: &MpcRecord) -> Option<MpcSnapshot> {
+    let unreadable = |what: &str| {
+        tracing::warn!(mpc_uuid = %r.uuid, what, "stored MPC skipped: unreadable field");
+    };
+    let Some(status) = status(&r.status) else {
+        unreadable("status");
+        return None;
+    };
+    let mut participants = Vec::with_capacity(r.participants.len());
+    for p in &r.participants {
+        let Some(role) = role(&p.role) else {
+            unreadable("role");
+            return None;
+        };
+        participants.push(ParticipantSnapshot {
+            member_id: MemberId(p.member_id),
+            call_uuid: p.call_uuid.as_str().into(),
+            member_address: p.member_address.clone(),
+            role,
+            muted: p.muted,
+            held: p.held,
+            coach_mode: p.coach_mode,
+            start_mpc_on_enter: p.start_mpc_on_enter,
+            end_mpc_on_exit: p.end_mpc_on_exit,
+            joined: p.joined,
+            exited: p.exited,
+            exit_cause: p.exit_cause.clone(),
+        });
+    }
+    Some(MpcSnapshot {
+        uuid: r.uuid.as_str().into(),
+        name: r.name.clone(),
+        status,
+        created: r.created,
+        started: r.started,
+        ended: r.ended,
+        termination: r.termination_code.and_then(TerminationCause::from_code),
+        max_participants: r.max_participants,
+        max_duration: r.max_duration,
+        stay_alone: r.stay_alone,
+        recording: r
+            .recording
+            .as_ref()
+            .map(|(id, paused)| (id.as_str().into(), *paused)),
+        participants,
+    })
+}
+
+/// A journaled live MPC; None (logged) for a record this version cannot read.
+pub(crate) fn live_of(r: &MpcRecord) -> Option<LiveMpc> {
+    Some(LiveMpc {
+        snapshot: snapshot_of(r)?,
+        status_callback: url_with_method(&r.status_callback),
+        status_callback_events: r
+            .status_callback_events
+            .iter()
+            .filter_map(|name| {
+                StatusEvent::ALL
+                    .into_iter()
+                    .find(|e| e.as_str() == name.as_str())
+            })
+            .collect(),
+    })
+}
+
+fn recording_record(r: &LiveRecording) -> RecordingRecord {
+    RecordingRecord {
+        id: r.id.to_string(),
+        mpc_uuid: r.mpc_uuid.to_string(),
+        mpc_name: r.mpc_name.clone(),
+        path: r.path.clone(),
+        format: r.format.extension().to_string(),
+        started: r.started,
+        callback: target(&r.callback),
+    }
+}
+
+/// A journaled recording; None (logged) for a record this version cannot read.
+pub(crate) fn recording_of(r: &RecordingRecord) -> Option<LiveRecording> {
+    let format = match r.format.as_str() {
+        "wav" => Format::Wav,
+        "mp3" => Format::Mp3,
+        other => {
+            tracing::warn!(recording = %r.id, format = other, "stored recording skipped: unknown format");
+            return None;
+        }
+    };
+    Some(LiveRecording {
+        id: r.id.as_str().into(),
+        mpc_uuid: r.mpc_uuid.as_str().into(),
+        mpc_name: r.mpc_name.clone(),
+        path: r.path.clone(),
+        format,
+        started: r.started,
+        callback: url_with_method(&r.callback),
+    })
+}
+
+/// The latest time an MPC's view shows it alive.
+pub(crate) fn last_seen(s: &MpcSnapshot) -> SystemTime {
+    s.participants
+        .iter()
+        .flat_map(|p| [Some(p.joined), p.exited])
+        .chain([Some(s.created), s.started])
+        .flatten()
+        .max()
+        .unwrap_or(s.created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_room::ExitCause;
+    use huddle_xml::HttpMethod;
+    use std::time::Duration;
+
+    #[test]
+    fn a_journaled_mpc_reads_back_as_it_was() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let participant = |id: u64, role: Role, exited: Option<SystemTime>| ParticipantSnapshot {
+            member_id: MemberId(id),
+            call_uuid: format!("call-{id}").into(),
+            member_address: "sip:a@127.0.0.1".into(),
+            role,
+            muted: true,
+            held: false,
+            coach_mode: role == Role::Supervisor,
+            start_mpc_on_enter: true,
+            end_mpc_on_exit: role == Role::Agent,
+            joined: t0,
+            exited,
+            exit_cause: exited.map(|_| ExitCause::KickedOut.name().to_string()),
+        };
+        let live = LiveMpc {
+            snapshot: MpcSnapshot {
+                uuid: "u-1".into(),
+                name: "sales".into(),
+                status: Status::Active,
+                created: t0,
+                started: Some(t0 + Duration::from_secs(1)),
+                ended: None,
+                termination: None,
+                max_participants: 5,
+                max_duration: 300,
+                stay_alone: true,
+                recording: Some(("r-1".into(), true)),
+                participants: vec![
+                    participant(10_000, Role::Agent, None),
+                    participant(10_001, Role::AiAgent, Some(t0 + Duration::from_secs(9))),
+                    participant(10_002, Role::Supervisor, None),
+                    participant(10_003, Role::Customer, None),
+                ],
+            },
+            status_callback: Some(UrlWithMethod {
+                url: "http://127.0.0.1:1/s".into(),
+                method: HttpMethod::Get,
+            }),
+            status_callback_events: StatusEvent::ALL.to_vec(),
+        };
+        let record = live_record(&live);
+        assert_eq!(live_of(&record), Some(live.clone()));
+        assert_eq!(last_seen(&live.snapshot), t0 + Duration::from_secs(9));
+        let (_, ended) = live.end(
+            t0 + Duration::from_secs(20),
+            TerminationCause::ServerRestarted,
+        );
+        assert_eq!(snapshot_of(&mpc_record(&ended, None, &[])), Some(ended));
+    }
+}

@@ -1,0 +1,127 @@
+//! Start-up after a crash: every MPC the last run left live is ended as its room would have
+//! ended it, with the cause `Server Restarted` (5100), and every recording it left unfinished
+//! is repaired on disk and reported with the duration of the data it holds.
+
+use std::time::SystemTime;
+
+use huddle_room::recording::{finished_event, RecordingPlace};
+use huddle_room::snapshot::MpcSnapshot;
+use huddle_room::{LiveRecording, TerminationCause};
+use huddle_store::mpcs::Found;
+use huddle_store::Store;
+
+use crate::journal::{last_seen, live_of, mpc_record, recording_of, snapshot_of};
+use crate::status_callbacks::Numbering;
+
+/// Ends what `found` (read from the store at start-up) says the last run left live, through
+/// `numbering` (the normal, durable callback path, numbers continued). Returns the ended MPCs
+/// for the API: the history the store kept, oldest first, then the ones ended now.
+pub(crate) async fn recover(
+    found: Found,
+    numbering: &mut Numbering,
+    store: &Store,
+    place: &RecordingPlace,
+) -> Vec<MpcSnapshot> {
+    let Found {
+        live,
+        recordings,
+        history,
+        alive_at,
+        ..
+    } = found;
+    let mut ended: Vec<MpcSnapshot> = history.iter().filter_map(snapshot_of).collect();
+
+    // The files' last writes tell when the process died, to the second.
+    let mut unfinished = Vec::new();
+    for record in &recordings {
+        let Some(recording) = recording_of(record) else {
+            continue;
+        };
+        let path = recording.path.clone();
+        let modified = tokio::task::spawn_blocking(move || {
+            std::fs::metadata(path).and_then(|m| m.modified()).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        unfinished.push((recording, modified));
+    }
+
+    for record in &live {
+        let Some(mpc) = live_of(record) else {
+            continue;
+        };
+        if let Some(closed) = ended.iter().find(|s| s.uuid == mpc.snapshot.uuid) {
+            // Its room closed, but the process died before its end was queued.
+            tracing::info!(mpc_uuid = %record.uuid, "sending the end of an MPC again: the last run stopped as it ended");
+            for event in mpc.replay_end(closed) {
+                numbering.queue(event);
+            }
+            continue;
+        }
+        let at = unfinished
+            .iter()
+            .filter(|(r, _)| r.mpc_uuid == mpc.snapshot.uuid)
+            .filter_map(|(_, modified)| *modified)
+            .chain(alive_at)
+            .chain([last_seen(&mpc.snapshot)])
+            .max()
+            .unwrap_or_else(SystemTime::now);
+        tracing::warn!(
+            mpc = %mpc.snapshot.name,
+            mpc_uuid = %mpc.snapshot.uuid,
+            "the last run stopped with this MPC live: ending it"
+        );
+        metrics::counter!("huddle_mpcs_recovered_total").increment(1);
+        let (events, snapshot) = mpc.end(at, TerminationCause::ServerRestarted);
+        for event in events {
+            numbering.queue(event);
+        }
+        // After its end is queued: a crash before this line repeats the end at the next
+        // start, one after it finds the MPC in the history only.
+        store.mpc_ended(
+            mpc_record(&snapshot, None, &[]),
+            huddle_room::registry::ENDED_KEPT,
+        );
+        ended.push(snapshot);
+    }
+
+    for (recording, modified) in unfinished {
+        let event = finish_recording(place, recording, modified).await;
+        numbering.queue(event);
+    }
+    ended
+}
+
+/// Repairs one recording's file and builds its report.
+async fn finish_recording(
+    place: &RecordingPlace,
+    recording: LiveRecording,
+    modified: Option<SystemTime>,
+) -> huddle_room::RoomEvent {
+    let (path, format) = (recording.path.clone(), recording.format);
+    let result = tokio::task::spawn_blocking(move || huddle_record::recover(&path, format))
+        .await
+        .unwrap_or_else(|e| {
+            Err(huddle_record::RecordError::Io {
+                path: recording.path.clone(),
+                detail: e.to_string(),
+            })
+        });
+    let outcome = if result.is_ok() {
+        "completed"
+    } else {
+        "failed"
+    };
+    metrics::counter!("huddle_recordings_recovered_total", "result" => outcome).increment(1);
+    if let Ok(finished) = &result {
+        tracing::warn!(
+            recording = %recording.id,
+            mpc_uuid = %recording.mpc_uuid,
+            seconds = finished.seconds(),
+            "recording left unfinished by the last run: file repaired"
+        );
+    }
+    let ended = modified.unwrap_or(recording.started).max(recording.started);
+    finished_event(place, recording, ended, result)
+}
