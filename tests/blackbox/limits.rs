@@ -609,7 +609,7 @@ async fn tls_untrusted_sources_are_closed_before_the_handshake_and_trickles_are_
                 srv.http
             ))
             .basic_auth(ACCOUNT, Some("change-me"))
-            .json(&serde_json::json!({"role": "customer", "from": "100", "to": "5551234"}))
+            .json(&serde_json::json!({"role": "customer", "from": "100", "to": "sip:200@127.0.0.2"}))
             .send()
             .await
             .unwrap()
