@@ -204,7 +204,8 @@ async fn a_no_ack_invite_flood_holds_only_its_sources_share_and_others_are_answe
                 let mut tick = tokio::time::interval(Duration::from_millis(10));
                 for i in 0..FLOOD {
                     tick.tick().await;
-                    let text = invite_text(local, sip, &format!("flood-{i}"), &format!("flood-{i}"));
+                    let text =
+                        invite_text(local, sip, &format!("flood-{i}"), &format!("flood-{i}"));
                     flood.send_to(text.as_bytes(), sip).await.unwrap();
                 }
             })
@@ -218,7 +219,10 @@ async fn a_no_ack_invite_flood_holds_only_its_sources_share_and_others_are_answe
             answered_calls += 1;
             most_active = most_active.max(srv.metric("huddle_calls_active"));
         }
-        assert!(answered_calls >= 5, "{answered_calls} calls during the flood");
+        assert!(
+            answered_calls >= 5,
+            "{answered_calls} calls during the flood"
+        );
         assert!(
             most_active <= (CAP + 2) as f64,
             "calls live during the flood: {most_active}"
@@ -460,7 +464,11 @@ async fn an_idle_connection_is_closed_unless_it_carries_a_live_call() {
             (count >= 2).then_some(count)
         })
         .await;
-        assert!(kept.is_some(), "the live call's connection was kept\n{}", srv.log());
+        assert!(
+            kept.is_some(),
+            "the live call's connection was kept\n{}",
+            srv.log()
+        );
         assert_eq!(timed_out(&srv, "idle"), 2.0);
         // It is still open: the BYE goes over it and is answered.
         assert_eq!(caller.bye().await.map(|m| m.status()), Some(200));

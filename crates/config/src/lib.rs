@@ -1245,7 +1245,10 @@ mod tests {
         let c = default_config();
         assert_eq!(c.server.max_calls, DEFAULT_MAX_CALLS);
         assert_eq!(c.sip.invite_rate_per_source, DEFAULT_INVITE_RATE_PER_SOURCE);
-        assert_eq!(c.sip.invite_burst_per_source, DEFAULT_INVITE_BURST_PER_SOURCE);
+        assert_eq!(
+            c.sip.invite_burst_per_source,
+            DEFAULT_INVITE_BURST_PER_SOURCE
+        );
         assert_eq!(
             c.sip.max_unconfirmed_per_source,
             DEFAULT_MAX_UNCONFIRMED_PER_SOURCE
@@ -1255,7 +1258,10 @@ mod tests {
             c.sip.tcp_max_connections_per_source,
             DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE
         );
-        assert_eq!(c.sip.tcp_message_timeout_secs, DEFAULT_TCP_MESSAGE_TIMEOUT_SECS);
+        assert_eq!(
+            c.sip.tcp_message_timeout_secs,
+            DEFAULT_TCP_MESSAGE_TIMEOUT_SECS
+        );
         assert_eq!(c.sip.tcp_idle_timeout_secs, DEFAULT_TCP_IDLE_TIMEOUT_SECS);
         // The shipped file and the defaults of left-out keys agree.
         let mut bare = DEFAULT_TOML.to_string();

@@ -603,8 +603,16 @@ mod tests {
             l.admit(a, 3, t0),
             refused(LimitRefusal::MaxCalls, MAX_CALLS_RETRY_AFTER)
         );
-        assert_eq!(l.tracked_sources(), 0, "a refusal for max_calls records nothing");
-        assert_eq!(l.admit(a, 2, t0), Admission::Admit, "the token is still there");
+        assert_eq!(
+            l.tracked_sources(),
+            0,
+            "a refusal for max_calls records nothing"
+        );
+        assert_eq!(
+            l.admit(a, 2, t0),
+            Admission::Admit,
+            "the token is still there"
+        );
     }
 
     #[test]

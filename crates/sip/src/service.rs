@@ -229,8 +229,8 @@ impl ConnectionGate {
             ConnectionRefusal::MaxPerSource => 1,
             ConnectionRefusal::UntrustedSource => 2,
         };
-        let allowed = self.logs.lock().unwrap_or_else(|e| e.into_inner())[index]
-            .allow(Instant::now());
+        let allowed =
+            self.logs.lock().unwrap_or_else(|e| e.into_inner())[index].allow(Instant::now());
         if let Some(held_back) = allowed {
             let (open, from_source) = {
                 let table = self.table();
