@@ -308,6 +308,15 @@ impl ConnectionRefusal {
             ConnectionRefusal::UntrustedSource => "untrusted_source",
         }
     }
+
+    /// A dense index, for per-reason state.
+    pub fn index(self) -> usize {
+        match self {
+            ConnectionRefusal::MaxConnections => 0,
+            ConnectionRefusal::MaxPerSource => 1,
+            ConnectionRefusal::UntrustedSource => 2,
+        }
+    }
 }
 
 /// Open inbound connections, in all and per source. Entries exist only for sources with open

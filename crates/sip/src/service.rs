@@ -224,13 +224,8 @@ impl ConnectionGate {
     fn refused(&self, addr: SocketAddr, reason: ConnectionRefusal) {
         metrics::counter!("huddle_sip_connections_refused_total", "reason" => reason.label())
             .increment(1);
-        let index = match reason {
-            ConnectionRefusal::MaxConnections => 0,
-            ConnectionRefusal::MaxPerSource => 1,
-            ConnectionRefusal::UntrustedSource => 2,
-        };
-        let allowed =
-            self.logs.lock().unwrap_or_else(|e| e.into_inner())[index].allow(Instant::now());
+        let allowed = self.logs.lock().unwrap_or_else(|e| e.into_inner())[reason.index()]
+            .allow(Instant::now());
         if let Some(held_back) = allowed {
             let (open, from_source) = {
                 let table = self.table();
