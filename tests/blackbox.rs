@@ -10,6 +10,8 @@ mod blackbox {
     pub mod echo;
     pub mod hostile;
     pub mod http_auth;
+    // Flood limits (issue 14): INVITEs per source, max_calls, SIP connections.
+    pub mod limits;
     pub mod media_trust;
     pub mod recording;
     pub mod room;

@@ -99,6 +99,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         },
         max_message_size: 65_535,
         access: huddle_sip::access::AccessPolicy::open(),
+        limits: Default::default(),
     })
     .await
     .expect("SIP service");

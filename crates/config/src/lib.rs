@@ -119,6 +119,32 @@ pub struct SipConfig {
     /// `[[sip.user]]`: the digest credentials callers of `auth = true` routes may present.
     #[serde(default, rename = "user")]
     pub users: Vec<SipUser>,
+
+    // Flood limits (see `validate_limits` and README "Limits").
+    /// New INVITEs one source IP may send per second, on average (token bucket rate).
+    #[serde(default = "default_invite_rate")]
+    pub invite_rate_per_source: u32,
+    /// New INVITEs one source IP may send at once (token bucket size).
+    #[serde(default = "default_invite_burst")]
+    pub invite_burst_per_source: u32,
+    /// Calls from one source IP that are not confirmed yet (no final answer, or a 2xx without
+    /// its ACK); a new INVITE beyond them gets 503.
+    #[serde(default = "default_max_unconfirmed")]
+    pub max_unconfirmed_per_source: u32,
+    /// Inbound SIP/TCP and SIP/TLS connections open at once, all sources together.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// Inbound SIP/TCP and SIP/TLS connections open at once from one source IP.
+    #[serde(default = "default_tcp_max_connections_per_source")]
+    pub tcp_max_connections_per_source: usize,
+    /// Seconds a SIP message on a TCP or TLS connection may take from its first byte to its
+    /// last; a connection that trickles one slower is closed.
+    #[serde(default = "default_tcp_message_timeout")]
+    pub tcp_message_timeout_secs: u64,
+    /// Seconds a TCP or TLS connection may go without a complete message (keepalives do not
+    /// count) before it is closed, unless it carries a live call's dialog.
+    #[serde(default = "default_tcp_idle_timeout")]
+    pub tcp_idle_timeout_secs: u64,
 }
 
 /// One `[[sip.user]]`: a caller's digest credentials. Exactly one of `password`, or one or
@@ -262,6 +288,10 @@ pub struct ServerConfig {
     /// How the mixing threads are scheduled.
     #[serde(default)]
     pub mixer_priority: MixerPriority,
+    /// Calls live at once, inbound and dialled legs together; a new INVITE beyond them gets
+    /// 503 with Retry-After, and a dial fails.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: usize,
 }
 
 impl Default for ServerConfig {
@@ -269,6 +299,7 @@ impl Default for ServerConfig {
         ServerConfig {
             shutdown_grace_secs: default_grace(),
             mixer_priority: MixerPriority::default(),
+            max_calls: default_max_calls(),
         }
     }
 }
@@ -432,6 +463,105 @@ fn default_grace() -> u64 {
 }
 fn post() -> String {
     "POST".into()
+}
+
+// Flood limits: defaults and their validation. README "Limits" explains each default.
+
+/// `server.max_calls` when left out.
+pub const DEFAULT_MAX_CALLS: usize = 4_000;
+/// `sip.invite_rate_per_source` when left out (INVITEs per second).
+pub const DEFAULT_INVITE_RATE_PER_SOURCE: u32 = 300;
+/// `sip.invite_burst_per_source` when left out.
+pub const DEFAULT_INVITE_BURST_PER_SOURCE: u32 = 600;
+/// `sip.max_unconfirmed_per_source` when left out.
+pub const DEFAULT_MAX_UNCONFIRMED_PER_SOURCE: u32 = 500;
+/// `sip.tcp_max_connections` when left out.
+pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 4_000;
+/// `sip.tcp_max_connections_per_source` when left out.
+pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 400;
+/// `sip.tcp_message_timeout_secs` when left out.
+pub const DEFAULT_TCP_MESSAGE_TIMEOUT_SECS: u64 = 10;
+/// `sip.tcp_idle_timeout_secs` when left out.
+pub const DEFAULT_TCP_IDLE_TIMEOUT_SECS: u64 = 120;
+
+fn default_max_calls() -> usize {
+    DEFAULT_MAX_CALLS
+}
+fn default_invite_rate() -> u32 {
+    DEFAULT_INVITE_RATE_PER_SOURCE
+}
+fn default_invite_burst() -> u32 {
+    DEFAULT_INVITE_BURST_PER_SOURCE
+}
+fn default_max_unconfirmed() -> u32 {
+    DEFAULT_MAX_UNCONFIRMED_PER_SOURCE
+}
+fn default_tcp_max_connections() -> usize {
+    DEFAULT_TCP_MAX_CONNECTIONS
+}
+fn default_tcp_max_connections_per_source() -> usize {
+    DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE
+}
+fn default_tcp_message_timeout() -> u64 {
+    DEFAULT_TCP_MESSAGE_TIMEOUT_SECS
+}
+fn default_tcp_idle_timeout() -> u64 {
+    DEFAULT_TCP_IDLE_TIMEOUT_SECS
+}
+
+/// Checks `server.max_calls` and the `sip` flood limits.
+fn validate_limits(config: &Config) -> Result<(), ConfigError> {
+    let sip = &config.sip;
+    let counts: [(&str, u64, u64); 5] = [
+        ("server.max_calls", config.server.max_calls as u64, 100_000),
+        (
+            "sip.invite_rate_per_source",
+            u64::from(sip.invite_rate_per_source),
+            100_000,
+        ),
+        (
+            "sip.invite_burst_per_source",
+            u64::from(sip.invite_burst_per_source),
+            100_000,
+        ),
+        (
+            "sip.max_unconfirmed_per_source",
+            u64::from(sip.max_unconfirmed_per_source),
+            100_000,
+        ),
+        (
+            "sip.tcp_max_connections",
+            sip.tcp_max_connections as u64,
+            1_000_000,
+        ),
+    ];
+    for (key, value, max) in counts {
+        if !(1..=max).contains(&value) {
+            return Err(invalid(key, value, &format!("1..={max}")));
+        }
+    }
+    if !(1..=sip.tcp_max_connections).contains(&sip.tcp_max_connections_per_source) {
+        return Err(invalid(
+            "sip.tcp_max_connections_per_source",
+            sip.tcp_max_connections_per_source,
+            "1..=sip.tcp_max_connections",
+        ));
+    }
+    if !(1..=300).contains(&sip.tcp_message_timeout_secs) {
+        return Err(invalid(
+            "sip.tcp_message_timeout_secs",
+            sip.tcp_message_timeout_secs,
+            "1..=300 seconds",
+        ));
+    }
+    if !(1..=86_400).contains(&sip.tcp_idle_timeout_secs) {
+        return Err(invalid(
+            "sip.tcp_idle_timeout_secs",
+            sip.tcp_idle_timeout_secs,
+            "1..=86400 seconds",
+        ));
+    }
+    Ok(())
 }
 
 /// Loads and validates a file.
@@ -647,6 +777,7 @@ impl Config {
         }
         validate_networks("sip.trusted", &self.sip.trusted)?;
         validate_users(&self.sip)?;
+        validate_limits(self)?;
         tls::validate(&self.sip)?;
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
@@ -1107,6 +1238,95 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("regex"));
+    }
+
+    #[test]
+    fn flood_limits_have_defaults_and_name_the_key_when_wrong() {
+        let c = default_config();
+        assert_eq!(c.server.max_calls, DEFAULT_MAX_CALLS);
+        assert_eq!(c.sip.invite_rate_per_source, DEFAULT_INVITE_RATE_PER_SOURCE);
+        assert_eq!(
+            c.sip.invite_burst_per_source,
+            DEFAULT_INVITE_BURST_PER_SOURCE
+        );
+        assert_eq!(
+            c.sip.max_unconfirmed_per_source,
+            DEFAULT_MAX_UNCONFIRMED_PER_SOURCE
+        );
+        assert_eq!(c.sip.tcp_max_connections, DEFAULT_TCP_MAX_CONNECTIONS);
+        assert_eq!(
+            c.sip.tcp_max_connections_per_source,
+            DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE
+        );
+        assert_eq!(
+            c.sip.tcp_message_timeout_secs,
+            DEFAULT_TCP_MESSAGE_TIMEOUT_SECS
+        );
+        assert_eq!(c.sip.tcp_idle_timeout_secs, DEFAULT_TCP_IDLE_TIMEOUT_SECS);
+        // The shipped file and the defaults of left-out keys agree.
+        let mut bare = DEFAULT_TOML.to_string();
+        for key in [
+            "max_calls = 4000\n",
+            "invite_rate_per_source = 300\n",
+            "invite_burst_per_source = 600\n",
+            "max_unconfirmed_per_source = 500\n",
+            "tcp_max_connections = 4000\n",
+            "tcp_max_connections_per_source = 400\n",
+            "tcp_message_timeout_secs = 10\n",
+            "tcp_idle_timeout_secs = 120\n",
+        ] {
+            assert!(bare.contains(key), "{key}");
+            bare = bare.replacen(key, "", 1);
+        }
+        let bare = from_toml_str(&bare).unwrap();
+        assert_eq!(bare.server.max_calls, c.server.max_calls);
+        assert_eq!(bare.sip.tcp_idle_timeout_secs, c.sip.tcp_idle_timeout_secs);
+        let cases = [
+            ("max_calls = 4000", "max_calls = 0", "server.max_calls"),
+            (
+                "invite_rate_per_source = 300",
+                "invite_rate_per_source = 0",
+                "sip.invite_rate_per_source",
+            ),
+            (
+                "invite_burst_per_source = 600",
+                "invite_burst_per_source = 0",
+                "sip.invite_burst_per_source",
+            ),
+            (
+                "max_unconfirmed_per_source = 500",
+                "max_unconfirmed_per_source = 0",
+                "sip.max_unconfirmed_per_source",
+            ),
+            (
+                "tcp_max_connections = 4000",
+                "tcp_max_connections = 0",
+                "sip.tcp_max_connections",
+            ),
+            (
+                "tcp_max_connections_per_source = 400",
+                "tcp_max_connections_per_source = 4001",
+                "sip.tcp_max_connections_per_source",
+            ),
+            (
+                "tcp_message_timeout_secs = 10",
+                "tcp_message_timeout_secs = 0",
+                "sip.tcp_message_timeout_secs",
+            ),
+            (
+                "tcp_idle_timeout_secs = 120",
+                "tcp_idle_timeout_secs = 0",
+                "sip.tcp_idle_timeout_secs",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let err = with(from, to).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
+        let err = with("max_calls = 4000", "max_calls = -1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_calls"), "{err}");
     }
 
     #[test]

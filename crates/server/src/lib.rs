@@ -14,6 +14,7 @@ use huddle_sip::access::AccessPolicy;
 use huddle_sip::auth::{Credentials, InboundAuth};
 use huddle_sip::endpoint::{EndpointConfig, TrunkConfig};
 use huddle_sip::headers::UriTarget;
+use huddle_sip::limits::{CallLimits, ConnectionLimits, SipLimits};
 use huddle_sip::service::{ListenAddr, SipServiceConfig};
 use huddle_sip::tls::{root_store, SipTls, TlsServerName as ServerName};
 use huddle_sip::transaction::{TimerConfig, TransportKind};
@@ -406,6 +407,26 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -
         listen,
         max_message_size: config.sip.max_message_size,
         access: access_policy(config, routes),
+        limits: sip_limits(config),
+    }
+}
+
+/// `server.max_calls` and the `sip` flood limits (INVITEs per source, TCP and TLS connections).
+fn sip_limits(config: &Config) -> SipLimits {
+    let sip = &config.sip;
+    SipLimits {
+        calls: CallLimits {
+            max_calls: config.server.max_calls,
+            invite_rate_per_source: sip.invite_rate_per_source,
+            invite_burst_per_source: sip.invite_burst_per_source,
+            max_unconfirmed_per_source: sip.max_unconfirmed_per_source,
+        },
+        connections: ConnectionLimits {
+            max_connections: sip.tcp_max_connections,
+            max_per_source: sip.tcp_max_connections_per_source,
+            message_timeout: Duration::from_secs(sip.tcp_message_timeout_secs),
+            idle_timeout: Duration::from_secs(sip.tcp_idle_timeout_secs),
+        },
     }
 }
 

@@ -148,6 +148,15 @@ impl AccessPolicy {
         self.trusted.iter().any(|n| n.contains(ip))
     }
 
+    /// True when a connection from `ip` may be accepted on its address alone: the source is
+    /// trusted. A route's `from_networks` only narrows the trusted networks, so no route
+    /// admits an address outside them. A connection from anywhere else can carry nothing but
+    /// requests in a live call's dialog, so the shell accepts it only from a live leg's peer
+    /// (asked of the endpoint), and a TLS one is closed before its handshake otherwise.
+    pub fn may_connect(&self, ip: IpAddr) -> bool {
+        self.is_trusted(ip)
+    }
+
     /// The verdict on a message that arrived too large to parse: refused when the source is
     /// untrusted (its in-dialog status cannot be known), otherwise admitted to be answered 513.
     pub fn check_oversized(&self, source: IpAddr, data: &[u8]) -> Verdict {

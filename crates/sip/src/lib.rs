@@ -1,5 +1,5 @@
 //! SIP for huddle: message codec, stream framing, sans-IO transactions and dialogs, digest
-//! authentication, and the UDP/TCP/TLS transport shell.
+//! authentication, flood limits, and the UDP/TCP/TLS transport shell.
 
 pub mod access;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod framing;
 pub mod headers;
 pub mod ids;
+pub mod limits;
 pub mod message;
 pub mod service;
 pub mod tls;

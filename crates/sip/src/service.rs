@@ -12,11 +12,20 @@
 //! New INVITEs of routes that require digest authentication are then challenged by the
 //! endpoint (`crate::auth`); its counters become `huddle_sip_auth_challenges_total` and
 //! `huddle_sip_refused_total{reason="auth_failed"}`.
+//!
+//! Limits ([`SipLimits`], `crate::limits`): the endpoint refuses new INVITEs over
+//! `server.max_calls` or their source's limits with a stateless 503 (counted in
+//! `huddle_sip_refused_total` by reason). Inbound TCP and TLS connections are counted at accept,
+//! in all and per source, and one over a cap is closed at once; a TLS connection from a source
+//! that is neither trusted nor a live call's peer is closed before its handshake. Every
+//! connection's reader closes it when a message takes longer than the message timeout from its
+//! first byte, or when no message came for the idle timeout and no live call's dialog uses it
+//! (the reader asks the endpoint's task).
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +37,10 @@ use crate::access::{forbidden, AccessPolicy, KnownCalls, Verdict};
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, LegId};
 use crate::error::FramingError;
 use crate::framing::StreamFramer;
+use crate::limits::{
+    ConnectionLimits, ConnectionRefusal, ConnectionTable, LimitRefusal, LogThrottle, SipLimits,
+    StreamClock, StreamExpiry,
+};
 use crate::message::Framing;
 use crate::tls::SipTls;
 use crate::transaction::{Peer, TransportKind};
@@ -52,6 +65,8 @@ pub struct SipServiceConfig {
     pub max_message_size: usize,
     /// Which sources may open calls and send requests outside dialogs.
     pub access: AccessPolicy,
+    /// How many calls and connections, and how fast.
+    pub limits: SipLimits,
 }
 
 /// How often Call-IDs of ended legs are forgotten.
@@ -145,6 +160,94 @@ enum Inbound {
     /// A TCP or TLS connection is up (the peer's transport says which).
     StreamOpened(Peer, mpsc::Sender<Bytes>),
     StreamClosed(Peer),
+    /// A connection's reader asks, at its idle deadline, whether a live leg uses it.
+    CarriesDialog(Peer, oneshot::Sender<bool>),
+    /// A TLS acceptor asks whether an untrusted address is a live leg's peer (which may open a
+    /// connection to send requests in its dialog).
+    DialogSource(IpAddr, oneshot::Sender<bool>),
+}
+
+/// What every connection's reader needs to know.
+#[derive(Debug, Clone, Copy)]
+struct StreamSettings {
+    max_message_size: usize,
+    limits: ConnectionLimits,
+}
+
+/// The inbound connection caps, shared by the acceptors. Each admitted connection holds a
+/// [`ConnectionSlot`] that gives its place back when the connection ends.
+#[derive(Clone)]
+struct ConnectionGate {
+    table: Arc<Mutex<ConnectionTable>>,
+    logs: Arc<Mutex<[LogThrottle; 3]>>,
+}
+
+/// How often a connection refusal of one kind is logged at most.
+const CONNECTION_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+impl ConnectionGate {
+    fn new(limits: &ConnectionLimits) -> ConnectionGate {
+        ConnectionGate {
+            table: Arc::new(Mutex::new(ConnectionTable::new(limits))),
+            logs: Arc::new(Mutex::new(std::array::from_fn(|_| {
+                LogThrottle::new(CONNECTION_LOG_PERIOD)
+            }))),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a new connection from `addr`, or None (counted and logged) when a cap is
+    /// reached: the caller closes the connection at once.
+    fn enter(&self, addr: SocketAddr) -> Option<ConnectionSlot> {
+        let result = {
+            let mut table = self.table();
+            let result = table.try_open(addr.ip());
+            metrics::gauge!("huddle_sip_connections_open").set(table.open() as f64);
+            result
+        };
+        match result {
+            Ok(()) => Some(ConnectionSlot {
+                table: self.table.clone(),
+                ip: addr.ip(),
+            }),
+            Err(reason) => {
+                self.refused(addr, reason);
+                None
+            }
+        }
+    }
+
+    /// Counts and (now and then) logs a connection closed at once.
+    fn refused(&self, addr: SocketAddr, reason: ConnectionRefusal) {
+        metrics::counter!("huddle_sip_connections_refused_total", "reason" => reason.label())
+            .increment(1);
+        let allowed = self.logs.lock().unwrap_or_else(|e| e.into_inner())[reason.index()]
+            .allow(Instant::now());
+        if let Some(held_back) = allowed {
+            let (open, from_source) = {
+                let table = self.table();
+                (table.open(), table.open_from(addr.ip()))
+            };
+            tracing::warn!(from = %addr, reason = reason.label(), open, from_source, held_back, "SIP connection closed at once");
+        }
+    }
+}
+
+/// One admitted inbound connection's place under the caps.
+struct ConnectionSlot {
+    table: Arc<Mutex<ConnectionTable>>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        table.close(self.ip);
+        metrics::gauge!("huddle_sip_connections_open").set(table.open() as f64);
+    }
 }
 
 /// Binds every listen address and spawns the service, without TLS. Events for the application
@@ -162,6 +265,11 @@ pub async fn start_with(
     tls: Option<SipTls>,
 ) -> io::Result<(SipHandle, mpsc::UnboundedReceiver<EndpointEvent>)> {
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
+    let settings = StreamSettings {
+        max_message_size: config.max_message_size,
+        limits: config.limits.connections,
+    };
+    let gate = ConnectionGate::new(&config.limits.connections);
     let mut tls_port = None;
     let mut udp_sockets = Vec::new();
     let mut bound = Vec::new();
@@ -193,7 +301,8 @@ pub async fn start_with(
                 tokio::spawn(tcp_acceptor(
                     listener,
                     in_tx.clone(),
-                    config.max_message_size,
+                    settings,
+                    gate.clone(),
                 ));
             }
             TransportKind::Tls => {
@@ -214,7 +323,9 @@ pub async fn start_with(
                     listener,
                     tls,
                     in_tx.clone(),
-                    config.max_message_size,
+                    settings,
+                    gate.clone(),
+                    config.access.clone(),
                 ));
             }
         }
@@ -224,6 +335,7 @@ pub async fn start_with(
     let mut endpoint = Endpoint::new(config.endpoint.clone());
     endpoint.set_inbound_auth(config.access.inbound_auth().cloned(), Instant::now());
     endpoint.set_tls_port(tls_port);
+    endpoint.set_call_limits(Some(config.limits.calls));
     let service = Service {
         endpoint,
         udp_sockets,
@@ -232,6 +344,7 @@ pub async fn start_with(
         in_tx,
         events: event_tx,
         max_message_size: config.max_message_size,
+        stream_settings: settings,
         access: config.access.clone(),
         known: KnownCalls::default(),
     };
@@ -255,6 +368,7 @@ struct Service {
     in_tx: mpsc::Sender<Inbound>,
     events: mpsc::UnboundedSender<EndpointEvent>,
     max_message_size: usize,
+    stream_settings: StreamSettings,
     access: AccessPolicy,
     /// Call-IDs of live legs: requests in their dialogs pass from any source.
     known: KnownCalls,
@@ -290,6 +404,7 @@ impl Service {
                 _ = sweep.tick() => {
                     let endpoint = &self.endpoint;
                     self.known.sweep(Instant::now(), |leg| endpoint.invite_of(leg).is_some());
+                    self.endpoint.sweep_limits(Instant::now());
                 }
             }
             self.flush(&mut out).await;
@@ -328,6 +443,14 @@ impl Service {
                     metrics::counter!("huddle_sip_refused_total", "reason" => "auth_failed")
                         .increment(1);
                 }
+                for reason in LimitRefusal::ALL {
+                    let i = reason.index();
+                    let refused = after.limit_refusals[i] - before.limit_refusals[i];
+                    if refused > 0 {
+                        metrics::counter!("huddle_sip_refused_total", "reason" => reason.label())
+                            .increment(refused);
+                    }
+                }
             }
             Inbound::Oversized(head, peer) => {
                 metrics::counter!("huddle_sip_oversized_total").increment(1);
@@ -343,6 +466,12 @@ impl Service {
             }
             Inbound::StreamClosed(peer) => {
                 self.stream_writers.remove(&peer);
+            }
+            Inbound::CarriesDialog(peer, reply) => {
+                let _ = reply.send(self.endpoint.carries_dialog(peer));
+            }
+            Inbound::DialogSource(ip, reply) => {
+                let _ = reply.send(self.endpoint.has_leg_with(ip));
             }
         }
     }
@@ -437,13 +566,15 @@ impl Service {
         let _ = writer_tx.try_send(data);
         self.stream_writers.insert(peer, writer_tx.clone());
         let in_tx = self.in_tx.clone();
-        let max = self.max_message_size;
+        let settings = self.stream_settings;
         let writer = Some((writer_tx, writer_rx));
         let addr = peer.addr;
         tokio::spawn(async move {
             if let Some(tls) = tls {
                 match tls.connect(addr).await {
-                    Ok(stream) => stream_connection(stream, peer, in_tx, max, writer).await,
+                    Ok(stream) => {
+                        stream_connection(stream, peer, in_tx, settings, writer, None).await
+                    }
                     Err(error) => {
                         metrics::counter!("huddle_sip_tls_handshake_failures_total", "side" => "client").increment(1);
                         tracing::warn!(to = %addr, %error, "TLS connection failed");
@@ -453,7 +584,9 @@ impl Service {
                 return;
             }
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => stream_connection(stream, peer, in_tx, max, writer).await,
+                Ok(Ok(stream)) => {
+                    stream_connection(stream, peer, in_tx, settings, writer, None).await
+                }
                 _ => {
                     tracing::debug!(to = %addr, "TCP connect failed");
                     let _ = in_tx.send(Inbound::StreamClosed(peer)).await;
@@ -504,15 +637,31 @@ async fn udp_reader(socket: Arc<UdpSocket>, in_tx: mpsc::Sender<Inbound>, max: u
     }
 }
 
-async fn tcp_acceptor(listener: TcpListener, in_tx: mpsc::Sender<Inbound>, max: usize) {
+/// Accepts TCP connections; one over a connection cap is closed at once.
+async fn tcp_acceptor(
+    listener: TcpListener,
+    in_tx: mpsc::Sender<Inbound>,
+    settings: StreamSettings,
+    gate: ConnectionGate,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let Some(slot) = gate.enter(addr) else {
+                    continue; // dropping the stream closes it
+                };
                 let peer = Peer {
                     addr,
                     transport: TransportKind::Tcp,
                 };
-                tokio::spawn(stream_connection(stream, peer, in_tx.clone(), max, None));
+                tokio::spawn(stream_connection(
+                    stream,
+                    peer,
+                    in_tx.clone(),
+                    settings,
+                    None,
+                    Some(slot),
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "TCP accept failed");
@@ -524,26 +673,41 @@ async fn tcp_acceptor(listener: TcpListener, in_tx: mpsc::Sender<Inbound>, max: 
 
 /// Accepts connections on a TLS listener; each runs its handshake (bounded by the timeout) in
 /// a task of its own, then becomes a connection like a TCP one. A peer that fails or stalls the
-/// handshake (plain SIP sent to the TLS port, a scanner) is closed without a word.
+/// handshake (plain SIP sent to the TLS port, a scanner) is closed without a word. Before the
+/// handshake, a connection from outside `sip.trusted` is closed unless its address is a live
+/// leg's peer (a trunk we dialled may open a connection for a BYE), and one over a connection
+/// cap is closed: neither costs a handshake.
 async fn tls_acceptor(
     listener: TcpListener,
     tls: SipTls,
     in_tx: mpsc::Sender<Inbound>,
-    max: usize,
+    settings: StreamSettings,
+    gate: ConnectionGate,
+    access: AccessPolicy,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let tls = tls.clone();
                 let in_tx = in_tx.clone();
+                let gate = gate.clone();
+                let trusted = access.may_connect(addr.ip());
                 tokio::spawn(async move {
+                    if !trusted && !is_dialog_source(&in_tx, addr.ip()).await {
+                        gate.refused(addr, ConnectionRefusal::UntrustedSource);
+                        return;
+                    }
+                    let Some(slot) = gate.enter(addr) else {
+                        return;
+                    };
                     match tls.accept(stream).await {
                         Ok(stream) => {
                             let peer = Peer {
                                 addr,
                                 transport: TransportKind::Tls,
                             };
-                            stream_connection(stream, peer, in_tx, max, None).await;
+                            stream_connection(stream, peer, in_tx, settings, None, Some(slot))
+                                .await;
                         }
                         Err(error) => {
                             metrics::counter!("huddle_sip_tls_handshake_failures_total", "side" => "server").increment(1);
@@ -560,16 +724,42 @@ async fn tls_acceptor(
     }
 }
 
-/// Reads and writes one TCP or TLS connection until either side closes or framing breaks.
+/// Asks the endpoint's task whether `ip` is a live leg's peer.
+async fn is_dialog_source(in_tx: &mpsc::Sender<Inbound>, ip: IpAddr) -> bool {
+    let (reply, answer) = oneshot::channel();
+    if in_tx.send(Inbound::DialogSource(ip, reply)).await.is_err() {
+        return false;
+    }
+    answer.await.unwrap_or(false)
+}
+
+/// Why a connection's reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    /// The peer closed it, or reading failed.
+    ByPeer,
+    /// A message took longer than the message timeout.
+    MessageTimeout,
+    /// Idle, carrying no live call.
+    Idle,
+    /// The service is gone.
+    Shutdown,
+}
+
+/// Reads and writes one TCP or TLS connection until either side closes, framing breaks, a
+/// message takes too long, or it is idle without a live call. `slot` is its place under the
+/// inbound connection caps (None for connections we opened), given back when it ends.
 async fn stream_connection<S>(
     stream: S,
     peer: Peer,
     in_tx: mpsc::Sender<Inbound>,
-    max: usize,
+    settings: StreamSettings,
     writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
+    slot: Option<ConnectionSlot>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let _slot = slot;
     let addr = peer.addr;
     let (mut reader, mut write_half) = tokio::io::split(stream);
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel(256));
@@ -591,20 +781,41 @@ async fn stream_connection<S>(
             }
         }
     });
-    let mut framer = StreamFramer::new(max);
+    let mut framer = StreamFramer::new(settings.max_message_size);
+    let mut clock = StreamClock::new(&settings.limits, Instant::now());
     let mut buf = vec![0u8; 16 * 1024];
-    // Idle connections are closed after 10 minutes without traffic, bounding leaked sockets.
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(Duration::from_secs(600), reader.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
-        }
+    let closed = loop {
+        let (deadline, expiry) = clock.deadline();
+        let read = tokio::select! {
+            read = reader.read(&mut buf) => read,
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                if expiry == StreamExpiry::PartialMessage {
+                    break Closed::MessageTimeout;
+                }
+                let (reply, answer) = oneshot::channel();
+                if in_tx.send(Inbound::CarriesDialog(peer, reply)).await.is_err() {
+                    break Closed::Shutdown;
+                }
+                if answer.await.unwrap_or(false) {
+                    tracing::debug!(from = %addr, "idle connection kept: a live call's dialog uses it");
+                    clock.carries_call(Instant::now());
+                    continue;
+                }
+                break Closed::Idle;
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break Closed::ByPeer,
+            Ok(n) => n,
+        };
         framer.push(&buf[..n]);
+        let mut messages = 0;
         loop {
             match framer.next_message() {
                 Ok(Some(msg)) => {
+                    messages += 1;
                     if in_tx.send(Inbound::Message(msg, peer)).await.is_err() {
+                        write_task.abort();
                         return;
                     }
                 }
@@ -626,6 +837,20 @@ async fn stream_connection<S>(
                 }
             }
         }
+        clock.on_read(Instant::now(), messages, framer.pending());
+    };
+    match closed {
+        Closed::MessageTimeout => {
+            metrics::counter!("huddle_sip_connections_timed_out_total", "reason" => "message")
+                .increment(1);
+            tracing::debug!(from = %addr, pending = framer.pending(), timeout = ?settings.limits.message_timeout, "closing a connection whose message did not complete in time");
+        }
+        Closed::Idle => {
+            metrics::counter!("huddle_sip_connections_timed_out_total", "reason" => "idle")
+                .increment(1);
+            tracing::debug!(from = %addr, timeout = ?settings.limits.idle_timeout, "closing an idle connection");
+        }
+        Closed::ByPeer | Closed::Shutdown => {}
     }
     write_task.abort();
     let _ = in_tx.send(Inbound::StreamClosed(peer)).await;

@@ -408,6 +408,14 @@ impl TransactionLayer {
         self.schedule(id);
     }
 
+    /// True when `req` belongs to a server transaction that exists (a retransmission), so
+    /// that [`TransactionLayer::on_request`] would absorb it instead of starting a new one.
+    pub fn is_retransmission(&self, req: &Request) -> bool {
+        self.server_index
+            .get(&server_key(req))
+            .is_some_and(|id| self.servers.contains_key(id))
+    }
+
     /// Whether the INVITE server transaction has not sent a final response yet.
     pub fn server_pending(&self, id: TxId) -> bool {
         self.servers

@@ -161,3 +161,29 @@ impl SipUa {
         ))
     }
 }
+
+impl TestPki {
+    /// A TLS connection to `server` from the local address `ip` (e.g. `127.0.0.2`, a source
+    /// the server may not trust), checking the server's certificate for its IP against the
+    /// test CA; the stream and its local address, or the connection's or handshake's failure.
+    /// A handshake that stalls for 5 s fails too.
+    pub async fn connect_from(
+        &self,
+        ip: std::net::IpAddr,
+        server: SocketAddr,
+    ) -> std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, SocketAddr)> {
+        let socket = match ip {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        let tcp = socket.connect(server).await?;
+        let local = tcp.local_addr()?;
+        let name = ServerName::IpAddress(server.ip().into());
+        let handshake = self.connector().connect(name, tcp);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), handshake).await {
+            Ok(stream) => Ok((stream?, local)),
+            Err(_) => Err(std::io::Error::other("TLS handshake stalled")),
+        }
+    }
+}

@@ -221,6 +221,12 @@ impl Endpoint {
         if !leg.start_terminating() {
             return;
         }
+        // A leg we hang up before its ACK (timer L, or asked to) is no longer the caller's to
+        // confirm.
+        let source = leg.unconfirmed_from.take();
+        if let (Some(source), Some(limiter)) = (source, &mut self.limiter) {
+            limiter.call_settled(source);
+        }
         let Some(session) = leg.session_mut() else {
             return;
         };

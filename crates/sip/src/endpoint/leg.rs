@@ -1,6 +1,8 @@
 //! One call leg and its states. Each state carries exactly the data that exists in it, so a
 //! dialling leg has no dialog, an unanswered one no re-INVITE, and a confirmed one no CANCEL.
 
+use std::net::IpAddr;
+
 use crate::dialog::Dialog;
 use crate::message::Request;
 use crate::transaction::{Peer, TxId};
@@ -21,6 +23,9 @@ pub(super) struct Leg {
     pub local_tag: String,
     /// Where the leg is in its life.
     pub state: LegState,
+    /// Inbound, until the caller confirms it (ACK of our 2xx) or it ends: the source IP whose
+    /// unconfirmed calls it counts among (`sip.max_unconfirmed_per_source`).
+    pub unconfirmed_from: Option<IpAddr>,
 }
 
 /// Where a leg is in its life.

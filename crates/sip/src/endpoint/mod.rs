@@ -25,7 +25,8 @@ mod uac;
 mod uas;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -33,6 +34,7 @@ use crate::auth::{DigestVerifier, InboundAuth};
 use crate::error::ParseErrorKind;
 use crate::headers::{tag_of, validate_request};
 use crate::ids::{IdSource, OsIds};
+use crate::limits::{Admission, CallLimits, LimitRefusal, LogThrottle, SourceLimiter};
 use crate::message::{parse, Framing, Method, RawIds, Request, Response, SipMessage};
 use crate::transaction::{
     Peer, RequestDisposition, TimerConfig, TransactionLayer, TransportKind, TxId, TxOutput,
@@ -192,6 +194,8 @@ pub struct EndpointStats {
     /// New INVITEs refused for their credentials (403 wrong, unknown or replayed; 400
     /// malformed).
     pub auth_refusals: u64,
+    /// New INVITEs refused with 503 for a limit, by [`LimitRefusal::index`].
+    pub limit_refusals: [u64; 3],
 }
 
 /// The sans-IO SIP endpoint.
@@ -214,7 +218,14 @@ pub struct Endpoint {
     ids: Box<dyn IdSource>,
     /// Inbound digest authentication, when some route requires it.
     auth: Option<DigestVerifier>,
+    /// `max_calls` and the per-source INVITE limits, when set.
+    limiter: Option<SourceLimiter>,
+    /// One log line per refusal reason and period.
+    limit_logs: [LogThrottle; 3],
 }
+
+/// How often a refusal for one limit is logged at most.
+const LIMIT_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 impl Endpoint {
     /// A new endpoint drawing its identifiers from the operating system's randomness.
@@ -239,7 +250,46 @@ impl Endpoint {
             scratch: Vec::new(),
             ids,
             auth: None,
+            limiter: None,
+            limit_logs: std::array::from_fn(|_| LogThrottle::new(LIMIT_LOG_PERIOD)),
         }
+    }
+
+    /// Applies `server.max_calls` and the per-source INVITE limits (None: no limits, the
+    /// default for an endpoint built in-process). See [`crate::limits`].
+    pub fn set_call_limits(&mut self, limits: Option<CallLimits>) {
+        self.limiter = limits.map(SourceLimiter::new);
+    }
+
+    /// The per-source limiter, for inspection.
+    pub fn limiter(&self) -> Option<&SourceLimiter> {
+        self.limiter.as_ref()
+    }
+
+    /// Forgets per-source state that no longer limits anyone (refilled buckets).
+    pub fn sweep_limits(&mut self, now: Instant) {
+        if let Some(limiter) = &mut self.limiter {
+            limiter.sweep(now);
+        }
+    }
+
+    /// True when a live leg's SIP goes over the connection to `peer` (the one its INVITE came
+    /// on or went out on, or its dialog's), so that the connection must stay open.
+    pub fn carries_dialog(&self, peer: Peer) -> bool {
+        self.legs
+            .values()
+            .any(|l| l.peer == peer || l.dialog().is_some_and(|d| d.peer == peer))
+    }
+
+    /// True when a live leg's peer (or its dialog's) has the address `ip`: that party may
+    /// send requests in the dialog, over a new connection too.
+    pub fn has_leg_with(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.legs.values().any(|l| {
+            l.peer.addr.ip().to_canonical() == ip
+                || l.dialog()
+                    .is_some_and(|d| d.peer.addr.ip().to_canonical() == ip)
+        })
     }
 
     /// Requires digest authentication of new INVITEs on the routes `auth` names (None: of
@@ -370,6 +420,15 @@ impl Endpoint {
             }
             return;
         }
+        if req.method == Method::Invite
+            && tag_of(req.headers.get("To")).is_none()
+            && !self.tx.is_retransmission(&req)
+        {
+            if let Some(refusal) = self.check_limits(&req, peer, now) {
+                out.push(send(peer, &refusal));
+                return;
+            }
+        }
         let disposition = self.with_tx(now, out, |ep, scratch| {
             ep.tx.on_request(&req, peer, now, scratch)
         });
@@ -499,9 +558,12 @@ impl Endpoint {
         reason: Option<EndReason>,
         out: &mut Vec<EndpointOutput>,
     ) {
-        let Some(leg) = self.legs.remove(&leg_id) else {
+        let Some(mut leg) = self.legs.remove(&leg_id) else {
             return;
         };
+        if let (Some(source), Some(limiter)) = (leg.unconfirmed_from.take(), &mut self.limiter) {
+            limiter.call_settled(source);
+        }
         if let Some(d) = leg.dialog() {
             self.dialogs
                 .remove(&(d.call_id.clone(), d.local_tag.clone()));
@@ -517,6 +579,56 @@ impl Endpoint {
                 leg: leg_id,
                 reason,
             }));
+        }
+    }
+
+    /// The stateless 503 refusing a new INVITE that breaks a limit, or None when it may go on.
+    /// No transaction is kept for a refusal (RFC 3261 §8.2.7): a flood of them costs no state,
+    /// and a retransmission of a refused INVITE is simply decided again.
+    fn check_limits(&mut self, req: &Request, peer: Peer, now: Instant) -> Option<Response> {
+        let limiter = self.limiter.as_mut()?;
+        let Admission::Refuse {
+            reason,
+            retry_after,
+        } = limiter.admit(peer.addr.ip(), self.legs.len(), now)
+        else {
+            return None;
+        };
+        self.stats.limit_refusals[reason.index()] += 1;
+        self.stats.rejected_requests += 1;
+        if let Some(held_back) = self.limit_logs[reason.index()].allow(now) {
+            let limits = limiter.limits();
+            let unconfirmed = limiter.unconfirmed(peer.addr.ip());
+            let calls = self.legs.len();
+            match reason {
+                LimitRefusal::MaxCalls => tracing::warn!(
+                    from = %peer.addr, calls, max_calls = limits.max_calls, held_back,
+                    "INVITE refused with 503: server.max_calls calls are live"
+                ),
+                LimitRefusal::SourceUnconfirmed => tracing::warn!(
+                    from = %peer.addr, unconfirmed, max = limits.max_unconfirmed_per_source, held_back,
+                    "INVITE refused with 503: the source has sip.max_unconfirmed_per_source calls not confirmed yet"
+                ),
+                LimitRefusal::SourceRate => tracing::warn!(
+                    from = %peer.addr, rate = limits.invite_rate_per_source, burst = limits.invite_burst_per_source, held_back,
+                    "INVITE refused with 503: the source is over sip.invite_rate_per_source"
+                ),
+            }
+        }
+        let tag = self.ids.token(10);
+        let mut resp = self.response_to(req, 503, "Service Unavailable", Some(&tag));
+        resp.headers.push("Retry-After", retry_after.to_string());
+        Some(resp)
+    }
+
+    /// The leg's caller no longer has it unconfirmed (ACK of our 2xx, or on its way out).
+    fn settle(&mut self, leg_id: LegId) {
+        let source = self
+            .legs
+            .get_mut(&leg_id)
+            .and_then(|l| l.unconfirmed_from.take());
+        if let (Some(source), Some(limiter)) = (source, &mut self.limiter) {
+            limiter.call_settled(source);
         }
     }
 

@@ -15,7 +15,8 @@ use crate::message::{Headers, Method, Request, Response};
 use crate::transaction::{Peer, TxId, TxOutput};
 
 impl Endpoint {
-    /// Dials `to_uri` through the trunk with an SDP offer. Returns None without a usable trunk.
+    /// Dials `to_uri` through the trunk with an SDP offer. Returns None without a usable trunk,
+    /// or when `server.max_calls` legs are live.
     pub fn dial(
         &mut self,
         to_uri: &str,
@@ -25,6 +26,16 @@ impl Endpoint {
         out: &mut Vec<EndpointOutput>,
     ) -> Option<LegId> {
         let trunk = self.config.trunk.clone()?;
+        if let Some(limits) = self.limiter.as_ref().map(|l| l.limits()) {
+            if self.legs.len() >= limits.max_calls {
+                tracing::warn!(
+                    calls = self.legs.len(),
+                    max_calls = limits.max_calls,
+                    "not dialling: server.max_calls calls are live"
+                );
+                return None;
+            }
+        }
         let target = UriTarget::parse(&trunk.uri)?;
         let transport = target.transport_kind();
         let addr = target.socket_addr()?;
@@ -68,6 +79,7 @@ impl Endpoint {
                 peer,
                 local_tag,
                 state: LegState::Dialling(Dialling::default()),
+                unconfirmed_from: None,
             },
         );
         self.drain_tx_outputs(&mut scratch, now, out);

@@ -77,6 +77,10 @@ impl Endpoint {
         let leg_id = self.next_leg_id();
         let local_tag = self.ids.token(10);
         self.invite_server_txs.insert(id, leg_id);
+        let unconfirmed_from = self.limiter.as_mut().map(|limiter| {
+            limiter.call_started(peer.addr.ip());
+            peer.addr.ip()
+        });
         self.legs.insert(
             leg_id,
             Leg {
@@ -85,6 +89,7 @@ impl Endpoint {
                 peer,
                 local_tag,
                 state: LegState::Ringing,
+                unconfirmed_from,
             },
         );
         out.push(EndpointOutput::Event(EndpointEvent::IncomingCall {
@@ -169,6 +174,7 @@ impl Endpoint {
         };
         leg.state = state;
         if confirmed {
+            self.settle(leg_id);
             out.push(EndpointOutput::Event(EndpointEvent::Established {
                 leg: leg_id,
             }));
