@@ -125,7 +125,7 @@ mod tests {
     }
 
     fn at(ms: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + ms * MS
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
     }
 
     fn delay(next: Next) -> Duration {

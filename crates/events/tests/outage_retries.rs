@@ -63,8 +63,14 @@ async fn a_5xx_outage_is_retried_with_growing_waits_and_order_is_kept() {
         .await
         .expect("eight rounds");
     stub.serve("/cb", 200, "text/plain", "");
-    assert!(webhooks.flush(Duration::from_secs(10)).await);
-    let got = stub.requests_to("/cb");
+    // (flush would not wait: it stops once only backoffs are left.)
+    let got = stub
+        .wait_until("/cb", Duration::from_secs(10), |got| {
+            got.iter().filter(|r| r.status == 200).count() == 3
+        })
+        .await
+        .expect("all three delivered");
+    assert!(webhooks.flush(Duration::from_secs(5)).await);
 
     // While the first failed, the others waited behind it: every 500 went to number 1.
     let errors: Vec<&StubRequest> = got.iter().filter(|r| r.status == 500).collect();
@@ -112,9 +118,9 @@ async fn retry_after_is_honoured() {
     let got = stub.wait_for("/busy", 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1);
     stub.serve("/busy", 200, "text/plain", "");
-    assert!(webhooks.flush(Duration::from_secs(5)).await);
-    let got = stub.requests_to("/busy");
+    let got = stub.wait_for("/busy", 2, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 2);
+    assert_eq!(got[1].status, 200);
     let gap = got[1].received - got[0].received;
     assert!(
         gap >= Duration::from_millis(990) && gap <= Duration::from_secs(1) + SLACK,
