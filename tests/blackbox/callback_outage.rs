@@ -228,19 +228,28 @@ async fn a_dead_receiver_does_not_delay_another_mpcs_callbacks() {
             lone_agent(srv.sip, "hang-agent-c")
         );
         let retrying = srv
-            .metric_until("huddle_callback_retries_total", Duration::from_secs(10), |v| {
-                v >= 4.0
-            })
+            .metric_until(
+                "huddle_callback_retries_total",
+                Duration::from_secs(10),
+                |v| v >= 4.0,
+            )
             .await;
         assert!(retrying.is_some(), "the dead receiver's MPCs are retrying");
-        assert_eq!(stub.wait_for("/hang", 1, Duration::from_secs(5)).await.len(), 1);
+        assert_eq!(
+            stub.wait_for("/hang", 1, Duration::from_secs(5))
+                .await
+                .len(),
+            1
+        );
 
         let (mut ua, mut rtp, media) = answered(srv.sip, "ok-agent-d").await;
         rtp.talk(media, 500.0, Duration::from_millis(300)).await;
         let hung_up = Instant::now();
         ua.bye().await.expect("BYE answered");
         let got = stub
-            .wait_until("/ok", Duration::from_secs(10), |got| got.len() >= LIFE.len())
+            .wait_until("/ok", Duration::from_secs(10), |got| {
+                got.len() >= LIFE.len()
+            })
             .await
             .unwrap_or_else(|| panic!("only {:?}", stub.requests_to("/ok")));
         let names: Vec<&str> = got.iter().map(|r| r.param("EventName").unwrap()).collect();
@@ -260,7 +269,11 @@ async fn a_dead_receiver_does_not_delay_another_mpcs_callbacks() {
             )
             .await;
         assert_eq!(delivered, Some(5.0));
-        assert_eq!(stub.requests_to("/hang").len(), 1, "the hanging one is still in flight");
+        assert_eq!(
+            stub.requests_to("/hang").len(),
+            1,
+            "the hanging one is still in flight"
+        );
     })
     .await
     .expect("timed out");
@@ -340,7 +353,7 @@ async fn a_restart_goes_on_with_the_retry_horizon_instead_of_starting_it_over() 
         );
         // The others were queued within the second after it, and waited behind it: their own
         // rounds came only once it was given up, and ended with their horizons, shortly after.
-        let first_given_up = all.iter().filter(|r| seq(r) == 1).last().unwrap().received;
+        let first_given_up = all.iter().rfind(|r| seq(r) == 1).unwrap().received;
         for n in 2..=5 {
             let theirs: Vec<&StubRequest> = all.iter().filter(|r| seq(r) == n).collect();
             assert!(!theirs.is_empty(), "callback {n} was tried");

@@ -204,12 +204,20 @@ async fn a_down_receiver_costs_the_call_nothing() {
         // The first callback is being retried (the others wait behind it), and nothing is
         // given up on while the receiver may come back.
         let retries = srv
-            .metric_until("huddle_callback_retries_total", Duration::from_secs(5), |v| {
-                v >= 1.0
-            })
+            .metric_until(
+                "huddle_callback_retries_total",
+                Duration::from_secs(5),
+                |v| v >= 1.0,
+            )
             .await;
-        assert!(retries.is_some(), "the failed callback waits for another round");
-        assert_eq!(srv.metric("huddle_callbacks_total{result=\"expired\"}"), 0.0);
+        assert!(
+            retries.is_some(),
+            "the failed callback waits for another round"
+        );
+        assert_eq!(
+            srv.metric("huddle_callbacks_total{result=\"expired\"}"),
+            0.0
+        );
     })
     .await
     .expect("timed out");

@@ -150,15 +150,27 @@ mod tests {
         let s = schedule();
         for round in 1..=10 {
             let ceiling = s.ceiling(round);
-            assert_eq!(delay(s.after_failure(round, at(0), at(0), None, 0.0)), Duration::ZERO);
-            assert_eq!(delay(s.after_failure(round, at(0), at(0), None, 1.0)), ceiling);
+            assert_eq!(
+                delay(s.after_failure(round, at(0), at(0), None, 0.0)),
+                Duration::ZERO
+            );
+            assert_eq!(
+                delay(s.after_failure(round, at(0), at(0), None, 1.0)),
+                ceiling
+            );
             let half = delay(s.after_failure(round, at(0), at(0), None, 0.5));
             assert_eq!(half, ceiling / 2, "round {round}");
         }
         // A draw outside [0, 1] cannot push the delay outside the bounds.
         assert_eq!(delay(s.after_failure(3, at(0), at(0), None, 7.0)), 400 * MS);
-        assert_eq!(delay(s.after_failure(3, at(0), at(0), None, -1.0)), Duration::ZERO);
-        assert_eq!(delay(s.after_failure(3, at(0), at(0), None, f64::NAN)), 200 * MS);
+        assert_eq!(
+            delay(s.after_failure(3, at(0), at(0), None, -1.0)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            delay(s.after_failure(3, at(0), at(0), None, f64::NAN)),
+            200 * MS
+        );
     }
 
     #[test]
@@ -187,7 +199,11 @@ mod tests {
                 Next::GiveUp => break,
             }
         }
-        assert_eq!(now, queued + s.horizon, "the last round falls on the horizon");
+        assert_eq!(
+            now,
+            queued + s.horizon,
+            "the last round falls on the horizon"
+        );
         // Capped delays average half the cap: about 60 rounds in a minute, not 600.
         assert!((40..=90).contains(&delays.len()), "{} rounds", delays.len());
         let late: Duration = delays[10..30].iter().sum();
@@ -198,14 +214,29 @@ mod tests {
     #[test]
     fn past_the_horizon_the_callback_is_given_up() {
         let s = schedule();
-        assert_eq!(s.after_failure(1, at(0), at(60_000), None, 0.5), Next::GiveUp);
-        assert_eq!(s.after_failure(1, at(0), at(90_000), None, 0.5), Next::GiveUp);
+        assert_eq!(
+            s.after_failure(1, at(0), at(60_000), None, 0.5),
+            Next::GiveUp
+        );
+        assert_eq!(
+            s.after_failure(1, at(0), at(90_000), None, 0.5),
+            Next::GiveUp
+        );
         // Just before it, the delay is cut to what is left.
-        assert_eq!(delay(s.after_failure(9, at(0), at(59_900), None, 1.0)), 100 * MS);
+        assert_eq!(
+            delay(s.after_failure(9, at(0), at(59_900), None, 1.0)),
+            100 * MS
+        );
         // The horizon counts from queueing, whatever the round (a restart keeps both).
-        assert_eq!(s.after_failure(2, at(0), at(61_000), None, 0.0), Next::GiveUp);
+        assert_eq!(
+            s.after_failure(2, at(0), at(61_000), None, 0.0),
+            Next::GiveUp
+        );
         // A clock set back counts as no time passed.
-        assert_eq!(delay(s.after_failure(1, at(5_000), at(0), None, 1.0)), 100 * MS);
+        assert_eq!(
+            delay(s.after_failure(1, at(5_000), at(0), None, 1.0)),
+            100 * MS
+        );
         let off = RetrySchedule::disabled();
         assert_eq!(off.after_failure(1, at(0), at(0), None, 0.5), Next::GiveUp);
     }
@@ -214,20 +245,32 @@ mod tests {
     fn retry_after_is_honoured_within_the_cap() {
         let s = schedule();
         let asked = Some(Duration::from_secs(1));
-        assert_eq!(delay(s.after_failure(1, at(0), at(0), asked, 0.0)), Duration::from_secs(1));
+        assert_eq!(
+            delay(s.after_failure(1, at(0), at(0), asked, 0.0)),
+            Duration::from_secs(1)
+        );
         // A longer jittered delay stands.
         let long = delay(s.after_failure(6, at(0), at(0), Some(MS), 1.0));
         assert_eq!(long, Duration::from_secs(2));
         // Beyond the cap it is cut to the cap, and never past the horizon.
         let huge = Some(Duration::from_secs(3600));
-        assert_eq!(delay(s.after_failure(1, at(0), at(0), huge, 0.0)), Duration::from_secs(2));
-        assert_eq!(delay(s.after_failure(1, at(0), at(59_000), huge, 0.0)), Duration::from_secs(1));
+        assert_eq!(
+            delay(s.after_failure(1, at(0), at(0), huge, 0.0)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            delay(s.after_failure(1, at(0), at(59_000), huge, 0.0)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         // 2015-10-21 07:28:00 is 1_445_412_480; this date is 30 s later.
         assert_eq!(

@@ -168,7 +168,11 @@ impl Webhooks {
         let waiting = queues.receivers.get(&receiver).copied().unwrap_or(0);
         if waiting >= self.inner.options.per_receiver {
             drop(queues);
-            dropped(key, &webhook.url, "the receiver's share of the callback queue is full");
+            dropped(
+                key,
+                &webhook.url,
+                "the receiver's share of the callback queue is full",
+            );
             return false;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -217,9 +221,7 @@ impl Webhooks {
         match queues.keys.get_mut(key) {
             Some(queue) => queue.push_back(entry),
             None => {
-                queues
-                    .keys
-                    .insert(key.to_string(), VecDeque::from([entry]));
+                queues.keys.insert(key.to_string(), VecDeque::from([entry]));
                 runtime.spawn(deliver_key(self.inner.clone(), key.to_string()));
             }
         }

@@ -85,11 +85,18 @@ async fn a_5xx_outage_is_retried_with_growing_waits_and_order_is_kept() {
     for pair in firsts.windows(2) {
         let gap = pair[1].received - pair[0].received;
         let ceiling = schedule.retry.ceiling(round(pair[0]));
-        assert!(gap <= ceiling + SLACK, "round {}: {gap:?} > {ceiling:?}", round(pair[0]));
+        assert!(
+            gap <= ceiling + SLACK,
+            "round {}: {gap:?} > {ceiling:?}",
+            round(pair[0])
+        );
     }
     assert!(failed.iter().all(|r| r.status == 500));
     let later = got.iter().filter(|r| seq(r) != "1").map(round);
-    assert!(later.into_iter().all(|r| r == 1), "the others needed one round");
+    assert!(
+        later.into_iter().all(|r| r == 1),
+        "the others needed one round"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +154,9 @@ async fn past_its_horizon_a_callback_is_given_up_and_the_next_goes() {
     );
     let tries = stub.requests_to("/down");
     assert!(tries.len() >= 4, "{} rounds", tries.len());
-    assert!(tries.iter().all(|r| r.received - started <= horizon + SLACK));
+    assert!(tries
+        .iter()
+        .all(|r| r.received - started <= horizon + SLACK));
     assert!(webhooks.flush(Duration::from_secs(2)).await);
 }
 

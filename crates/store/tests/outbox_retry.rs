@@ -14,7 +14,10 @@ fn temp_db(name: &str) -> PathBuf {
         .unwrap()
         .as_nanos();
     std::env::temp_dir()
-        .join(format!("huddle-outbox-{}-{name}-{nanos}", std::process::id()))
+        .join(format!(
+            "huddle-outbox-{}-{name}-{nanos}",
+            std::process::id()
+        ))
         .join("huddle.db")
 }
 

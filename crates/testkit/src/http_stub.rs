@@ -266,8 +266,7 @@ async fn handle(
                 tokio::time::sleep(c.delay).await;
             }
             let status = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
-            let mut response =
-                (status, [("content-type", c.content_type)], c.body).into_response();
+            let mut response = (status, [("content-type", c.content_type)], c.body).into_response();
             for (name, value) in c.headers {
                 if let (Ok(name), Ok(value)) = (
                     axum::http::HeaderName::from_bytes(name.as_bytes()),
