@@ -2,6 +2,7 @@
 
 mod blackbox {
     pub mod api;
+    pub mod callback_outage;
     pub mod callbacks;
     pub mod callflow;
     pub mod check_xml;

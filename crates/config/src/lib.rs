@@ -259,6 +259,75 @@ pub struct HttpConfig {
     /// `/metrics` needs the API's basic auth too.
     #[serde(default)]
     pub metrics_auth: bool,
+
+    // Callback delivery through receiver outages (see `validate_callback_retry`).
+    /// How long after it was queued a status or recording callback that keeps failing (no
+    /// connection, timeout, 429, 5xx) is still tried again, seconds; 0 leaves only the URL's
+    /// own immediate retries.
+    #[serde(default = "default_callback_retry_horizon")]
+    pub callback_retry_horizon_secs: u64,
+    /// Ceiling of the jittered wait after a callback's first failed round, milliseconds; it
+    /// doubles with each further failed round.
+    #[serde(default = "default_callback_retry_initial")]
+    pub callback_retry_initial_ms: u64,
+    /// Longest wait between two rounds of one callback, seconds (a longer Retry-After is cut
+    /// to it).
+    #[serde(default = "default_callback_retry_max")]
+    pub callback_retry_max_secs: u64,
+    /// Callbacks that may wait at once for one receiver (the scheme, host and port of the
+    /// URL), out of the 100,000 that may wait in all, so that one application that is down
+    /// cannot crowd out the others' callbacks.
+    #[serde(default = "default_callback_queue_per_receiver")]
+    pub callback_queue_per_receiver: usize,
+}
+
+/// Callbacks that may wait for delivery at once, all receivers together.
+pub const CALLBACK_QUEUE_CAPACITY: usize = 100_000;
+
+fn default_callback_retry_horizon() -> u64 {
+    3600
+}
+fn default_callback_retry_initial() -> u64 {
+    1000
+}
+fn default_callback_retry_max() -> u64 {
+    300
+}
+fn default_callback_queue_per_receiver() -> usize {
+    50_000
+}
+
+fn validate_callback_retry(http: &HttpConfig) -> Result<(), ConfigError> {
+    if http.callback_retry_horizon_secs > 7 * 24 * 3600 {
+        return Err(invalid(
+            "http.callback_retry_horizon_secs",
+            http.callback_retry_horizon_secs,
+            "0..=604800 seconds (a week)",
+        ));
+    }
+    if !(10..=3_600_000).contains(&http.callback_retry_initial_ms) {
+        return Err(invalid(
+            "http.callback_retry_initial_ms",
+            http.callback_retry_initial_ms,
+            "10..=3600000 milliseconds",
+        ));
+    }
+    let max = http.callback_retry_max_secs;
+    if !(1..=3600).contains(&max) || max * 1000 < http.callback_retry_initial_ms {
+        return Err(invalid(
+            "http.callback_retry_max_secs",
+            max,
+            "1..=3600 seconds, and at least callback_retry_initial_ms",
+        ));
+    }
+    if !(1..=CALLBACK_QUEUE_CAPACITY).contains(&http.callback_queue_per_receiver) {
+        return Err(invalid(
+            "http.callback_queue_per_receiver",
+            http.callback_queue_per_receiver,
+            "1..=100000",
+        ));
+    }
+    Ok(())
 }
 
 impl HttpConfig {
@@ -826,6 +895,7 @@ impl Config {
                 "an http:// or https:// URL",
             ));
         }
+        validate_callback_retry(&self.http)?;
         if !self.http.listen.ip().is_loopback() && self.http.uses_default_token() {
             return Err(invalid(
                 "http.auth_token",
@@ -1200,6 +1270,72 @@ mod tests {
         assert!(loopback6.http.uses_default_token());
         let metrics = with("metrics_auth = false", "metrics_auth = true").unwrap();
         assert!(metrics.http.metrics_auth);
+    }
+
+    #[test]
+    fn callback_retry_keys_have_defaults_and_bounds() {
+        let c = default_config();
+        assert_eq!(c.http.callback_retry_horizon_secs, 3600);
+        assert_eq!(c.http.callback_retry_initial_ms, 1000);
+        assert_eq!(c.http.callback_retry_max_secs, 300);
+        assert_eq!(c.http.callback_queue_per_receiver, 50_000);
+        // Left out of a file, the keys take the same defaults.
+        let bare = DEFAULT_TOML
+            .lines()
+            .filter(|l| !l.starts_with("callback_"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let b = from_toml_str(&bare).unwrap().http;
+        assert_eq!(
+            (
+                b.callback_retry_horizon_secs,
+                b.callback_retry_initial_ms,
+                b.callback_retry_max_secs,
+                b.callback_queue_per_receiver
+            ),
+            (3600, 1000, 300, 50_000)
+        );
+        let off = with(
+            "callback_retry_horizon_secs = 3600",
+            "callback_retry_horizon_secs = 0",
+        )
+        .unwrap();
+        assert_eq!(off.http.callback_retry_horizon_secs, 0);
+        for (from, to, key) in [
+            (
+                "callback_retry_horizon_secs = 3600",
+                "callback_retry_horizon_secs = 604801",
+                "http.callback_retry_horizon_secs",
+            ),
+            (
+                "callback_retry_initial_ms = 1000",
+                "callback_retry_initial_ms = 5",
+                "http.callback_retry_initial_ms",
+            ),
+            (
+                "callback_retry_max_secs = 300",
+                "callback_retry_max_secs = 0",
+                "http.callback_retry_max_secs",
+            ),
+            (
+                "callback_retry_initial_ms = 1000",
+                "callback_retry_initial_ms = 400000",
+                "http.callback_retry_max_secs",
+            ),
+            (
+                "callback_queue_per_receiver = 50000",
+                "callback_queue_per_receiver = 0",
+                "http.callback_queue_per_receiver",
+            ),
+            (
+                "callback_queue_per_receiver = 50000",
+                "callback_queue_per_receiver = 100001",
+                "http.callback_queue_per_receiver",
+            ),
+        ] {
+            let err = with(from, to).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key}:")), "{to}: {err}");
+        }
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! form body (POST), signature headers, the URL's fragment options for timeouts and retries.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use huddle_xml::HttpMethod;
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::retry::parse_retry_after;
 use crate::signature::Signer;
 use crate::url_options::{self, UrlOptions};
 
@@ -29,6 +30,16 @@ pub enum RequestError {
         url: String,
         /// HTTP status.
         status: u16,
+        /// The answer's Retry-After, read on 429 and 503 only.
+        retry_after: Option<Duration>,
+    },
+    /// The URL cannot be requested at all (no host, an unsupported scheme, ...).
+    #[error("{url} cannot be requested: {detail}")]
+    Invalid {
+        /// URL without fragment.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
     },
     /// The body exceeded the caller's limit.
     #[error("{url} returned more than {limit} bytes")]
@@ -39,6 +50,32 @@ pub enum RequestError {
         limit: usize,
     },
 }
+
+impl RequestError {
+    /// Whether the failure may pass by itself, so that trying again later makes sense: the
+    /// receiver was unreachable or timed out, or answered 429 or a 5xx. Other answers (4xx),
+    /// an unusable URL and an oversized body would fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RequestError::Unreachable { .. } => true,
+            RequestError::Status { status, .. } => *status == 429 || (500..600).contains(status),
+            RequestError::Invalid { .. } | RequestError::TooLarge { .. } => false,
+        }
+    }
+
+    /// The wait the receiver asked for with Retry-After (429 and 503 only).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RequestError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The header that numbers a callback's delivery rounds (1 for the first; the URL's own
+/// immediate retries share their round's number), so a receiver can tell a retry from a new
+/// callback.
+pub const ATTEMPT_HEADER: &str = "X-Huddle-Attempt";
 
 /// What to do with the answer's body.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +132,7 @@ impl HttpClient {
         params: &[(String, String)],
         limit: usize,
     ) -> Result<Vec<u8>, RequestError> {
-        self.with_retries(configured_url, method, params, Body::Keep(limit))
+        self.with_retries(configured_url, method, params, Body::Keep(limit), None)
             .await
     }
 
@@ -106,7 +143,21 @@ impl HttpClient {
         method: HttpMethod,
         params: &[(String, String)],
     ) -> Result<(), RequestError> {
-        self.with_retries(configured_url, method, params, Body::Ignore)
+        self.with_retries(configured_url, method, params, Body::Ignore, None)
+            .await
+            .map(drop)
+    }
+
+    /// Like [`HttpClient::notify`], for delivery round `round` of a callback (sent in the
+    /// [`ATTEMPT_HEADER`] header).
+    pub async fn notify_round(
+        &self,
+        configured_url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+        round: u32,
+    ) -> Result<(), RequestError> {
+        self.with_retries(configured_url, method, params, Body::Ignore, Some(round))
             .await
             .map(drop)
     }
@@ -117,13 +168,14 @@ impl HttpClient {
         method: HttpMethod,
         params: &[(String, String)],
         body: Body,
+        round: Option<u32>,
     ) -> Result<Vec<u8>, RequestError> {
         let (url, options) = url_options::split(configured_url);
         let deadline = Instant::now() + options.total_timeout;
         let mut attempt = 0;
         loop {
             let budget = deadline.saturating_duration_since(Instant::now());
-            let once = self.attempt_once(url, method, params, &options, body);
+            let once = self.attempt_once(url, method, params, &options, body, round);
             let outcome = match tokio::time::timeout(budget, once).await {
                 Ok(outcome) => outcome,
                 Err(_) => Attempt::Fail(RequestError::Unreachable {
@@ -153,6 +205,7 @@ impl HttpClient {
         params: &[(String, String)],
         options: &UrlOptions,
         body: Body,
+        round: Option<u32>,
     ) -> Attempt {
         let mut request = match method {
             HttpMethod::Get => self.client.get(url).query(params),
@@ -162,6 +215,9 @@ impl HttpClient {
             for (name, value) in signer.headers(method, url, params) {
                 request = request.header(name, value);
             }
+        }
+        if let Some(round) = round {
+            request = request.header(ATTEMPT_HEADER, round);
         }
         // reqwest's connect timeout is per client; bounding the wait for the response head by
         // connect + read timeout gives the per-URL options their meaning without a client per
@@ -180,6 +236,13 @@ impl HttpClient {
                 let err = unreachable("timed out waiting for the response".into());
                 return retry_if(options.policy.read_timeout, err);
             }
+            // Nothing was sent: the URL itself is unusable, and will stay so.
+            Ok(Err(e)) if e.is_builder() => {
+                return Attempt::Fail(RequestError::Invalid {
+                    url: url.to_string(),
+                    detail: e.to_string(),
+                })
+            }
             Ok(Err(e)) => {
                 let retry = if e.is_timeout() {
                     options.policy.read_timeout
@@ -192,9 +255,17 @@ impl HttpClient {
         };
         let status = response.status();
         if !status.is_success() {
+            let asks_to_wait = matches!(status.as_u16(), 429 | 503);
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .filter(|_| asks_to_wait)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
             let err = RequestError::Status {
                 url: url.to_string(),
                 status: status.as_u16(),
+                retry_after,
             };
             let retry = (status.is_client_error() && options.policy.client_errors)
                 || (status.is_server_error() && options.policy.server_errors);

@@ -1,10 +1,11 @@
 //! Webhook delivery against a real HTTP receiver: order within an MPC, independence between
 //! MPCs, signatures a receiver can check, retries by the URL's options, a bounded queue.
+//! (Retries through outages: `outage_retries.rs`.)
 
 use std::time::{Duration, Instant};
 
 use huddle_events::signature::{self, V2, V2_NONCE, V3, V3_NONCE};
-use huddle_events::{HttpClient, Signer, Webhook, Webhooks};
+use huddle_events::{DeliveryOptions, HttpClient, RetrySchedule, Signer, Webhook, Webhooks};
 use huddle_testkit::HttpStub;
 use huddle_xml::HttpMethod;
 
@@ -12,6 +13,16 @@ const TOKEN: &str = "change-me";
 
 fn signed() -> HttpClient {
     HttpClient::new(reqwest::Client::new(), Some(Signer::new(TOKEN)))
+}
+
+/// A queue of `capacity` that makes one delivery round per callback (the URL's own retries
+/// only), as before outage retries existed.
+fn one_round(capacity: usize) -> DeliveryOptions {
+    DeliveryOptions {
+        capacity,
+        per_receiver: capacity,
+        retry: RetrySchedule::disabled(),
+    }
 }
 
 fn hook(url: String, method: HttpMethod, n: usize) -> Webhook {
@@ -37,7 +48,7 @@ async fn one_mpcs_callbacks_arrive_in_order_even_when_the_first_is_slow() {
     let stub = HttpStub::start().await;
     // Every answer takes a while: were they sent in parallel, the order would be up to chance.
     stub.serve_delayed("/status", 200, "text/plain", "", Duration::from_millis(30));
-    let webhooks = Webhooks::new(signed(), 100);
+    let webhooks = Webhooks::new(signed(), one_round(100));
     for n in 1..=8 {
         assert!(webhooks.send("mpc-a", hook(stub.url("/status"), HttpMethod::Post, n)));
     }
@@ -52,7 +63,7 @@ async fn a_slow_receiver_holds_up_only_its_own_mpc() {
     let stub = HttpStub::start().await;
     stub.serve_delayed("/slow", 200, "text/plain", "", Duration::from_millis(1500));
     stub.serve("/fast", 200, "text/plain", "");
-    let webhooks = Webhooks::new(signed(), 100);
+    let webhooks = Webhooks::new(signed(), one_round(100));
     webhooks.send("mpc-slow", hook(stub.url("/slow"), HttpMethod::Post, 1));
     let started = Instant::now();
     webhooks.send("mpc-fast", hook(stub.url("/fast"), HttpMethod::Post, 1));
@@ -66,7 +77,7 @@ async fn a_slow_receiver_holds_up_only_its_own_mpc() {
 async fn post_and_get_callbacks_carry_signatures_plivos_validators_accept() {
     let stub = HttpStub::start().await;
     stub.serve("/cb", 200, "text/plain", "");
-    let webhooks = Webhooks::new(signed(), 100);
+    let webhooks = Webhooks::new(signed(), one_round(100));
     let post = stub.url("/cb?tenant=7");
     webhooks.send("k", hook(post.clone(), HttpMethod::Post, 1));
     let get = stub.url("/cb");
@@ -107,7 +118,7 @@ async fn post_and_get_callbacks_carry_signatures_plivos_validators_accept() {
 async fn the_fragment_is_never_sent_and_its_retry_options_are_honoured() {
     let stub = HttpStub::start().await;
     stub.serve("/flaky", 503, "text/plain", "");
-    let webhooks = Webhooks::new(signed(), 100);
+    let webhooks = Webhooks::new(signed(), one_round(100));
     // Three attempts in all: the first and rc=2 retries, because rp includes 5xx.
     let url = format!("{}#rc=2&rp=5xx", stub.url("/flaky"));
     webhooks.send("k", hook(url, HttpMethod::Post, 1));
@@ -116,7 +127,8 @@ async fn the_fragment_is_never_sent_and_its_retry_options_are_honoured() {
     assert_eq!(got.len(), 3, "first attempt and two retries");
     assert!(got.iter().all(|r| r.raw_query.is_empty()));
 
-    // Plivo's default policy (ct,rt) does not retry a 5xx.
+    // Plivo's default policy (ct,rt) does not retry a 5xx at once (outage retries, off here,
+    // come later).
     stub.serve("/once", 500, "text/plain", "");
     webhooks.send("k", hook(stub.url("/once"), HttpMethod::Post, 2));
     assert!(webhooks.flush(Duration::from_secs(5)).await);
@@ -124,13 +136,13 @@ async fn the_fragment_is_never_sent_and_its_retry_options_are_honoured() {
 }
 
 #[tokio::test]
-async fn an_unreachable_receiver_is_given_up_on_and_later_callbacks_still_go() {
+async fn an_unreachable_receiver_given_up_on_lets_later_callbacks_go() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/gone#ct=200", closed.local_addr().unwrap());
     drop(closed);
     let stub = HttpStub::start().await;
     stub.serve("/cb", 200, "text/plain", "");
-    let webhooks = Webhooks::new(signed(), 100);
+    let webhooks = Webhooks::new(signed(), one_round(100));
     webhooks.send("k", hook(dead, HttpMethod::Post, 1));
     webhooks.send("k", hook(stub.url("/cb"), HttpMethod::Post, 2));
     assert!(webhooks.flush(Duration::from_secs(10)).await);
@@ -141,7 +153,7 @@ async fn an_unreachable_receiver_is_given_up_on_and_later_callbacks_still_go() {
 async fn a_full_queue_drops_new_callbacks_instead_of_growing() {
     let stub = HttpStub::start().await;
     stub.serve_delayed("/slow", 200, "text/plain", "", Duration::from_millis(300));
-    let webhooks = Webhooks::new(signed(), 3);
+    let webhooks = Webhooks::new(signed(), one_round(3));
     let accepted: Vec<bool> = (1..=5)
         .map(|n| webhooks.send("k", hook(stub.url("/slow"), HttpMethod::Post, n)))
         .collect();
@@ -157,7 +169,7 @@ async fn a_full_queue_drops_new_callbacks_instead_of_growing() {
 async fn flush_gives_up_after_its_limit() {
     let stub = HttpStub::start().await;
     stub.serve_delayed("/slow", 200, "text/plain", "", Duration::from_secs(3));
-    let webhooks = Webhooks::new(signed(), 10);
+    let webhooks = Webhooks::new(signed(), one_round(10));
     webhooks.send("k", hook(stub.url("/slow"), HttpMethod::Post, 1));
     let started = Instant::now();
     assert!(!webhooks.flush(Duration::from_millis(200)).await);

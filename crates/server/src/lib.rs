@@ -53,9 +53,6 @@ mod status_callbacks;
 /// Room events waiting to be turned into callbacks; beyond this they are dropped and counted.
 const ROOM_EVENT_QUEUE: usize = 10_000;
 
-/// Callbacks queued or in flight, all MPCs together; beyond this they are dropped and counted.
-const CALLBACK_QUEUE: usize = 100_000;
-
 /// How long shutdown waits for queued callbacks (the last MPCEnd events) to go out.
 const CALLBACK_FLUSH: Duration = Duration::from_secs(5);
 
@@ -113,7 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = opened.store;
     let webhooks = huddle_events::Webhooks::durable(
         http.clone(),
-        CALLBACK_QUEUE,
+        callback_delivery(&config.http),
         Arc::new(store.clone()),
         opened.next_callback_id,
     );
@@ -124,7 +121,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
     }
     for pending in opened.pending_callbacks {
-        webhooks.resume(&pending.key, pending.id, pending.webhook);
+        webhooks.resume(
+            &pending.key,
+            pending.id,
+            pending.webhook,
+            pending.queued_at,
+            pending.rounds,
+        );
     }
     // Crash recovery: what the last run left live is ended (and its recordings repaired)
     // through the callback numbering before any room of this run exists.
@@ -496,6 +499,19 @@ fn router(config: &Config) -> Router {
         })
         .collect();
     Router::new(rules)
+}
+
+/// The callback queue's bounds and outage retries, from `[http]`.
+fn callback_delivery(http: &huddle_config::HttpConfig) -> huddle_events::DeliveryOptions {
+    huddle_events::DeliveryOptions {
+        capacity: huddle_config::CALLBACK_QUEUE_CAPACITY,
+        per_receiver: http.callback_queue_per_receiver,
+        retry: huddle_events::RetrySchedule {
+            initial: Duration::from_millis(http.callback_retry_initial_ms),
+            max: Duration::from_secs(http.callback_retry_max_secs),
+            horizon: Duration::from_secs(http.callback_retry_horizon_secs),
+        },
+    }
 }
 
 fn ensure_storage(config: &Config) -> anyhow::Result<huddle_store::Opened> {

@@ -6,9 +6,11 @@
 //! that a restart sends them instead of losing them, and (module [`mpcs`]) the journal of live
 //! MPCs and the history of ended ones.
 
+mod outbox;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use huddle_events::{Journal, Webhook};
 use huddle_xml::HttpMethod;
@@ -45,6 +47,10 @@ pub struct PendingCallback {
     pub key: String,
     /// The request.
     pub webhook: Webhook,
+    /// When it was first queued (its retry horizon counts from then).
+    pub queued_at: SystemTime,
+    /// Delivery rounds it has had.
+    pub rounds: u32,
 }
 
 enum Write {
@@ -54,6 +60,11 @@ enum Write {
         url: String,
         method: &'static str,
         params: String,
+        queued_at_ms: i64,
+    },
+    CallbackRetrying {
+        id: u64,
+        rounds: u32,
     },
     CallbackFinished(u64),
     /// The MPC journal and history.
@@ -117,6 +128,7 @@ impl Store {
             )
             .map_err(sqlite)?;
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        outbox::migrate(&connection, SystemTime::now()).map_err(sqlite)?;
         connection.execute_batch(mpcs::SCHEMA).map_err(sqlite)?;
         let found_mpcs = mpcs::read(&connection).map_err(sqlite)?;
         let pending_callbacks = read_pending(&connection).map_err(sqlite)?;
@@ -157,7 +169,7 @@ impl Store {
 }
 
 impl Journal for Store {
-    fn queued(&self, id: u64, key: &str, webhook: &Webhook) {
+    fn queued(&self, id: u64, key: &str, webhook: &Webhook, queued_at: SystemTime) {
         let params = serde_json::to_string(&webhook.params).unwrap_or_else(|_| "[]".into());
         self.write(Write::CallbackQueued {
             id,
@@ -165,7 +177,12 @@ impl Journal for Store {
             url: webhook.url.clone(),
             method: webhook.method.as_str(),
             params,
+            queued_at_ms: outbox::to_millis(queued_at),
         });
+    }
+
+    fn retrying(&self, id: u64, rounds: u32) {
+        self.write(Write::CallbackRetrying { id, rounds });
     }
 
     fn finished(&self, id: u64) {
@@ -174,20 +191,25 @@ impl Journal for Store {
 }
 
 fn read_pending(connection: &Connection) -> rusqlite::Result<Vec<PendingCallback>> {
-    let mut statement = connection
-        .prepare("SELECT id, key, url, method, params FROM pending_callbacks ORDER BY id")?;
+    let mut statement = connection.prepare(
+        "SELECT id, key, url, method, params, queued_at_ms, rounds FROM pending_callbacks ORDER BY id",
+    )?;
     let rows = statement.query_map([], |row| {
         Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, String>(4)?,
+            (
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ),
+            (row.get::<_, Option<i64>>(5)?, row.get::<_, i64>(6)?),
         ))
     })?;
+    let now = SystemTime::now();
     let mut pending = Vec::new();
     for row in rows {
-        let (id, key, url, method, params) = row?;
+        let ((id, key, url, method, params), (queued_at_ms, rounds)) = row?;
         // A row this version cannot read is skipped with a log line rather than block the
         // start-up (it stays in the table for inspection).
         let method = match method.to_ascii_uppercase().as_str() {
@@ -210,6 +232,8 @@ fn read_pending(connection: &Connection) -> rusqlite::Result<Vec<PendingCallback
                 method,
                 params,
             },
+            queued_at: outbox::from_millis(queued_at_ms, now),
+            rounds: outbox::rounds(rounds),
         });
     }
     Ok(pending)
@@ -249,10 +273,17 @@ fn commit(
                 url,
                 method,
                 params,
+                queued_at_ms,
             } => {
                 transaction.execute(
-                    "INSERT OR REPLACE INTO pending_callbacks (id, key, url, method, params) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id as i64, key, url, method, params],
+                    "INSERT OR REPLACE INTO pending_callbacks (id, key, url, method, params, queued_at_ms, rounds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                    params![id as i64, key, url, method, params, queued_at_ms],
+                )?;
+            }
+            Write::CallbackRetrying { id, rounds } => {
+                transaction.execute(
+                    "UPDATE pending_callbacks SET rounds = ?2 WHERE id = ?1",
+                    params![id as i64, i64::from(rounds)],
                 )?;
             }
             Write::CallbackFinished(id) => {

@@ -1,7 +1,7 @@
 //! Callbacks written down by the queue survive a restart until delivered.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use huddle_events::{Journal, Webhook};
 use huddle_store::{Store, StoreError};
@@ -47,7 +47,12 @@ fn undelivered_callbacks_are_read_back_in_order_and_delivered_ones_are_gone() {
     assert_eq!(opened.next_callback_id, 1);
     let store = opened.store;
     for id in 1..=4 {
-        store.queued(u64::from(id), &format!("mpc-{}", id % 2), &hook(id));
+        store.queued(
+            u64::from(id),
+            &format!("mpc-{}", id % 2),
+            &hook(id),
+            SystemTime::now(),
+        );
     }
     store.finished(2);
     assert!(store.sync(Duration::from_secs(5)));
@@ -89,7 +94,7 @@ fn unreadable_rows_are_skipped_not_fatal() {
     let path = temp_db("rows");
     let url = format!("sqlite://{}", path.display());
     let store = Store::open(&url).unwrap().store;
-    store.queued(1, "k", &hook(1));
+    store.queued(1, "k", &hook(1), SystemTime::now());
     assert!(store.sync(Duration::from_secs(5)));
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute(

@@ -27,6 +27,10 @@ pub struct StubRequest {
     pub content_type: String,
     /// Every header, names in lower case.
     pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub received: Instant,
+    /// The status the stub answered it with.
+    pub status: u16,
 }
 
 impl StubRequest {
@@ -54,6 +58,7 @@ struct Canned {
     content_type: String,
     body: Vec<u8>,
     delay: Duration,
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -73,6 +78,11 @@ pub struct HttpStub {
 impl HttpStub {
     /// Starts on 127.0.0.1 with a free port. Unknown paths answer 404.
     pub async fn start() -> HttpStub {
+        HttpStub::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on `addr` (a receiver that comes up where it was down before).
+    pub async fn start_on(addr: SocketAddr) -> HttpStub {
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let app = axum::Router::new().fallback(
@@ -81,7 +91,7 @@ impl HttpStub {
                 async move { handle(shared, method, uri, headers, body).await }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind the HTTP stub");
         let addr = listener.local_addr().expect("stub address");
@@ -115,6 +125,22 @@ impl HttpStub {
             content_type: content_type.to_string(),
             body: body.into(),
             delay,
+            headers: Vec::new(),
+        };
+        self.lock().routes.insert(path.to_string(), canned);
+    }
+
+    /// Answers `path` with `status`, an empty body and these extra headers (Retry-After, ...).
+    pub fn serve_headers(&self, path: &str, status: u16, headers: &[(&str, &str)]) {
+        let canned = Canned {
+            status,
+            content_type: "text/plain".to_string(),
+            body: Vec::new(),
+            delay: Duration::ZERO,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.lock().routes.insert(path.to_string(), canned);
     }
@@ -206,7 +232,9 @@ async fn handle(
     } else {
         Vec::new()
     };
-    let request = StubRequest {
+    let mut request = StubRequest {
+        received: Instant::now(),
+        status: 404,
         method: method.to_string(),
         path: uri.path().to_string(),
         query: pairs(raw_query.as_bytes()),
@@ -225,8 +253,12 @@ async fn handle(
     };
     let canned = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.requests.push(request.clone());
-        s.routes.get(&request.path).cloned()
+        let canned = s.routes.get(&request.path).cloned();
+        if let Some(c) = &canned {
+            request.status = c.status;
+        }
+        s.requests.push(request);
+        canned
     };
     match canned {
         Some(c) => {
@@ -234,7 +266,16 @@ async fn handle(
                 tokio::time::sleep(c.delay).await;
             }
             let status = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
-            (status, [("content-type", c.content_type)], c.body).into_response()
+            let mut response = (status, [("content-type", c.content_type)], c.body).into_response();
+            for (name, value) in c.headers {
+                if let (Ok(name), Ok(value)) = (
+                    axum::http::HeaderName::from_bytes(name.as_bytes()),
+                    axum::http::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
         }
         None => (StatusCode::NOT_FOUND, "no such path").into_response(),
     }
