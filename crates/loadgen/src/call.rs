@@ -289,7 +289,9 @@ async fn run(
     let end = Instant::now() + plan.hold;
     let mut by_server = false;
     while let Ok(Some(msg)) = timeout_at(end, inbox.recv()).await {
-        if msg.status().is_some_and(|c| (200..300).contains(&c)) && msg.cseq() == Some((1, "INVITE")) {
+        if msg.status().is_some_and(|c| (200..300).contains(&c))
+            && msg.cseq() == Some((1, "INVITE"))
+        {
             // The 2xx again: our ACK was lost.
             sip.send(&ack).await;
         } else if msg.method() == Some("BYE") {
@@ -347,10 +349,12 @@ async fn invite(
             Ok(None) => return Err(Failure::NoAnswer),
             Ok(Some(msg)) => match (msg.status(), msg.cseq()) {
                 (Some(code), Some((1, "INVITE"))) if code < 200 => {
+                    // The first provisional response stops the retransmissions and starts
+                    // the wait for an answer; later ones change nothing.
                     if !ringing {
-                        ringing = true;
                         give_up = Instant::now() + RING_LIMIT;
                     }
+                    ringing = true;
                 }
                 (Some(code), Some((1, "INVITE"))) if code >= 300 => {
                     sip.send(&leg.ack_failure(&branch, &msg)).await;

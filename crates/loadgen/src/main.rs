@@ -104,7 +104,10 @@ fn main() -> ExitCode {
 
 /// Runs the load; Ok(false) when a call failed or a packet did not authenticate.
 fn run(args: Args) -> anyhow::Result<bool> {
-    anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be above 0");
+    anyhow::ensure!(
+        args.rate > 0.0 && args.rate.is_finite(),
+        "--rate must be above 0"
+    );
     anyhow::ensure!(args.rooms > 0, "--rooms must be above 0");
     raise_file_limit();
     let started = Instant::now();
@@ -277,6 +280,11 @@ fn report(
     let slots: u64 = threads.iter().map(|t| t.timing.slots).sum();
     let late: u64 = threads.iter().map(|t| t.timing.late).sum();
     let restarts: u64 = threads.iter().map(|t| t.timing.restarts).sum();
+    let skipped = threads
+        .iter()
+        .map(|t| t.timing.skipped_frames)
+        .max()
+        .unwrap_or(0);
     let max_late = threads
         .iter()
         .map(|t| t.timing.max_late)
@@ -284,7 +292,7 @@ fn report(
         .unwrap_or_default();
     println!(
         "sending: {} threads, {late} of {slots} 2 ms slots started over 2 ms late, latest {:.1} ms, \
-         {restarts} schedule restarts",
+         {restarts} times over 100 ms behind (up to {skipped} frames per call skipped)",
         threads.len(),
         max_late.as_secs_f64() * 1000.0
     );
@@ -323,7 +331,8 @@ fn raise_file_limit() {
     // SAFETY: getrlimit and setrlimit read and write one rlimit struct we own.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

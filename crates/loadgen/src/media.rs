@@ -177,6 +177,8 @@ pub struct MediaCall {
     timestamp: u32,
     ssrc: u32,
     frames: u32,
+    /// The thread's skipped frames when this call last sent (see [`Timing::restarts`]).
+    skipped: u32,
     stop: Arc<AtomicBool>,
     started: Instant,
     stats: MediaStats,
@@ -210,6 +212,7 @@ impl MediaCall {
                 timestamp: u32::from_be_bytes([random[2], random[3], random[4], random[5]]),
                 ssrc: u32::from_be_bytes([random[6], random[7], random[8], random[9]]),
                 frames: 0,
+                skipped: 0,
                 stop: stop.clone(),
                 started: Instant::now(),
                 stats: MediaStats {
@@ -221,9 +224,25 @@ impl MediaCall {
         ))
     }
 
-    fn tick(&mut self, batch: &mut RecvBatch, packet: &mut [u8; RTP_HEADER + SAMPLES]) {
+    fn tick(
+        &mut self,
+        skipped: u32,
+        batch: &mut RecvBatch,
+        packet: &mut [u8; RTP_HEADER + SAMPLES],
+    ) {
+        // Frames the thread skipped are time that passed: the timestamp says so, and the
+        // marker tells the receiver's jitter buffer that a new talk spurt starts.
+        let gap = skipped.wrapping_sub(self.skipped);
+        self.skipped = skipped;
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(gap.wrapping_mul(SAMPLES as u32));
         packet[0] = 0x80;
-        packet[1] = if self.frames == 0 { 0x80 } else { 0 };
+        packet[1] = if self.frames == 0 || gap != 0 {
+            0x80
+        } else {
+            0
+        };
         packet[2..4].copy_from_slice(&self.seq.to_be_bytes());
         packet[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
@@ -245,7 +264,7 @@ impl MediaCall {
         self.frames = self.frames.wrapping_add(1);
 
         self.receive_rtp(batch);
-        if self.frames % RTCP_EVERY == 0 {
+        if self.frames.is_multiple_of(RTCP_EVERY) {
             self.receive_rtcp(batch);
         }
     }
@@ -312,8 +331,11 @@ pub struct Timing {
     pub late: u64,
     /// The latest start.
     pub max_late: Duration,
-    /// Times the thread fell more than 100 ms behind and restarted its schedule.
+    /// Times the thread fell more than 100 ms behind and restarted its schedule from then,
+    /// skipping the frames it missed rather than sending them in a burst.
     pub restarts: u64,
+    /// Frames skipped by those restarts.
+    pub skipped_frames: u32,
 }
 
 /// What a media thread hands back when it ends.
@@ -415,7 +437,8 @@ fn run(calls: Receiver<MediaCall>, shutdown: &AtomicBool) -> ThreadReport {
 
         while open {
             match calls.try_recv() {
-                Ok(call) => {
+                Ok(mut call) => {
+                    call.skipped = timing.skipped_frames;
                     // The emptiest slot keeps the slots even as calls come and go.
                     let emptiest = phases
                         .iter_mut()
@@ -430,7 +453,7 @@ fn run(calls: Receiver<MediaCall>, shutdown: &AtomicBool) -> ThreadReport {
 
         let due = &mut phases[phase];
         for call in due.iter_mut() {
-            call.tick(&mut batch, &mut packet);
+            call.tick(timing.skipped_frames, &mut batch, &mut packet);
         }
         let stopping = !open && shutdown.load(Ordering::Relaxed);
         let mut i = 0;
@@ -452,6 +475,10 @@ fn run(calls: Receiver<MediaCall>, shutdown: &AtomicBool) -> ThreadReport {
         next += slot;
         if now > next + GIVE_UP {
             timing.restarts += 1;
+            let behind = now - next;
+            timing.skipped_frames = timing
+                .skipped_frames
+                .wrapping_add((behind.as_micros() / FRAME.as_micros()) as u32);
             next = now;
         }
     }

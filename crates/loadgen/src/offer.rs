@@ -175,22 +175,37 @@ mod tests {
         let ours = key(CryptoSuite::AesCm128HmacSha1_80, 1);
         let k = |b: u8, n: usize| STANDARD.encode(vec![b; n]);
         let cases = [
-            (server_answer("RTP/AVP", ""), AnswerError::Transport("RTP/AVP".into(), "RTP/SAVP")),
+            (
+                server_answer("RTP/AVP", ""),
+                AnswerError::Transport("RTP/AVP".into(), "RTP/SAVP"),
+            ),
             (server_answer("RTP/SAVP", ""), AnswerError::NoKey),
             (
-                server_answer("RTP/SAVP", &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 30))),
+                server_answer(
+                    "RTP/SAVP",
+                    &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 30)),
+                ),
                 AnswerError::NoKey,
             ),
             (
-                server_answer("RTP/SAVP", &format!("a=crypto:1 AEAD_AES_128_GCM inline:{}\r\n", k(9, 28))),
+                server_answer(
+                    "RTP/SAVP",
+                    &format!("a=crypto:1 AEAD_AES_128_GCM inline:{}\r\n", k(9, 28)),
+                ),
                 AnswerError::NoKey,
             ),
             (
-                server_answer("RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 29))),
+                server_answer(
+                    "RTP/SAVP",
+                    &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 29)),
+                ),
                 AnswerError::NoKey,
             ),
             (
-                server_answer("RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(1, 30))),
+                server_answer(
+                    "RTP/SAVP",
+                    &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(1, 30)),
+                ),
                 AnswerError::OurKey,
             ),
             (
@@ -202,7 +217,8 @@ mod tests {
                 AnswerError::NoAudio,
             ),
             (
-                server_answer("RTP/SAVP", "").replace(" 0\r\na=rtpmap:0 PCMU/8000", " 8\r\na=rtpmap:8 PCMA/8000"),
+                server_answer("RTP/SAVP", "")
+                    .replace(" 0\r\na=rtpmap:0 PCMU/8000", " 8\r\na=rtpmap:8 PCMA/8000"),
                 AnswerError::NoPcmu,
             ),
         ];
@@ -210,8 +226,17 @@ mod tests {
             assert_eq!(answer(body.as_bytes(), Some(&ours)), Err(want), "{body}");
         }
         assert!(matches!(answer(b"", Some(&ours)), Err(AnswerError::Sdp(_))));
-        assert!(matches!(answer(&[0xff; 64], None), Err(AnswerError::Sdp(_))));
-        let srtp = server_answer("RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 30)));
-        assert!(matches!(answer(srtp.as_bytes(), None), Err(AnswerError::Transport(..))));
+        assert!(matches!(
+            answer(&[0xff; 64], None),
+            Err(AnswerError::Sdp(_))
+        ));
+        let srtp = server_answer(
+            "RTP/SAVP",
+            &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 30)),
+        );
+        assert!(matches!(
+            answer(srtp.as_bytes(), None),
+            Err(AnswerError::Transport(..))
+        ));
     }
 }

@@ -262,7 +262,10 @@ impl Leg {
         if let Some(tag) = &self.remote_tag {
             let _ = write!(out, ";tag={tag}");
         }
-        let _ = write!(out, "\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n");
+        let _ = write!(
+            out,
+            "\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        );
         out
     }
 }
