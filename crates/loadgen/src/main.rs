@@ -234,17 +234,19 @@ fn report(
     let sum = |f: fn(&MediaStats) -> u64| media.iter().map(|m| f(m)).sum::<u64>();
     let auth_failures = sum(|m| m.auth_failures);
     let rtcp_auth_failures = sum(|m| m.rtcp_auth_failures);
+    let received_total = sum(|m| m.received);
     println!(
-        "rtp: sent {} (send errors {}), received {} {}, auth failures {auth_failures}, \
-         malformed {}; rtcp received {}, rtcp auth failures {rtcp_auth_failures}",
+        "rtp: sent {} (send errors {}), received {received_total} {} ({:.1} % with sound), \
+         auth failures {auth_failures}, malformed {}; rtcp received {}, rtcp auth failures \
+         {rtcp_auth_failures}",
         sum(|m| m.sent),
         sum(|m| m.send_errors),
-        sum(|m| m.received),
         if args.media.suite().is_some() {
             "authenticated"
         } else {
             "valid"
         },
+        sum(|m| m.audible) as f64 * 100.0 / received_total.max(1) as f64,
         sum(|m| m.malformed),
         sum(|m| m.rtcp),
     );
