@@ -10,15 +10,34 @@
 # One sipp process per member slot of the room (5 processes), each streaming its own tone, so
 # that the load generator's RTP work is spread over processes. Needs sipp (sip-tester), sox,
 # curl and python3. Runs huddle from target/release.
+#
+# CALLER=rust places the same calls with huddle-loadgen (crates/loadgen) instead of sipp, which
+# has no SRTP. SRTP=on offers RTP/SAVP with AES_CM_128_HMAC_SHA1_80 (SRTP=gcm:
+# AEAD_AES_128_GCM) to a route with srtp = "required"; SRTP=off (the default) offers plain
+# RTP/AVP to a route with srtp = "off", for a comparison with the same caller. The caller's
+# own figures (received packets per call, authentication failures, its CPU) follow the report.
 set -euo pipefail
 
 rooms="${1:-100}"
 hold="${2:-60}"
 procs=5
+caller="${CALLER:-sipp}"
+srtp="${SRTP:-off}"
+case "$caller:$srtp" in
+  sipp:off) route_srtp="" ;;
+  rust:off) media=plain route_srtp='srtp = "off"' ;;
+  rust:on) media=aes-cm route_srtp='srtp = "required"' ;;
+  rust:gcm) media=aes-gcm route_srtp='srtp = "required"' ;;
+  sipp:*) echo "sipp has no SRTP: use CALLER=rust for SRTP=$srtp" >&2; exit 2 ;;
+  *) echo "CALLER is sipp or rust, SRTP is off, on or gcm" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 
 cargo build --release --quiet
+if [ "$caller" = rust ]; then
+  cargo build --release --quiet -p huddle-loadgen
+fi
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "sipp 127.0.0.1:25060" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -49,6 +68,7 @@ recordings = "$work/recordings"
 [[route]]
 user = "^(?P<role>agent|customer|supervisor)-(?P<mpc>[A-Za-z0-9_.-]+)\$"
 xml = '<Response><MultiPartyCall role="\$role" stayAlone="true">\$mpc</MultiPartyCall></Response>'
+$route_srtp
 TOML
 
 RUST_LOG=warn target/release/huddle serve --config "$work/huddle.toml" > "$work/huddle.log" 2>&1 &
@@ -66,6 +86,18 @@ fi
 
 members=$((rooms * 5))
 per_proc=$(( (members + procs - 1) / procs ))
+rate=40
+ramp=$(( per_proc / rate + 3 ))
+hold_ms=$(( (hold + ramp + 10) * 1000 ))
+if [ "$caller" = rust ]; then
+  # The same ramp (5 x 40 calls a second) and the same time on the call as the sipp path.
+  target/release/huddle-loadgen --server 127.0.0.1:$sip_port --rooms "$rooms" \
+    --rate $((procs * rate)) --hold $((hold_ms / 1000)) --media "$media" \
+    > "$work/loadgen.out" 2> "$work/loadgen.err" &
+  caller_pid=$!
+  caller_cpu() { awk '{print $14 + $15}' "/proc/$caller_pid/stat"; }
+  caller_label="huddle-loadgen media=$media"
+else
 python3 - "$work" "$rooms" "$procs" "$per_proc" "$here/member.xml" <<'PY'
 import sys
 work, rooms, procs, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -78,9 +110,6 @@ for p, role in enumerate(roles):
     open(f"{work}/member{p}.xml", "w").write(scenario)
 PY
 
-rate=40
-ramp=$(( per_proc / rate + 3 ))
-hold_ms=$(( (hold + ramp + 10) * 1000 ))
 for p in $(seq 0 $((procs - 1))); do
   calls=$(( $(wc -l < "$work/members$p.csv") - 1 ))
   sipp 127.0.0.1:$sip_port -sf "$work/member$p.xml" -inf "$work/members$p.csv" \
@@ -89,10 +118,12 @@ for p in $(seq 0 $((procs - 1))); do
     -nostdin -bg -trace_err -error_file "$work/sipp$p.err" -trace_stat -stf "$work/sipp$p.csv" \
     > "$work/sipp$p.out" 2>&1 || true
 done
+caller_cpu() { for p in $(pgrep -f "sipp 127.0.0.1:$sip_port"); do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+caller_label=sipp
+fi
 
 sleep $(( ramp + 5 ))
-sipp_cpu() { for p in $(pgrep -f "sipp 127.0.0.1:$sip_port"); do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
-s0=$(sipp_cpu)
+s0=$(caller_cpu)
 metrics() { curl -sf "http://127.0.0.1:$http_port/metrics"; }
 cpu() { awk '{print $14 + $15}' "/proc/$huddle_pid/stat"; }
 # Datagrams the kernel dropped at huddle's RTP sockets (ports 20000-30000; full buffers).
@@ -100,17 +131,17 @@ rtp_socket_drops() { python3 -c 'import sys; print(sum(int(l.split()[-1]) for f 
 k0=$(rtp_socket_drops)
 metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N); head -1 /proc/stat > "$work/stat0.txt"
 sleep "$hold"
-metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(sipp_cpu); head -1 /proc/stat > "$work/stat1.txt"
+metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(caller_cpu); head -1 /proc/stat > "$work/stat1.txt"
 k1=$(rtp_socket_drops)
 
 active=$(grep -E '^huddle_calls_active ' "$work/m1.txt" | awk '{print $2}')
 
-python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" "$((k1 - k0))" <<'PY'
+python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" "$((k1 - k0))" "$caller_label" <<'PY'
 import sys, re
 work, rooms, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c0, c1, t0, t1, active = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
 procs = int(sys.argv[9])
-sipp_cores = (int(sys.argv[11]) - int(sys.argv[10])) / 100.0 / (t1 - t0)
+caller_cores = (int(sys.argv[11]) - int(sys.argv[10])) / 100.0 / (t1 - t0)
 def parse(path):
     out = {}
     for line in open(path):
@@ -135,12 +166,17 @@ def pct(p):
 dropped = {k: delta(k) for k in m1 if k.startswith(("huddle_rtp_dropped_total", "huddle_mixer_ticks_skipped_total")) and delta(k) > 0}
 secs = t1 - t0
 cpu = (c1 - c0) / 100.0 / secs  # cores
-print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")
+caller = sys.argv[13]
+if caller == "sipp":
+    print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s sipp_processes={procs}")
+else:
+    print(f"rooms={rooms} participants={members} active_calls={active:.0f} window={secs:.0f}s caller={caller}")
 def within(limit):
     return next((n for le, n in buckets if abs(le - limit) < 1e-9), 0.0) * 100 / max(total, 1)
 print(f"ticks={total:.0f} p50<={pct(0.5)*1000:.1f}ms p99<={pct(0.99)*1000:.1f}ms p99.9<={pct(0.999)*1000:.1f}ms")
 print(f"ticks within 1 ms: {within(0.001):.2f}%, within 2 ms: {within(0.002):.3f}%")
-print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; sipp_cpu={sipp_cores*100:.0f}%")
+caller_name = "sipp" if caller == "sipp" else "loadgen"
+print(f"huddle_cpu={cpu*100:.0f}% of one core, per participant={cpu*100/max(active,1):.3f}%; {caller_name}_cpu={caller_cores*100:.0f}%")
 print("dropped:", dropped if dropped else "none")
 print(f"datagrams dropped by the kernel at huddle's RTP sockets: {sys.argv[12]}")
 print(f"room ticks taken over by another mixing thread: {delta('huddle_mixer_ticks_taken_over_total'):.0f}")
@@ -155,4 +191,11 @@ total = sum(d[:8]) or 1
 busy = total - d[3] - d[4]
 print(f"machine busy={busy * 100 / total:.0f}% of all cores, softirq={d[6] * 100 / total:.0f}%")
 PY
+if [ "$caller" = rust ]; then
+  # The caller hangs up on its own once its hold is over; its figures cover whole calls.
+  caller_status=0
+  wait "$caller_pid" || caller_status=$?
+  echo "huddle-loadgen (exit status $caller_status):"
+  cat "$work/loadgen.out"
+fi
 echo "logs in $work"
