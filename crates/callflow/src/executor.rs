@@ -396,6 +396,7 @@ impl XmlCall {
             mut to_room,
             mut from_room,
             exit,
+            ..
         } = membership;
         let link = RoomLink {
             to_room: &to_room,

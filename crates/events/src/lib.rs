@@ -4,6 +4,7 @@
 //! and V2 headers), honours the URL's fragment options (timeouts, retries) and never sends the
 //! fragment; callbacks are delivered in order per MPC through a bounded queue.
 
+pub mod clock;
 pub mod fetch;
 pub mod request;
 pub mod signature;
