@@ -132,6 +132,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         rooms: Some(Arc::new(rooms)),
         hangup_all,
         calls: Default::default(),
+        ai_streams: huddle_aistream::StreamDeps::new(http.clone(), "MATEST".into()),
     });
     tokio::spawn(huddle_callflow::run(ctx, events));
     (addr, hangup_tx)
