@@ -117,6 +117,8 @@ impl AiService {
                 tokio::spawn(async move {
                     let seen = Arc::new(Mutex::new((String::new(), Vec::new())));
                     let seen_in = seen.clone();
+                    // tungstenite's callback type fixes the (large) error response type.
+                    #[allow(clippy::result_large_err)]
                     let callback = move |req: &Request, resp: Response| {
                         let headers = req
                             .headers()
@@ -579,4 +581,323 @@ async fn pair_talks(p: &mut [Party], secs: f64) {
     let heard = talk_all(p, secs).await;
     assert_share("customer", &heard[0], AGENT, true);
     assert_share("agent", &heard[1], CUSTOMER, true);
+}
+
+/// Customer and agent in `mpc`, plus a stream member on `url` with status callbacks to
+/// `stub`'s `/stream`; returns the parties and the member's call uuid.
+async fn room_with_stream(
+    srv: &huddle_testkit::ServerProcess,
+    api: &Api,
+    stub: &HttpStub,
+    mpc: &str,
+    url: &str,
+) -> (Vec<Party>, String) {
+    let p = vec![
+        join(srv.sip, &format!("customer-{mpc}"), CUSTOMER).await,
+        join(srv.sip, &format!("agent-{mpc}"), AGENT).await,
+    ];
+    let call = add_stream(
+        api,
+        mpc,
+        json!({"ai_agent_stream_service_url": url,
+               "ai_agent_stream_status_callback_url": stub.url("/stream")}),
+    )
+    .await;
+    (p, call["call_uuid"].as_str().unwrap().to_string())
+}
+
+/// The participant list shows the stream member as gone (exit time and cause set).
+fn left(v: &Value) -> bool {
+    v["objects"].as_array().is_some_and(|o| {
+        o.iter().any(|m| {
+            m["role"] == "ai-agent" && !m["exit_time"].is_null() && !m["exit_cause"].is_null()
+        })
+    })
+}
+
+async fn stream_member_left(api: &Api, mpc: &str) -> bool {
+    let (_, v) = api.get(&format!("name_{mpc}/Participant/")).await;
+    left(&v)
+}
+
+#[tokio::test]
+async fn connect_and_tls_failures_are_retried_reported_and_end_the_member() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        // Nothing listens on a port that was just freed.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        // A plain WebSocket service asked for TLS: the handshake fails.
+        let plain = AiService::start().await;
+        for (mpc, url) in [
+            ("refused", format!("ws://{closed}/")),
+            ("tls", format!("wss://{}/", plain.addr)),
+        ] {
+            let (mut p, call_uuid) = room_with_stream(&srv, &api, &stub, mpc, &url).await;
+            pair_talks(&mut p, 1.0).await;
+            // The first attempt and two retries, each reported, then the member leaves.
+            let dropped = stub
+                .wait_until("/stream", Duration::from_secs(15), |r| {
+                    r.iter()
+                        .filter(|r| {
+                            r.param("CallUUID") == Some(call_uuid.as_str())
+                                && r.param("Event") == Some("DroppedStream")
+                        })
+                        .count()
+                        >= 3
+                })
+                .await
+                .unwrap_or_else(|| panic!("{mpc}: three DroppedStream callbacks"));
+            let one = dropped
+                .iter()
+                .find(|r| r.param("CallUUID") == Some(call_uuid.as_str()))
+                .unwrap();
+            assert!(
+                one.param("Error")
+                    .is_some_and(|e| e.contains("cannot connect")),
+                "{mpc}: {:?}",
+                one.param("Error")
+            );
+            assert!(one.header("X-Plivo-Signature-V3").is_some());
+            api.wait_json(
+                &format!("name_{mpc}/Participant/"),
+                Duration::from_secs(5),
+                left,
+            )
+            .await;
+            pair_talks(&mut p, 1.0).await;
+            for party in &mut p {
+                party.ua.bye().await;
+            }
+        }
+        assert_eq!(plain.count(), 0, "no WebSocket was ever opened without TLS");
+        assert!(srv.log().contains("AI stream failed for good"));
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn an_abrupt_close_reconnects_and_the_room_never_notices() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        let svc = AiService::start().await;
+        let (mut p, _) = room_with_stream(&srv, &api, &stub, "abrupt", &svc.url("/")).await;
+        svc.started(0).await;
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 10.0);
+        pair_talks(&mut p, 1.0).await;
+        svc.send(0, Cmd::Abort);
+        // A new socket, a new start, numbered from 1 again.
+        let start = svc.started(1).await;
+        assert_eq!(start["sequenceNumber"], 1);
+        stub.wait_until("/stream", Duration::from_secs(5), |r| {
+            r.iter().any(|r| r.param("Event") == Some("DroppedStream"))
+        })
+        .await
+        .expect("DroppedStream reported");
+        play_tone(&svc, 1, "audio/x-l16", 8000, AI, 4.0);
+        let heard = talk_all(&mut p, 2.0).await;
+        assert_share("customer", &heard[0], AGENT, true);
+        assert_share("agent", &heard[1], CUSTOMER, true);
+        assert_share("customer", &heard[0], AI, true);
+        assert!(
+            !stream_member_left(&api, "abrupt").await,
+            "the member stayed"
+        );
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn hostile_messages_are_ignored_and_counted_without_dropping_the_stream() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        let svc = AiService::start().await;
+        let (mut p, _) = room_with_stream(&srv, &api, &stub, "hostile", &svc.url("/")).await;
+        svc.started(0).await;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let hostile = [
+            "{not json".to_string(),
+            "[1,2,3]".to_string(),
+            json!({"event": "dance"}).to_string(),
+            json!({"event": "playAudio", "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": "@@not base64@@"}}).to_string(),
+            json!({"event": "playAudio", "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": b64(&[1, 2, 3])}}).to_string(),
+            json!({"event": "playAudio", "media": {"contentType": "audio/ogg", "sampleRate": 48000, "payload": b64(&[0; 64])}}).to_string(),
+            json!({"event": "checkpoint"}).to_string(),
+            // Over the 64 KB limit.
+            play_audio("audio/x-l16", 8000, &tone(AI, 8000, 5.0)),
+        ];
+        for text in &hostile {
+            svc.send(0, Cmd::Text(text.clone()));
+        }
+        svc.send(0, Cmd::Binary(vec![0; 1000]));
+        let refused = srv
+            .metric_until("huddle_aistream_refused_messages_total", Duration::from_secs(5), |v| v >= 9.0)
+            .await
+            .unwrap_or(0.0);
+        assert!(refused >= 9.0, "every hostile message counted ({refused})");
+        let heard = talk_all(&mut p, 1.5).await;
+        assert_share("customer", &heard[0], AGENT, true);
+        assert_share("agent", &heard[1], CUSTOMER, true);
+        assert_share("customer", &heard[0], AI, false);
+        // Still the same socket, and a good message after all that is played.
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 3.0);
+        let heard = talk_all(&mut p, 2.0).await;
+        assert_share("customer", &heard[0], AI, true);
+        assert_eq!(svc.count(), 1, "no reconnection");
+        assert!(!svc.with(0, |c| c.ended));
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_service_faster_than_real_time_is_bounded_and_played_at_real_time() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        let svc = AiService::start().await;
+        let (mut p, _) = room_with_stream(&srv, &api, &stub, "flood", &svc.url("/")).await;
+        svc.started(0).await;
+        // 70 s of audio at once: over the 60 s queue.
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 70.0);
+        let degraded = stub
+            .wait_until("/stream", Duration::from_secs(10), |r| {
+                r.iter().any(|r| r.param("Event") == Some("DegradedStream"))
+            })
+            .await
+            .expect("DegradedStream reported");
+        let d = degraded
+            .iter()
+            .find(|r| r.param("Event") == Some("DegradedStream"))
+            .unwrap();
+        assert_eq!(d.param("Error"), Some("buffer_overflow"));
+        let heard = talk_all(&mut p, 2.0).await;
+        assert_share("customer", &heard[0], AGENT, true);
+        assert_share("agent", &heard[1], CUSTOMER, true);
+        assert_share("customer", &heard[0], AI, true);
+        assert!(srv.log().contains("faster than real time"));
+        // A checkpoint now marks the end of a full minute: not reached in a few seconds.
+        svc.send(
+            0,
+            Cmd::Text(json!({"event": "checkpoint", "name": "end"}).to_string()),
+        );
+        talk_all(&mut p, 1.0).await;
+        assert!(
+            svc.with(0, |c| c.events("playedStream").is_empty()),
+            "played at real time, not faster"
+        );
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_normal_close_by_the_service_ends_the_member() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        let svc = AiService::start().await;
+        let (mut p, call_uuid) =
+            room_with_stream(&srv, &api, &stub, "closing", &svc.url("/")).await;
+        svc.started(0).await;
+        svc.send(0, Cmd::Close(CloseCode::Normal));
+        stub.wait_until("/stream", Duration::from_secs(5), |r| {
+            r.iter().any(|r| {
+                r.param("Event") == Some("StopStream")
+                    && r.param("CallUUID") == Some(call_uuid.as_str())
+            })
+        })
+        .await
+        .expect("StopStream reported");
+        api.wait_json("name_closing/Participant/", Duration::from_secs(5), left)
+            .await;
+        assert_eq!(svc.count(), 1, "a normal close is not retried");
+        pair_talks(&mut p, 1.0).await;
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn joining_by_xml_streams_until_the_anchor_call_hangs_up() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let svc = AiService::start().await;
+        let extra = format!(
+            "{}[[route]]\nuser = \"^bot-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><MultiPartyCall role=\"ai-agent\" enterSound=\"none\" exitSound=\"none\" \
+             aiAgentStreamServiceUrl=\"{}\" aiAgentStreamContentType=\"audio/x-mulaw;rate=8000\">$mpc</MultiPartyCall></Response>'\n",
+            routes(),
+            svc.url("/bot")
+        );
+        let srv = server(&extra, 40);
+        let api = Api::new(&srv);
+        let mut p = vec![
+            join(srv.sip, "customer-xml", CUSTOMER).await,
+            join(srv.sip, "agent-xml", AGENT).await,
+        ];
+        let mut anchor = join(srv.sip, "bot-xml", COACH).await;
+        let start = svc.started(0).await;
+        assert_eq!(start["start"]["mediaFormat"]["encoding"], "audio/x-mulaw");
+        let listed = api
+            .wait_json("name_xml/Participant/", Duration::from_secs(5), |v| {
+                v["objects"].as_array().is_some_and(|o| o.len() == 3)
+            })
+            .await;
+        let bot = listed["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["role"] == "ai-agent")
+            .cloned()
+            .expect("the stream member is listed");
+        assert_eq!(bot["call_uuid"], start["start"]["callId"], "the anchor call's uuid");
+        play_tone(&svc, 0, "audio/x-mulaw", 8000, AI, 5.0);
+        // The anchor call talks too: its RTP is not mixed, the stream is the member's voice.
+        let (heard, _) = tokio::join!(
+            talk_all(&mut p, 2.0),
+            anchor.rtp.talk(anchor.media, COACH, Duration::from_secs(2))
+        );
+        assert_share("customer", &heard[0], AI, true);
+        assert_share("customer", &heard[0], COACH, false);
+        assert_share("customer", &heard[0], AGENT, true);
+        let service_heard = svc.with(0, Conn::heard);
+        let last = &service_heard[service_heard.len().saturating_sub(8000)..];
+        assert_share("the AI service", last, CUSTOMER, true);
+        assert_share("the AI service", last, AGENT, true);
+        // The anchor hangs up: the member leaves and the socket closes.
+        anchor.ua.bye().await;
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(())).await;
+        api.wait_json("name_xml/Participant/", Duration::from_secs(5), left)
+        .await;
+        pair_talks(&mut p, 1.0).await;
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
 }
