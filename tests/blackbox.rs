@@ -1,6 +1,7 @@
 //! Black-box tests: each starts `huddle serve` and talks SIP, RTP and HTTP to it over sockets.
 
 mod blackbox {
+    pub mod ai_stream;
     pub mod api;
     pub mod callback_outage;
     pub mod callbacks;

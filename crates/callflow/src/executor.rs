@@ -363,6 +363,9 @@ impl XmlCall {
             tracing::warn!(mpc = %mpc.name, "MultiPartyCall skipped: this server has no room service");
             return Ok(None);
         };
+        if mpc.role == huddle_xml::Role::AiAgent && mpc.ai_agent_stream.service_url.is_some() {
+            return self.stream_member(rooms, mpc).await;
+        }
         // Join before answering, so that rooms see joins in the order the calls were answered
         // (maxParticipants decides by that order); the answer follows at once.
         self.start_media(MediaStart::Prepare).await?;
@@ -396,6 +399,7 @@ impl XmlCall {
             mut to_room,
             mut from_room,
             exit,
+            ..
         } = membership;
         let link = RoomLink {
             to_room: &to_room,
@@ -418,6 +422,69 @@ impl XmlCall {
                 return Err(ending);
             }
         };
+        self.after_room(exit).await
+    }
+
+    /// The call anchors an ai-agent stream member (design.md "AI agents"): huddle dials the
+    /// service and the member's voice and ears are the stream; the call's own RTP is not
+    /// mixed (it hears silence). The member leaves when the call hangs up, the stream ends
+    /// for good or the room lets it go; the call then goes on like any member's.
+    async fn stream_member(
+        &mut self,
+        rooms: Arc<dyn huddle_roomport::Rooms>,
+        mpc: &MultiPartyCall,
+    ) -> Result<Option<Document>, Ending> {
+        let settings = match huddle_aistream::StreamSettings::from_xml(&mpc.ai_agent_stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(mpc = %mpc.name, error = %e, "MultiPartyCall skipped: no usable AI stream");
+                return Ok(None);
+            }
+        };
+        self.start_media(MediaStart::Prepare).await?;
+        let request = JoinRequest {
+            call_uuid: CallUuid::new(self.params.call_uuid.clone()),
+            from: self.params.from.clone(),
+            to: self.params.to.clone(),
+            mpc: Box::new(mpc.clone()),
+            sample_rate: RATE,
+        };
+        let deps = self.ctx.ai_streams.clone();
+        let joined = self
+            .pump_until(huddle_aistream::join(
+                rooms.as_ref(),
+                deps,
+                request,
+                settings,
+            ))
+            .await?;
+        self.answer().await?;
+        let mut member = match joined {
+            Ok(m) => m,
+            Err(refused) => {
+                tracing::info!(mpc = %mpc.name, reason = %refused.reason, "MultiPartyCall refused; continuing");
+                return Ok(None);
+            }
+        };
+        let outcome = self
+            .pump(&mut Silence::forever(), None, member.finished())
+            .await;
+        match outcome {
+            Ok(Pumped::Ready(huddle_aistream::Finished::Room(exit))) => self.after_room(exit).await,
+            Ok(_) => Ok(None),
+            Err(ending) => {
+                member.leave(match &ending {
+                    Ending::Local { cause, .. } => Left::Hangup(*cause),
+                    Ending::Remote(_) => Left::Hangup(HangupCause::NormalHangup),
+                    Ending::Transferred(_) => Left::Transferred,
+                });
+                Err(ending)
+            }
+        }
+    }
+
+    /// What follows a stay in a room: hang up, the next verb, or the onExitActionUrl's XML.
+    async fn after_room(&mut self, exit: RoomExit) -> Result<Option<Document>, Ending> {
         match exit {
             RoomExit::Hangup(cause) => Err(Ending::local(cause)),
             RoomExit::Continue { on_exit: None, .. } => Ok(None),

@@ -48,6 +48,8 @@ pub struct CallContext {
     pub hangup_all: watch::Receiver<bool>,
     /// The live calls by CallUUID.
     pub calls: crate::calls::Calls,
+    /// What ai-agent streams need (signed client, account id, TLS, backoff).
+    pub ai_streams: huddle_aistream::StreamDeps,
 }
 
 /// Runs until the endpoint's event stream ends.

@@ -75,6 +75,7 @@ impl Rooms for LoopbackRoom {
                 }
             });
             Ok(Membership {
+                member_id: huddle_roomport::MemberId(1),
                 to_room: MemberLink::new(to_room, left, member_news().0),
                 from_room,
                 exit,
@@ -132,6 +133,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         rooms: Some(Arc::new(rooms)),
         hangup_all,
         calls: Default::default(),
+        ai_streams: huddle_aistream::StreamDeps::new(http.clone(), "MATEST".into()),
     });
     tokio::spawn(huddle_callflow::run(ctx, events));
     (addr, hangup_tx)

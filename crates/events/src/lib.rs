@@ -5,6 +5,7 @@
 //! fragment; callbacks are delivered in order per MPC through a bounded queue, and those that
 //! fail while their receiver is down are tried again with backoff ([`retry`]).
 
+pub mod clock;
 pub mod fetch;
 pub mod request;
 pub mod retry;

@@ -118,6 +118,12 @@ impl HttpClient {
         HttpClient::new(client, None)
     }
 
+    /// The account's signer, for requests made outside this client (the AI stream's
+    /// WebSocket upgrade is signed with it too).
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_deref()
+    }
+
     /// The underlying client, for requests that are not Plivo-style (audio files).
     pub fn reqwest(&self) -> &reqwest::Client {
         &self.client

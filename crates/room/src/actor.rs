@@ -396,6 +396,7 @@ impl Shell {
                 self.roster.joined(p, &request.from);
             }
             let _ = reply.send(JoinReply::Joined(Membership {
+                member_id,
                 to_room: MemberLink::new(to_room, left, self.doorbell.clone()),
                 from_room,
                 exit,

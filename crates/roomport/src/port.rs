@@ -142,6 +142,8 @@ impl Drop for MemberLink {
 /// A leg's membership of a room. The room holds the leg's audio for as long as the membership
 /// lasts and drops it (giving it back) when the leg leaves.
 pub struct Membership {
+    /// The member's id in the room (the API's MemberID).
+    pub member_id: crate::ids::MemberId,
     /// Digits and the hang-up into the room.
     pub to_room: MemberLink,
     /// The room's output for this caller.

@@ -185,6 +185,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         rooms: Some(Arc::new(rooms.clone())),
         hangup_all: hangup_rx,
         calls,
+        ai_streams: huddle_aistream::StreamDeps::new(http.clone(), config.http.auth_id.clone()),
     });
     tokio::spawn(huddle_callflow::run(ctx.clone(), sip_events));
 

@@ -47,6 +47,12 @@ const ATTRIBUTES: &[&str] = &[
     "start_recording_audio_method",
     "stop_recording_audio",
     "stop_recording_audio_method",
+    "ai_agent_stream_service_url",
+    "ai_agent_stream_content_type",
+    "ai_agent_stream_sampling_rate",
+    "ai_agent_stream_status_callback_url",
+    "ai_agent_stream_status_callback_method",
+    "ai_agent_stream_extra_headers",
 ];
 
 fn camel_case(snake: &str) -> String {
@@ -85,6 +91,8 @@ pub enum Source {
         /// Ring timeout per destination.
         ring_timeouts: Vec<Duration>,
     },
+    /// An ai-agent stream member (design.md "AI agents"): no call, huddle dials the service.
+    Stream,
 }
 
 /// What the request asks for.
@@ -143,7 +151,15 @@ impl AddParticipant {
         };
         let call_uuid = body.string("call_uuid")?;
         let (from, to) = (body.string("from")?, body.string("to")?);
+        let streamed = role.eq_ignore_ascii_case("ai-agent")
+            && body.get("ai_agent_stream_service_url").is_some();
         let source = match (call_uuid, from, to) {
+            (None, None, None) if streamed => Source::Stream,
+            (_, _, _) if streamed => {
+                return Err(bad(
+                    "an ai-agent with ai_agent_stream_service_url joins without call_uuid, from or to",
+                ));
+            }
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(bad("give either call_uuid or from and to, not both"));
             }
@@ -179,9 +195,15 @@ impl AddParticipant {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Object(_)) if *key == "ai_agent_stream_extra_headers" => continue,
                 Some(other) => return Err(bad(&format!("{key} has an unusable value: {other}"))),
             };
             attributes.push_str(&format!(" {}=\"{}\"", camel_case(key), escape(&value)));
+        }
+        // The extra headers are an object in the API; the attribute takes its JSON text.
+        if let Some(Value::Object(map)) = body.get("ai_agent_stream_extra_headers") {
+            let json = Value::Object(map.clone()).to_string();
+            attributes.push_str(&format!(" aiAgentStreamExtraHeaders=\"{}\"", escape(&json)));
         }
         // The REST default differs from the XML one (mpc-xml.md §7 item 4).
         if body.get("status_callback_method").is_none() {

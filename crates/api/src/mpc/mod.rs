@@ -564,6 +564,10 @@ async fn add_participant(
             }
             calls
         }
+        add_participant::Source::Stream => {
+            let joined = join_stream(&api, &add.document).await?;
+            vec![joined]
+        }
     };
     Ok(ok(
         StatusCode::CREATED,
@@ -573,6 +577,45 @@ async fn add_participant(
             "request_uuid": api_id(),
         }),
     ))
+}
+
+/// Joins an ai-agent stream member (design.md "AI agents"): a call uuid is made for it and
+/// huddle dials the service; answers the `calls` entry with its member id.
+async fn join_stream(api: &MpcApi, document: &str) -> Result<Value, ApiError> {
+    let mpc = huddle_xml::parse(document)
+        .ok()
+        .and_then(|parsed| {
+            parsed.document.verbs.into_iter().find_map(|v| match v {
+                huddle_xml::Verb::MultiPartyCall(m) => Some(m),
+                _ => None,
+            })
+        })
+        .ok_or_else(|| bad("the participant's attributes do not make a MultiPartyCall"))?;
+    let settings = huddle_aistream::StreamSettings::from_xml(&mpc.ai_agent_stream)
+        .map_err(|e| bad(&e.to_string()))?;
+    let call_uuid = huddle_roomport::CallUuid::new(uuid::Uuid::new_v4().to_string());
+    let url = settings.url.clone();
+    let request = huddle_roomport::JoinRequest {
+        call_uuid: call_uuid.clone(),
+        from: String::new(),
+        to: url.clone(),
+        mpc,
+        // Rooms mix telephone audio; the stream converts to its own rate.
+        sample_rate: 8000,
+    };
+    let member = huddle_aistream::join(&api.rooms, api.calls.ai_streams.clone(), request, settings)
+        .await
+        .map_err(|refused| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &refused.reason))?;
+    let member_id = member.member_id.get().to_string();
+    let stream_id = member.stream_id.clone();
+    member.detach();
+    Ok(json!({
+        "to": url,
+        "from": "",
+        "call_uuid": call_uuid.to_string(),
+        "member_id": member_id,
+        "stream_id": stream_id,
+    }))
 }
 
 async fn start_recording(
