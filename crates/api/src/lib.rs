@@ -2,10 +2,14 @@
 //! recordings. The API and the recordings always need HTTP basic auth with the account's
 //! credentials; `/metrics` needs it when `http.metrics_auth` is on; `/health` never does.
 
+mod activity;
 pub mod auth;
+pub mod connections;
+mod listener;
 pub mod mpc;
 
-use std::future::Future;
+pub use listener::{serve, HttpLimits};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -23,6 +27,7 @@ pub struct Health {
     sip: Arc<AtomicBool>,
     http: Arc<AtomicBool>,
     storage: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Health {
@@ -37,6 +42,15 @@ impl Health {
     /// Marks storage up or down.
     pub fn set_storage(&self, up: bool) {
         self.storage.store(up, Ordering::Relaxed);
+    }
+    /// Marks the server as draining (SIGTERM): `/health` answers 503 `"draining"` from then
+    /// on, so that load balancers send new work elsewhere while live calls finish.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+    /// True once [`Health::set_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
     fn snapshot(&self) -> (bool, bool, bool) {
         (
@@ -106,9 +120,17 @@ pub fn router(state: ApiState) -> Router {
 
 async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     let (sip, http, storage) = state.health.snapshot();
-    let up = sip && http && storage;
+    let draining = state.health.is_draining();
+    let up = sip && http && storage && !draining;
+    let status = if draining {
+        "draining"
+    } else if up {
+        "ok"
+    } else {
+        "degraded"
+    };
     let body = json!({
-        "status": if up { "ok" } else { "degraded" },
+        "status": status,
         "sip": sip, "http": http, "storage": storage,
         "version": env!("CARGO_PKG_VERSION"),
     });
@@ -146,17 +168,6 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,7 +196,12 @@ mod tests {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, router(state), std::future::pending()));
+        tokio::spawn(serve(
+            listener,
+            router(state),
+            HttpLimits::default(),
+            std::future::pending(),
+        ));
         assert!(get_raw(addr, "/health").await.starts_with("HTTP/1.1 503"));
         health.set_sip(true);
         health.set_http(true);
@@ -198,6 +214,12 @@ mod tests {
         let nf = get_raw(addr, "/nope").await;
         assert!(nf.starts_with("HTTP/1.1 404") && nf.contains("\"error\":\"not found\""));
         assert!(get_raw(addr, "/metrics").await.starts_with("HTTP/1.1 200"));
+        health.set_draining();
+        let draining = get_raw(addr, "/health").await;
+        assert!(
+            draining.starts_with("HTTP/1.1 503") && draining.contains("\"status\":\"draining\""),
+            "{draining}"
+        );
     }
 
     #[tokio::test]
@@ -210,7 +232,12 @@ mod tests {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, router(state), std::future::pending()));
+        tokio::spawn(serve(
+            listener,
+            router(state),
+            HttpLimits::default(),
+            std::future::pending(),
+        ));
         let refused = get_raw(addr, "/metrics").await;
         assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
         assert!(

@@ -106,7 +106,10 @@ pub async fn dial_participant(
 ) -> Result<CallUuid, DialError> {
     let session = MediaSession::bind(&ctx.ports, ctx.media.local_ip)
         .await
-        .map_err(|_| DialError::NoMediaPorts)?;
+        .map_err(|err| {
+            tracing::error!(error = %err, "cannot set up the dialled call's RTP sockets");
+            DialError::NoMediaPorts
+        })?;
     let port = session.local_rtp_port();
     let local = LocalMedia::new(ctx.media.local_ip, port, u64::from(port), 1);
     let offer = huddle_sdp::build_offer(&local, &[PCMU, PCMA], true);

@@ -562,7 +562,7 @@ impl XmlCall {
             let session = MediaSession::bind(&self.ctx.ports, self.ctx.media.local_ip)
                 .await
                 .map_err(|err| {
-                    tracing::error!(error = %err, "no RTP port available");
+                    tracing::error!(error = %err, "cannot set up the call's RTP sockets");
                     Ending::Local {
                         cause: HangupCause::MediaFailure,
                         reject_with: Some((503, "No media ports available")),

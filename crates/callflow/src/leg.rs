@@ -101,7 +101,7 @@ async fn run_echo(
     let session = match MediaSession::bind(&ctx.ports, ctx.media.local_ip).await {
         Ok(s) => s,
         Err(err) => {
-            tracing::error!(error = %err, "no RTP port available");
+            tracing::error!(error = %err, "cannot set up the call's RTP sockets");
             ctx.sip.reject(leg, 503, "No media ports available");
             return;
         }

@@ -260,6 +260,29 @@ pub struct HttpConfig {
     #[serde(default)]
     pub metrics_auth: bool,
 
+    // Connection limits and timeouts of the HTTP listener (see `validate_http_limits`).
+    /// HTTP connections open at once, all sources together; beyond it the oldest connection
+    /// that has not sent a complete request yet is closed to make room, or, when every
+    /// connection has, the new one is refused.
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: usize,
+    /// HTTP connections open at once from one source IP; one more is closed at once.
+    #[serde(default = "default_http_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// Seconds a request's line and headers may take to arrive, counted from the connection's
+    /// opening or the end of the previous response on it; a slower connection is closed.
+    #[serde(default = "default_http_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may go without a byte moving either way while a request or
+    /// response is under way (a body that stops coming, a download nobody reads) before it is
+    /// closed.
+    #[serde(default = "default_http_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take from its headers to its response's headers; a slower one
+    /// gets 408 Request Timeout.
+    #[serde(default = "default_http_request_timeout")]
+    pub request_timeout_secs: u64,
+
     // Callback delivery through receiver outages (see `validate_callback_retry`).
     /// How long after it was queued a status or recording callback that keeps failing (no
     /// connection, timeout, 429, 5xx) is still tried again, seconds; 0 leaves only the URL's
@@ -295,6 +318,70 @@ fn default_callback_retry_max() -> u64 {
 }
 fn default_callback_queue_per_receiver() -> usize {
     50_000
+}
+
+/// `http.max_connections` when left out.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 2048;
+/// `http.max_connections_per_source` when left out.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS_PER_SOURCE: usize = 256;
+/// `http.header_read_timeout_secs` when left out.
+pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// `http.idle_timeout_secs` when left out.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECS: u64 = 60;
+/// `http.request_timeout_secs` when left out.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_SECS: u64 = 30;
+
+fn default_http_max_connections() -> usize {
+    DEFAULT_HTTP_MAX_CONNECTIONS
+}
+fn default_http_max_connections_per_source() -> usize {
+    DEFAULT_HTTP_MAX_CONNECTIONS_PER_SOURCE
+}
+fn default_http_header_read_timeout() -> u64 {
+    DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS
+}
+fn default_http_idle_timeout() -> u64 {
+    DEFAULT_HTTP_IDLE_TIMEOUT_SECS
+}
+fn default_http_request_timeout() -> u64 {
+    DEFAULT_HTTP_REQUEST_TIMEOUT_SECS
+}
+
+/// Checks the HTTP listener's connection caps and timeouts.
+fn validate_http_limits(http: &HttpConfig) -> Result<(), ConfigError> {
+    if !(1..=1_000_000).contains(&http.max_connections) {
+        return Err(invalid(
+            "http.max_connections",
+            http.max_connections,
+            "1..=1000000",
+        ));
+    }
+    if !(1..=http.max_connections).contains(&http.max_connections_per_source) {
+        return Err(invalid(
+            "http.max_connections_per_source",
+            http.max_connections_per_source,
+            "1..=http.max_connections",
+        ));
+    }
+    let timeouts = [
+        (
+            "http.header_read_timeout_secs",
+            http.header_read_timeout_secs,
+            300,
+        ),
+        ("http.idle_timeout_secs", http.idle_timeout_secs, 86_400),
+        (
+            "http.request_timeout_secs",
+            http.request_timeout_secs,
+            3_600,
+        ),
+    ];
+    for (key, value, max) in timeouts {
+        if !(1..=max).contains(&value) {
+            return Err(invalid(key, value, &format!("1..={max} seconds")));
+        }
+    }
+    Ok(())
 }
 
 fn validate_callback_retry(http: &HttpConfig) -> Result<(), ConfigError> {
@@ -847,6 +934,7 @@ impl Config {
         validate_networks("sip.trusted", &self.sip.trusted)?;
         validate_users(&self.sip)?;
         validate_limits(self)?;
+        validate_http_limits(&self.http)?;
         tls::validate(&self.sip)?;
         if let Some(trunk) = &self.sip.trunk {
             let lower = trunk.uri.to_ascii_lowercase();
@@ -1463,6 +1551,81 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_calls"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_name_the_key_when_wrong() {
+        let c = default_config();
+        assert_eq!(c.http.max_connections, DEFAULT_HTTP_MAX_CONNECTIONS);
+        assert_eq!(
+            c.http.max_connections_per_source,
+            DEFAULT_HTTP_MAX_CONNECTIONS_PER_SOURCE
+        );
+        assert_eq!(
+            c.http.header_read_timeout_secs,
+            DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS
+        );
+        assert_eq!(c.http.idle_timeout_secs, DEFAULT_HTTP_IDLE_TIMEOUT_SECS);
+        assert_eq!(
+            c.http.request_timeout_secs,
+            DEFAULT_HTTP_REQUEST_TIMEOUT_SECS
+        );
+        // The shipped file and the defaults of left-out keys agree.
+        let mut bare = DEFAULT_TOML.to_string();
+        for key in [
+            "max_connections = 2048\n",
+            "max_connections_per_source = 256\n",
+            "header_read_timeout_secs = 10\n",
+            "idle_timeout_secs = 60\n",
+            "request_timeout_secs = 30\n",
+        ] {
+            assert!(bare.contains(key), "{key}");
+            bare = bare.replacen(key, "", 1);
+        }
+        let bare = from_toml_str(&bare).unwrap();
+        assert_eq!(bare.http.max_connections, c.http.max_connections);
+        assert_eq!(bare.http.request_timeout_secs, c.http.request_timeout_secs);
+        let cases = [
+            (
+                "max_connections = 2048",
+                "max_connections = 0",
+                "http.max_connections",
+            ),
+            (
+                "max_connections_per_source = 256",
+                "max_connections_per_source = 0",
+                "http.max_connections_per_source",
+            ),
+            (
+                "max_connections_per_source = 256",
+                "max_connections_per_source = 2049",
+                "http.max_connections_per_source",
+            ),
+            (
+                "header_read_timeout_secs = 10",
+                "header_read_timeout_secs = 0",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "idle_timeout_secs = 60",
+                "idle_timeout_secs = 0",
+                "http.idle_timeout_secs",
+            ),
+            (
+                "request_timeout_secs = 30",
+                "request_timeout_secs = 0",
+                "http.request_timeout_secs",
+            ),
+            (
+                "request_timeout_secs = 30",
+                "request_timeout_secs = 3601",
+                "http.request_timeout_secs",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let err = with(from, to).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -174,6 +174,14 @@ pub struct MediaHandle {
     control: ControlSender,
 }
 
+/// True for a bind that failed because another socket holds the port: the next pair may do.
+fn port_taken(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+    )
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
@@ -181,8 +189,11 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 }
 
 impl MediaSession {
-    /// Binds an RTP/RTCP pair from the pool on `local_ip`; ports the OS refuses are skipped.
+    /// Binds an RTP/RTCP pair from the pool on `local_ip`; ports another program holds are
+    /// skipped. Any other failure (no file handle left, EMFILE) is returned as it is, not as
+    /// "no free port pair", so that the log names the real cause.
     pub async fn bind(ports: &PortAllocator, local_ip: IpAddr) -> Result<MediaSession, MediaError> {
+        let mut last_taken = None;
         for _ in 0..16 {
             let pair = ports.allocate().ok_or(MediaError::NoPorts)?;
             let rtp = bind_udp(SocketAddr::new(local_ip, pair.rtp())).inspect(|socket| {
@@ -190,15 +201,19 @@ impl MediaSession {
                 let _ = crate::udp_batch::enable_arrival_timestamps(socket);
             });
             let rtcp = bind_udp(SocketAddr::new(local_ip, pair.rtcp()));
-            if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
-                return Ok(MediaSession {
-                    rtp,
-                    rtcp,
-                    ports: pair,
-                });
+            match (rtp, rtcp) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Ok(MediaSession {
+                        rtp,
+                        rtcp,
+                        ports: pair,
+                    })
+                }
+                (Err(err), _) | (_, Err(err)) if port_taken(&err) => last_taken = Some(err),
+                (Err(err), _) | (_, Err(err)) => return Err(MediaError::Io(err)),
             }
         }
-        Err(MediaError::NoPorts)
+        Err(last_taken.map_or(MediaError::NoPorts, MediaError::Io))
     }
 
     /// Our RTP port, for the SDP answer.

@@ -474,6 +474,7 @@ impl Shell {
                 let mut member = self.members.remove(i);
                 let exit = match release {
                     Release::HangupKicked => RoomExit::Hangup(HangupCause::KickedOut),
+                    Release::HangupShutdown => RoomExit::Hangup(HangupCause::ServerShutdown),
                     Release::Continue => RoomExit::Continue {
                         on_exit,
                         params: vec![

@@ -14,6 +14,10 @@ pub enum TerminationCause {
     MaxDurationReached,
     /// 3000: ended through the API.
     HangupApiTriggered,
+    /// 5030 (huddle extension): the server was stopped (SIGTERM) while the MPC was live, and
+    /// ended it when the shutdown grace period ran out. The code is the one its members'
+    /// calls hang up with (hangup cause 5030 "Server Shutdown").
+    ServerShutdown,
     /// 5100 (huddle extension): the server stopped without ending the MPC (it crashed or was
     /// killed) and ended it when it started again. Plivo has no such condition; the code sits
     /// in the 5000 range huddle uses for a self-hosted server's own conditions.
@@ -29,6 +33,7 @@ impl TerminationCause {
             TerminationCause::EndMpcOnExit => 1020,
             TerminationCause::MaxDurationReached => 2000,
             TerminationCause::HangupApiTriggered => 3000,
+            TerminationCause::ServerShutdown => 5030,
             TerminationCause::ServerRestarted => 5100,
         }
     }
@@ -41,6 +46,7 @@ impl TerminationCause {
             TerminationCause::EndMpcOnExit,
             TerminationCause::MaxDurationReached,
             TerminationCause::HangupApiTriggered,
+            TerminationCause::ServerShutdown,
             TerminationCause::ServerRestarted,
         ]
         .into_iter()
@@ -55,6 +61,7 @@ impl TerminationCause {
             TerminationCause::EndMpcOnExit => "Participant With End MPC On Exit Left",
             TerminationCause::MaxDurationReached => "Max Duration Reached",
             TerminationCause::HangupApiTriggered => "Hangup API Triggered",
+            TerminationCause::ServerShutdown => "Server Shutdown",
             TerminationCause::ServerRestarted => "Server Restarted",
         }
     }

@@ -186,6 +186,25 @@ impl RoomRegistry {
             .map_err(RegistryError::Refused)
     }
 
+    /// Ends every live MPC because the server is shutting down (5030 "Server Shutdown"),
+    /// hanging up its members' calls, and returns once each room has taken the command. Run
+    /// before the calls themselves are hung up, so that the rooms report the shutdown rather
+    /// than what the first hang-up would make of it (1010 "Stay Alone Not Permitted").
+    pub async fn shutdown_all(&self) {
+        let handles: Vec<RoomHandle> = {
+            let live = self.deps.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.values().cloned().collect()
+        };
+        for handle in handles {
+            let (reply, rx) = oneshot::channel();
+            let command = Command::Shutdown;
+            if handle.tx.send(ActorMsg::Command { command, reply }).is_ok() {
+                // A room that closes meanwhile drops the reply: nothing more to do for it.
+                let _ = rx.await;
+            }
+        }
+    }
+
     /// A snapshot of a live MPC (by friendly name or uuid), or of an ended one (by uuid).
     pub async fn snapshot(&self, name_or_uuid: &str) -> Option<MpcSnapshot> {
         if let Some(handle) = self.find(name_or_uuid) {

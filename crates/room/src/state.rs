@@ -177,6 +177,9 @@ pub enum Release {
     Continue,
     /// Its call is hung up with 4030 (kicked, no on-exit URL).
     HangupKicked,
+    /// Its call is hung up with 5030: the server is shutting down, so neither the next verb
+    /// nor the on-exit URL is run.
+    HangupShutdown,
 }
 
 /// Which participants a command applies to.
@@ -208,6 +211,9 @@ pub enum Command {
     Start,
     /// End the MPC (3000).
     End,
+    /// End the MPC because the server is shutting down (5030); its members' calls are hung
+    /// up.
+    Shutdown,
     /// Mute or unmute.
     Mute(Target, bool),
     /// Hold or unhold.
@@ -753,7 +759,7 @@ impl Room {
         if let Some(release) = release {
             out.push(Output::Release {
                 member_id: p.member_id,
-                release,
+                release: release.clone(),
                 on_exit: p.on_exit_action.clone(),
                 cause,
                 role: p.role,
@@ -791,10 +797,15 @@ impl Room {
         self.termination = Some(cause);
         // The file is finalized with the MPC (its Completed callback follows once written).
         self.stop_recording(out);
+        let release = if cause == TerminationCause::ServerShutdown {
+            Release::HangupShutdown
+        } else {
+            Release::Continue
+        };
         for p in std::mem::take(&mut self.participants) {
             out.push(Output::Release {
                 member_id: p.member_id,
-                release: Release::Continue,
+                release: release.clone(),
                 on_exit: p.on_exit_action.clone(),
                 cause: ExitCause::MpcEnded,
                 role: p.role,
@@ -839,6 +850,7 @@ impl Room {
                 }
             }
             Command::End => self.end(TerminationCause::HangupApiTriggered, now, out),
+            Command::Shutdown => self.end(TerminationCause::ServerShutdown, now, out),
             Command::Mute(target, on) => self.set_many(
                 &target,
                 on,

@@ -360,6 +360,39 @@ fn api_end_is_3000_and_commands_after_the_end_fail() {
 }
 
 #[test]
+fn shutdown_ends_with_5030_and_hangs_every_member_up() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let (cid, _) = s.join(verb(Role::Customer));
+    let out = s.feed(Input::Command(Command::Shutdown));
+    assert_eq!(ended(&out), Some(TerminationCause::ServerShutdown));
+    assert_eq!(
+        releases(&out),
+        vec![
+            (aid, Release::HangupShutdown, ExitCause::MpcEnded),
+            (cid, Release::HangupShutdown, ExitCause::MpcEnded)
+        ]
+    );
+    let mpc_end = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) if e.name == EventName::MpcEnd => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(mpc_end
+        .params
+        .contains(&("MPCTerminationCause", "Server Shutdown".into())));
+    assert!(mpc_end
+        .params
+        .contains(&("MPCTerminationCauseCode", "5030".into())));
+    assert_eq!(
+        TerminationCause::from_code(5030),
+        Some(TerminationCause::ServerShutdown)
+    );
+}
+
+#[test]
 fn mute_hold_and_coach_change_state_and_emit_once() {
     let mut s = Sim::new();
     let (aid, _) = s.join(verb(Role::Agent));

@@ -23,8 +23,11 @@ use tokio::sync::watch;
 /// Runs the server until SIGTERM or SIGINT, then drains: new INVITEs get 503, live calls get
 /// `server.shutdown_grace_secs` to finish before they are hung up with BYE.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listen for SIGTERM before anything is up: a signal that comes the moment `/health`
+    // first says 200 must drain, not kill the process with the default action.
+    let signal = Signal::install();
     let running = start(config).await?;
-    wait_for_signal().await;
+    signal.wait().await;
     running.shutdown().await;
     Ok(())
 }
@@ -36,6 +39,7 @@ pub struct Running {
     http_stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     grace: Duration,
+    health: huddle_api::Health,
     webhooks: huddle_events::Webhooks,
     store: huddle_store::Store,
     /// The SIP sockets actually bound.
@@ -46,6 +50,7 @@ pub struct Running {
     pub rooms: huddle_room::RoomRegistry,
 }
 
+pub mod files;
 mod journal;
 mod recovery;
 mod status_callbacks;
@@ -60,6 +65,10 @@ const CALLBACK_FLUSH: Duration = Duration::from_secs(5);
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = huddle_api::install_metrics_recorder();
     let health = huddle_api::Health::default();
+    match files::raise_open_file_limit() {
+        Some(limit) => tracing::info!(limit, "open-file limit (RLIMIT_NOFILE)"),
+        None => tracing::warn!("cannot read the open-file limit"),
+    }
     let advertised_ip = config.resolve_advertised_ip();
     if config.http.uses_default_token() {
         // Off loopback the configuration refuses it; on loopback it is allowed, for trying out.
@@ -209,9 +218,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             huddle_api::auth::Credentials::new(&config.http.auth_id, &config.http.auth_token)
         }),
     });
+    let limits = http_limits(&config.http);
     let http = tokio::spawn(async move {
         let mut stop = http_stop_rx;
-        huddle_api::serve(listener, router, async move {
+        huddle_api::serve(listener, router, limits, async move {
             let _ = stop.wait_for(|v| *v).await;
         })
         .await
@@ -225,6 +235,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop: http_stop_tx,
         http,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        health,
         webhooks,
         store,
         http_addr,
@@ -233,8 +244,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
-    /// Drains: new INVITEs get 503, live calls get the grace period, then BYE; queued callbacks
-    /// get a few seconds to go out; HTTP stops.
+    /// Drains: `/health` answers 503 "draining", OPTIONS and new INVITEs 503; live calls get
+    /// the grace period, then the MPCs still live end with 5030 "Server Shutdown" and every
+    /// call gets BYE; queued callbacks get a few seconds to go out; HTTP stops.
     pub async fn shutdown(self) {
         let Running {
             sip,
@@ -242,16 +254,24 @@ impl Running {
             http_stop,
             http,
             grace,
+            health,
             webhooks,
             store,
+            rooms,
             ..
         } = self;
+        // First, before anything that can wait: balancers probing /health or OPTIONS must
+        // see the drain at once.
+        health.set_draining();
+        sip.set_draining(true);
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: refusing new calls"
         );
-        sip.set_draining(true);
         let drained = wait_for_no_legs(&sip, grace).await;
+        // MPCs still live (their calls outstayed the grace, or only stream members are left)
+        // end with the shutdown's own cause before any of their calls is hung up.
+        rooms.shutdown_all().await;
         if !drained {
             tracing::info!("grace period over: hanging up live calls");
             let _ = hangup_all.send(true);
@@ -305,24 +325,37 @@ async fn wait_for_no_legs(sip: &huddle_sip::service::SipHandle, limit: Duration)
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM (and Ctrl-C), listened for from the moment it is installed.
+struct Signal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signal {
+    fn install() -> Signal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGTERM"))
+                .ok();
+            Signal { term }
+        }
+        #[cfg(not(unix))]
+        {
+            Signal {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -500,6 +533,17 @@ fn router(config: &Config) -> Router {
         })
         .collect();
     Router::new(rules)
+}
+
+/// The HTTP listener's connection caps and timeouts, from `[http]`.
+fn http_limits(http: &huddle_config::HttpConfig) -> huddle_api::HttpLimits {
+    huddle_api::HttpLimits {
+        max_connections: http.max_connections,
+        max_connections_per_source: http.max_connections_per_source,
+        header_read_timeout: Duration::from_secs(http.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(http.idle_timeout_secs),
+        request_timeout: Duration::from_secs(http.request_timeout_secs),
+    }
 }
 
 /// The callback queue's bounds and outage retries, from `[http]`.

@@ -272,6 +272,13 @@ From: <sip:k@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o1\r\nCSeq: 1 O
     assert_eq!(status_lines(&out), vec!["SIP/2.0 503 Service Unavailable"]);
     assert!(events(&out).is_empty());
     assert!(ep.stats().malformed >= 2);
+
+    // A probe while draining learns that this server takes no new calls.
+    out.clear();
+    let probe = options.replace("z9hG4bKo1", "z9hG4bKo2");
+    ep.handle_message(probe.as_bytes(), caller(), t0, &mut out);
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 503 Service Unavailable"]);
+    assert_eq!(header(&sent(&out)[0], "Retry-After"), Some("30"));
 }
 
 #[test]

@@ -26,6 +26,13 @@ impl Endpoint {
     ) {
         match req.method {
             Method::Invite => self.on_new_invite(req, id, peer, now, out),
+            // While draining, OPTIONS (a balancer's or trunk's probe) gets 503 like a new
+            // INVITE, so that the prober sends new calls elsewhere.
+            Method::Options if self.draining => {
+                let mut resp = self.response_to(&req, 503, "Service Unavailable", None);
+                resp.headers.push("Retry-After", "30");
+                self.respond(id, &resp, now, out);
+            }
             Method::Options => {
                 let mut resp = self.response_to(&req, 200, "OK", None);
                 resp.headers.push("Allow", ALLOW);
