@@ -12,6 +12,8 @@ mod blackbox {
     pub mod echo;
     pub mod hostile;
     pub mod http_auth;
+    // HTTP listener limits (issue 14): half-sent floods, trickles, per-source caps.
+    pub mod http_limits;
     // Flood limits (issue 14): INVITEs per source, max_calls, SIP connections.
     pub mod limits;
     pub mod media_trust;

@@ -7,6 +7,8 @@
 
 /// Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the limit now in force, or
 /// None where it cannot be read.
+// rlim_t is u64 on 64-bit Linux but not on every target: the casts stay.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
@@ -48,6 +50,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unnecessary_cast)]
     fn the_soft_limit_ends_at_the_hard_limit() {
         let now = raise_open_file_limit().expect("readable");
         let mut limit = libc::rlimit {

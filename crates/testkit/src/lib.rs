@@ -4,10 +4,12 @@
 //! Goertzel): the test oracle must not share the bugs of the code under test.
 
 pub mod audio_files;
+pub mod files;
 pub mod http_stub;
 pub mod tls;
 
 pub use audio_files::{mp3_tone, wav_tone};
+pub use files::{open_files, raise_open_file_limit};
 pub use http_stub::{HttpStub, StubRequest};
 pub use tls::TestPki;
 
