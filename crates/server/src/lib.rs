@@ -52,6 +52,7 @@ pub struct Running {
 
 pub mod files;
 mod journal;
+pub mod memory;
 mod recovery;
 mod status_callbacks;
 
@@ -65,6 +66,7 @@ const CALLBACK_FLUSH: Duration = Duration::from_secs(5);
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = huddle_api::install_metrics_recorder();
     let health = huddle_api::Health::default();
+    memory::start_trimming();
     match files::raise_open_file_limit() {
         Some(limit) => tracing::info!(limit, "open-file limit (RLIMIT_NOFILE)"),
         None => tracing::warn!("cannot read the open-file limit"),
