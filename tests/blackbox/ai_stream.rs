@@ -783,6 +783,21 @@ async fn connect_and_tls_failures_are_retried_reported_and_end_the_member() {
                 one.param("Error")
             );
             assert!(one.header("X-Plivo-Signature-V3").is_some());
+            assert_eq!(one.param("StatusReason"), Some("connection_failed"));
+            // Retried with backoff: 250 ms before the first retry, twice that before the next.
+            let at: Vec<Instant> = dropped
+                .iter()
+                .filter(|r| {
+                    r.param("CallUUID") == Some(call_uuid.as_str())
+                        && r.param("Event") == Some("DroppedStream")
+                })
+                .map(|r| r.received)
+                .collect();
+            let (first, second) = (at[1] - at[0], at[2] - at[1]);
+            assert!(
+                first >= Duration::from_millis(200) && second >= Duration::from_millis(450),
+                "{mpc}: retries after {first:?} and {second:?}"
+            );
             api.wait_json(
                 &format!("name_{mpc}/Participant/"),
                 Duration::from_secs(5),
@@ -1077,6 +1092,17 @@ async fn a_service_faster_than_real_time_is_bounded_and_played_at_real_time() {
             .find(|r| r.param("Event") == Some("DegradedStream"))
             .unwrap();
         assert_eq!(d.param("Error"), Some("buffer_overflow"));
+        assert_eq!(d.param("StatusReason"), Some("buffer_overflow"));
+        let dropped = srv
+            .metric_until(
+                "huddle_aistream_play_dropped_samples_total",
+                Duration::from_secs(5),
+                |v| v > 0.0,
+            )
+            .await
+            .unwrap_or(0.0);
+        // Ten of the seventy seconds did not fit.
+        assert!(dropped >= 8.0 * 8000.0, "the excess is counted ({dropped})");
         let heard = talk_all(&mut p, 2.0).await;
         assert_share("customer", &heard[0], AGENT, true);
         assert_share("agent", &heard[1], CUSTOMER, true);
