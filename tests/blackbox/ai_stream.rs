@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use huddle_events::signature::{V3, V3_NONCE};
-use huddle_testkit::{tone_share, ulaw_decode, ulaw_encode, HttpStub, StubRequest};
+use huddle_testkit::{tone_share, ulaw_decode, ulaw_encode, HttpStub, RtpPeer, SipUa, StubRequest};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -724,6 +724,46 @@ fn assert_stream_callback(r: &StubRequest, url: &str, facts: &StreamFacts, event
         nonce,
     );
     assert_eq!(r.header(V3), Some(expected.as_str()), "{r:?}");
+}
+
+#[tokio::test]
+async fn stream_members_added_by_the_api_take_no_rtp_ports() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // Four ports: two RTP/RTCP pairs, two calls.
+        let srv = server(&routes(), 4);
+        let api = Api::new(&srv);
+        let svc = AiService::start().await;
+        let customer = join(srv.sip, "customer-ports", CUSTOMER).await;
+        for i in 0..3 {
+            add_stream(
+                &api,
+                "ports",
+                json!({"ai_agent_stream_service_url": svc.url(&format!("/{i}"))}),
+            )
+            .await;
+        }
+        svc.wait(Duration::from_secs(10), |c| {
+            (c.len() == 3 && c.iter().all(|c| !c.events("start").is_empty())).then_some(())
+        })
+        .await;
+        // Three streams later the second pair is still free for a call...
+        let agent = join(srv.sip, "agent-ports", AGENT).await;
+        // ...and the range really holds two calls: a third is refused for want of ports.
+        let mut ua = SipUa::udp(srv.sip).await;
+        let rtp = RtpPeer::bind().await;
+        let refused = ua
+            .invite("supervisor-ports", &SipUa::sdp(rtp.port(), &[0, 101]))
+            .await
+            .expect("a final response");
+        assert_eq!(refused.status(), 503, "{refused:?}");
+        let mut p = vec![customer, agent];
+        pair_talks(&mut p, 1.0).await;
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
 }
 
 /// The participant list shows the stream member as gone (exit time and cause set).
