@@ -109,6 +109,65 @@ impl Conn {
     }
 }
 
+/// One accepted connection (plain or TLS): records the upgrade and every message, and
+/// carries out the test's commands.
+async fn serve_connection<S>(stream: S, shared: Arc<Mutex<Vec<Conn>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let seen = Arc::new(Mutex::new((String::new(), Vec::new())));
+    let seen_in = seen.clone();
+    // tungstenite's callback type fixes the (large) error response type.
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &Request, resp: Response| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        *seen_in.lock().unwrap() = (req.uri().to_string(), headers);
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let (uri, headers) = seen.lock().unwrap().clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let index = {
+        let mut c = shared.lock().unwrap();
+        c.push(Conn {
+            uri,
+            headers,
+            messages: Vec::new(),
+            tx,
+            ended: false,
+        });
+        c.len() - 1
+    };
+    let (mut sink, mut source) = ws.split();
+    loop {
+        tokio::select! {
+            msg = source.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("huddle sends JSON");
+                    shared.lock().unwrap()[index].messages.push((Instant::now(), v));
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Text(t)) => { let _ = sink.send(Message::Text(t.into())).await; }
+                Some(Cmd::Binary(b)) => { let _ = sink.send(Message::Binary(b.into())).await; }
+                Some(Cmd::Close(code)) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
+                }
+                Some(Cmd::Abort) | None => break,
+            },
+        }
+    }
+    shared.lock().unwrap()[index].ended = true;
+}
+
 /// The AI service.
 struct AiService {
     addr: SocketAddr,
@@ -117,6 +176,15 @@ struct AiService {
 
 impl AiService {
     async fn start() -> AiService {
+        Self::start_on(None).await
+    }
+
+    /// A service behind TLS with the test PKI's certificate (wss://).
+    async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> AiService {
+        Self::start_on(Some(acceptor)).await
+    }
+
+    async fn start_on(tls: Option<tokio_rustls::TlsAcceptor>) -> AiService {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
@@ -124,58 +192,16 @@ impl AiService {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let seen = Arc::new(Mutex::new((String::new(), Vec::new())));
-                    let seen_in = seen.clone();
-                    // tungstenite's callback type fixes the (large) error response type.
-                    #[allow(clippy::result_large_err)]
-                    let callback = move |req: &Request, resp: Response| {
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                            .collect();
-                        *seen_in.lock().unwrap() = (req.uri().to_string(), headers);
-                        Ok(resp)
-                    };
-                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-                        return;
-                    };
-                    let (uri, headers) = seen.lock().unwrap().clone();
-                    let (tx, mut rx) = mpsc::unbounded_channel();
-                    let index = {
-                        let mut c = shared.lock().unwrap();
-                        c.push(Conn {
-                            uri,
-                            headers,
-                            messages: Vec::new(),
-                            tx,
-                            ended: false,
-                        });
-                        c.len() - 1
-                    };
-                    let (mut sink, mut source) = ws.split();
-                    loop {
-                        tokio::select! {
-                            msg = source.next() => match msg {
-                                Some(Ok(Message::Text(t))) => {
-                                    let v: Value = serde_json::from_str(t.as_str()).expect("huddle sends JSON");
-                                    shared.lock().unwrap()[index].messages.push((Instant::now(), v));
-                                }
-                                Some(Ok(_)) => {}
-                                _ => break,
-                            },
-                            cmd = rx.recv() => match cmd {
-                                Some(Cmd::Text(t)) => { let _ = sink.send(Message::Text(t.into())).await; }
-                                Some(Cmd::Binary(b)) => { let _ = sink.send(Message::Binary(b.into())).await; }
-                                Some(Cmd::Close(code)) => {
-                                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
-                                }
-                                Some(Cmd::Abort) | None => break,
-                            },
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                serve_connection(stream, shared).await;
+                            }
                         }
+                        None => serve_connection(tcp, shared).await,
                     }
-                    shared.lock().unwrap()[index].ended = true;
                 });
             }
         });
@@ -778,6 +804,58 @@ fn left(v: &Value) -> bool {
 async fn stream_member_left(api: &Api, mpc: &str) -> bool {
     let (_, v) = api.get(&format!("name_{mpc}/Participant/")).await;
     left(&v)
+}
+
+#[tokio::test]
+async fn a_wss_service_with_a_trusted_certificate_streams_both_ways() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let pki = huddle_testkit::TestPki::new();
+        let svc = AiService::start_tls(pki.acceptor()).await;
+        // The test CA stands in for the system's roots (rustls-native-certs reads
+        // SSL_CERT_FILE), for the server process only.
+        let dir = std::env::temp_dir().join(format!(
+            "huddle-ai-wss-{}-{}",
+            std::process::id(),
+            svc.addr.port()
+        ));
+        let files = pki.write(&dir);
+        let srv = huddle_testkit::ServerProcess::start_env(
+            std::path::Path::new(env!("CARGO_BIN_EXE_huddle")),
+            &routes(),
+            20,
+            &[("SSL_CERT_FILE", files.ca.to_str().unwrap())],
+        );
+        let api = Api::new(&srv);
+        let mut customer = join(srv.sip, "customer-wss", CUSTOMER).await;
+        let url = format!("wss://127.0.0.1:{}/secure?t=1", svc.addr.port());
+        add_stream(&api, "wss", json!({"ai_agent_stream_service_url": url})).await;
+        svc.started(0).await;
+        svc.with(0, |c| {
+            // Signed for the https form of the URL, as Plivo's receivers check it.
+            let host = c.header("host").unwrap();
+            let nonce = c.header("X-Plivo-Signature-V3-Nonce").expect("nonce");
+            let expected = huddle_events::signature::v3_signature(
+                TOKEN,
+                huddle_xml::HttpMethod::Get,
+                &format!("https://{host}{}", c.uri),
+                &[],
+                nonce,
+            );
+            assert_eq!(c.header("X-Plivo-Signature-V3"), Some(expected.as_str()));
+        });
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 4.0);
+        let heard = customer
+            .rtp
+            .talk(customer.media, CUSTOMER, Duration::from_secs(3))
+            .await;
+        assert_share("customer", &heard[heard.len() - 8000..], AI, true);
+        let pcm = svc.with(0, Conn::heard);
+        assert_share("the AI service", &pcm[pcm.len() - 8000..], CUSTOMER, true);
+        customer.ua.bye().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("timed out");
 }
 
 #[tokio::test]
