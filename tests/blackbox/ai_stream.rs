@@ -1502,6 +1502,14 @@ async fn the_stream_member_is_muted_held_and_kicked_like_any_other() {
             exit.param("ParticipantCallUUID"),
             call["call_uuid"].as_str()
         );
+        assert!(
+            events
+                .iter()
+                .any(|r| r.param("EventName") == Some("ParticipantJoin")
+                    && r.param("MemberID") == Some(member_id.as_str())
+                    && r.param("ParticipantRole") == Some("ai-agent")),
+            "its join was reported too"
+        );
         stub.wait_until("/stream", Duration::from_secs(5), |r| {
             r.iter().any(|r| r.param("Event") == Some("StopStream"))
         })
