@@ -16,6 +16,13 @@
 # AEAD_AES_128_GCM) to a route with srtp = "required"; SRTP=off (the default) offers plain
 # RTP/AVP to a route with srtp = "off", for a comparison with the same caller. The caller's
 # own figures (received packets per call, authentication failures, its CPU) follow the report.
+#
+# AI=on adds one ai-agent stream member to every room through the REST API (role ai-agent,
+# ai_agent_stream_service_url; AI_CONTENT_TYPE sets ai_agent_stream_content_type, default
+# audio/x-l16;rate=8000), all served by one local huddle-aiservice process (crates/loadgen)
+# that consumes the media frames and answers with a tone by playAudio. The report then adds
+# the streams huddle opened and the service's own figures: frames received per stream,
+# frames huddle skipped, arrival gaps and the service's CPU. AI=off (the default) adds none.
 set -euo pipefail
 
 rooms="${1:-100}"
@@ -31,11 +38,17 @@ case "$caller:$srtp" in
   sipp:*) echo "sipp has no SRTP: use CALLER=rust for SRTP=$srtp" >&2; exit 2 ;;
   *) echo "CALLER is sipp or rust, SRTP is off, on or gcm" >&2; exit 2 ;;
 esac
+ai="${AI:-off}"
+ai_type="${AI_CONTENT_TYPE:-audio/x-l16;rate=8000}"
+case "$ai" in
+  on|off) ;;
+  *) echo "AI is on or off" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 
 cargo build --release --quiet
-if [ "$caller" = rust ]; then
+if [ "$caller" = rust ] || [ "$ai" = on ]; then
   cargo build --release --quiet -p huddle-loadgen
 fi
 work="$(mktemp -d)"
@@ -70,6 +83,13 @@ user = "^(?P<role>agent|customer|supervisor)-(?P<mpc>[A-Za-z0-9_.-]+)\$"
 xml = '<Response><MultiPartyCall role="\$role" stayAlone="true">\$mpc</MultiPartyCall></Response>'
 $route_srtp
 TOML
+
+ai_port=28090
+if [ "$ai" = on ]; then
+  target/release/huddle-aiservice --listen 127.0.0.1:$ai_port --per-stream \
+    > "$work/aiservice.out" 2> "$work/aiservice.err" &
+  ai_pid=$!
+fi
 
 RUST_LOG=warn target/release/huddle serve --config "$work/huddle.toml" > "$work/huddle.log" 2>&1 &
 huddle_pid=$!
@@ -122,7 +142,23 @@ caller_cpu() { for p in $(pgrep -f "sipp 127.0.0.1:$sip_port"); do awk '{print $
 caller_label=sipp
 fi
 
-sleep $(( ramp + 5 ))
+sleep "$ramp"
+ai_added=0
+if [ "$ai" = on ]; then
+  # One stream member per room, added once the rooms are up; 201 answers are counted.
+  for r in $(seq 0 $((rooms - 1))); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -u MAHUDDLEDEFAULT00000:change-me \
+      -H 'Content-Type: application/json' \
+      -d "{\"role\":\"ai-agent\",\"ai_agent_stream_service_url\":\"ws://127.0.0.1:$ai_port/r$r\",\"ai_agent_stream_content_type\":\"$ai_type\"}" \
+      "http://127.0.0.1:$http_port/v1/Account/MAHUDDLEDEFAULT00000/MultiPartyCall/name_r$r/Participant/" || true)
+    if [ "$code" = 201 ]; then ai_added=$((ai_added + 1)); fi
+  done
+  ai_cpu() { awk '{print $14 + $15}' "/proc/$ai_pid/stat"; }
+else
+  ai_cpu() { echo 0; }
+fi
+sleep 5
+a0=$(ai_cpu)
 s0=$(caller_cpu)
 metrics() { curl -sf "http://127.0.0.1:$http_port/metrics"; }
 cpu() { awk '{print $14 + $15}' "/proc/$huddle_pid/stat"; }
@@ -131,12 +167,12 @@ rtp_socket_drops() { python3 -c 'import sys; print(sum(int(l.split()[-1]) for f 
 k0=$(rtp_socket_drops)
 metrics > "$work/m0.txt"; c0=$(cpu); t0=$(date +%s.%N); head -1 /proc/stat > "$work/stat0.txt"
 sleep "$hold"
-metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(caller_cpu); head -1 /proc/stat > "$work/stat1.txt"
+metrics > "$work/m1.txt"; c1=$(cpu); t1=$(date +%s.%N); s1=$(caller_cpu); a1=$(ai_cpu); head -1 /proc/stat > "$work/stat1.txt"
 k1=$(rtp_socket_drops)
 
 active=$(grep -E '^huddle_calls_active ' "$work/m1.txt" | awk '{print $2}')
 
-python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" "$((k1 - k0))" "$caller_label" <<'PY'
+python3 - "$work" "$rooms" "$members" "$c0" "$c1" "$t0" "$t1" "${active:-0}" "$procs" "${s0:-0}" "${s1:-0}" "$((k1 - k0))" "$caller_label" "$ai" "$ai_added" "$a0" "$a1" <<'PY'
 import sys, re
 work, rooms, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c0, c1, t0, t1, active = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
@@ -190,6 +226,15 @@ d = [b - a for a, b in zip(f0, f1)]
 total = sum(d[:8]) or 1
 busy = total - d[3] - d[4]
 print(f"machine busy={busy * 100 / total:.0f}% of all cores, softirq={d[6] * 100 / total:.0f}%")
+if sys.argv[14] == "on":
+    added, a0, a1 = int(sys.argv[15]), int(sys.argv[16]), int(sys.argv[17])
+    connects = m1.get("huddle_aistream_connects_total", 0.0)
+    failures = m1.get("huddle_aistream_failures_total", 0.0)
+    lost = {k: delta(k) for k in m1 if k.startswith(("huddle_aistream_frames_dropped_total", "huddle_aistream_play_dropped_samples_total", "huddle_aistream_refused_messages_total")) and delta(k) > 0}
+    print(f"ai streams: added={added} of {rooms} rooms, connects={connects:.0f}, failures={failures:.0f}; "
+          f"huddle_cpu={cpu*100:.1f}%, per member (participants and streams)={cpu*100/max(active + added, 1):.3f}%; "
+          f"ai_service_cpu={(a1 - a0) / 100.0 / secs * 100:.1f}%")
+    print("ai stream losses in the window:", lost if lost else "none")
 PY
 if [ "$caller" = rust ]; then
   # The caller hangs up on its own once its hold is over; its figures cover whole calls.
@@ -197,5 +242,13 @@ if [ "$caller" = rust ]; then
   wait "$caller_pid" || caller_status=$?
   echo "huddle-loadgen (exit status $caller_status):"
   cat "$work/loadgen.out"
+fi
+if [ "$ai" = on ]; then
+  # The service prints its figures (whole streams, from start to now) when told to stop.
+  ai_status=0
+  kill -INT "$ai_pid" 2>/dev/null || true
+  wait "$ai_pid" || ai_status=$?
+  echo "huddle-aiservice (exit status $ai_status; per stream in $work/aiservice.out):"
+  grep '^ai-service:' "$work/aiservice.out" || cat "$work/aiservice.err"
 fi
 echo "logs in $work"

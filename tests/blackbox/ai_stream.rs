@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use huddle_testkit::{tone_share, ulaw_decode, ulaw_encode, HttpStub};
+use huddle_events::signature::{V3, V3_NONCE};
+use huddle_testkit::{tone_share, ulaw_decode, ulaw_encode, HttpStub, RtpPeer, SipUa, StubRequest};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -66,6 +67,12 @@ impl Conn {
     /// The media received, decoded to 8 kHz samples (16 kHz is decimated: every tone used
     /// here is far below 4 kHz).
     fn heard(&self) -> Vec<i16> {
+        self.heard_between(None, None)
+    }
+
+    /// The media that arrived after `from` and before `to` (either open), decoded like
+    /// [`Conn::heard`].
+    fn heard_between(&self, from: Option<Instant>, to: Option<Instant>) -> Vec<i16> {
         let Some((_, start)) = self.events("start").into_iter().next() else {
             return Vec::new();
         };
@@ -77,7 +84,10 @@ impl Conn {
             .as_u64()
             .unwrap_or(8000);
         let mut pcm = Vec::new();
-        for (_, m) in self.events("media") {
+        for (at, m) in self.events("media") {
+            if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
+                continue;
+            }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(m["media"]["payload"].as_str().unwrap_or(""))
                 .expect("media payload is base64");
@@ -99,6 +109,65 @@ impl Conn {
     }
 }
 
+/// One accepted connection (plain or TLS): records the upgrade and every message, and
+/// carries out the test's commands.
+async fn serve_connection<S>(stream: S, shared: Arc<Mutex<Vec<Conn>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let seen = Arc::new(Mutex::new((String::new(), Vec::new())));
+    let seen_in = seen.clone();
+    // tungstenite's callback type fixes the (large) error response type.
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &Request, resp: Response| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        *seen_in.lock().unwrap() = (req.uri().to_string(), headers);
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let (uri, headers) = seen.lock().unwrap().clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let index = {
+        let mut c = shared.lock().unwrap();
+        c.push(Conn {
+            uri,
+            headers,
+            messages: Vec::new(),
+            tx,
+            ended: false,
+        });
+        c.len() - 1
+    };
+    let (mut sink, mut source) = ws.split();
+    loop {
+        tokio::select! {
+            msg = source.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("huddle sends JSON");
+                    shared.lock().unwrap()[index].messages.push((Instant::now(), v));
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Text(t)) => { let _ = sink.send(Message::Text(t.into())).await; }
+                Some(Cmd::Binary(b)) => { let _ = sink.send(Message::Binary(b.into())).await; }
+                Some(Cmd::Close(code)) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
+                }
+                Some(Cmd::Abort) | None => break,
+            },
+        }
+    }
+    shared.lock().unwrap()[index].ended = true;
+}
+
 /// The AI service.
 struct AiService {
     addr: SocketAddr,
@@ -107,6 +176,15 @@ struct AiService {
 
 impl AiService {
     async fn start() -> AiService {
+        Self::start_on(None).await
+    }
+
+    /// A service behind TLS with the test PKI's certificate (wss://).
+    async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> AiService {
+        Self::start_on(Some(acceptor)).await
+    }
+
+    async fn start_on(tls: Option<tokio_rustls::TlsAcceptor>) -> AiService {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
@@ -114,58 +192,16 @@ impl AiService {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let seen = Arc::new(Mutex::new((String::new(), Vec::new())));
-                    let seen_in = seen.clone();
-                    // tungstenite's callback type fixes the (large) error response type.
-                    #[allow(clippy::result_large_err)]
-                    let callback = move |req: &Request, resp: Response| {
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                            .collect();
-                        *seen_in.lock().unwrap() = (req.uri().to_string(), headers);
-                        Ok(resp)
-                    };
-                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-                        return;
-                    };
-                    let (uri, headers) = seen.lock().unwrap().clone();
-                    let (tx, mut rx) = mpsc::unbounded_channel();
-                    let index = {
-                        let mut c = shared.lock().unwrap();
-                        c.push(Conn {
-                            uri,
-                            headers,
-                            messages: Vec::new(),
-                            tx,
-                            ended: false,
-                        });
-                        c.len() - 1
-                    };
-                    let (mut sink, mut source) = ws.split();
-                    loop {
-                        tokio::select! {
-                            msg = source.next() => match msg {
-                                Some(Ok(Message::Text(t))) => {
-                                    let v: Value = serde_json::from_str(t.as_str()).expect("huddle sends JSON");
-                                    shared.lock().unwrap()[index].messages.push((Instant::now(), v));
-                                }
-                                Some(Ok(_)) => {}
-                                _ => break,
-                            },
-                            cmd = rx.recv() => match cmd {
-                                Some(Cmd::Text(t)) => { let _ = sink.send(Message::Text(t.into())).await; }
-                                Some(Cmd::Binary(b)) => { let _ = sink.send(Message::Binary(b.into())).await; }
-                                Some(Cmd::Close(code)) => {
-                                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
-                                }
-                                Some(Cmd::Abort) | None => break,
-                            },
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                serve_connection(stream, shared).await;
+                            }
                         }
+                        None => serve_connection(tcp, shared).await,
                     }
-                    shared.lock().unwrap()[index].ended = true;
                 });
             }
         });
@@ -576,6 +612,43 @@ async fn every_content_type_round_trips() {
     .expect("timed out");
 }
 
+/// `playAudio` in a type and rate other than the stream's is converted to the room's rate:
+/// played at the wrong rate, the tone would come out an octave off and miss the detector.
+async fn play_other_type(stream_type: &str, play_type: &str, play_rate: u32) {
+    let srv = server(&routes(), 20);
+    let svc = AiService::start().await;
+    let api = Api::new(&srv);
+    let mut customer = join(srv.sip, "customer-mixed", CUSTOMER).await;
+    add_stream(
+        &api,
+        "mixed",
+        json!({"ai_agent_stream_service_url": svc.url("/"), "ai_agent_stream_content_type": stream_type}),
+    )
+    .await;
+    svc.started(0).await;
+    play_tone(&svc, 0, play_type, play_rate, AI, 4.0);
+    let heard = customer
+        .rtp
+        .talk(customer.media, CUSTOMER, Duration::from_secs(3))
+        .await;
+    let last = &heard[heard.len() - 8000..];
+    let who = format!("customer ({play_type} at {play_rate} Hz on a {stream_type} stream)");
+    assert_share(&who, last, AI, true);
+    assert_share(&who, last, AI / 2.0, false);
+    customer.ua.bye().await;
+}
+
+#[tokio::test]
+async fn play_audio_in_any_supported_type_and_rate_is_converted_to_the_room() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        play_other_type("audio/x-mulaw;rate=8000", "audio/x-l16", 16000).await;
+        play_other_type("audio/x-l16;rate=16000", "audio/x-mulaw", 8000).await;
+        play_other_type("audio/x-l16;rate=16000", "audio/x-l16", 8000).await;
+    })
+    .await
+    .expect("timed out");
+}
+
 /// A customer and an agent talking; returns what each heard in its last second.
 async fn pair_talks(p: &mut [Party], secs: f64) {
     let heard = talk_all(p, secs).await;
@@ -592,6 +665,18 @@ async fn room_with_stream(
     mpc: &str,
     url: &str,
 ) -> (Vec<Party>, String) {
+    let (p, call) = room_with_stream_call(srv, api, stub, mpc, url).await;
+    (p, call["call_uuid"].as_str().unwrap().to_string())
+}
+
+/// [`room_with_stream`], returning the add-participant answer's `calls[0]`.
+async fn room_with_stream_call(
+    srv: &huddle_testkit::ServerProcess,
+    api: &Api,
+    stub: &HttpStub,
+    mpc: &str,
+    url: &str,
+) -> (Vec<Party>, Value) {
     let p = vec![
         join(srv.sip, &format!("customer-{mpc}"), CUSTOMER).await,
         join(srv.sip, &format!("agent-{mpc}"), AGENT).await,
@@ -603,7 +688,108 @@ async fn room_with_stream(
                "ai_agent_stream_status_callback_url": stub.url("/stream")}),
     )
     .await;
-    (p, call["call_uuid"].as_str().unwrap().to_string())
+    (p, call)
+}
+
+/// What every stream status callback of one stream says (spec/ai-stream.md §6: the union of
+/// both vocabularies' fields, plus the MPC and the member).
+struct StreamFacts {
+    call_uuid: String,
+    stream_id: String,
+    member_id: String,
+    mpc_uuid: String,
+    mpc_name: String,
+    service_url: String,
+    content_type: String,
+    direction: &'static str,
+}
+
+/// Checks one stream status callback: its fields, and its V3 signature as a Plivo SDK's
+/// validator computes it for the POST form at `url`.
+fn assert_stream_callback(r: &StubRequest, url: &str, facts: &StreamFacts, event: &str) {
+    assert_eq!(r.method, "POST", "{r:?}");
+    assert_eq!(r.param("Event"), Some(event), "{r:?}");
+    assert_eq!(r.param("CallUUID"), Some(facts.call_uuid.as_str()));
+    assert_eq!(r.param("StreamID"), Some(facts.stream_id.as_str()));
+    assert_eq!(r.param("MemberID"), Some(facts.member_id.as_str()));
+    assert_eq!(r.param("MPCUUID"), Some(facts.mpc_uuid.as_str()));
+    assert_eq!(r.param("MPCName"), Some(facts.mpc_name.as_str()));
+    assert_eq!(r.param("ServiceURL"), Some(facts.service_url.as_str()));
+    assert_eq!(r.param("ContentType"), Some(facts.content_type.as_str()));
+    assert_eq!(r.param("Direction"), Some(facts.direction));
+    assert!(
+        r.param("From").is_some() && r.param("To").is_some(),
+        "{r:?}"
+    );
+    assert!(r.param("Error").is_some() && r.param("StatusReason").is_some());
+    assert!(
+        r.param("Duration")
+            .is_some_and(|d| d.parse::<u64>().is_ok()),
+        "{r:?}"
+    );
+    // Plivo's timestamp form, in UTC: 2026-12-05 06:40:00+00:00.
+    let ts = r.param("Timestamp").expect("Timestamp");
+    let b = ts.as_bytes();
+    assert!(
+        ts.len() == 25
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b[10] == b' '
+            && b[13] == b':'
+            && b[16] == b':'
+            && ts.ends_with("+00:00")
+            && ts[..4].parse::<u32>().is_ok_and(|y| y >= 2024),
+        "{ts}"
+    );
+    let nonce = r.header(V3_NONCE).expect("a V3 nonce");
+    let expected = huddle_events::signature::v3_signature(
+        TOKEN,
+        huddle_xml::HttpMethod::Post,
+        url,
+        &r.form,
+        nonce,
+    );
+    assert_eq!(r.header(V3), Some(expected.as_str()), "{r:?}");
+}
+
+#[tokio::test]
+async fn stream_members_added_by_the_api_take_no_rtp_ports() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // Four ports: two RTP/RTCP pairs, two calls.
+        let srv = server(&routes(), 4);
+        let api = Api::new(&srv);
+        let svc = AiService::start().await;
+        let customer = join(srv.sip, "customer-ports", CUSTOMER).await;
+        for i in 0..3 {
+            add_stream(
+                &api,
+                "ports",
+                json!({"ai_agent_stream_service_url": svc.url(&format!("/{i}"))}),
+            )
+            .await;
+        }
+        svc.wait(Duration::from_secs(10), |c| {
+            (c.len() == 3 && c.iter().all(|c| !c.events("start").is_empty())).then_some(())
+        })
+        .await;
+        // Three streams later the second pair is still free for a call...
+        let agent = join(srv.sip, "agent-ports", AGENT).await;
+        // ...and the range really holds two calls: a third is refused for want of ports.
+        let mut ua = SipUa::udp(srv.sip).await;
+        let rtp = RtpPeer::bind().await;
+        let refused = ua
+            .invite("supervisor-ports", &SipUa::sdp(rtp.port(), &[0, 101]))
+            .await
+            .expect("a final response");
+        assert_eq!(refused.status(), 503, "{refused:?}");
+        let mut p = vec![customer, agent];
+        pair_talks(&mut p, 1.0).await;
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
 }
 
 /// The participant list shows the stream member as gone (exit time and cause set).
@@ -618,6 +804,58 @@ fn left(v: &Value) -> bool {
 async fn stream_member_left(api: &Api, mpc: &str) -> bool {
     let (_, v) = api.get(&format!("name_{mpc}/Participant/")).await;
     left(&v)
+}
+
+#[tokio::test]
+async fn a_wss_service_with_a_trusted_certificate_streams_both_ways() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let pki = huddle_testkit::TestPki::new();
+        let svc = AiService::start_tls(pki.acceptor()).await;
+        // The test CA stands in for the system's roots (rustls-native-certs reads
+        // SSL_CERT_FILE), for the server process only.
+        let dir = std::env::temp_dir().join(format!(
+            "huddle-ai-wss-{}-{}",
+            std::process::id(),
+            svc.addr.port()
+        ));
+        let files = pki.write(&dir);
+        let srv = huddle_testkit::ServerProcess::start_env(
+            std::path::Path::new(env!("CARGO_BIN_EXE_huddle")),
+            &routes(),
+            20,
+            &[("SSL_CERT_FILE", files.ca.to_str().unwrap())],
+        );
+        let api = Api::new(&srv);
+        let mut customer = join(srv.sip, "customer-wss", CUSTOMER).await;
+        let url = format!("wss://127.0.0.1:{}/secure?t=1", svc.addr.port());
+        add_stream(&api, "wss", json!({"ai_agent_stream_service_url": url})).await;
+        svc.started(0).await;
+        svc.with(0, |c| {
+            // Signed for the https form of the URL, as Plivo's receivers check it.
+            let host = c.header("host").unwrap();
+            let nonce = c.header("X-Plivo-Signature-V3-Nonce").expect("nonce");
+            let expected = huddle_events::signature::v3_signature(
+                TOKEN,
+                huddle_xml::HttpMethod::Get,
+                &format!("https://{host}{}", c.uri),
+                &[],
+                nonce,
+            );
+            assert_eq!(c.header("X-Plivo-Signature-V3"), Some(expected.as_str()));
+        });
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 4.0);
+        let heard = customer
+            .rtp
+            .talk(customer.media, CUSTOMER, Duration::from_secs(3))
+            .await;
+        assert_share("customer", &heard[heard.len() - 8000..], AI, true);
+        let pcm = svc.with(0, Conn::heard);
+        assert_share("the AI service", &pcm[pcm.len() - 8000..], CUSTOMER, true);
+        customer.ua.bye().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("timed out");
 }
 
 #[tokio::test]
@@ -663,6 +901,21 @@ async fn connect_and_tls_failures_are_retried_reported_and_end_the_member() {
                 one.param("Error")
             );
             assert!(one.header("X-Plivo-Signature-V3").is_some());
+            assert_eq!(one.param("StatusReason"), Some("connection_failed"));
+            // Retried with backoff: 250 ms before the first retry, twice that before the next.
+            let at: Vec<Instant> = dropped
+                .iter()
+                .filter(|r| {
+                    r.param("CallUUID") == Some(call_uuid.as_str())
+                        && r.param("Event") == Some("DroppedStream")
+                })
+                .map(|r| r.received)
+                .collect();
+            let (first, second) = (at[1] - at[0], at[2] - at[1]);
+            assert!(
+                first >= Duration::from_millis(200) && second >= Duration::from_millis(450),
+                "{mpc}: retries after {first:?} and {second:?}"
+            );
             api.wait_json(
                 &format!("name_{mpc}/Participant/"),
                 Duration::from_secs(5),
@@ -718,46 +971,221 @@ async fn an_abrupt_close_reconnects_and_the_room_never_notices() {
     .expect("timed out");
 }
 
+/// The service sends `messages`, each ignored as `kind`: every one is counted under its
+/// kind, the first is reported as `DegradedStream` with the kind as `StatusReason` (once per
+/// connection, however many follow), the socket is kept, the pair hears each other
+/// throughout, and good audio sent after them is played.
+async fn hostile_case(mpc: &str, kind: &str, messages: Vec<Cmd>) {
+    let srv = server(&routes(), 40);
+    let api = Api::new(&srv);
+    let stub = HttpStub::start().await;
+    let svc = AiService::start().await;
+    let (mut p, call_uuid) = room_with_stream(&srv, &api, &stub, mpc, &svc.url("/")).await;
+    svc.started(0).await;
+    let sent = messages.len();
+    for m in messages {
+        svc.send(0, m);
+    }
+    let metric = format!("huddle_aistream_refused_messages_total{{kind=\"{kind}\"}}");
+    let refused = srv
+        .metric_until(&metric, Duration::from_secs(5), |v| v >= sent as f64)
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(refused, sent as f64, "{kind}: every message counted");
+    let reported = stub
+        .wait_until("/stream", Duration::from_secs(5), |r| {
+            r.iter().any(|r| r.param("Event") == Some("DegradedStream"))
+        })
+        .await
+        .unwrap_or_else(|| panic!("{kind}: DegradedStream reported"));
+    let degraded: Vec<_> = reported
+        .iter()
+        .filter(|r| r.param("Event") == Some("DegradedStream"))
+        .collect();
+    assert_eq!(degraded[0].param("StatusReason"), Some(kind));
+    assert_eq!(degraded[0].param("CallUUID"), Some(call_uuid.as_str()));
+    assert!(
+        degraded[0]
+            .param("Error")
+            .is_some_and(|e| e.contains(kind) && e.len() < 300),
+        "{kind}: a short reason naming the kind: {:?}",
+        degraded[0].param("Error")
+    );
+    assert!(
+        srv.log().contains("message from the AI service ignored"),
+        "{kind}: logged"
+    );
+    let heard = talk_all(&mut p, 1.5).await;
+    assert_share("customer", &heard[0], AGENT, true);
+    assert_share("agent", &heard[1], CUSTOMER, true);
+    assert_share("customer", &heard[0], AI, false);
+    // However many came, a second and a half later it is still one report.
+    let degraded = stub
+        .requests_to("/stream")
+        .iter()
+        .filter(|r| r.param("Event") == Some("DegradedStream"))
+        .count();
+    assert_eq!(degraded, 1, "{kind}: reported once per connection");
+    // Still the same socket, and a good message after all that is played.
+    play_tone(&svc, 0, "audio/x-l16", 8000, AI, 3.0);
+    let heard = talk_all(&mut p, 2.0).await;
+    assert_share("customer", &heard[0], AI, true);
+    assert_share("customer", &heard[0], AGENT, true);
+    assert_share("agent", &heard[1], CUSTOMER, true);
+    assert_eq!(svc.count(), 1, "{kind}: no reconnection");
+    assert!(!svc.with(0, |c| c.ended));
+    for party in &mut p {
+        party.ua.bye().await;
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[tokio::test]
-async fn hostile_messages_are_ignored_and_counted_without_dropping_the_stream() {
+async fn malformed_json_is_ignored_counted_and_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let messages = [
+            "{not json",
+            "[1,2,3]",
+            "\"playAudio\"",
+            "{\"event\": 7}",
+            "",
+        ]
+        .iter()
+        .map(|t| Cmd::Text(t.to_string()))
+        .collect();
+        hostile_case("malformed", "malformed", messages).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn unknown_events_are_ignored_counted_and_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // A long unknown name is quoted only in part.
+        let long = "x".repeat(20_000);
+        let messages = ["dance", "sendDTMF2", long.as_str()]
+            .iter()
+            .map(|e| Cmd::Text(json!({"event": e}).to_string()))
+            .collect();
+        hostile_case("unknown", "unknown_event", messages).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn oversized_messages_are_ignored_counted_and_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // Over the protocol's 64 KB, under the socket's limit: dropped whole.
+        let messages = vec![
+            Cmd::Text(play_audio("audio/x-l16", 8000, &tone(AI, 8000, 5.0))),
+            Cmd::Text(json!({"event": "checkpoint", "name": "n".repeat(70_000)}).to_string()),
+        ];
+        hostile_case("oversized", "oversized", messages).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn mis_encoded_payloads_are_ignored_counted_and_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let play = |payload: String| {
+            Cmd::Text(
+                json!({"event": "playAudio", "media": {"contentType": "audio/x-l16",
+                    "sampleRate": 8000, "payload": payload}})
+                .to_string(),
+            )
+        };
+        // Not base64; an odd number of bytes for 16-bit samples.
+        let messages = vec![play("@@not base64@@".into()), play(b64(&[1, 2, 3]))];
+        hostile_case("encoded", "bad_payload", messages).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn unsupported_types_missing_fields_and_binary_frames_are_ignored_and_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        hostile_case(
+            "badtype",
+            "bad_content_type",
+            vec![
+                Cmd::Text(
+                    json!({"event": "playAudio", "media": {"contentType": "audio/ogg",
+                        "sampleRate": 48000, "payload": b64(&[0; 64])}})
+                    .to_string(),
+                ),
+                Cmd::Text(
+                    json!({"event": "playAudio", "media": {"contentType": "audio/x-mulaw",
+                        "sampleRate": 16000, "payload": b64(&[0; 64])}})
+                    .to_string(),
+                ),
+            ],
+        )
+        .await;
+        hostile_case(
+            "badfield",
+            "bad_field",
+            vec![
+                Cmd::Text(json!({"event": "checkpoint"}).to_string()),
+                Cmd::Text(json!({"event": "playAudio"}).to_string()),
+            ],
+        )
+        .await;
+        hostile_case("binary", "binary", vec![Cmd::Binary(vec![0; 1000])]).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_message_over_the_socket_limit_drops_the_connection_and_it_reconnects() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let srv = server(&routes(), 40);
         let api = Api::new(&srv);
         let stub = HttpStub::start().await;
         let svc = AiService::start().await;
-        let (mut p, _) = room_with_stream(&srv, &api, &stub, "hostile", &svc.url("/")).await;
+        let (mut p, call_uuid) = room_with_stream(&srv, &api, &stub, "huge", &svc.url("/")).await;
         svc.started(0).await;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let hostile = [
-            "{not json".to_string(),
-            "[1,2,3]".to_string(),
-            json!({"event": "dance"}).to_string(),
-            json!({"event": "playAudio", "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": "@@not base64@@"}}).to_string(),
-            json!({"event": "playAudio", "media": {"contentType": "audio/x-l16", "sampleRate": 8000, "payload": b64(&[1, 2, 3])}}).to_string(),
-            json!({"event": "playAudio", "media": {"contentType": "audio/ogg", "sampleRate": 48000, "payload": b64(&[0; 64])}}).to_string(),
-            json!({"event": "checkpoint"}).to_string(),
-            // Over the 64 KB limit.
-            play_audio("audio/x-l16", 8000, &tone(AI, 8000, 5.0)),
-        ];
-        for text in &hostile {
-            svc.send(0, Cmd::Text(text.clone()));
-        }
-        svc.send(0, Cmd::Binary(vec![0; 1000]));
-        let refused = srv
-            .metric_until("huddle_aistream_refused_messages_total", Duration::from_secs(5), |v| v >= 9.0)
+        // Two megabytes in one text message: the socket refuses it without buffering it whole.
+        svc.send(
+            0,
+            Cmd::Text(format!(
+                "{{\"event\":\"playAudio\",\"x\":\"{}\"}}",
+                "a".repeat(2 << 20)
+            )),
+        );
+        let start = svc.started(1).await;
+        assert_eq!(start["sequenceNumber"], 1);
+        let dropped = stub
+            .wait_until("/stream", Duration::from_secs(5), |r| {
+                r.iter().any(|r| r.param("Event") == Some("DroppedStream"))
+            })
             .await
-            .unwrap_or(0.0);
-        assert!(refused >= 9.0, "every hostile message counted ({refused})");
-        let heard = talk_all(&mut p, 1.5).await;
-        assert_share("customer", &heard[0], AGENT, true);
-        assert_share("agent", &heard[1], CUSTOMER, true);
-        assert_share("customer", &heard[0], AI, false);
-        // Still the same socket, and a good message after all that is played.
-        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 3.0);
+            .expect("DroppedStream reported");
+        let d = dropped
+            .iter()
+            .find(|r| r.param("Event") == Some("DroppedStream"))
+            .unwrap();
+        assert_eq!(d.param("CallUUID"), Some(call_uuid.as_str()));
+        assert_eq!(d.param("StatusReason"), Some("connection_failed"));
+        assert!(
+            d.param("Error").is_some_and(|e| !e.is_empty()),
+            "a reason: {:?}",
+            d.param("Error")
+        );
+        assert!(srv.metric("huddle_aistream_failures_total") >= 1.0);
+        pair_talks(&mut p, 1.0).await;
+        play_tone(&svc, 1, "audio/x-l16", 8000, AI, 3.0);
         let heard = talk_all(&mut p, 2.0).await;
         assert_share("customer", &heard[0], AI, true);
-        assert_eq!(svc.count(), 1, "no reconnection");
-        assert!(!svc.with(0, |c| c.ended));
+        assert_share("customer", &heard[0], AGENT, true);
         for party in &mut p {
             party.ua.bye().await;
         }
@@ -788,6 +1216,17 @@ async fn a_service_faster_than_real_time_is_bounded_and_played_at_real_time() {
             .find(|r| r.param("Event") == Some("DegradedStream"))
             .unwrap();
         assert_eq!(d.param("Error"), Some("buffer_overflow"));
+        assert_eq!(d.param("StatusReason"), Some("buffer_overflow"));
+        let dropped = srv
+            .metric_until(
+                "huddle_aistream_play_dropped_samples_total",
+                Duration::from_secs(5),
+                |v| v > 0.0,
+            )
+            .await
+            .unwrap_or(0.0);
+        // Ten of the seventy seconds did not fit.
+        assert!(dropped >= 8.0 * 8000.0, "the excess is counted ({dropped})");
         let heard = talk_all(&mut p, 2.0).await;
         assert_share("customer", &heard[0], AGENT, true);
         assert_share("agent", &heard[1], CUSTOMER, true);
@@ -818,18 +1257,46 @@ async fn a_normal_close_by_the_service_ends_the_member() {
         let api = Api::new(&srv);
         let stub = HttpStub::start().await;
         let svc = AiService::start().await;
-        let (mut p, call_uuid) =
-            room_with_stream(&srv, &api, &stub, "closing", &svc.url("/")).await;
-        svc.started(0).await;
+        let url = svc.url("/closing?x=1");
+        let (mut p, call) = room_with_stream_call(&srv, &api, &stub, "closing", &url).await;
+        let start = svc.started(0).await;
+        assert_eq!(start["start"]["streamId"], call["stream_id"]);
+        let (_, mpc) = api.get("name_closing/").await;
+        let facts = StreamFacts {
+            call_uuid: call["call_uuid"].as_str().unwrap().into(),
+            stream_id: call["stream_id"].as_str().unwrap().into(),
+            member_id: call["member_id"].as_str().unwrap().into(),
+            mpc_uuid: mpc["mpc_uuid"].as_str().expect("mpc_uuid").into(),
+            mpc_name: "closing".into(),
+            service_url: url.clone(),
+            content_type: "audio/x-l16;rate=8000".into(),
+            direction: "outbound",
+        };
+        pair_talks(&mut p, 1.0).await;
         svc.send(0, Cmd::Close(CloseCode::Normal));
-        stub.wait_until("/stream", Duration::from_secs(5), |r| {
-            r.iter().any(|r| {
-                r.param("Event") == Some("StopStream")
-                    && r.param("CallUUID") == Some(call_uuid.as_str())
+        let reported = stub
+            .wait_until("/stream", Duration::from_secs(5), |r| {
+                r.iter().any(|r| r.param("Event") == Some("StopStream"))
             })
-        })
-        .await
-        .expect("StopStream reported");
+            .await
+            .expect("StopStream reported");
+        let events: Vec<&str> = reported.iter().filter_map(|r| r.param("Event")).collect();
+        assert_eq!(events, ["StartStream", "StopStream"], "in order, once each");
+        let cb_url = stub.url("/stream");
+        assert_stream_callback(&reported[0], &cb_url, &facts, "StartStream");
+        assert_eq!(reported[0].param("Error"), Some(""));
+        assert_stream_callback(&reported[1], &cb_url, &facts, "StopStream");
+        assert_eq!(reported[1].param("Error"), Some(""));
+        assert_eq!(reported[1].param("StatusReason"), Some("completed"));
+        assert!(
+            reported[1]
+                .param("Duration")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                >= 1,
+            "the stream lasted over a second"
+        );
         api.wait_json("name_closing/Participant/", Duration::from_secs(5), left)
             .await;
         assert_eq!(svc.count(), 1, "a normal close is not retried");
@@ -842,16 +1309,237 @@ async fn a_normal_close_by_the_service_ends_the_member() {
     .expect("timed out");
 }
 
+/// Routes of [`routes`] plus `relay-<role>-<mpc>`, which relays its digits, and MPC status
+/// callbacks to `events`.
+fn routes_with_relay(events: &str) -> String {
+    format!(
+        "[[route]]\nuser = \"^relay-(?P<role>agent|customer)-(?P<mpc>[a-z0-9]+)$\"\n\
+         xml = '<Response><MultiPartyCall role=\"$role\" relayDTMFInputs=\"true\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\" statusCallbackUrl=\"{events}\">$mpc</MultiPartyCall></Response>'\n\
+         [[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(?P<mpc>[a-z0-9]+)$\"\n\
+         xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\" statusCallbackUrl=\"{events}\">$mpc</MultiPartyCall></Response>'\n"
+    )
+}
+
+#[tokio::test]
+async fn digits_relayed_in_the_room_reach_the_service_as_dtmf_events() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        let srv = server(&routes_with_relay(&stub.url("/mpc")), 40);
+        let api = Api::new(&srv);
+        let svc = AiService::start().await;
+        let mut p = vec![
+            join(srv.sip, "relay-customer-keys", CUSTOMER).await,
+            join(srv.sip, "agent-keys", AGENT).await,
+        ];
+        let call = add_stream(
+            &api,
+            "keys",
+            json!({"ai_agent_stream_service_url": svc.url("/"),
+                   "ai_agent_stream_extra_headers": "tenant=t9"}),
+        )
+        .await;
+        svc.started(0).await;
+        let (customer_media, agent_media) = (p[0].media, p[1].media);
+        p[0].rtp.send_dtmf(customer_media, 5).await;
+        p[0].rtp.send_dtmf(customer_media, 11).await;
+        let digits = svc
+            .wait(Duration::from_secs(5), |c| {
+                let d = c[0].events("dtmf");
+                (d.len() >= 2).then_some(d)
+            })
+            .await;
+        let sent_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let names: Vec<&str> = digits
+            .iter()
+            .map(|(_, m)| m["dtmf"]["digit"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["5", "#"], "each digit once, in order");
+        for (_, m) in &digits {
+            assert_eq!(m["streamId"], call["stream_id"]);
+            assert_eq!(m["dtmf"]["track"], "inbound");
+            assert_eq!(m["extra_headers"], "tenant=t9");
+            let ts: u64 = m["dtmf"]["timestamp"].as_str().unwrap().parse().unwrap();
+            assert!(ts <= sent_at && ts + 10_000 > sent_at, "epoch ms: {ts}");
+            assert!(m["sequenceNumber"].as_u64().unwrap() > 1);
+        }
+        // The agent does not relay its digits: the service gets none of them.
+        p[1].rtp.send_dtmf(agent_media, 9).await;
+        pair_talks(&mut p, 1.0).await;
+        assert_eq!(
+            svc.with(0, |c| c.events("dtmf").len()),
+            2,
+            "only relayed digits"
+        );
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// What the service heard of `freq` between two instants (its media after `from` + 400 ms,
+/// so that the change being tested has reached it).
+fn service_share(svc: &AiService, from: Instant, to: Instant, freq: f64) -> f64 {
+    let pcm = svc.with(0, |c| {
+        c.heard_between(Some(from + Duration::from_millis(400)), Some(to))
+    });
+    assert!(
+        pcm.len() >= 4000,
+        "half a second of media at least ({})",
+        pcm.len()
+    );
+    tone_share(&pcm, freq)
+}
+
+#[tokio::test]
+async fn the_stream_member_is_muted_held_and_kicked_like_any_other() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        let srv = server(&routes_with_relay(&stub.url("/mpc")), 40);
+        let api = Api::new(&srv);
+        let svc = AiService::start().await;
+        let (mut p, call) = room_with_stream_call(&srv, &api, &stub, "ops", &svc.url("/")).await;
+        let member_id = call["member_id"].as_str().unwrap().to_string();
+        let member = format!("name_ops/Participant/{member_id}/");
+        svc.started(0).await;
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI, 40.0);
+        // Talks for 1.5 s; what the customer heard, and when.
+        async fn phase(p: &mut [Party]) -> (Vec<Vec<i16>>, Instant, Instant) {
+            let from = Instant::now();
+            let heard = talk_all(p, 1.5).await;
+            (heard, from, Instant::now())
+        }
+        let (heard, from, to) = phase(&mut p).await;
+        assert_share("customer", &heard[0], AI, true);
+        assert!(
+            service_share(&svc, from, to, CUSTOMER) > 0.05,
+            "the service hears the room"
+        );
+
+        // Muted: nobody hears it; it still hears the room.
+        let (status, reply) = api.send("POST", &member, Some(json!({"mute": true}))).await;
+        assert_eq!(status, 200, "{reply}");
+        let (heard, from, to) = phase(&mut p).await;
+        assert_share("customer", &heard[0], AI, false);
+        assert_share("agent", &heard[1], AI, false);
+        assert_share("customer", &heard[0], AGENT, true);
+        assert!(
+            service_share(&svc, from, to, CUSTOMER) > 0.05,
+            "a muted member still hears"
+        );
+        let (_, listed) = api.get(&member).await;
+        assert_eq!(listed["mute"], true);
+        let (status, _) = api
+            .send("POST", &member, Some(json!({"mute": false})))
+            .await;
+        assert_eq!(status, 200);
+        let (heard, _, _) = phase(&mut p).await;
+        assert_share("customer", &heard[0], AI, true);
+
+        // Held: not heard, and it hears nothing of the room; unhold restores both.
+        let (status, _) = api.send("POST", &member, Some(json!({"hold": true}))).await;
+        assert_eq!(status, 200);
+        let (heard, from, to) = phase(&mut p).await;
+        assert_share("customer", &heard[0], AI, false);
+        assert_share("agent", &heard[1], AI, false);
+        assert_share("customer", &heard[0], AGENT, true);
+        assert_share("agent", &heard[1], CUSTOMER, true);
+        assert!(
+            service_share(&svc, from, to, CUSTOMER) < 0.005,
+            "a held member hears nothing of the room"
+        );
+        assert!(
+            service_share(&svc, from, to, AGENT) < 0.005,
+            "a held member hears nothing of the room"
+        );
+        let (_, listed) = api.get(&member).await;
+        assert_eq!(listed["hold"], true);
+        let (status, _) = api
+            .send("POST", &member, Some(json!({"hold": false})))
+            .await;
+        assert_eq!(status, 200);
+        let (heard, from, to) = phase(&mut p).await;
+        assert_share("customer", &heard[0], AI, true);
+        assert!(
+            service_share(&svc, from, to, CUSTOMER) > 0.05,
+            "unheld, it hears again"
+        );
+
+        // Kicked: the socket is closed normally, the member has left and is reported so.
+        let (status, body) = api.send("DELETE", &member, None).await;
+        assert_eq!((status, body), (204, Value::Null));
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
+            .await;
+        let (_, listed) = api.get(&member).await;
+        assert_eq!(
+            listed["exit_cause"], "Kicked Out of Multiparty Call",
+            "{listed}"
+        );
+        api.wait_json("name_ops/Participant/", Duration::from_secs(5), left)
+            .await;
+        let events = stub
+            .wait_until("/mpc", Duration::from_secs(5), |r| {
+                r.iter().any(|r| {
+                    r.param("EventName") == Some("ParticipantExit")
+                        && r.param("MemberID") == Some(member_id.as_str())
+                })
+            })
+            .await
+            .expect("ParticipantExit for the stream member");
+        let exit = events
+            .iter()
+            .find(|r| {
+                r.param("EventName") == Some("ParticipantExit")
+                    && r.param("MemberID") == Some(member_id.as_str())
+            })
+            .unwrap();
+        assert_eq!(exit.param("ParticipantRole"), Some("ai-agent"));
+        assert_eq!(
+            exit.param("ParticipantCallUUID"),
+            call["call_uuid"].as_str()
+        );
+        assert!(
+            events
+                .iter()
+                .any(|r| r.param("EventName") == Some("ParticipantJoin")
+                    && r.param("MemberID") == Some(member_id.as_str())
+                    && r.param("ParticipantRole") == Some("ai-agent")),
+            "its join was reported too"
+        );
+        stub.wait_until("/stream", Duration::from_secs(5), |r| {
+            r.iter().any(|r| r.param("Event") == Some("StopStream"))
+        })
+        .await
+        .expect("StopStream reported");
+        assert_eq!(svc.count(), 1, "a kicked member does not reconnect");
+        let heard = talk_all(&mut p, 1.5).await;
+        assert_share("customer", &heard[0], AI, false);
+        assert_share("customer", &heard[0], AGENT, true);
+        assert_share("agent", &heard[1], CUSTOMER, true);
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
 #[tokio::test]
 async fn joining_by_xml_streams_until_the_anchor_call_hangs_up() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let svc = AiService::start().await;
+        let stub = HttpStub::start().await;
         let extra = format!(
             "{}[[route]]\nuser = \"^bot-(?P<mpc>[a-z0-9]+)$\"\n\
              xml = '<Response><MultiPartyCall role=\"ai-agent\" enterSound=\"none\" exitSound=\"none\" \
-             aiAgentStreamServiceUrl=\"{}\" aiAgentStreamContentType=\"audio/x-mulaw;rate=8000\">$mpc</MultiPartyCall></Response>'\n",
+             aiAgentStreamServiceUrl=\"{}\" aiAgentStreamContentType=\"audio/x-mulaw;rate=8000\" aiAgentStreamStatusCallbackUrl=\"{}\">$mpc</MultiPartyCall></Response>'\n",
             routes(),
-            svc.url("/bot")
+            svc.url("/bot"),
+            stub.url("/stream")
         );
         let srv = server(&extra, 40);
         let api = Api::new(&srv);
@@ -875,11 +1563,39 @@ async fn joining_by_xml_streams_until_the_anchor_call_hangs_up() {
             .cloned()
             .expect("the stream member is listed");
         assert_eq!(bot["call_uuid"], start["start"]["callId"], "the anchor call's uuid");
+        // The stream's callbacks name the anchor call, which came in.
+        let (_, mpc) = api.get("name_xml/").await;
+        let facts = StreamFacts {
+            call_uuid: bot["call_uuid"].as_str().unwrap().into(),
+            stream_id: start["start"]["streamId"].as_str().unwrap().into(),
+            member_id: bot["member_id"].as_str().unwrap().into(),
+            mpc_uuid: mpc["mpc_uuid"].as_str().unwrap().into(),
+            mpc_name: "xml".into(),
+            service_url: svc.url("/bot"),
+            content_type: "audio/x-mulaw;rate=8000".into(),
+            direction: "inbound",
+        };
+        let reported = stub
+            .wait_until("/stream", Duration::from_secs(5), |r| !r.is_empty())
+            .await
+            .expect("StartStream reported");
+        assert_stream_callback(&reported[0], &stub.url("/stream"), &facts, "StartStream");
+        // Whatever reached the anchor while it was being joined is read first.
+        anchor
+            .rtp
+            .talk(anchor.media, COACH, Duration::from_millis(300))
+            .await;
         play_tone(&svc, 0, "audio/x-mulaw", 8000, AI, 5.0);
         // The anchor call talks too: its RTP is not mixed, the stream is the member's voice.
-        let (heard, _) = tokio::join!(
+        let (heard, anchor_heard) = tokio::join!(
             talk_all(&mut p, 2.0),
             anchor.rtp.talk(anchor.media, COACH, Duration::from_secs(2))
+        );
+        // Nor is it sent anything: the anchor's leg stays quiet, not even silence.
+        assert!(
+            anchor_heard.is_empty(),
+            "the anchor call got {} samples of RTP",
+            anchor_heard.len()
         );
         assert_share("customer", &heard[0], AI, true);
         assert_share("customer", &heard[0], COACH, false);

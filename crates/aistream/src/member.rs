@@ -55,22 +55,27 @@ impl StreamMember {
     }
 }
 
-/// Joins the stream member `request` describes (its role is ai-agent) and starts its stream.
+/// Joins the stream member `request` describes (its role is ai-agent) and starts its stream;
+/// `direction` is its call's (`inbound` for an anchor call, `outbound` for the API's member),
+/// reported in the stream's status callbacks.
 pub async fn join(
     rooms: &dyn Rooms,
     deps: StreamDeps,
     request: JoinRequest,
     settings: StreamSettings,
+    direction: &'static str,
 ) -> Result<StreamMember, JoinRefused> {
     let (audio, port) = frame_queues();
     let room_rate = request.sample_rate;
-    let identity = |member_id: MemberId, stream_id: String| StreamIdentity {
+    let identity = |member_id: MemberId, mpc_uuid: String, stream_id: String| StreamIdentity {
         call_uuid: request.call_uuid.to_string(),
         stream_id,
         mpc_name: request.mpc.name.clone(),
+        mpc_uuid,
         member_id: member_id.get(),
         from: request.from.clone(),
         to: request.to.clone(),
+        direction,
     };
     let membership = rooms.join(request.clone(), Box::new(audio)).await?;
     let stream_id = uuid::Uuid::new_v4().to_string();
@@ -78,7 +83,11 @@ pub async fn join(
     let (control_tx, control_rx) = mpsc::channel(64);
     let stream = Stream::new(
         settings,
-        identity(member_id, stream_id.clone()),
+        identity(
+            member_id,
+            membership.mpc_uuid.to_string(),
+            stream_id.clone(),
+        ),
         deps,
         port,
         room_rate,

@@ -116,12 +116,17 @@ pub struct StreamIdentity {
     pub stream_id: String,
     /// The MPC's friendly name.
     pub mpc_name: String,
+    /// The MPC's uuid (`MPCUUID`).
+    pub mpc_uuid: String,
     /// The member's id.
     pub member_id: u64,
     /// Caller and callee of the member's call.
     pub from: String,
     /// Callee.
     pub to: String,
+    /// The member's call's direction (`Direction`): `inbound` for a call that anchors the
+    /// stream by XML, `outbound` for a member the API made (huddle dials the service).
+    pub direction: &'static str,
 }
 
 /// Told to the stream by its member.
@@ -311,6 +316,10 @@ pub struct Stream {
     playback: Playback,
     to_service: Converter,
     started: Instant,
+    /// The kinds of refused message already reported on this connection: each kind is
+    /// reported once per connection, so a service repeating a mistake cannot flood the
+    /// status callback (the metric counts every one).
+    refused_reported: Vec<&'static str>,
 }
 
 impl Stream {
@@ -351,6 +360,7 @@ impl Stream {
             callbacks,
             to_service,
             started: Instant::now(),
+            refused_reported: Vec::new(),
         }
     }
 
@@ -475,6 +485,7 @@ impl Stream {
     ) -> SessionEnd {
         let (sink, mut source) = ws.split();
         let outbox = spawn_writer(sink);
+        self.refused_reported.clear();
         let mut seq = 0u64;
         let mut chunk = 0u64;
         let stream_id = self.identity.stream_id.clone();
@@ -668,9 +679,20 @@ impl Stream {
         }
     }
 
-    fn refuse(&self, kind: &'static str, detail: &str) {
+    /// Counts and logs a message from the service that is ignored; the first of each kind on
+    /// a connection is also reported as `DegradedStream` with the kind as `StatusReason`.
+    fn refuse(&mut self, kind: &'static str, detail: &str) {
         metrics::counter!("huddle_aistream_refused_messages_total", "kind" => kind).increment(1);
+        let detail = clip(detail, MAX_REASON);
         tracing::warn!(stream_id = %self.identity.stream_id, kind, detail, "message from the AI service ignored");
+        if !self.refused_reported.contains(&kind) {
+            self.refused_reported.push(kind);
+            self.status(
+                "DegradedStream",
+                &format!("message ignored ({kind}): {detail}"),
+                kind,
+            );
+        }
     }
 
     /// Queues a stream status callback (when a URL is set).
@@ -695,7 +717,8 @@ impl Stream {
             ),
             ("From".to_string(), self.identity.from.clone()),
             ("To".to_string(), self.identity.to.clone()),
-            ("Direction".to_string(), "outbound".to_string()),
+            ("Direction".to_string(), self.identity.direction.to_string()),
+            ("MPCUUID".to_string(), self.identity.mpc_uuid.clone()),
             ("MPCName".to_string(), self.identity.mpc_name.clone()),
             ("MemberID".to_string(), self.identity.member_id.to_string()),
             (
@@ -707,6 +730,21 @@ impl Stream {
             metrics::counter!("huddle_aistream_callbacks_dropped_total").increment(1);
         }
     }
+}
+
+/// Longest piece of a service's message quoted in a log line or a callback's `Error`.
+const MAX_REASON: usize = 200;
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 enum Reply {
@@ -725,6 +763,13 @@ fn unreachable_converter() -> Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("abcdef", 3), "abc");
+        assert_eq!(clip("aé", 2), "a");
+    }
 
     #[test]
     fn the_upgrade_is_signed_for_the_http_form_of_the_url() {

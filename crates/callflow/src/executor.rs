@@ -27,7 +27,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, MediaPolicy, Negotiated};
-use crate::playback::{FrameSource, PcmPlayer, Silence};
+use crate::playback::{FrameSource, NoAudio, PcmPlayer, Silence};
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -456,6 +456,7 @@ impl XmlCall {
                 deps,
                 request,
                 settings,
+                self.params.direction,
             ))
             .await?;
         self.answer().await?;
@@ -466,9 +467,7 @@ impl XmlCall {
                 return Ok(None);
             }
         };
-        let outcome = self
-            .pump(&mut Silence::forever(), None, member.finished())
-            .await;
+        let outcome = self.pump(&mut NoAudio, None, member.finished()).await;
         match outcome {
             Ok(Pumped::Ready(huddle_aistream::Finished::Room(exit))) => self.after_room(exit).await,
             Ok(_) => Ok(None),
@@ -650,6 +649,8 @@ impl XmlCall {
         until: F,
     ) -> Result<Pumped<F::Output>, Ending> {
         let in_room = room.is_some();
+        // In a room the room paces the leg; a source that sends nothing needs no pacing.
+        let ticking = !in_room && source.sends();
         tokio::pin!(until);
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let hangup_at = tokio::time::sleep_until(self.hangup_at.unwrap_or(far));
@@ -665,7 +666,7 @@ impl XmlCall {
                 let from_room = room.as_mut().map(|r| &mut *r.from_room);
                 tokio::select! {
                     out = &mut until => Wake::Done(out),
-                    _ = tick(ticker), if !in_room => Wake::Tick,
+                    _ = tick(ticker), if ticking => Wake::Tick,
                     got = next_from_room(from_room) => Wake::Room(got),
                     item = next_item(handle) => Wake::Media(item),
                     ev = self.events.recv() => Wake::Leg(ev),

@@ -13,6 +13,28 @@ pub trait FrameSource: Send {
     fn take_dtmf(&mut self) -> Option<(char, u32)> {
         None
     }
+
+    /// Whether the leg sends this source's frames at all; false keeps the leg's RTP quiet
+    /// (no packets, not even silence) while the source plays.
+    fn sends(&self) -> bool {
+        true
+    }
+}
+
+/// Sends nothing, forever: a call that anchors an ai-agent stream gets no RTP (design.md
+/// "AI agents": its own RTP is neither mixed nor sent anything).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAudio;
+
+impl FrameSource for NoAudio {
+    fn fill(&mut self, out: &mut [i16]) -> bool {
+        out.fill(0);
+        true
+    }
+
+    fn sends(&self) -> bool {
+        false
+    }
 }
 
 /// Plays PCM `loops` times (None: until interrupted).

@@ -76,6 +76,7 @@ impl Rooms for LoopbackRoom {
             });
             Ok(Membership {
                 member_id: huddle_roomport::MemberId(1),
+                mpc_uuid: huddle_roomport::MpcUuid::from("m-1"),
                 to_room: MemberLink::new(to_room, left, member_news().0),
                 from_room,
                 exit,

@@ -397,6 +397,7 @@ impl Shell {
             }
             let _ = reply.send(JoinReply::Joined(Membership {
                 member_id,
+                mpc_uuid: state.uuid().clone(),
                 to_room: MemberLink::new(to_room, left, self.doorbell.clone()),
                 from_room,
                 exit,

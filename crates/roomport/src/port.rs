@@ -144,6 +144,8 @@ impl Drop for MemberLink {
 pub struct Membership {
     /// The member's id in the room (the API's MemberID).
     pub member_id: crate::ids::MemberId,
+    /// The MPC's uuid (MPCUUID), for what the member reports on its own (stream callbacks).
+    pub mpc_uuid: crate::ids::MpcUuid,
     /// Digits and the hang-up into the room.
     pub to_room: MemberLink,
     /// The room's output for this caller.

@@ -32,6 +32,8 @@ pub struct ServerProcess {
     pub rtp_low: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// Environment variables the process is started with, besides the test's own.
+    env: Vec<(String, String)>,
 }
 
 fn free_port_pair() -> u16 {
@@ -117,6 +119,24 @@ impl ServerProcess {
         Self::start_with(bin, rtp_ports, |slots| slots.standard("", "", extra_toml))
     }
 
+    /// Like [`ServerProcess::start`], with these environment variables set for the process
+    /// only (for example `SSL_CERT_FILE`, so that it trusts a test CA as a system root).
+    pub fn start_env(
+        bin: &Path,
+        extra_toml: &str,
+        rtp_ports: u16,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        Self::start_inner(
+            bin,
+            rtp_ports,
+            |slots| slots.standard("", "", extra_toml),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     /// Starts the server on the configuration `render` writes for the free ports and the
     /// directory it is given (see [`Slots::standard`]). Panics with the log if it does not
     /// become healthy.
@@ -124,6 +144,15 @@ impl ServerProcess {
         bin: &Path,
         rtp_ports: u16,
         render: impl FnOnce(&Slots) -> String,
+    ) -> ServerProcess {
+        Self::start_inner(bin, rtp_ports, render, Vec::new())
+    }
+
+    fn start_inner(
+        bin: &Path,
+        rtp_ports: u16,
+        render: impl FnOnce(&Slots) -> String,
+        env: Vec<(String, String)>,
     ) -> ServerProcess {
         let sip_port = free_port_pair();
         let http_port = free_tcp_port();
@@ -147,6 +176,7 @@ impl ServerProcess {
             rtp_low,
             dir,
             bin: bin.to_path_buf(),
+            env,
         };
         server.spawn_and_wait_healthy();
         server
@@ -177,6 +207,7 @@ impl ServerProcess {
             .args(["serve", "--config"])
             .arg(self.dir.join("huddle.toml"))
             .env("RUST_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())

@@ -603,9 +603,15 @@ async fn join_stream(api: &MpcApi, document: &str) -> Result<Value, ApiError> {
         // Rooms mix telephone audio; the stream converts to its own rate.
         sample_rate: 8000,
     };
-    let member = huddle_aistream::join(&api.rooms, api.calls.ai_streams.clone(), request, settings)
-        .await
-        .map_err(|refused| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &refused.reason))?;
+    let member = huddle_aistream::join(
+        &api.rooms,
+        api.calls.ai_streams.clone(),
+        request,
+        settings,
+        "outbound",
+    )
+    .await
+    .map_err(|refused| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &refused.reason))?;
     let member_id = member.member_id.get().to_string();
     let stream_id = member.stream_id.clone();
     member.detach();
