@@ -9,6 +9,8 @@
 //! Participant-level recording answers 405 with a JSON error until it exists.
 
 mod add_participant;
+mod api_action;
+mod async_callback;
 mod objects;
 mod request;
 mod time_filter;
@@ -528,7 +530,40 @@ async fn add_participant(
             mpc.name
         }
     };
+    let callback = async_callback::parse(&body)?;
     let add = add_participant::AddParticipant::parse(&body, &name)?;
+    let Some(callback) = callback else {
+        let outcome = perform_add(&api, add, &name).await?;
+        return Ok(ok(StatusCode::CREATED, outcome));
+    };
+    // The asynchronous form (callback_url): a bad request is still refused at once; what
+    // the synchronous form would answer goes to the callback.
+    let id = api_id();
+    let task_api = api.clone();
+    let task_id = id.clone();
+    tokio::spawn(async move {
+        let outcome = perform_add(&task_api, add, &name).await;
+        async_callback::report(
+            &task_api.calls,
+            &callback,
+            &task_id,
+            outcome.map_err(|e| (e.status, e.message)),
+        );
+    });
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"api_id": id, "message": "async api spawned"})),
+    )
+        .into_response())
+}
+
+/// Moves the call in, dials the legs, or joins the stream: the response's body.
+async fn perform_add(
+    api: &MpcApi,
+    add: add_participant::AddParticipant,
+    mpc_name: &str,
+) -> Result<Value, ApiError> {
+    let request_uuid = api_id();
     let calls = match add.source {
         add_participant::Source::Call(call_uuid) => {
             let missing =
@@ -539,44 +574,89 @@ async fn add_participant(
             }
             vec![json!({"to": call.to, "from": call.from, "call_uuid": call_uuid})]
         }
-        add_participant::Source::Dial {
-            from,
-            to,
-            ring_timeouts,
-        } => {
-            let race = huddle_callflow::DialRace::new();
-            let mut calls = Vec::with_capacity(to.len());
-            for (destination, ring_timeout) in to.into_iter().zip(ring_timeouts) {
+        add_participant::Source::Dial(dial) => {
+            let events = api_action::ApiActionEvents::new(
+                api.rooms.clone(),
+                api.calls.webhooks.clone(),
+                mpc_name,
+                &add.document,
+                &request_uuid,
+                &dial.from,
+                &dial.to.join("<"),
+            );
+            let hook_events = events.clone();
+            let music_stop = dial.dial_music.is_some().then(|| {
+                (
+                    api.rooms.clone(),
+                    mpc_name.to_string(),
+                    request_uuid.clone(),
+                )
+            });
+            let race = huddle_callflow::DialRace::with_hook(
+                dial.to.len(),
+                Box::new(move |settled| {
+                    if let Some((rooms, name, tag)) = music_stop {
+                        tokio::spawn(async move {
+                            let stop = Command::StopPlay(Target::DialMusic(tag));
+                            let _ = rooms.command(&name, stop).await;
+                        });
+                    }
+                    hook_events.completed(settled);
+                }),
+            );
+            events.initiated().await;
+            if let Some(music) = dial.dial_music.clone() {
+                // The MPC hears it while the legs ring; an MPC this request creates has nobody
+                // to hear it yet.
+                let longest =
+                    |d: &[std::time::Duration]| d.iter().max().copied().unwrap_or_default();
+                let limit = longest(&dial.delay_dials) + longest(&dial.ring_timeouts);
+                let play = Command::DialMusic {
+                    tag: request_uuid.clone(),
+                    music,
+                    limit,
+                };
+                let _ = api.rooms.command(mpc_name, play).await;
+            }
+            let mut calls = Vec::with_capacity(dial.to.len());
+            let legs = dial
+                .to
+                .iter()
+                .zip(dial.calls)
+                .zip(dial.ring_timeouts.into_iter().zip(dial.delay_dials));
+            for ((destination, call), (ring_timeout, delay)) in legs {
                 let request = huddle_callflow::DialRequest {
-                    to: destination.clone(),
-                    from: from.clone(),
+                    call,
                     document: add.document.clone(),
                     ring_timeout,
+                    delay,
                     race: race.clone(),
+                    request_uuid: request_uuid.clone(),
+                    status_callback: dial.status_callback.clone(),
+                    after_answer: dial.after_answer.clone(),
                 };
                 let call_uuid = huddle_callflow::dial_participant(&api.calls, request)
                     .await
                     .map_err(|e| {
+                        race.abandon();
                         // Nothing partial to retry: a 4xx, never a 5xx (SDKs repeat those).
                         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
                     })?;
-                calls.push(json!({"to": destination, "from": from, "call_uuid": call_uuid}));
+                calls.push(json!({"to": destination, "from": dial.from, "call_uuid": call_uuid}));
             }
             calls
         }
         add_participant::Source::Stream => {
-            let joined = join_stream(&api, &add.document).await?;
+            let joined = join_stream(api, &add.document).await?;
             vec![joined]
         }
     };
-    Ok(ok(
-        StatusCode::CREATED,
-        json!({
-            "calls": calls,
-            "message": "add participant action initiated",
-            "request_uuid": api_id(),
-        }),
-    ))
+    Ok(json!({
+        "api_id": api_id(),
+        "calls": calls,
+        "message": "add participant action initiated",
+        "request_uuid": request_uuid,
+    }))
 }
 
 /// Joins an ai-agent stream member (design.md "AI agents"): a call uuid is made for it and
