@@ -88,7 +88,7 @@ pub enum Source {
     /// A live call, moved.
     Call(String),
     /// New legs dialled at once; the first to answer joins (several only for agents).
-    Dial(Dial),
+    Dial(Box<Dial>),
     /// An ai-agent stream member (design.md "AI agents"): no call, huddle dials the service.
     Stream,
 }
@@ -338,7 +338,7 @@ impl AddParticipant {
                 return Err(bad("give either call_uuid or from and to, not both"));
             }
             (Some(uuid), None, None) => Source::Call(uuid),
-            (None, Some(from), Some(to)) => Source::Dial(dial(body, &role, &from, &to)?),
+            (None, Some(from), Some(to)) => Source::Dial(Box::new(dial(body, &role, &from, &to)?)),
             (None, _, _) => return Err(bad("give call_uuid, or both from and to")),
         };
         let mut attributes = String::new();
