@@ -149,10 +149,11 @@ async fn a_trunk_that_wants_digits_only_gets_no_plus() {
         let expected = format!("sip:15557654321@127.0.0.1:{port}");
         assert_eq!(invite.start, format!("INVITE {expected} SIP/2.0"));
         assert_eq!(invite.header("To").unwrap(), format!("<{expected}>"));
+        let from = invite.header("From").unwrap();
+        assert!(uri_of(from).starts_with("sip:14155550100@"), "{from}");
         assert!(
-            uri_of(invite.header("From").unwrap()).starts_with("sip:14155550100@"),
-            "{:?}",
-            invite.header("From")
+            from.starts_with("\"+14155550100\" <"),
+            "without caller_name the display name is from, as Plivo defaults it: {from}"
         );
         decline(&mut trunk, &invite).await;
     })
@@ -181,6 +182,19 @@ async fn destinations_and_headers_that_could_inject_sip_are_refused() {
             json!({"to": "1555", "sip_headers": "a b=1"}),
             json!({"to": "1555", "sip_headers": "a=<b>"}),
             json!({"to": "1555", "sip_headers": "novalue"}),
+            json!({"to": "1555", "send_digits": "12\r\n3"}),
+            json!({"to": "1555", "send_digits": "12x"}),
+            json!({"to": "1555", "confirm_key": "12"}),
+            json!({"to": "1555", "confirm_key": "x"}),
+            json!({"to": "1555", "confirm_key": "1", "confirm_key_sound_url": "file:///etc/passwd"}),
+            json!({"to": "1555", "dial_music": "javascript:alert(1)"}),
+            json!({"to": "1555", "call_status_callback_url": "ftp://x/"}),
+            json!({"to": "1555", "call_status_callback_url": "http://x/", "call_status_callback_method": "PUT"}),
+            json!({"to": "1555", "callback_url": "not a url"}),
+            json!({"to": "1555", "delay_dial": 500}),
+            json!({"to": "1555", "delay_dial": "1<2"}),
+            json!({"to": "1555", "ring_timeout": 0}),
+            json!({"to": "1555", "ring_timeout": [1, 2]}),
         ];
         for case in cases {
             let mut body = json!({"role": "customer", "from": "100"});
@@ -763,6 +777,58 @@ async fn dial_music_is_what_the_mpc_hears_while_the_callee_rings() {
         );
         decline(&mut trunk, &invite).await;
         agent_ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn api_events_of_a_request_that_creates_its_mpc_use_the_requests_callback() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (srv, api, mut trunk, _) = server_with_trunk("").await;
+        let stub = HttpStub::start().await;
+        stub.serve("/events", 200, "text/plain", "");
+        let (status, reply) = add(
+            &api,
+            "fresh",
+            json!({"role": "customer", "from": "100", "to": "200", "stay_alone": true,
+                   "status_callback_url": stub.url("/events"),
+                   "status_callback_events": "add-participant-api-events"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{reply}");
+        let request_uuid = reply["request_uuid"].as_str().unwrap().to_string();
+        let invite = next_invite(&mut trunk, &srv).await;
+        let rtp = RtpPeer::bind().await;
+        pick_up(&mut trunk, &invite, &rtp).await;
+        let got = stub.wait_for("/events", 2, Duration::from_secs(10)).await;
+        let (_, mpc) = api.get("name_fresh/").await;
+        let initiated = &got[0];
+        assert_eq!(
+            initiated.param("EventName"),
+            Some("AddParticipantByAPIActionInitiated")
+        );
+        assert_eq!(
+            initiated.method, "GET",
+            "the REST default status_callback_method"
+        );
+        assert_eq!(initiated.param("MPCName"), Some("fresh"));
+        assert_eq!(initiated.param("RequestUUID"), Some(request_uuid.as_str()));
+        assert!(
+            initiated.param("MPCUUID").is_none(),
+            "no MPC existed yet: {initiated:?}"
+        );
+        let completed = &got[1];
+        assert_eq!(
+            completed.param("EventName"),
+            Some("AddParticipantByAPIActionCompleted")
+        );
+        assert_eq!(
+            completed.param("MPCUUID"),
+            mpc["mpc_uuid"].as_str(),
+            "by then the MPC exists and reports it"
+        );
+        assert_eq!(completed.param("CallStatus"), Some("in-progress"));
     })
     .await
     .expect("timed out");

@@ -187,9 +187,13 @@ fn dial(body: &Body, role: &str, from: &str, to: &str) -> Result<Dial, ApiError>
         ));
     }
     let caller = Destination::parse(from, "from").map_err(|e| bad(&e.to_string()))?;
+    // Plivo: caller_name defaults to from (a number, the usual case, makes a fine name).
     let display_name = match body.string("caller_name")? {
         Some(name) => Some(address::display_name(&name).map_err(|e| bad(&e.to_string()))?),
-        None => None,
+        None => match &caller {
+            Destination::User(number) => address::display_name(number).ok(),
+            Destination::Uri(_) => None,
+        },
     };
     let headers = match body.string("sip_headers")? {
         Some(spec) => address::custom_headers(&spec).map_err(|e| bad(&e.to_string()))?,
