@@ -9,4 +9,4 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-"$venv/bin/python" -c 'import plivo; print("plivo", plivo.__version__ if hasattr(plivo, "__version__") else "installed")'
+"$venv/bin/python" -c 'import importlib.metadata as m, plivo; print("plivo", m.version("plivo"), "ready")'
