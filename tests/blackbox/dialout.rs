@@ -726,6 +726,7 @@ async fn dial_music_is_what_the_mpc_hears_while_the_callee_rings() {
         hang_up(&mut trunk, &invite).await;
 
         // real (the default): a ringback tone, stopped when the callee turns the call down.
+        let music_started = Instant::now();
         let (status, reply) = add(
             &api,
             "dm",
@@ -735,22 +736,21 @@ async fn dial_music_is_what_the_mpc_hears_while_the_callee_rings() {
         assert_eq!(status, 201, "{reply}");
         let invite = next_invite(&mut trunk, &srv).await;
         trunk.answer_invite(&invite, 180, "Ringing", "").await;
-        let heard = listen(
-            agent
-                .talk(agent_media, AGENT, Duration::from_millis(1500))
-                .await,
-        );
+        // Within the first 2 s "on" part of the cadence.
+        let heard = agent
+            .talk(agent_media, AGENT, Duration::from_millis(1500))
+            .await;
         assert!(
             tone_share(&heard, 440.0) > 0.05 && tone_share(&heard, 480.0) > 0.05,
             "real: the MPC hears ringback (440 + 480 Hz)"
         );
         decline(&mut trunk, &invite).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let heard = listen(
-            agent
-                .talk(agent_media, AGENT, Duration::from_millis(1200))
-                .await,
-        );
+        // The next "on" part would start 6 s after the music: listen there.
+        let next_ring = music_started + Duration::from_millis(6300);
+        tokio::time::sleep_until(next_ring.into()).await;
+        let heard = agent
+            .talk(agent_media, AGENT, Duration::from_millis(1500))
+            .await;
         assert!(
             tone_share(&heard, 440.0) < 0.02,
             "the ringback stops with the dial"
