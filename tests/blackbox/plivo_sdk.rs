@@ -80,6 +80,9 @@ async fn plivos_python_sdk_drives_huddle() {
         let expected = format!("sip:15557654321@127.0.0.1:{trunk_port}");
         assert_eq!(invite.start, format!("INVITE {expected} SIP/2.0"));
         assert_eq!(invite.header("To"), Some(format!("<{expected}>").as_str()));
+        let from = invite.header("From").unwrap_or_default();
+        assert!(from.starts_with("\"Sales Desk\" <sip:+14155550100@"), "{from}");
+        assert_eq!(invite.header("X-Queue"), Some("7"), "sip_headers");
         let callee = RtpPeer::bind().await;
         let sdp = SipUa::sdp(callee.port(), &[0, 101]);
         trunk.answer_invite(&invite, 200, "OK", &sdp).await;

@@ -80,9 +80,10 @@ def main():
              lambda: any(p.call_uuid == moved_uuid for p in live(client, "sdk")))
 
     # Add participant by dialling a bare number out through the trunk (the test's trunk
-    # checks the Request-URI and answers).
+    # checks the Request-URI, the caller name and the custom header, and answers).
     dialled = mpcs.add_participant(role="customer", friendly_name="sdk",
                                    from_="+14155550100", to_="15557654321",
+                                   caller_name="Sales Desk", sip_headers="Queue=7",
                                    enter_sound="none", exit_sound="none")
     check(dialled.message == "add participant action initiated", "add by dial-out: %s" % dialled)
     check(dialled.calls[0]["to"] == "15557654321", "the response names the destination")
