@@ -11,6 +11,7 @@
 mod add_participant;
 mod api_action;
 mod async_callback;
+mod dial_out;
 mod objects;
 mod request;
 mod time_filter;
@@ -575,76 +576,7 @@ async fn perform_add(
             vec![json!({"to": call.to, "from": call.from, "call_uuid": call_uuid})]
         }
         add_participant::Source::Dial(dial) => {
-            let events = api_action::ApiActionEvents::new(
-                api.rooms.clone(),
-                api.calls.webhooks.clone(),
-                mpc_name,
-                &add.document,
-                &request_uuid,
-                &dial.from,
-                &dial.to.join("<"),
-            );
-            let hook_events = events.clone();
-            let music_stop = dial.dial_music.is_some().then(|| {
-                (
-                    api.rooms.clone(),
-                    mpc_name.to_string(),
-                    request_uuid.clone(),
-                )
-            });
-            let race = huddle_callflow::DialRace::with_hook(
-                dial.to.len(),
-                Box::new(move |settled| {
-                    if let Some((rooms, name, tag)) = music_stop {
-                        tokio::spawn(async move {
-                            let stop = Command::StopPlay(Target::DialMusic(tag));
-                            let _ = rooms.command(&name, stop).await;
-                        });
-                    }
-                    hook_events.completed(settled);
-                }),
-            );
-            events.initiated().await;
-            if let Some(music) = dial.dial_music.clone() {
-                // The MPC hears it while the legs ring; an MPC this request creates has nobody
-                // to hear it yet.
-                let longest =
-                    |d: &[std::time::Duration]| d.iter().max().copied().unwrap_or_default();
-                let limit = longest(&dial.delay_dials) + longest(&dial.ring_timeouts);
-                let play = Command::DialMusic {
-                    tag: request_uuid.clone(),
-                    music,
-                    limit,
-                };
-                let _ = api.rooms.command(mpc_name, play).await;
-            }
-            let mut calls = Vec::with_capacity(dial.to.len());
-            let legs = dial
-                .to
-                .iter()
-                .zip(dial.calls)
-                .zip(dial.ring_timeouts.into_iter().zip(dial.delay_dials));
-            for ((destination, call), (ring_timeout, delay)) in legs {
-                let request = huddle_callflow::DialRequest {
-                    call,
-                    document: add.document.clone(),
-                    ring_timeout,
-                    delay,
-                    race: race.clone(),
-                    request_uuid: request_uuid.clone(),
-                    status_callback: dial.status_callback.clone(),
-                    after_answer: dial.after_answer.clone(),
-                };
-                let call_uuid = huddle_callflow::dial_participant(&api.calls, request)
-                    .await
-                    .map_err(|e| {
-                        race.abandon();
-                        // Nothing partial to retry: a 4xx, never a 5xx (SDKs repeat those).
-                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
-                    })?;
-                calls.push(json!({"to": destination, "from": dial.from, "call_uuid": call_uuid}));
-            }
-            calls
+            dial_out::dial_out(api, *dial, &add.document, mpc_name, &request_uuid).await?
         }
         add_participant::Source::Stream => {
             let joined = join_stream(api, &add.document).await?;
