@@ -8,6 +8,7 @@ mod blackbox {
     pub mod callflow;
     pub mod check_xml;
     pub mod crash_recovery;
+    pub mod dialout;
     pub mod digest;
     pub mod echo;
     pub mod hostile;
@@ -17,6 +18,7 @@ mod blackbox {
     // Flood limits (issue 14): INVITEs per source, max_calls, SIP connections.
     pub mod limits;
     pub mod media_trust;
+    pub mod plivo_sdk;
     pub mod recording;
     pub mod room;
     pub mod shutdown;

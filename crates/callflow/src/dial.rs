@@ -1,8 +1,9 @@
 //! Dialling a participant out through the trunk (add participant with `from` and `to`): an
-//! INVITE with our offer, a ring timeout, and once answered the leg runs its document (one
-//! `<MultiPartyCall>`) like any call.
+//! optional delay, an INVITE with our offer, a ring timeout, status callbacks for the leg,
+//! and once answered the digits or confirm key the request asks for, then the leg runs its
+//! document (one `<MultiPartyCall>`) like any call.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,35 +11,72 @@ use huddle_events::CallParams;
 use huddle_media::session::MediaSession;
 use huddle_roomport::CallUuid;
 use huddle_sdp::{LocalMedia, PCMA, PCMU};
+use huddle_sip::address::OutboundCall;
+use huddle_sip::endpoint::LegId;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
+use crate::call_status::{CallStatusCallback, CallStatusReporter, Unanswered};
 use crate::calls::{CallInfo, DialOutcome};
-use crate::executor::{FirstDocument, XmlCall};
+use crate::executor::{AfterAnswer, Ending, FirstDocument, XmlCall};
+use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup;
 
 /// One leg to dial.
 #[derive(Debug, Clone)]
 pub struct DialRequest {
-    /// Destination: a number or a SIP URI (the trunk routes it).
-    pub to: String,
-    /// Caller id: a number or a SIP URI (its user part goes into From).
-    pub from: String,
+    /// Who calls whom: the Request-URI, To, From (with the caller name) and extra headers.
+    pub call: OutboundCall,
     /// The document the leg runs once answered.
     pub document: String,
     /// How long it may ring before we give up.
     pub ring_timeout: Duration,
+    /// How long to wait before sending the INVITE (`delay_dial`).
+    pub delay: Duration,
     /// The destinations dialled together with this one.
     pub race: DialRace,
+    /// The add-participant request this leg belongs to (`RequestUUID` of its callbacks).
+    pub request_uuid: String,
+    /// Where the leg's status callbacks go, if anywhere.
+    pub status_callback: Option<CallStatusCallback>,
+    /// What the callee gets between its answer and joining: digits, a confirm key.
+    pub after_answer: AfterAnswer,
 }
 
 /// Destinations dialled together for one participant: the first to answer joins; the others
 /// are cancelled, or hung up if they answer too (Plivo's 9000 "Lost Race"). Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DialRace {
     won: Arc<watch::Sender<bool>>,
+    /// Legs not decided yet, and what to call once the race is decided.
+    settle: Arc<Mutex<Settle>>,
+}
+
+struct Settle {
+    pending: usize,
+    hook: Option<SettleHook>,
+}
+
+/// Called once when a race is decided.
+pub type SettleHook = Box<dyn FnOnce(Settled) + Send>;
+
+/// How a race was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// This leg answered and goes on to join.
+    Answered(CallUuid),
+    /// No leg answered; the last one's outbound call status (`busy`, `no-answer`, `failed`).
+    Unanswered(&'static str),
+}
+
+impl std::fmt::Debug for DialRace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialRace")
+            .field("won", &*self.won.borrow())
+            .finish()
+    }
 }
 
 impl Default for DialRace {
@@ -52,13 +90,62 @@ impl DialRace {
     pub fn new() -> Self {
         DialRace {
             won: Arc::new(watch::channel(false).0),
+            settle: Arc::new(Mutex::new(Settle {
+                pending: 0,
+                hook: None,
+            })),
         }
     }
 
+    /// A race of `legs` legs that calls `hook` once decided: at the first answer, or when the
+    /// last leg ends unanswered. A leg that could not be dialled at all is [`Self::abandon`]ed.
+    pub fn with_hook(legs: usize, hook: SettleHook) -> Self {
+        let race = DialRace::new();
+        {
+            let mut settle = race.lock();
+            settle.pending = legs;
+            settle.hook = Some(hook);
+        }
+        race
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Settle> {
+        self.settle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// True for the first leg to call this: it joins.
-    fn claim(&self) -> bool {
-        self.won
-            .send_if_modified(|won| !std::mem::replace(won, true))
+    fn claim(&self, call_uuid: &CallUuid) -> bool {
+        let won = self
+            .won
+            .send_if_modified(|won| !std::mem::replace(won, true));
+        if won {
+            let hook = self.lock().hook.take();
+            if let Some(hook) = hook {
+                hook(Settled::Answered(call_uuid.clone()));
+            }
+        }
+        won
+    }
+
+    /// A leg ended without answering (`status`: its outbound call status).
+    fn unanswered(&self, status: &'static str) {
+        let hook = {
+            let mut settle = self.lock();
+            settle.pending = settle.pending.saturating_sub(1);
+            if settle.pending == 0 && !*self.won.borrow() {
+                settle.hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some(hook) = hook {
+            hook(Settled::Unanswered(status));
+        }
+    }
+
+    /// A leg of the race could not be dialled at all.
+    pub fn abandon(&self) {
+        self.unanswered("failed");
     }
 
     /// Resolves once some leg has won.
@@ -89,17 +176,17 @@ enum Rang {
     Lost,
 }
 
-/// The user part of a number or SIP URI (`sip:alice@host` → `alice`).
-fn user_part(address: &str) -> &str {
-    let address = address
-        .trim()
-        .trim_start_matches("sips:")
-        .trim_start_matches("sip:");
-    address.split('@').next().unwrap_or(address)
+/// The media side of a leg being dialled: its sockets and the offer made from them.
+struct Prepared {
+    session: MediaSession,
+    local: LocalMedia,
+    port: u16,
+    offer: Bytes,
 }
 
-/// Sends the INVITE and returns the new leg's CallUUID at once; the leg rings, is answered
-/// and runs its document on a task of its own.
+/// Sends the INVITE (after `delay_dial`, on the leg's own task when there is one) and
+/// returns the new leg's CallUUID at once; the leg rings, is answered and runs its document on
+/// a task of its own.
 pub async fn dial_participant(
     ctx: &Arc<CallContext>,
     request: DialRequest,
@@ -112,104 +199,214 @@ pub async fn dial_participant(
         })?;
     let port = session.local_rtp_port();
     let local = LocalMedia::new(ctx.media.local_ip, port, u64::from(port), 1);
-    let offer = huddle_sdp::build_offer(&local, &[PCMU, PCMA], true);
-    let leg = ctx
-        .sip
-        .dial(&request.to, user_part(&request.from), Bytes::from(offer))
-        .await
-        .ok_or(DialError::NoTrunk)?;
-    let (outcome, events_tx, events) = ctx.calls.register_outbound(leg);
-    let call_uuid = CallUuid::new(uuid::Uuid::new_v4().to_string());
-    let info = CallInfo {
-        from: request.from.clone(),
-        to: request.to.clone(),
+    let offer = Bytes::from(huddle_sdp::build_offer(&local, &[PCMU, PCMA], true));
+    let prepared = Prepared {
+        session,
+        local,
+        port,
+        offer,
     };
-    ctx.calls.insert(&call_uuid, info, events_tx);
+    // Without a delay a missing trunk is the request's error; with one, the leg's outcome.
+    let leg = if request.delay.is_zero() {
+        Some(
+            ctx.sip
+                .dial(&request.call, prepared.offer.clone())
+                .await
+                .ok_or(DialError::NoTrunk)?,
+        )
+    } else {
+        None
+    };
+    let call_uuid = CallUuid::new(uuid::Uuid::new_v4().to_string());
     metrics::counter!("huddle_calls_total", "direction" => "outbound").increment(1);
-    let span = tracing::info_span!("call", call_uuid = %call_uuid, leg = leg.0);
-    let task_ctx = ctx.clone();
-    let uuid = call_uuid.clone();
+    let span = tracing::info_span!("call", call_uuid = %call_uuid);
     tokio::spawn(
-        async move {
-            tracing::info!(to = %request.to, "dialling a participant");
-            let ringing = tokio::time::timeout(request.ring_timeout, outcome);
-            let rang = tokio::select! {
-                result = ringing => match result {
-                    Ok(Ok(outcome)) => Rang::Outcome(outcome),
-                    Ok(Err(_)) => Rang::Gone,
-                    Err(_) => Rang::Timeout,
-                },
-                () = request.race.lost() => Rang::Lost,
-            };
-            let answer = match rang {
-                Rang::Outcome(DialOutcome::Answered(_)) if !request.race.claim() => {
-                    tracing::info!("answered after another destination: lost race (9000)");
-                    task_ctx.sip.hangup(leg);
-                    None
-                }
-                Rang::Outcome(DialOutcome::Answered(sdp)) => Some(sdp),
-                Rang::Outcome(DialOutcome::Failed(status, reason)) => {
-                    tracing::info!(status, %reason, "the dialled participant did not answer");
-                    None
-                }
-                Rang::Gone => None,
-                Rang::Lost => {
-                    tracing::info!("another destination answered first: cancelling");
-                    task_ctx.sip.hangup(leg);
-                    None
-                }
-                Rang::Timeout => {
-                    tracing::info!(
-                        secs = request.ring_timeout.as_secs(),
-                        "ring timeout: giving up"
-                    );
-                    task_ctx.sip.hangup(leg);
-                    None
-                }
-            };
-            if let Some(sdp) = answer {
-                match huddle_sdp::parse_answer(&sdp, &[PCMU, PCMA], &local) {
-                    Ok(n) => {
-                        let params = media_setup::answered_params(&task_ctx.media, &n);
-                        let Ok(handle) = session.start(params) else {
-                            // Plain RTP toward the trunk: there are no keys to refuse.
-                            task_ctx.sip.hangup(leg);
-                            task_ctx.calls.remove(&uuid);
-                            task_ctx.calls.forget_outbound(leg);
-                            return;
-                        };
-                        let call_params = CallParams {
-                            call_uuid: uuid.to_string(),
-                            from: user_part(&request.from).to_string(),
-                            to: request.to.clone(),
-                            direction: "outbound",
-                        };
-                        XmlCall::answered(task_ctx.clone(), leg, call_params, events, handle, port)
-                            .run(FirstDocument::Inline(request.document))
-                            .await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "unusable SDP answer: hanging up");
-                        task_ctx.sip.hangup(leg);
-                    }
-                }
-            }
-            task_ctx.calls.remove(&uuid);
-            task_ctx.calls.forget_outbound(leg);
-        }
-        .instrument(span),
+        dialled_leg(ctx.clone(), request, call_uuid.clone(), prepared, leg).instrument(span),
     );
     Ok(call_uuid)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A dialled leg's life: the delay, the INVITE, ringing, and once answered its document.
+async fn dialled_leg(
+    ctx: Arc<CallContext>,
+    request: DialRequest,
+    uuid: CallUuid,
+    prepared: Prepared,
+    leg: Option<LegId>,
+) {
+    let mut reporter = CallStatusReporter::new(
+        request.status_callback.clone(),
+        ctx.webhooks.clone(),
+        uuid.as_str(),
+        &request.request_uuid,
+        request.call.from.as_str(),
+        request.call.to.as_str(),
+    );
+    let leg = match leg {
+        Some(leg) => leg,
+        None => {
+            tracing::info!(
+                secs = request.delay.as_secs(),
+                "delay_dial: waiting before dialling"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(request.delay) => {}
+                () = request.race.lost() => {
+                    tracing::info!("another destination answered during the delay: not dialling");
+                    unanswered(&request.race, &mut reporter, Unanswered::LostRace);
+                    return;
+                }
+            }
+            match ctx.sip.dial(&request.call, prepared.offer.clone()).await {
+                Some(leg) => leg,
+                None => {
+                    tracing::warn!("cannot dial: no usable trunk, or server.max_calls reached");
+                    unanswered(&request.race, &mut reporter, Unanswered::Failed);
+                    return;
+                }
+            }
+        }
+    };
+    let (outcome, events_tx, mut events) = ctx.calls.register_outbound(leg);
+    let info = CallInfo {
+        from: request.call.from.as_str().to_string(),
+        to: request.call.to.as_str().to_string(),
+    };
+    ctx.calls.insert(&uuid, info, events_tx);
+    tracing::info!(
+        to = request.call.to.as_str(),
+        leg = leg.0,
+        "dialling a participant"
+    );
+    let rang = ring(&request, outcome, &mut events, &mut reporter).await;
+    let answer = match rang {
+        Rang::Outcome(DialOutcome::Answered(_)) if !request.race.claim(&uuid) => {
+            tracing::info!("answered after another destination: lost race (9000)");
+            ctx.sip.hangup(leg);
+            unanswered(&request.race, &mut reporter, Unanswered::LostRace);
+            None
+        }
+        Rang::Outcome(DialOutcome::Answered(sdp)) => Some(sdp),
+        Rang::Outcome(DialOutcome::Failed(status, reason)) => {
+            tracing::info!(status, %reason, "the dialled participant did not answer");
+            unanswered(&request.race, &mut reporter, Unanswered::from_sip(status));
+            None
+        }
+        Rang::Gone => {
+            unanswered(&request.race, &mut reporter, Unanswered::Failed);
+            None
+        }
+        Rang::Lost => {
+            tracing::info!("another destination answered first: cancelling");
+            ctx.sip.hangup(leg);
+            unanswered(&request.race, &mut reporter, Unanswered::LostRace);
+            None
+        }
+        Rang::Timeout => {
+            tracing::info!(
+                secs = request.ring_timeout.as_secs(),
+                "ring timeout: giving up"
+            );
+            ctx.sip.hangup(leg);
+            unanswered(&request.race, &mut reporter, Unanswered::NoAnswer);
+            None
+        }
+    };
+    if let Some(sdp) = answer {
+        run_answered(
+            &ctx,
+            request,
+            &uuid,
+            leg,
+            prepared,
+            &sdp,
+            events,
+            &mut reporter,
+        )
+        .await;
+    }
+    ctx.calls.remove(&uuid);
+    ctx.calls.forget_outbound(leg);
+}
 
-    #[test]
-    fn user_parts() {
-        assert_eq!(user_part("sip:alice@example.com"), "alice");
-        assert_eq!(user_part("+14155550100"), "+14155550100");
-        assert_eq!(user_part(" sips:bob@h:5061 "), "bob");
+/// Reports a leg that ended without being answered, to its status callback and its race.
+fn unanswered(race: &DialRace, reporter: &mut CallStatusReporter, how: Unanswered) {
+    reporter.unanswered(how);
+    race.unanswered(how.status());
+}
+
+/// Waits for the INVITE's outcome, the ring timeout or another destination's answer; the
+/// first 18x is reported as ringing.
+async fn ring(
+    request: &DialRequest,
+    mut outcome: oneshot::Receiver<DialOutcome>,
+    events: &mut mpsc::UnboundedReceiver<LegEvent>,
+    reporter: &mut CallStatusReporter,
+) -> Rang {
+    let deadline = tokio::time::sleep(request.ring_timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            result = &mut outcome => return match result {
+                Ok(outcome) => Rang::Outcome(outcome),
+                Err(_) => Rang::Gone,
+            },
+            () = &mut deadline => return Rang::Timeout,
+            () = request.race.lost() => return Rang::Lost,
+            event = events.recv() => match event {
+                Some(LegEvent::Progress(status)) => {
+                    tracing::debug!(status, "the dialled participant's phone rings");
+                    reporter.ringing();
+                }
+                Some(other) => tracing::debug!(?other, "leg event while ringing"),
+                None => return Rang::Gone,
+            },
+        }
+    }
+}
+
+/// The answered leg: media started, then the digits or confirm key, then its document.
+#[allow(clippy::too_many_arguments)]
+async fn run_answered(
+    ctx: &Arc<CallContext>,
+    request: DialRequest,
+    uuid: &CallUuid,
+    leg: LegId,
+    prepared: Prepared,
+    sdp: &[u8],
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    reporter: &mut CallStatusReporter,
+) {
+    let negotiated = match huddle_sdp::parse_answer(sdp, &[PCMU, PCMA], &prepared.local) {
+        Ok(n) => n,
+        Err(error) => {
+            tracing::warn!(%error, "unusable SDP answer: hanging up");
+            ctx.sip.hangup(leg);
+            unanswered(&request.race, reporter, Unanswered::Failed);
+            return;
+        }
+    };
+    let params = media_setup::answered_params(&ctx.media, &negotiated);
+    let Ok(handle) = prepared.session.start(params) else {
+        // Plain RTP toward the trunk: there are no keys to refuse.
+        ctx.sip.hangup(leg);
+        unanswered(&request.race, reporter, Unanswered::Failed);
+        return;
+    };
+    reporter.answered();
+    let call_params = CallParams {
+        call_uuid: uuid.to_string(),
+        from: request.call.from.as_str().to_string(),
+        to: request.call.to.as_str().to_string(),
+        direction: "outbound",
+    };
+    let ending = XmlCall::answered(ctx.clone(), leg, call_params, events, handle, prepared.port)
+        .after_answer(request.after_answer)
+        .run(FirstDocument::Inline(request.document))
+        .await;
+    match ending {
+        Ending::Remote(_) => reporter.completed("Normal Hangup", 4000, "Callee"),
+        Ending::Local { cause, .. } => reporter.completed(cause.name(), cause.code(), "Plivo"),
+        Ending::Transferred(_) => reporter.completed("Normal Hangup", 4000, "Plivo"),
     }
 }

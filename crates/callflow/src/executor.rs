@@ -29,6 +29,10 @@ use crate::manager::CallContext;
 use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::playback::{FrameSource, NoAudio, PcmPlayer, Silence};
 
+mod after_answer;
+
+pub use after_answer::{valid_digits, AfterAnswer, ConfirmKey, CONFIRM_TIMEOUT};
+
 /// Where the first document comes from.
 pub enum FirstDocument {
     /// Inline XML from a route.
@@ -117,6 +121,10 @@ pub struct XmlCall {
     ends_at: Option<Instant>,
     /// How the call latches and secures its media once it has some.
     media_policy: MediaPolicy,
+    /// What a dialled leg does once answered, before its first document.
+    after_answer: Option<AfterAnswer>,
+    /// Where the caller's digits go outside a room while something waits for them.
+    dtmf_tap: Option<mpsc::UnboundedSender<char>>,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -146,6 +154,8 @@ impl XmlCall {
             hangup_at: None,
             ends_at: max_duration.map(|d| Instant::now() + d),
             media_policy: MediaPolicy::default(),
+            after_answer: None,
+            dtmf_tap: None,
         }
     }
 
@@ -180,6 +190,8 @@ impl XmlCall {
             hangup_at: None,
             ends_at: None,
             media_policy: MediaPolicy::default(),
+            after_answer: None,
+            dtmf_tap: None,
         }
     }
 
@@ -233,6 +245,9 @@ impl XmlCall {
                     .await
             }
         };
+        if let Some(after) = self.after_answer.take() {
+            self.run_after_answer(after).await?;
+        }
         let mut document = transferred_or(first)?;
         loop {
             let next = match self.execute(&document.verbs).await {
@@ -704,6 +719,8 @@ impl XmlCall {
                     tracing::info!(%digit, duration_ms, "DTMF from the caller");
                     if let Some(r) = room.as_ref() {
                         r.to_room.send(MemberInput::Dtmf { digit, duration_ms });
+                    } else if let Some(tap) = self.dtmf_tap.as_ref() {
+                        let _ = tap.send(digit);
                     }
                 }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::RtpTimeout))) => {
@@ -715,6 +732,7 @@ impl XmlCall {
                 Wake::Leg(Some(LegEvent::Ended(reason))) => return Err(Ending::Remote(reason)),
                 Wake::Leg(Some(LegEvent::ReInvite(offer))) => self.reinvite(&offer),
                 Wake::Leg(Some(LegEvent::Established)) => tracing::debug!("call established"),
+                Wake::Leg(Some(LegEvent::Progress(_))) => {}
                 Wake::Leg(Some(LegEvent::Transfer(xml))) => {
                     match parse(xml.as_bytes(), "transfer", HangupCause::InvalidAnswerXml) {
                         Ok(document) => {

@@ -30,6 +30,8 @@ pub enum LegEvent {
     Ended(EndReason),
     /// Drop the current verb and run this document (the API moved the call).
     Transfer(String),
+    /// A provisional response (180, 183) to the INVITE of a leg we dialled.
+    Progress(u16),
 }
 
 /// Runs one leg to completion.
@@ -164,6 +166,7 @@ async fn run_echo(
                 }
                 Some(LegEvent::Established) => tracing::debug!("call established"),
                 Some(LegEvent::Transfer(_)) => tracing::info!("an echo call cannot be moved: ignored"),
+                Some(LegEvent::Progress(_)) => {}
                 None => break true,
             },
             _ = &mut deadline => {

@@ -1,6 +1,7 @@
 //! One call leg's life: routing, fetching its XML, running the verbs, and handing
 //! MultiPartyCall to the room service.
 
+pub mod call_status;
 pub mod calls;
 pub mod dial;
 pub mod executor;
@@ -10,8 +11,10 @@ pub mod media_setup;
 pub mod playback;
 pub mod router;
 
+pub use call_status::CallStatusCallback;
 pub use calls::{CallInfo, Calls};
-pub use dial::{dial_participant, DialError, DialRace, DialRequest};
+pub use dial::{dial_participant, DialError, DialRace, DialRequest, SettleHook, Settled};
+pub use executor::{AfterAnswer, ConfirmKey};
 /// The room port, re-exported for the call flow's users: `CallContext::rooms` is a
 /// [`Rooms`].
 pub use huddle_roomport::{

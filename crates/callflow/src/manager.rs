@@ -50,6 +50,9 @@ pub struct CallContext {
     pub calls: crate::calls::Calls,
     /// What ai-agent streams need (signed client, account id, TLS, backoff).
     pub ai_streams: huddle_aistream::StreamDeps,
+    /// Signed, durable callback delivery for the status callbacks of dialled legs (None:
+    /// those callbacks are not sent).
+    pub webhooks: Option<huddle_events::Webhooks>,
 }
 
 /// Runs until the endpoint's event stream ends.
@@ -122,7 +125,7 @@ fn dispatch(
             }
         }
         EndpointEvent::OutboundProgress { leg, status, .. } => {
-            tracing::debug!(leg = leg.0, status, "dialled leg in progress");
+            ctx.calls.outbound_event(leg, LegEvent::Progress(status));
         }
         EndpointEvent::OutboundAnswered { leg, sdp } => {
             ctx.calls.outbound_outcome(leg, DialOutcome::Answered(sdp));

@@ -135,6 +135,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         hangup_all,
         calls: Default::default(),
         ai_streams: huddle_aistream::StreamDeps::new(http.clone(), "MATEST".into()),
+        webhooks: None,
     });
     tokio::spawn(huddle_callflow::run(ctx, events));
     (addr, hangup_tx)

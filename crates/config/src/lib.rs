@@ -206,6 +206,9 @@ pub struct TrunkConfig {
     /// Name the trunk's TLS certificate is checked against, when it is not the URI's IP.
     #[serde(default)]
     pub tls_server_name: Option<String>,
+    /// Drop the `+` of E.164 numbers dialled through the trunk (default: keep it).
+    #[serde(default)]
+    pub strip_plus: bool,
 }
 
 /// `[rtp]`

@@ -26,7 +26,9 @@ use crate::recording::{self, ActiveRecording};
 use crate::registry::RoomDeps;
 use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
-use crate::state::{Command, CommandError, Hearing, Input, Output, Release, Room, Status, Target};
+use crate::state::{
+    Command, CommandError, DialMusic, Hearing, Input, Output, Release, Room, Status, Target,
+};
 
 /// 20 ms.
 const TICK: Duration = Duration::from_millis(20);
@@ -557,6 +559,48 @@ impl Shell {
             }
             // Dropping the recorder finalizes the file; the writer reports it.
             Output::RecordingStop => self.recording = None,
+            Output::PlayDialMusic {
+                members,
+                music,
+                limit,
+                form,
+            } => {
+                self.plays_started += 1;
+                let play = self.plays_started;
+                let rate = self.rate;
+                let secs = limit.as_secs().max(1);
+                match music {
+                    DialMusic::Ringback => {
+                        let tx = self.tx.clone();
+                        // Built off the mixing thread: up to minutes of samples.
+                        self.deps.runtime.spawn(async move {
+                            let _ = tx.send(ActorMsg::SoundTo {
+                                members,
+                                pcm: sounds::ringback(rate, secs),
+                                form,
+                                play,
+                            });
+                        });
+                    }
+                    DialMusic::Document(target) => {
+                        let params = CallParams {
+                            call_uuid: String::new(),
+                            from: String::new(),
+                            to: String::new(),
+                            direction: "outbound",
+                        };
+                        self.spawn_render(target, params, Vec::new(), move |pcm| {
+                            let pcm = pcm.map_or_else(Vec::new, |p| sounds::repeat(&p, rate, secs));
+                            ActorMsg::SoundTo {
+                                members,
+                                pcm: pcm.into(),
+                                form,
+                                play,
+                            }
+                        });
+                    }
+                }
+            }
             Output::StopAudio { form } => {
                 for m in &mut self.members {
                     m.sounds.retain(|cursor| !cursor.is_play(&form));

@@ -49,6 +49,10 @@ pub enum EventName {
     MpcRecordingCompleted,
     /// The MPC recording could not be made.
     MpcRecordingFailed,
+    /// An add-participant request started dialling.
+    AddParticipantByApiActionInitiated,
+    /// An add-participant request's dialling is decided: a leg answered, or none did.
+    AddParticipantByApiActionCompleted,
 }
 
 impl EventName {
@@ -76,6 +80,8 @@ impl EventName {
             EventName::MpcRecordingResumed => "MPCRecordingResumed",
             EventName::MpcRecordingCompleted => "MPCRecordingCompleted",
             EventName::MpcRecordingFailed => "MPCRecordingFailed",
+            EventName::AddParticipantByApiActionInitiated => "AddParticipantByAPIActionInitiated",
+            EventName::AddParticipantByApiActionCompleted => "AddParticipantByAPIActionCompleted",
         }
     }
 
@@ -110,6 +116,8 @@ impl EventName {
             EventName::ParticipantAudioStart | EventName::ParticipantAudioStop => {
                 StatusEvent::ParticipantAudioEvents
             }
+            EventName::AddParticipantByApiActionInitiated
+            | EventName::AddParticipantByApiActionCompleted => StatusEvent::AddParticipantApiEvents,
             _ => StatusEvent::ParticipantStateChanges,
         }
     }

@@ -22,4 +22,4 @@ pub use journal::{LiveMpc, LiveRecording, MpcJournal};
 pub use priority::MixerPriority;
 pub use registry::{RegistryError, RoomRegistry};
 pub use snapshot::{MpcSnapshot, ParticipantSnapshot};
-pub use state::{Command, CommandError, Target};
+pub use state::{Command, CommandError, DialMusic, Target};

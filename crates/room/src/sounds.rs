@@ -31,6 +31,32 @@ pub fn beep2(rate: u32) -> Arc<[i16]> {
     pcm.into()
 }
 
+/// Longest dial music played in one go (the longest ring the API allows is bounded anyway).
+pub const MAX_DIAL_MUSIC_SECS: u64 = 180;
+
+/// `dial_music="real"`: the North American ringback cadence (440 + 480 Hz, 2 s on, 4 s off),
+/// `secs` long (at most [`MAX_DIAL_MUSIC_SECS`]).
+pub fn ringback(rate: u32, secs: u64) -> Arc<[i16]> {
+    let mut cycle = vec![0i16; (rate * 2) as usize];
+    let mut high = vec![0i16; cycle.len()];
+    huddle_media::tone::ToneGenerator::new(440.0, 4000.0, rate).fill(&mut cycle);
+    huddle_media::tone::ToneGenerator::new(480.0, 4000.0, rate).fill(&mut high);
+    for (a, b) in cycle.iter_mut().zip(&high) {
+        *a = a.saturating_add(*b);
+    }
+    cycle.extend(silence(rate, 4000));
+    repeat(&cycle, rate, secs).into()
+}
+
+/// `pcm` over and over for `secs` (at most [`MAX_DIAL_MUSIC_SECS`]).
+pub fn repeat(pcm: &[i16], rate: u32, secs: u64) -> Vec<i16> {
+    let len = (secs.min(MAX_DIAL_MUSIC_SECS) * u64::from(rate)) as usize;
+    if pcm.is_empty() {
+        return Vec::new();
+    }
+    pcm.iter().copied().cycle().take(len).collect()
+}
+
 fn tone(freq: f64, rate: u32, ms: u32) -> Vec<i16> {
     let n = (rate * ms / 1000) as usize;
     let mut pcm = vec![0i16; n];

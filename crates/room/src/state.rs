@@ -189,6 +189,18 @@ pub enum Target {
     All,
     /// These member ids.
     Members(Vec<MemberId>),
+    /// Every participant, for the `dial_music` of the add-participant request with this
+    /// request uuid (which its own stop names).
+    DialMusic(String),
+}
+
+/// What an MPC hears while a participant added by the API rings (`dial_music`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialMusic {
+    /// `real`: a ringback tone (440 + 480 Hz, 2 s on, 4 s off).
+    Ringback,
+    /// A document of Play, Speak and Wait verbs, played over and over.
+    Document(UrlWithMethod),
 }
 
 /// The MPC's recording.
@@ -238,6 +250,19 @@ pub enum Command {
     StopRecording,
     /// Pause (true) or resume (false) the recording.
     PauseRecording(bool),
+    /// Play `dial_music` to every participant for at most the given time, until stopped with
+    /// `StopPlay(Target::DialMusic(tag))`.
+    DialMusic {
+        /// The request uuid the music belongs to.
+        tag: String,
+        /// What to play.
+        music: DialMusic,
+        /// How long at most (the dial's delay and ring timeout).
+        limit: std::time::Duration,
+    },
+    /// Report an add-participant request's progress (the `AddParticipantByAPIAction*`
+    /// events) through the MPC's status callback, with these parameters.
+    ApiAction(EventName, Vec<(&'static str, String)>),
 }
 
 /// Why a command was refused.
@@ -370,6 +395,17 @@ pub enum Output {
         /// mp3 or wav URL.
         url: String,
         /// The target as the command gave it, which a later stop names.
+        form: Target,
+    },
+    /// Play dial music to these participants, tagged with `form`.
+    PlayDialMusic {
+        /// Who hears it.
+        members: Vec<MemberId>,
+        /// What.
+        music: DialMusic,
+        /// How long at most.
+        limit: std::time::Duration,
+        /// `Target::DialMusic` of its request, which the stop names.
         form: Target,
     },
     /// Stop the plays started with this target.
@@ -851,6 +887,16 @@ impl Room {
             }
             Command::End => self.end(TerminationCause::HangupApiTriggered, now, out),
             Command::Shutdown => self.end(TerminationCause::ServerShutdown, now, out),
+            Command::ApiAction(name, params) => self.event(name, None, params, out),
+            Command::DialMusic { tag, music, limit } => {
+                let members = self.participants.iter().map(|p| p.member_id).collect();
+                out.push(Output::PlayDialMusic {
+                    members,
+                    music,
+                    limit,
+                    form: Target::DialMusic(tag),
+                });
+            }
             Command::Mute(target, on) => self.set_many(
                 &target,
                 on,
@@ -960,7 +1006,9 @@ impl Room {
 
     fn resolve(&self, target: &Target, out: &mut Vec<Output>) -> Option<Vec<MemberId>> {
         match target {
-            Target::All => Some(self.participants.iter().map(|p| p.member_id).collect()),
+            Target::All | Target::DialMusic(_) => {
+                Some(self.participants.iter().map(|p| p.member_id).collect())
+            }
             Target::Members(ids) => {
                 if let Some(missing) = ids.iter().find(|id| self.participant(**id).is_none()) {
                     out.push(Output::CommandFailed(CommandError::NoSuchMember(*missing)));

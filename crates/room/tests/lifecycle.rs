@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use huddle_mixer::ListenerClass;
-use huddle_room::state::{Command, Hearing, Input, Output, Release, Room, Status, Target};
+use huddle_room::state::{
+    Command, DialMusic, Hearing, Input, Output, Release, Room, Status, Target,
+};
 use huddle_room::{EventName, ExitCause, TerminationCause};
 use huddle_roomport::{CallUuid, MemberId, SeededIds};
 use huddle_xml::{HttpMethod, MultiPartyCall, Role, Sound, UrlWithMethod};
@@ -842,4 +844,55 @@ fn the_same_seed_gives_the_same_outputs_and_recording_ids() {
         strip(other),
         "the seed changes the ids and nothing else"
     );
+}
+
+#[test]
+fn dial_music_plays_to_everyone_present_under_its_own_tag() {
+    let mut s = Sim::new();
+    let (aid, _) = s.join(verb(Role::Agent));
+    let limit = Duration::from_secs(45);
+    let out = s.feed(Input::Command(Command::DialMusic {
+        tag: "req-1".into(),
+        music: DialMusic::Ringback,
+        limit,
+    }));
+    assert_eq!(
+        out,
+        vec![Output::PlayDialMusic {
+            members: vec![aid],
+            music: DialMusic::Ringback,
+            limit,
+            form: Target::DialMusic("req-1".into()),
+        }]
+    );
+    // Its stop names its tag, not the members: an operator's plays are not touched.
+    let out = s.feed(Input::Command(Command::StopPlay(Target::DialMusic(
+        "req-1".into(),
+    ))));
+    assert_eq!(
+        out,
+        vec![Output::StopAudio {
+            form: Target::DialMusic("req-1".into())
+        }]
+    );
+}
+
+#[test]
+fn api_actions_are_reported_as_events_of_the_mpc() {
+    let mut s = Sim::new();
+    s.join(verb(Role::Agent));
+    let out = s.feed(Input::Command(Command::ApiAction(
+        EventName::AddParticipantByApiActionInitiated,
+        vec![("RequestUUID", "r1".into())],
+    )));
+    let event = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .expect("an event");
+    assert_eq!(event.name.as_str(), "AddParticipantByAPIActionInitiated");
+    assert_eq!(event.params, vec![("RequestUUID", "r1".to_string())]);
+    assert!(event.member.is_none());
 }

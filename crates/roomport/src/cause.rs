@@ -27,6 +27,8 @@ pub enum HangupCause {
     ServerShutdown,
     /// The offer could not be accepted or no media port was free.
     MediaFailure,
+    /// 9110: a dialled participant did not press the add-participant `confirm_key`.
+    ConfirmKeyFailed,
 }
 
 impl HangupCause {
@@ -47,6 +49,7 @@ impl HangupCause {
             HangupCause::MaxDuration => 5020,
             HangupCause::ServerShutdown => 5030,
             HangupCause::MediaFailure => 5040,
+            HangupCause::ConfirmKeyFailed => 9110,
         }
     }
 
@@ -65,6 +68,7 @@ impl HangupCause {
             HangupCause::MaxDuration => "Max Duration Reached",
             HangupCause::ServerShutdown => "Server Shutdown",
             HangupCause::MediaFailure => "Media Negotiation Failed",
+            HangupCause::ConfirmKeyFailed => "Confirm Key Challenge Failed",
         }
     }
 

@@ -197,6 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hangup_all: hangup_rx,
         calls,
         ai_streams: huddle_aistream::StreamDeps::new(http.clone(), config.http.auth_id.clone()),
+        webhooks: Some(webhooks.clone()),
     });
     tokio::spawn(huddle_callflow::run(ctx.clone(), sip_events));
 
@@ -433,6 +434,7 @@ fn sip_service_config(config: &Config, advertised_ip: IpAddr, routes: &Router) -
         uri: t.uri.clone(),
         username: t.username.clone(),
         password: t.password.clone(),
+        strip_plus: t.strip_plus,
     });
     SipServiceConfig {
         endpoint: EndpointConfig {

@@ -2,6 +2,7 @@
 //! authentication, flood limits, and the UDP/TCP/TLS transport shell.
 
 pub mod access;
+pub mod address;
 pub mod auth;
 pub mod dialog;
 pub mod digest;

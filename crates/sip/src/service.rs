@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::access::{forbidden, AccessPolicy, KnownCalls, Verdict};
+use crate::address::OutboundCall;
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, LegId};
 use crate::error::FramingError;
 use crate::framing::StreamFramer;
@@ -80,8 +81,7 @@ enum Command {
     AnswerReinvite(LegId, u16, Bytes),
     Reinvite(LegId, Bytes),
     Dial {
-        to: String,
-        from_user: String,
+        call: Box<OutboundCall>,
         sdp: Bytes,
         reply: oneshot::Sender<Option<LegId>>,
     },
@@ -123,13 +123,12 @@ impl SipHandle {
     pub fn reinvite(&self, leg: LegId, sdp: Bytes) {
         let _ = self.cmd.send(Command::Reinvite(leg, sdp));
     }
-    /// Dials out through the trunk; None when no trunk is usable.
-    pub async fn dial(&self, to: &str, from_user: &str, sdp: Bytes) -> Option<LegId> {
+    /// Dials `call` out through the trunk; None when no trunk is usable.
+    pub async fn dial(&self, call: &OutboundCall, sdp: Bytes) -> Option<LegId> {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Dial {
-                to: to.to_string(),
-                from_user: from_user.to_string(),
+                call: Box::new(call.clone()),
                 sdp,
                 reply,
             })
@@ -488,13 +487,8 @@ impl Service {
                 ep.answer_reinvite(leg, status, sdp, now, out)
             }
             Command::Reinvite(leg, sdp) => ep.reinvite(leg, sdp, now, out),
-            Command::Dial {
-                to,
-                from_user,
-                sdp,
-                reply,
-            } => {
-                let leg = ep.dial(&to, &from_user, sdp, now, out);
+            Command::Dial { call, sdp, reply } => {
+                let leg = ep.dial_call(&call, sdp, now, out);
                 let call_id = leg
                     .and_then(|l| ep.invite_of(l))
                     .and_then(|i| i.headers.get("Call-ID"));

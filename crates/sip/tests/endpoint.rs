@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use huddle_sip::address::{self, Destination, OutboundCall};
 use huddle_sip::endpoint::{
     EndReason, Endpoint, EndpointConfig, EndpointEvent, EndpointOutput, TrunkConfig,
 };
@@ -18,6 +19,7 @@ fn endpoint() -> Endpoint {
             uri: "sip:127.0.0.1:5070".into(),
             username: "user".into(),
             password: "secret".into(),
+            strip_plus: false,
         }),
         timers: TimerConfig::default(),
     })
@@ -581,4 +583,35 @@ mod inbound_auth {
         ));
         assert_eq!(ep.stats().auth_challenges, 0);
     }
+}
+
+#[test]
+fn a_dialled_number_goes_on_the_trunks_host_with_caller_name_and_headers() {
+    let mut ep = endpoint();
+    let mut out = Vec::new();
+    let call = OutboundCall {
+        to: Destination::parse("15557654321", "to").unwrap(),
+        from: Destination::parse("+14155550100", "from").unwrap(),
+        display_name: Some(address::display_name("Help \"Desk\"").unwrap()),
+        headers: address::custom_headers("Account=42").unwrap(),
+    };
+    ep.dial_call(
+        &call,
+        Bytes::from_static(b"v=0\r\n"),
+        Instant::now(),
+        &mut out,
+    )
+    .expect("dialled");
+    let inv = sent(&out).remove(0);
+    assert!(
+        inv.starts_with("INVITE sip:15557654321@127.0.0.1:5070 SIP/2.0\r\n"),
+        "{inv}"
+    );
+    assert_eq!(header(&inv, "To"), Some("<sip:15557654321@127.0.0.1:5070>"));
+    let from = header(&inv, "From").unwrap();
+    assert!(
+        from.starts_with("\"Help \\\"Desk\\\"\" <sip:+14155550100@127.0.0.1>;tag="),
+        "{from}"
+    );
+    assert_eq!(header(&inv, "X-Account"), Some("42"));
 }

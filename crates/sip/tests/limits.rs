@@ -22,6 +22,7 @@ fn endpoint(limits: CallLimits) -> Endpoint {
             uri: "sip:127.0.0.1:5070".into(),
             username: String::new(),
             password: String::new(),
+            strip_plus: false,
         }),
         timers: TimerConfig::default(),
     });

@@ -28,6 +28,7 @@ fn endpoint_config(trunk: Option<&str>) -> EndpointConfig {
             uri: uri.into(),
             username: String::new(),
             password: String::new(),
+            strip_plus: false,
         }),
         timers: TimerConfig::default(),
     }
@@ -389,12 +390,9 @@ async fn dial_through(roots: RootCertStore, name: Option<&str>, pki: &TestPki) -
         start_with(service_config(listen, "127.0.0.0/8", Some(&uri)), Some(tls))
             .await
             .unwrap();
+    let call = huddle_sip::address::OutboundCall::new("sip:+15551234@127.0.0.1", "huddle").unwrap();
     handle
-        .dial(
-            "sip:+15551234@127.0.0.1",
-            "huddle",
-            Bytes::from_static(b"v=0\r\n"),
-        )
+        .dial(&call, Bytes::from_static(b"v=0\r\n"))
         .await
         .expect("a leg");
     tokio::time::timeout(Duration::from_secs(8), received)

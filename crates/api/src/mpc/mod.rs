@@ -9,6 +9,9 @@
 //! Participant-level recording answers 405 with a JSON error until it exists.
 
 mod add_participant;
+mod api_action;
+mod async_callback;
+mod dial_out;
 mod objects;
 mod request;
 mod time_filter;
@@ -528,7 +531,40 @@ async fn add_participant(
             mpc.name
         }
     };
+    let callback = async_callback::parse(&body)?;
     let add = add_participant::AddParticipant::parse(&body, &name)?;
+    let Some(callback) = callback else {
+        let outcome = perform_add(&api, add, &name).await?;
+        return Ok(ok(StatusCode::CREATED, outcome));
+    };
+    // The asynchronous form (callback_url): a bad request is still refused at once; what
+    // the synchronous form would answer goes to the callback.
+    let id = api_id();
+    let task_api = api.clone();
+    let task_id = id.clone();
+    tokio::spawn(async move {
+        let outcome = perform_add(&task_api, add, &name).await;
+        async_callback::report(
+            &task_api.calls,
+            &callback,
+            &task_id,
+            outcome.map_err(|e| (e.status, e.message)),
+        );
+    });
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"api_id": id, "message": "async api spawned"})),
+    )
+        .into_response())
+}
+
+/// Moves the call in, dials the legs, or joins the stream: the response's body.
+async fn perform_add(
+    api: &MpcApi,
+    add: add_participant::AddParticipant,
+    mpc_name: &str,
+) -> Result<Value, ApiError> {
+    let request_uuid = api_id();
     let calls = match add.source {
         add_participant::Source::Call(call_uuid) => {
             let missing =
@@ -539,44 +575,20 @@ async fn add_participant(
             }
             vec![json!({"to": call.to, "from": call.from, "call_uuid": call_uuid})]
         }
-        add_participant::Source::Dial {
-            from,
-            to,
-            ring_timeouts,
-        } => {
-            let race = huddle_callflow::DialRace::new();
-            let mut calls = Vec::with_capacity(to.len());
-            for (destination, ring_timeout) in to.into_iter().zip(ring_timeouts) {
-                let request = huddle_callflow::DialRequest {
-                    to: destination.clone(),
-                    from: from.clone(),
-                    document: add.document.clone(),
-                    ring_timeout,
-                    race: race.clone(),
-                };
-                let call_uuid = huddle_callflow::dial_participant(&api.calls, request)
-                    .await
-                    .map_err(|e| {
-                        // Nothing partial to retry: a 4xx, never a 5xx (SDKs repeat those).
-                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
-                    })?;
-                calls.push(json!({"to": destination, "from": from, "call_uuid": call_uuid}));
-            }
-            calls
+        add_participant::Source::Dial(dial) => {
+            dial_out::dial_out(api, *dial, &add.document, mpc_name, &request_uuid).await?
         }
         add_participant::Source::Stream => {
-            let joined = join_stream(&api, &add.document).await?;
+            let joined = join_stream(api, &add.document).await?;
             vec![joined]
         }
     };
-    Ok(ok(
-        StatusCode::CREATED,
-        json!({
-            "calls": calls,
-            "message": "add participant action initiated",
-            "request_uuid": api_id(),
-        }),
-    ))
+    Ok(json!({
+        "api_id": api_id(),
+        "calls": calls,
+        "message": "add participant action initiated",
+        "request_uuid": request_uuid,
+    }))
 }
 
 /// Joins an ai-agent stream member (design.md "AI agents"): a call uuid is made for it and

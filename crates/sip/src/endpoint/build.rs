@@ -73,7 +73,7 @@ impl Endpoint {
         .unwrap_or(5060)
     }
 
-    fn host_for_uri(&self) -> String {
+    pub(super) fn host_for_uri(&self) -> String {
         if self.config.advertised_host.contains(':') {
             format!("[{}]", self.config.advertised_host)
         } else {

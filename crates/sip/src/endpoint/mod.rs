@@ -77,6 +77,9 @@ pub struct TrunkConfig {
     pub username: String,
     /// Digest password.
     pub password: String,
+    /// Drop the `+` of E.164 numbers in the Request-URI, To and From of dialled legs (for
+    /// trunks that want national or bare international digits).
+    pub strip_plus: bool,
 }
 
 /// Why a leg ended without us asking.

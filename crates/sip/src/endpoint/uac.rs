@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::build::{cancel_for, cseq_number};
 use super::leg::{Dialling, Leg, LegState, Session};
 use super::{ClientPurpose, Endpoint, EndpointEvent, EndpointOutput, LegId, ALLOW};
+use crate::address::OutboundCall;
 use crate::dialog::Dialog;
 use crate::digest::Challenge;
 use crate::headers::{tag_of, UriTarget};
@@ -15,12 +16,26 @@ use crate::message::{Headers, Method, Request, Response};
 use crate::transaction::{Peer, TxId, TxOutput};
 
 impl Endpoint {
-    /// Dials `to_uri` through the trunk with an SDP offer. Returns None without a usable trunk,
-    /// or when `server.max_calls` legs are live.
+    /// Dials `to_uri` through the trunk with an SDP offer, from `from_user` (see
+    /// [`Endpoint::dial_call`]). Returns None when either address is unusable.
     pub fn dial(
         &mut self,
         to_uri: &str,
         from_user: &str,
+        sdp: Bytes,
+        now: Instant,
+        out: &mut Vec<EndpointOutput>,
+    ) -> Option<LegId> {
+        let call = OutboundCall::new(to_uri, from_user).ok()?;
+        self.dial_call(&call, sdp, now, out)
+    }
+
+    /// Dials `call` through the trunk with an SDP offer: a number goes on the trunk's host,
+    /// a URI as it is; the INVITE goes to the trunk either way. Returns None without a usable
+    /// trunk, or when `server.max_calls` legs are live.
+    pub fn dial_call(
+        &mut self,
+        call: &OutboundCall,
         sdp: Bytes,
         now: Instant,
         out: &mut Vec<EndpointOutput>,
@@ -40,28 +55,32 @@ impl Endpoint {
         let transport = target.transport_kind();
         let addr = target.socket_addr()?;
         let peer = Peer { addr, transport };
+        let to_uri = call.to.request_uri(&trunk.uri, trunk.strip_plus)?;
+        let from_uri = call.from.from_uri(&self.host_for_uri(), trunk.strip_plus);
         let local_tag = self.ids.token(10);
         let call_id = format!("{}@{}", self.ids.token(20), self.config.advertised_host);
         let mut headers = Headers::default();
         headers.push("Via", self.via(transport));
         headers.push("Max-Forwards", "70");
-        headers.push(
-            "From",
-            format!(
-                "<sip:{from_user}@{}>;tag={local_tag}",
-                self.config.advertised_host
-            ),
-        );
+        let display = call
+            .display_name
+            .as_ref()
+            .map(|name| format!("{name} "))
+            .unwrap_or_default();
+        headers.push("From", format!("{display}<{from_uri}>;tag={local_tag}"));
         headers.push("To", format!("<{to_uri}>"));
         headers.push("Call-ID", call_id);
         headers.push("CSeq", "1 INVITE");
         headers.push("Contact", self.contact(transport));
         headers.push("Allow", ALLOW);
         headers.push("User-Agent", self.config.user_agent.clone());
+        for (name, value) in &call.headers {
+            headers.push(name.clone(), value.clone());
+        }
         headers.push("Content-Type", "application/sdp");
         let invite = Request {
             method: Method::Invite,
-            uri: to_uri.to_string(),
+            uri: to_uri,
             headers,
             body: sdp,
         };

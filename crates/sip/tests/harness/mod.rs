@@ -161,6 +161,7 @@ impl Net {
                         uri: format!("sip:{trunk}"),
                         username: "user".into(),
                         password: "secret".into(),
+                        strip_plus: false,
                     }),
                     timers: TimerConfig::default(),
                 };
