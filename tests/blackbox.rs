@@ -12,6 +12,7 @@ mod blackbox {
     pub mod echo;
     pub mod hostile;
     pub mod http_auth;
+    pub mod ivr;
     // Flood limits (issue 14): INVITEs per source, max_calls, SIP connections.
     pub mod limits;
     pub mod media_trust;

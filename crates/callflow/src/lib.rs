@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod dial;
 pub mod executor;
+pub mod input;
 pub mod leg;
 pub mod manager;
 pub mod media_setup;
@@ -18,5 +19,5 @@ pub use huddle_roomport::{
     member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, Rooms, TickAudio,
 };
-pub use manager::{run, CallContext, MediaSettings};
+pub use manager::{run, CallContext, MediaSettings, RecordingFiles};
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

@@ -50,6 +50,18 @@ pub struct CallContext {
     pub calls: crate::calls::Calls,
     /// What ai-agent streams need (signed client, account id, TLS, backoff).
     pub ai_streams: huddle_aistream::StreamDeps,
+    /// Where `<Record>` writes its files.
+    pub recordings: RecordingFiles,
+}
+
+/// Where `<Record>` writes its files (`storage.recordings`, shared with MPC recordings) and
+/// the URL prefix they are served at with the API's basic auth.
+#[derive(Debug, Clone)]
+pub struct RecordingFiles {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+    /// `{http.public_url}/v1/Account/{auth_id}/Recording/`.
+    pub url_base: String,
 }
 
 /// Runs until the endpoint's event stream ends.

@@ -2,6 +2,8 @@
 
 use crate::error::{Diagnostics, Problem, XmlError};
 use crate::model::{Document, Verb};
+use crate::conference::conference;
+use crate::ivr;
 use crate::mpc::multi_party_call;
 use crate::position::Locator;
 use crate::tree::{self, is_blank, Element, Node};
@@ -18,17 +20,9 @@ pub struct Parsed {
     pub warnings: Vec<XmlError>,
 }
 
-/// Plivo verbs we recognise but do not run.
-const UNSUPPORTED_VERBS: [&str; 8] = [
-    "Conference",
-    "Dial",
-    "DTMF",
-    "GetDigits",
-    "GetInput",
-    "Message",
-    "Record",
-    "Stream",
-];
+/// Plivo verbs we recognise but do not run. `Stream` waits for a place in the AI stream
+/// crate (README "Plivo XML").
+const UNSUPPORTED_VERBS: [&str; 3] = ["Dial", "Message", "Stream"];
 
 /// Which verbs a document may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +142,11 @@ fn verb(element: &Element, diag: &mut Diagnostics) -> Option<Verb> {
         "Redirect" => Verb::Redirect(verbs::redirect(element, diag)),
         "PreAnswer" => Verb::PreAnswer(verbs::pre_answer(element, diag)),
         "MultiPartyCall" => Verb::MultiPartyCall(Box::new(multi_party_call(element, diag))),
+        "GetDigits" => Verb::GetDigits(Box::new(ivr::get_digits(element, diag))),
+        "GetInput" => Verb::GetInput(Box::new(ivr::get_input(element, diag))),
+        "DTMF" => Verb::Dtmf(ivr::dtmf(element, diag)),
+        "Record" => Verb::Record(Box::new(ivr::record(element, diag))),
+        "Conference" => Verb::Conference(Box::new(conference(element, diag))),
         _ => {
             let message = if UNSUPPORTED_VERBS.contains(&name) {
                 format!("unsupported verb {name}: this server does not run it")
