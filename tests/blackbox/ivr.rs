@@ -460,3 +460,86 @@ async fn conference_members_hear_each_other_in_one_room() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn a_broken_action_ends_the_call_with_the_redirect_cause() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><GetDigits action="{garbage}" numDigits="1"/><GetDigits action="{down}" numDigits="1"/></Response>"#,
+                garbage = stub.url("/garbage"),
+                down = stub.url("/down"),
+            ),
+        );
+        // Not XML at all: the call ends as for an invalid Redirect document.
+        stub.serve("/garbage", 200, "text/html", "<html><body>oops</body></html>");
+        let srv = server(&routes(&stub, "broken"), 20);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "broken").await;
+        listen(&mut rtp, media, 300).await;
+        rtp.send_dtmf(media, 3).await;
+        let (_, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(5)).await;
+        assert!(bye, "{}", srv.log());
+        assert_eq!(stub.requests_to("/garbage").len(), 1);
+        assert!(stub.requests_to("/down").is_empty());
+        assert!(srv.log().contains("Invalid Redirect XML"), "{}", srv.log());
+
+        // An action that answers 500: the call ends as for an unreachable Redirect URL.
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><GetDigits action="{down}" numDigits="1"/></Response>"#,
+                down = stub.url("/down"),
+            ),
+        );
+        stub.serve("/down", 500, "text/plain", "");
+        let (mut ua, mut rtp, media) = answered(srv.sip, "broken").await;
+        listen(&mut rtp, media, 300).await;
+        rtp.send_dtmf(media, 3).await;
+        let (_, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(10)).await;
+        assert!(bye, "{}", srv.log());
+        assert!(!stub.requests_to("/down").is_empty());
+        assert!(srv.log().contains("Error Reaching Redirect URL"), "{}", srv.log());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[test]
+fn check_xml_names_the_element_and_attribute_of_each_ivr_problem() {
+    let dir = std::env::temp_dir().join(format!("huddle-ivr-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ivr.xml");
+    std::fs::write(
+        &path,
+        r#"<Response>
+  <GetDigits action="http://a/menu" numDigits="0" finishOnKey="12"><Dial>1</Dial></GetDigits>
+  <GetInput action="http://a/in" inputType="speech"/>
+  <DTMF>12q</DTMF>
+  <Record fileFormat="ogg" recordSession="true"/>
+  <Conference maxMembers="50">room</Conference>
+</Response>
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+        .arg("check-xml")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "line 2, column 37: <GetDigits> attribute `numDigits` = \"0\": out of range (allowed: 1 to 99)",
+        "<GetDigits> attribute `finishOnKey` = \"12\"",
+        "<Dial> is not allowed inside <GetDigits>",
+        "<GetInput> attribute `inputType` = \"speech\": speech input is not supported",
+        "<DTMF> text \"12q\": 'q' is not a digit or pause",
+        "<Record> attribute `fileFormat` = \"ogg\"",
+        "line 5, column 28: <Record> attribute `recordSession` = \"true\": recordSession=\"true\" is not supported",
+        "<Conference> attribute `maxMembers` = \"50\": out of range (allowed: 2 to 10)",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}

@@ -192,11 +192,8 @@ impl SilenceTimer {
 
     /// Feeds a frame; true once the silence has lasted the limit.
     pub fn frame(&mut self, pcm: &[i16]) -> bool {
-        let level = pcm
-            .iter()
-            .map(|s| u64::from(s.unsigned_abs()))
-            .sum::<u64>()
-            / pcm.len().max(1) as u64;
+        let level =
+            pcm.iter().map(|s| u64::from(s.unsigned_abs())).sum::<u64>() / pcm.len().max(1) as u64;
         if level < SILENCE_LEVEL {
             self.silent_frames += 1;
         } else {

@@ -59,9 +59,12 @@ struct Canned {
     body: Vec<u8>,
     delay: Duration,
     headers: Vec<(String, String)>,
-    /// Bodies chosen by one request parameter's value: (parameter, [(value, body)]).
-    by_param: Option<(String, Vec<(String, Vec<u8>)>)>,
+    /// Bodies chosen by one request parameter's value.
+    by_param: Option<ByParam>,
 }
+
+/// A parameter's name and the body for each of its values.
+type ByParam = (String, Vec<(String, Vec<u8>)>);
 
 #[derive(Default)]
 struct State {

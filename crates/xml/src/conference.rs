@@ -89,7 +89,9 @@ pub(crate) fn conference(element: &Element, diag: &mut Diagnostics) -> Conferenc
         .integer("timeLimit", 300, 28_800, diag)
         .unwrap_or(d.time_limit_secs);
     let method = a.method("method", HttpMethod::Post, diag);
-    c.action = a.url("action", diag).map(|url| UrlWithMethod { url, method });
+    c.action = a
+        .url("action", diag)
+        .map(|url| UrlWithMethod { url, method });
     c.relay_dtmf = a.boolean("relayDTMF", d.relay_dtmf, diag);
 
     // Checked like everywhere else, then reported as having no effect.

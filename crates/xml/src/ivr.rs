@@ -121,9 +121,7 @@ pub(crate) fn get_digits(element: &Element, diag: &mut Diagnostics) -> GetDigits
         finish_on_key: a
             .get("finishOnKey", diag, finish_key)
             .unwrap_or(d.finish_on_key),
-        num_digits: a
-            .integer("numDigits", 1, 99, diag)
-            .unwrap_or(d.num_digits),
+        num_digits: a.integer("numDigits", 1, 99, diag).unwrap_or(d.num_digits),
         retries: a.integer("retries", 1, 10, diag).unwrap_or(d.retries),
         valid_digits: a
             .get("validDigits", diag, valid_digits)
@@ -243,7 +241,10 @@ pub(crate) fn get_input(element: &Element, diag: &mut Diagnostics) -> GetInput {
 fn dtmf_digits(s: &str) -> ValueResult<String> {
     const ALLOWED: &str = "0-9, *, #, A-D, and w (0.5 s pause) or W (1 s pause)";
     if s.is_empty() {
-        return Err(invalid("the digits to send (element text) are required", ALLOWED));
+        return Err(invalid(
+            "the digits to send (element text) are required",
+            ALLOWED,
+        ));
     }
     if s.chars().count() > MAX_DTMF_CHARS {
         return Err(invalid(
@@ -329,7 +330,7 @@ pub(crate) fn record(element: &Element, diag: &mut Diagnostics) -> Record {
         if a.boolean(name, false, diag) {
             diag.error(
                 Problem::at(
-                    element.offset,
+                    a.offset(name).unwrap_or(element.offset),
                     format!("{name}=\"true\" is not supported: <Record> records the caller in the foreground only"),
                 )
                 .element(&element.name)

@@ -1,9 +1,9 @@
 //! Entry points: size and encoding checks, then the `<Response>` children.
 
-use crate::error::{Diagnostics, Problem, XmlError};
-use crate::model::{Document, Verb};
 use crate::conference::conference;
+use crate::error::{Diagnostics, Problem, XmlError};
 use crate::ivr;
+use crate::model::{Document, Verb};
 use crate::mpc::multi_party_call;
 use crate::position::Locator;
 use crate::tree::{self, is_blank, Element, Node};

@@ -162,7 +162,10 @@ fn get_input_dtmf_and_speech() {
     };
     assert_eq!(g.digit_end_timeout_secs, Some(4));
     assert_eq!(g.execution_timeout_secs, 60);
-    assert_eq!((g.num_digits, g.finish_on_key, g.redirect), (6, None, false));
+    assert_eq!(
+        (g.num_digits, g.finish_on_key, g.redirect),
+        (6, None, false)
+    );
 
     check_err(&[
         (
@@ -233,9 +236,19 @@ fn dtmf_verb() {
         })
     );
     check_err(&[
-        ("<DTMF>12x</DTMF>", "DTMF", None, "'x' is not a digit or pause"),
+        (
+            "<DTMF>12x</DTMF>",
+            "DTMF",
+            None,
+            "'x' is not a digit or pause",
+        ),
         ("<DTMF></DTMF>", "DTMF", None, "are required"),
-        (r#"<DTMF async="maybe">1</DTMF>"#, "DTMF", Some("async"), "true, false"),
+        (
+            r#"<DTMF async="maybe">1</DTMF>"#,
+            "DTMF",
+            Some("async"),
+            "true, false",
+        ),
     ]);
     let long = format!("<DTMF>{}</DTMF>", "1".repeat(257));
     check_err(&[(&long, "DTMF", None, "more than 256")]);
@@ -332,7 +345,10 @@ fn conference_maps_onto_an_mpc_of_customers() {
     assert_eq!(m.role, Role::Customer);
     assert_eq!(m.name, "town-hall");
     assert!(m.stay_alone && m.start_mpc_on_enter && !m.end_mpc_on_exit);
-    assert_eq!((m.enter_sound.clone(), m.exit_sound.clone()), (Sound::None, Sound::None));
+    assert_eq!(
+        (m.enter_sound.clone(), m.exit_sound.clone()),
+        (Sound::None, Sound::None)
+    );
 
     let Verb::Conference(c) = only_verb(&doc(
         r#"<Conference muted="true" enterSound="beep:1" exitSound="" startConferenceOnEnter="false" endConferenceOnExit="true" stayAlone="false" waitSound="http://a/wait" waitSoundMethod="POST" maxMembers="4" record="true" recordFileFormat="wav" timeLimit="600" action="http://a/after" method="GET" relayDTMF="true">c1</Conference>"#,

@@ -129,8 +129,11 @@ impl XmlCall {
                 }
             }
             if first.digit.is_none() && c.play_beep {
-                self.play_source_heard(&mut PcmPlayer::new(beep(), 1), Some(&mut first as &mut (dyn Ears + 'static)))
-                    .await?;
+                self.play_source_heard(
+                    &mut PcmPlayer::new(beep(), 1),
+                    Some(&mut first as &mut (dyn Ears + 'static)),
+                )
+                .await?;
             }
             let mut key = match first.digit {
                 Some(key) => Some(key),
@@ -174,12 +177,21 @@ impl XmlCall {
     /// One nested prompt with `ears` listening; true when a key cut it.
     async fn prompt(&mut self, verb: &Verb, ears: &mut FirstDigit) -> Result<bool, Ending> {
         match verb {
-            Verb::Play(p) => self.play_heard(p, Some(ears as &mut (dyn Ears + 'static))).await,
-            Verb::Speak(s) => self.speak_heard(s, Some(ears as &mut (dyn Ears + 'static))).await,
+            Verb::Play(p) => {
+                self.play_heard(p, Some(ears as &mut (dyn Ears + 'static)))
+                    .await
+            }
+            Verb::Speak(s) => {
+                self.speak_heard(s, Some(ears as &mut (dyn Ears + 'static)))
+                    .await
+            }
             Verb::Wait(w) => {
                 let frames = u64::from(w.length_secs) * 50;
-                self.play_source_heard(&mut Silence::frames(frames), Some(ears as &mut (dyn Ears + 'static)))
-                    .await
+                self.play_source_heard(
+                    &mut Silence::frames(frames),
+                    Some(ears as &mut (dyn Ears + 'static)),
+                )
+                .await
             }
             // The parser nests nothing else.
             _ => Ok(false),
@@ -279,15 +291,10 @@ impl XmlCall {
         let path = place.dir.join(format!("{id}.{}", format.extension()));
         let url = format!("{}{id}.{}", place.url_base, format.extension());
         let (done_tx, done_rx) = oneshot::channel();
-        let recorder = huddle_record::Recorder::start(
-            path,
-            format,
-            RATE,
-            super::FRAME,
-            move |finished| {
+        let recorder =
+            huddle_record::Recorder::start(path, format, RATE, super::FRAME, move |finished| {
                 let _ = done_tx.send(finished);
-            },
-        );
+            });
         let recorder = match recorder {
             Ok(recorder) => recorder,
             Err(err) => {
@@ -304,7 +311,12 @@ impl XmlCall {
         };
         let limit = tokio::time::sleep(Duration::from_secs(u64::from(r.max_length_secs)));
         let outcome = self
-            .pump(&mut Silence::forever(), None, Some(&mut ears as &mut (dyn Ears + 'static)), limit)
+            .pump(
+                &mut Silence::forever(),
+                None,
+                Some(&mut ears as &mut (dyn Ears + 'static)),
+                limit,
+            )
             .await;
         let key = ears.key;
         // Dropping the recorder closes the file; its writer reports when it is complete.
