@@ -543,3 +543,92 @@ fn check_xml_names_the_element_and_attribute_of_each_ivr_problem() {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_bidirectional_stream_hears_the_caller_and_is_heard_until_it_closes() {
+    use super::ai_stream::{play_tone, AiService, Cmd};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let svc = AiService::start().await;
+        let stub = HttpStub::start().await;
+        stub.serve("/stream-status", 200, "text/plain", "");
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-l16;rate=16000" statusCallbackUrl="{cb}">{ws}</Stream><Hangup/></Response>"#,
+                cb = stub.url("/stream-status"),
+                ws = svc.url("/agent"),
+            ),
+        );
+        let srv = server(&routes(&stub, "bot"), 20);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "bot").await;
+        let start = svc.started(0).await;
+        assert_eq!(
+            start["start"]["callId"],
+            call_uuid(&stub, 0).as_str(),
+            "{start}"
+        );
+        // The caller's voice reaches the service; the service's voice reaches the caller.
+        play_tone(&svc, 0, "audio/x-l16", 16000, 1830.0, 2.0);
+        let heard = rtp.talk(media, 430.0, Duration::from_millis(1500)).await;
+        assert!(
+            tone_share(&heard[heard.len() / 3..], 1830.0) > 0.05,
+            "the caller hears the service\n{}",
+            srv.log()
+        );
+        let service_heard = svc.with(0, |c| c.heard());
+        assert!(
+            tone_share(&service_heard[service_heard.len() / 3..], 430.0) > 0.05,
+            "the service hears the caller"
+        );
+        // keepCallAlive: the next verb waits for the stream; a normal close ends it and the
+        // call goes on with <Hangup/>.
+        assert!(ua.recv(Duration::from_millis(200)).await.is_none());
+        svc.send(0, Cmd::Close(CloseCode::Normal));
+        let (_, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(5)).await;
+        assert!(bye, "{}", srv.log());
+        let status = stub
+            .wait_until("/stream-status", Duration::from_secs(5), |r| {
+                r.iter().any(|r| r.param("Event") == Some("StopStream"))
+            })
+            .await;
+        assert!(status.is_some(), "{:?}", stub.requests_to("/stream-status"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_background_stream_sends_the_outbound_track_while_the_verbs_run() {
+    use super::ai_stream::AiService;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let svc = AiService::start().await;
+        let stub = HttpStub::start().await;
+        stub.serve("/tone.wav", 200, "audio/wav", wav_tone(600.0, 1.5, 8000));
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><Stream audioTrack="outbound">{ws}</Stream><Play>{tone}</Play><Hangup/></Response>"#,
+                ws = svc.url("/listen"),
+                tone = stub.url("/tone.wav"),
+            ),
+        );
+        let srv = server(&routes(&stub, "monitor"), 20);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "monitor").await;
+        let (heard, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(10)).await;
+        assert!(bye, "{}", srv.log());
+        assert!(detect(&heard, 600.0), "the Play ran beside the stream");
+        svc.started(0).await;
+        let service_heard = svc.with(0, |c| c.heard());
+        assert!(
+            tone_share(&service_heard, 600.0) > 0.2,
+            "the service hears what the caller is played\n{}",
+            srv.log()
+        );
+        // The call hung up: the stream is closed.
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
+            .await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -31,6 +31,7 @@ use crate::media_setup::{self, MediaPolicy, Negotiated};
 use crate::playback::{FrameSource, PcmPlayer, Silence};
 
 mod ivr;
+mod stream;
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -124,6 +125,8 @@ pub struct XmlCall {
     media_policy: MediaPolicy,
     /// Digits of an asynchronous `<DTMF>` still going out while later verbs run.
     async_dtmf: Option<DtmfPlayer>,
+    /// A `<Stream>` running beside the verbs (stopped when dropped).
+    stream: Option<stream::CallStream>,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -154,6 +157,7 @@ impl XmlCall {
             ends_at: max_duration.map(|d| Instant::now() + d),
             media_policy: MediaPolicy::default(),
             async_dtmf: None,
+            stream: None,
         }
     }
 
@@ -189,6 +193,7 @@ impl XmlCall {
             ends_at: None,
             media_policy: MediaPolicy::default(),
             async_dtmf: None,
+            stream: None,
         }
     }
 
@@ -222,6 +227,8 @@ impl XmlCall {
                 }
             }
         }
+        // The call is over: so is its stream.
+        self.stream = None;
         if let Some(media) = self.media.take() {
             let stats = media.handle.stop().await;
             tracing::info!(?stats, "media finished");
@@ -306,6 +313,7 @@ impl XmlCall {
                     }
                 }
                 Verb::Dtmf(d) => self.dtmf(d).await?,
+                Verb::Stream(s) => self.stream(s).await?,
                 Verb::Record(r) => {
                     if let Some(next) = self.record(r).await? {
                         return Ok(next);
@@ -785,6 +793,9 @@ impl XmlCall {
                     if !source.fill(&mut m.frame.samples[..FRAME]) {
                         return Ok(Pumped::SourceDone);
                     }
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.outbound(&mut m.frame.samples[..FRAME]);
+                    }
                     m.handle.send_frame(m.frame.clone());
                     if let Some((digit, duration_ms)) = source.take_dtmf() {
                         m.handle.send_dtmf(digit, duration_ms);
@@ -793,6 +804,9 @@ impl XmlCall {
                 // Outside a room caller audio goes to the ears, if any; in a room it goes there
                 // directly.
                 Wake::Media(Some(MediaItem::Frame(frame))) => {
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.inbound(frame.pcm());
+                    }
                     if let Some(ears) = ears.as_deref_mut() {
                         if ears.frame(frame.pcm()) {
                             return Ok(Pumped::Heard);
@@ -807,6 +821,9 @@ impl XmlCall {
                     }
                     if let Some(r) = room.as_ref() {
                         r.to_room.send(MemberInput::Dtmf { digit, duration_ms });
+                    }
+                    if let Some(stream) = self.stream.as_ref() {
+                        stream.digit(digit);
                     }
                     if let Some(ears) = ears.as_deref_mut() {
                         if ears.digit(digit) {

@@ -3,7 +3,9 @@
 
 use crate::attrs::Attrs;
 use crate::error::{Diagnostics, Problem};
-use crate::model::{Dtmf, FinishKey, GetDigits, GetInput, HttpMethod, Record, Verb};
+use crate::model::{
+    AudioTrack, Dtmf, FinishKey, GetDigits, GetInput, HttpMethod, Record, Stream, Verb,
+};
 use crate::tree::{is_blank, Element, Node};
 use crate::values::{self, trim, Invalid, ValueResult};
 use crate::verbs::{audio_verb, text_only, AUDIO_VERBS};
@@ -362,6 +364,79 @@ pub(crate) fn record(element: &Element, diag: &mut Diagnostics) -> Record {
         );
     }
     r
+}
+
+/// Every attribute `<Stream>` understands.
+const STREAM_ATTRIBUTES: &[&str] = &[
+    "bidirectional",
+    "audioTrack",
+    "streamTimeout",
+    "contentType",
+    "keepCallAlive",
+    "extraHeaders",
+    "statusCallbackUrl",
+    "statusCallbackMethod",
+];
+
+/// Longest `extraHeaders` (Plivo's limit).
+const MAX_EXTRA_HEADERS: usize = 512;
+
+/// `<Stream>wss://...</Stream>`.
+pub(crate) fn stream(element: &Element, diag: &mut Diagnostics) -> Stream {
+    let a = Attrs::new(element, STREAM_ATTRIBUTES, diag);
+    let text = text_only(element, diag);
+    let url = values::ws_url(&text).unwrap_or_else(|mut e| {
+        if text.is_empty() {
+            e.message = "the service URL (element text) is required".to_string();
+        }
+        diag.error(
+            Problem::at(element.offset, e.message)
+                .element(&element.name)
+                .value(&text)
+                .allowed(e.allowed),
+        );
+        text.clone()
+    });
+    let mut s = Stream::new(url);
+    s.bidirectional = a.boolean("bidirectional", false, diag);
+    if let Some(track) = a.get("audioTrack", diag, |v| {
+        let track = [AudioTrack::Inbound, AudioTrack::Outbound, AudioTrack::Both]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(v))
+            .ok_or_else(|| invalid("not an allowed value", "inbound, outbound, both"))?;
+        if s.bidirectional && track != AudioTrack::Inbound {
+            return Err(invalid(
+                "a bidirectional stream sends only the inbound track",
+                "inbound",
+            ));
+        }
+        Ok(track)
+    }) {
+        s.audio_track = track;
+    }
+    s.stream_timeout_secs = a
+        .integer("streamTimeout", 1, 86_400, diag)
+        .unwrap_or(s.stream_timeout_secs);
+    if let Some((canonical, _)) = a.get("contentType", diag, values::content_type) {
+        s.content_type = canonical.to_string();
+    }
+    s.keep_call_alive = a.boolean("keepCallAlive", false, diag);
+    s.extra_headers = a.get("extraHeaders", diag, |v| {
+        if v.len() > MAX_EXTRA_HEADERS {
+            return Err(invalid(
+                format!("longer than {MAX_EXTRA_HEADERS} bytes"),
+                "key=value pairs separated by commas, at most 512 bytes",
+            ));
+        }
+        Ok(v.to_string())
+    });
+    s.status_callback = a.url_with_method(
+        "statusCallbackUrl",
+        "statusCallbackMethod",
+        HttpMethod::Post,
+        diag,
+    );
+    s
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub enum Verb {
     Record(Box<Record>),
     /// `<Conference>`: Plivo's older conference, run as an MPC (see [`Conference`]).
     Conference(Box<Conference>),
+    /// `<Stream>`: the call's audio to a WebSocket service (and back when bidirectional).
+    Stream(Box<Stream>),
 }
 
 /// HTTP method of a URL attribute.
@@ -591,5 +593,83 @@ impl Conference {
         m.on_exit_action = self.action.clone();
         m.relay_dtmf_inputs = self.relay_dtmf;
         m
+    }
+}
+
+/// Which audio `<Stream>` sends to the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioTrack {
+    /// What the caller says (default).
+    Inbound,
+    /// What huddle plays to the caller.
+    Outbound,
+    /// Both, summed.
+    Both,
+}
+
+impl AudioTrack {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioTrack::Inbound => "inbound",
+            AudioTrack::Outbound => "outbound",
+            AudioTrack::Both => "both",
+        }
+    }
+}
+
+/// `<Stream>`: Plivo's audio stream on one call, over the AI stream protocol
+/// (spec/ai-stream.md): huddle dials the service and sends `media`; with `bidirectional` the
+/// service's `playAudio` is heard by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The service's ws:// or wss:// URL (element text).
+    pub url: String,
+    /// The service's audio is played to the caller; default false.
+    pub bidirectional: bool,
+    /// Default inbound; only inbound with `bidirectional`.
+    pub audio_track: AudioTrack,
+    /// Seconds after which the stream is stopped (1..=86400, default 86400).
+    pub stream_timeout_secs: u32,
+    /// Default `audio/x-l16;rate=8000`.
+    pub content_type: String,
+    /// true: the next verb waits until the stream ends; false (default): the stream runs
+    /// beside the next verbs.
+    pub keep_call_alive: bool,
+    /// `extraHeaders`, as written (`k=v,k2=v2`).
+    pub extra_headers: Option<String>,
+    /// Stream status callbacks (method default POST).
+    pub status_callback: Option<UrlWithMethod>,
+}
+
+impl Stream {
+    /// A stream to `url` with every default applied.
+    pub fn new(url: impl Into<String>) -> Self {
+        Stream {
+            url: url.into(),
+            bidirectional: false,
+            audio_track: AudioTrack::Inbound,
+            stream_timeout_secs: 86_400,
+            content_type: "audio/x-l16;rate=8000".to_string(),
+            keep_call_alive: false,
+            extra_headers: None,
+            status_callback: None,
+        }
+    }
+
+    /// The same settings in the form of an ai-agent member's attributes, which the stream
+    /// client takes.
+    pub fn as_ai_agent_stream(&self) -> AiAgentStream {
+        AiAgentStream {
+            service_url: Some(self.url.clone()),
+            content_type: self.content_type.clone(),
+            status_callback_url: self.status_callback.as_ref().map(|c| c.url.clone()),
+            status_callback_method: self
+                .status_callback
+                .as_ref()
+                .map_or(HttpMethod::Post, |c| c.method),
+            sampling_rate: None,
+            extra_headers: self.extra_headers.clone(),
+        }
     }
 }

@@ -20,9 +20,8 @@ pub struct Parsed {
     pub warnings: Vec<XmlError>,
 }
 
-/// Plivo verbs we recognise but do not run. `Stream` waits for a place in the AI stream
-/// crate (README "Plivo XML").
-const UNSUPPORTED_VERBS: [&str; 3] = ["Dial", "Message", "Stream"];
+/// Plivo verbs we recognise but do not run.
+const UNSUPPORTED_VERBS: [&str; 2] = ["Dial", "Message"];
 
 /// Which verbs a document may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +146,7 @@ fn verb(element: &Element, diag: &mut Diagnostics) -> Option<Verb> {
         "DTMF" => Verb::Dtmf(ivr::dtmf(element, diag)),
         "Record" => Verb::Record(Box::new(ivr::record(element, diag))),
         "Conference" => Verb::Conference(Box::new(conference(element, diag))),
+        "Stream" => Verb::Stream(Box::new(ivr::stream(element, diag))),
         _ => {
             let message = if UNSUPPORTED_VERBS.contains(&name) {
                 format!("unsupported verb {name}: this server does not run it")

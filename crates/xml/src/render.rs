@@ -141,6 +141,21 @@ fn render_verb(out: &mut String, verb: &Verb) {
             e.attr("relayDTMF", c.relay_dtmf);
             e.text(&c.name);
         }
+        Verb::Stream(st) => {
+            let mut e = Tag::open(out, "Stream");
+            e.attr("bidirectional", st.bidirectional);
+            e.attr("audioTrack", st.audio_track.as_str());
+            e.attr("streamTimeout", st.stream_timeout_secs);
+            e.attr("contentType", &st.content_type);
+            e.attr("keepCallAlive", st.keep_call_alive);
+            e.opt("extraHeaders", st.extra_headers.as_deref());
+            e.url(
+                "statusCallbackUrl",
+                "statusCallbackMethod",
+                &st.status_callback,
+            );
+            e.text(&st.url);
+        }
     }
 }
 

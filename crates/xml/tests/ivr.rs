@@ -492,3 +492,80 @@ fn audio_documents_skip_the_new_verbs() {
     ));
     assert_eq!(errs.len(), 3, "{errs:?}");
 }
+
+#[test]
+fn stream_verb() {
+    use huddle_xml::{AudioTrack, Stream};
+    assert_eq!(
+        only_verb(&doc("<Stream>wss://ai.example/s</Stream>")),
+        Verb::Stream(Box::new(Stream::new("wss://ai.example/s")))
+    );
+    let Verb::Stream(s) = only_verb(&doc(
+        r#"<Stream bidirectional="true" audioTrack="inbound" streamTimeout="120" contentType="audio/x-mulaw;rate=8000" keepCallAlive="true" extraHeaders="a=1,b=2" statusCallbackUrl="http://a/s" statusCallbackMethod="GET">ws://ai/x</Stream>"#,
+    )) else {
+        panic!("not Stream")
+    };
+    assert!(s.bidirectional && s.keep_call_alive);
+    assert_eq!(s.audio_track, AudioTrack::Inbound);
+    assert_eq!(s.stream_timeout_secs, 120);
+    assert_eq!(s.content_type, "audio/x-mulaw;rate=8000");
+    assert_eq!(s.extra_headers.as_deref(), Some("a=1,b=2"));
+    let ai = s.as_ai_agent_stream();
+    assert_eq!(ai.service_url.as_deref(), Some("ws://ai/x"));
+    assert_eq!(ai.status_callback_method, HttpMethod::Get);
+
+    let long = format!(
+        r#"<Stream extraHeaders="{}">wss://a</Stream>"#,
+        "a".repeat(513)
+    );
+    check_err(&[
+        ("<Stream>https://a/x</Stream>", "Stream", None, "ws://"),
+        (
+            "<Stream></Stream>",
+            "Stream",
+            None,
+            "service URL (element text) is required",
+        ),
+        (
+            r#"<Stream bidirectional="true" audioTrack="both">wss://a</Stream>"#,
+            "Stream",
+            Some("audioTrack"),
+            "only the inbound track",
+        ),
+        (
+            r#"<Stream audioTrack="left">wss://a</Stream>"#,
+            "Stream",
+            Some("audioTrack"),
+            "inbound, outbound, both",
+        ),
+        (
+            r#"<Stream contentType="audio/opus">wss://a</Stream>"#,
+            "Stream",
+            Some("contentType"),
+            "audio/x-l16;rate=8000",
+        ),
+        (
+            r#"<Stream streamTimeout="0">wss://a</Stream>"#,
+            "Stream",
+            Some("streamTimeout"),
+            "1 to 86400",
+        ),
+        (
+            &long,
+            "Stream",
+            Some("extraHeaders"),
+            "longer than 512 bytes",
+        ),
+    ]);
+    let mut all = Stream::new("wss://a/b");
+    all.audio_track = AudioTrack::Both;
+    all.status_callback = Some(UrlWithMethod {
+        url: "http://a/s".into(),
+        method: HttpMethod::Get,
+    });
+    all.extra_headers = Some("x=1".into());
+    let document = Document {
+        verbs: vec![Verb::Stream(Box::new(all))],
+    };
+    assert_eq!(ok(&render(&document)).document, document);
+}

@@ -365,10 +365,6 @@ fn response_rules() {
             "unsupported verb Dial",
         ),
         (
-            "<Response><Stream>wss://x</Stream></Response>",
-            "unsupported verb Stream",
-        ),
-        (
             "<Response><Message>m</Message></Response>",
             "unsupported verb Message",
         ),
