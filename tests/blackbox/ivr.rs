@@ -632,3 +632,83 @@ async fn a_background_stream_sends_the_outbound_track_while_the_verbs_run() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn get_digits_without_redirect_notifies_the_action_and_keeps_digits_out_of_the_log() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        let action = stub.url("/pin");
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><GetDigits action="{action}" redirect="false" log="false" playBeep="true" timeout="5"/><Hangup/></Response>"#
+            ),
+        );
+        // Whatever the action answers is not run: redirect="false".
+        stub.serve_xml("/pin", "<Response><Wait length=\"30\"/></Response>");
+        let srv = server(&routes(&stub, "pin"), 20);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "pin").await;
+        let beep = listen(&mut rtp, media, 400).await;
+        assert!(detect(&beep, 1000.0), "playBeep\n{}", srv.log());
+        for key in [8, 6, 11] {
+            rtp.send_dtmf(media, key).await;
+        }
+        let (_, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(5)).await;
+        assert!(bye, "the call goes on with the next verb\n{}", srv.log());
+        let requests = stub.wait_for("/pin", 1, Duration::from_secs(5)).await;
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].param("Digits"), Some("86"));
+        assert_signed(&requests[0], &action);
+        let log = srv.log();
+        assert!(log.contains("(not logged)"), "{log}");
+        assert!(
+            !log.contains("digit=") && !log.contains("digits="),
+            "the digits stay out of the log:\n{log}"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_mid_record_still_gets_a_complete_file_reported() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><Record action="{action}" fileFormat="wav" playBeep="false" callbackUrl="{cb}"/></Response>"#,
+                action = stub.url("/recorded"),
+                cb = stub.url("/record-callback"),
+            ),
+        );
+        stub.serve("/record-callback", 200, "text/plain", "");
+        let srv = server(&routes(&stub, "rec"), 20);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "rec").await;
+        rtp.talk(media, 850.0, Duration::from_millis(1500)).await;
+        let _ = ua.bye().await;
+        let callbacks = stub
+            .wait_for("/record-callback", 1, Duration::from_secs(5))
+            .await;
+        assert_eq!(callbacks.len(), 1, "{}", srv.log());
+        let cb = &callbacks[0];
+        assert_eq!(cb.param("CallStatus"), Some("completed"));
+        let ms: u64 = cb.param("RecordingDurationMs").unwrap().parse().unwrap();
+        assert!((1200..=2000).contains(&ms), "{ms} ms");
+        assert!(stub.requests_to("/recorded").is_empty(), "no action after a hangup");
+        let file = reqwest::Client::new()
+            .get(cb.param("RecordUrl").unwrap())
+            .basic_auth(ACCOUNT, Some("change-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 200);
+        let bytes = file.bytes().await.unwrap();
+        let reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let pcm: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(pcm.len() as u64, ms * 8, "the header matches the data");
+        assert!(detect(&pcm[pcm.len() / 4..], 850.0));
+    })
+    .await
+    .expect("test timed out");
+}
