@@ -267,6 +267,9 @@ impl XmlCall {
         self.answer().await?;
         tracing::info!(digits = %d.digits, asynchronous = d.asynchronous, "DTMF to the caller");
         let mut player = DtmfPlayer::new(&d.digits);
+        // A newer <DTMF> replaces what is left of an asynchronous one: two senders at once
+        // would cut each other's digits.
+        self.async_dtmf = None;
         if d.asynchronous {
             self.async_dtmf = Some(player);
             return Ok(());
