@@ -15,6 +15,7 @@ mod blackbox {
     pub mod http_auth;
     // HTTP listener limits (issue 14): half-sent floods, trickles, per-source caps.
     pub mod http_limits;
+    pub mod ivr;
     // Flood limits (issue 14): INVITEs per source, max_calls, SIP connections.
     pub mod limits;
     pub mod media_trust;

@@ -30,7 +30,7 @@ const AI: f64 = 1830.0;
 const TOKEN: &str = "change-me";
 
 /// What the service does to the connection it holds.
-enum Cmd {
+pub(super) enum Cmd {
     Text(String),
     Binary(Vec<u8>),
     Close(CloseCode),
@@ -39,13 +39,13 @@ enum Cmd {
 }
 
 /// One WebSocket connection the service accepted.
-struct Conn {
+pub(super) struct Conn {
     uri: String,
     headers: Vec<(String, String)>,
     /// Every text message from huddle, parsed, with its arrival time.
     messages: Vec<(Instant, Value)>,
     tx: mpsc::UnboundedSender<Cmd>,
-    ended: bool,
+    pub(super) ended: bool,
 }
 
 impl Conn {
@@ -56,7 +56,7 @@ impl Conn {
             .map(|(_, v)| v.as_str())
     }
 
-    fn events(&self, name: &str) -> Vec<(Instant, Value)> {
+    pub(super) fn events(&self, name: &str) -> Vec<(Instant, Value)> {
         self.messages
             .iter()
             .filter(|(_, m)| m["event"] == name)
@@ -66,7 +66,7 @@ impl Conn {
 
     /// The media received, decoded to 8 kHz samples (16 kHz is decimated: every tone used
     /// here is far below 4 kHz).
-    fn heard(&self) -> Vec<i16> {
+    pub(super) fn heard(&self) -> Vec<i16> {
         self.heard_between(None, None)
     }
 
@@ -169,13 +169,13 @@ where
 }
 
 /// The AI service.
-struct AiService {
+pub(super) struct AiService {
     addr: SocketAddr,
     conns: Arc<Mutex<Vec<Conn>>>,
 }
 
 impl AiService {
-    async fn start() -> AiService {
+    pub(super) async fn start() -> AiService {
         Self::start_on(None).await
     }
 
@@ -208,7 +208,7 @@ impl AiService {
         AiService { addr, conns }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
     }
 
@@ -217,7 +217,11 @@ impl AiService {
     }
 
     /// Waits until `probe` finds something in the connections.
-    async fn wait<T>(&self, within: Duration, probe: impl Fn(&[Conn]) -> Option<T>) -> T {
+    pub(super) async fn wait<T>(
+        &self,
+        within: Duration,
+        probe: impl Fn(&[Conn]) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + within;
         loop {
             if let Some(t) = probe(&self.conns.lock().unwrap()) {
@@ -232,18 +236,18 @@ impl AiService {
     }
 
     /// Waits for connection `i` to have sent `start`; returns it.
-    async fn started(&self, i: usize) -> Value {
+    pub(super) async fn started(&self, i: usize) -> Value {
         self.wait(Duration::from_secs(10), |c| {
             c.get(i)?.events("start").first().map(|(_, v)| v.clone())
         })
         .await
     }
 
-    fn send(&self, i: usize, cmd: Cmd) {
+    pub(super) fn send(&self, i: usize, cmd: Cmd) {
         let _ = self.conns.lock().unwrap()[i].tx.send(cmd);
     }
 
-    fn with<T>(&self, i: usize, f: impl FnOnce(&Conn) -> T) -> T {
+    pub(super) fn with<T>(&self, i: usize, f: impl FnOnce(&Conn) -> T) -> T {
         f(&self.conns.lock().unwrap()[i])
     }
 }
@@ -270,7 +274,14 @@ fn play_audio(content_type: &str, rate: u32, pcm: &[i16]) -> String {
 }
 
 /// `playAudio` of `secs` of `freq`, cut into one-second messages (the 64 KB limit).
-fn play_tone(svc: &AiService, conn: usize, content_type: &str, rate: u32, freq: f64, secs: f64) {
+pub(super) fn play_tone(
+    svc: &AiService,
+    conn: usize,
+    content_type: &str,
+    rate: u32,
+    freq: f64,
+    secs: f64,
+) {
     let pcm = tone(freq, rate, secs);
     for piece in pcm.chunks(rate as usize) {
         svc.send(conn, Cmd::Text(play_audio(content_type, rate, piece)));

@@ -24,6 +24,7 @@ use huddle_xml::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use crate::input::{DtmfPlayer, Ears};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup::{self, MediaPolicy, Negotiated};
@@ -32,6 +33,9 @@ use crate::playback::{FrameSource, NoAudio, PcmPlayer, Silence};
 mod after_answer;
 
 pub use after_answer::{valid_digits, AfterAnswer, ConfirmKey, CONFIRM_TIMEOUT};
+
+mod ivr;
+mod stream;
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -94,6 +98,8 @@ enum Next {
 enum Pumped<T> {
     SourceDone,
     Ready(T),
+    /// The ears listening to the caller asked to stop (a digit, a finish key, silence).
+    Heard,
 }
 
 struct ActiveMedia {
@@ -125,6 +131,10 @@ pub struct XmlCall {
     after_answer: Option<AfterAnswer>,
     /// Where the caller's digits go outside a room while something waits for them.
     dtmf_tap: Option<mpsc::UnboundedSender<char>>,
+    /// Digits of an asynchronous `<DTMF>` still going out while later verbs run.
+    async_dtmf: Option<DtmfPlayer>,
+    /// A `<Stream>` running beside the verbs (stopped when dropped).
+    stream: Option<stream::CallStream>,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -156,6 +166,8 @@ impl XmlCall {
             media_policy: MediaPolicy::default(),
             after_answer: None,
             dtmf_tap: None,
+            async_dtmf: None,
+            stream: None,
         }
     }
 
@@ -192,6 +204,8 @@ impl XmlCall {
             media_policy: MediaPolicy::default(),
             after_answer: None,
             dtmf_tap: None,
+            async_dtmf: None,
+            stream: None,
         }
     }
 
@@ -225,6 +239,8 @@ impl XmlCall {
                 }
             }
         }
+        // The call is over: so is its stream.
+        self.stream = None;
         if let Some(media) = self.media.take() {
             let stats = media.handle.stop().await;
             tracing::info!(?stats, "media finished");
@@ -296,6 +312,28 @@ impl XmlCall {
                         return Ok(Next::Document(next));
                     }
                 }
+                Verb::Conference(conference) => {
+                    if let Some(next) = self.multi_party_call(&conference.to_mpc()).await? {
+                        return Ok(Next::Document(next));
+                    }
+                }
+                Verb::GetDigits(g) => {
+                    if let Some(next) = self.get_digits(g).await? {
+                        return Ok(next);
+                    }
+                }
+                Verb::GetInput(g) => {
+                    if let Some(next) = self.get_input(g).await? {
+                        return Ok(next);
+                    }
+                }
+                Verb::Dtmf(d) => self.dtmf(d).await?,
+                Verb::Stream(s) => self.stream(s).await?,
+                Verb::Record(r) => {
+                    if let Some(next) = self.record(r).await? {
+                        return Ok(next);
+                    }
+                }
             }
         }
         Ok(Next::EndOfDocument)
@@ -307,18 +345,34 @@ impl XmlCall {
     }
 
     async fn play_early(&mut self, play: &Play) -> Result<(), Ending> {
+        self.play_heard(play, None).await.map(|_| ())
+    }
+
+    /// Plays `play` while `ears` listen to the caller; true when they stopped it.
+    async fn play_heard(
+        &mut self,
+        play: &Play,
+        mut ears: Option<&mut (dyn Ears + 'static)>,
+    ) -> Result<bool, Ending> {
         tracing::debug!(url = %play.url, "Play");
         let prompts = self.ctx.prompts.clone();
         let fetch = prompts.audio_url(&play.url, RATE);
-        match self.pump_until(fetch).await? {
+        let fetched = match self
+            .pump(&mut Silence::forever(), None, ears.as_deref_mut(), fetch)
+            .await?
+        {
+            Pumped::Ready(fetched) => fetched,
+            _ => return Ok(true),
+        };
+        match fetched {
             Ok(pcm) => {
-                self.play_source(&mut PcmPlayer::new(pcm.samples, play.loop_count))
+                self.play_source_heard(&mut PcmPlayer::new(pcm.samples, play.loop_count), ears)
                     .await
             }
             Err(err) => {
                 // Plivo skips a Play it cannot fetch and goes on with the next verb.
                 tracing::warn!(url = %play.url, error = %err, "Play skipped");
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -329,17 +383,33 @@ impl XmlCall {
     }
 
     async fn speak_early(&mut self, speak: &Speak) -> Result<(), Ending> {
+        self.speak_heard(speak, None).await.map(|_| ())
+    }
+
+    /// Says `speak` while `ears` listen to the caller; true when they stopped it.
+    async fn speak_heard(
+        &mut self,
+        speak: &Speak,
+        mut ears: Option<&mut (dyn Ears + 'static)>,
+    ) -> Result<bool, Ending> {
         tracing::debug!(chars = speak.text.len(), voice = %speak.voice, language = %speak.language, "Speak");
         let prompts = self.ctx.prompts.clone();
         let synth = prompts.speech(&speak.text, &speak.voice, &speak.language, RATE);
-        match self.pump_until(synth).await? {
+        let synthesized = match self
+            .pump(&mut Silence::forever(), None, ears.as_deref_mut(), synth)
+            .await?
+        {
+            Pumped::Ready(synthesized) => synthesized,
+            _ => return Ok(true),
+        };
+        match synthesized {
             Ok(pcm) => {
-                self.play_source(&mut PcmPlayer::new(pcm.samples, speak.loop_count))
+                self.play_source_heard(&mut PcmPlayer::new(pcm.samples, speak.loop_count), ears)
                     .await
             }
             Err(err) => {
                 tracing::error!(error = %err, "Speak skipped: no speech engine output");
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -421,13 +491,17 @@ impl XmlCall {
             from_room: &mut from_room,
         };
         // The room ticks the audio now; this task only relays digits and waits for the exit.
-        let outcome = self.pump(&mut Silence::forever(), Some(link), exit).await;
+        let outcome = self
+            .pump(&mut Silence::forever(), Some(link), None, exit)
+            .await;
         let exit = match outcome {
             Ok(Pumped::Ready(Ok(exit))) => exit,
-            Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) => RoomExit::Continue {
-                on_exit: None,
-                params: Vec::new(),
-            },
+            Ok(Pumped::Ready(Err(_))) | Ok(Pumped::SourceDone) | Ok(Pumped::Heard) => {
+                RoomExit::Continue {
+                    on_exit: None,
+                    params: Vec::new(),
+                }
+            }
             Err(ending) => {
                 to_room.leave(match &ending {
                     Ending::Local { cause, .. } => Left::Hangup(*cause),
@@ -482,7 +556,7 @@ impl XmlCall {
                 return Ok(None);
             }
         };
-        let outcome = self.pump(&mut NoAudio, None, member.finished()).await;
+        let outcome = self.pump(&mut NoAudio, None, None, member.finished()).await;
         match outcome {
             Ok(Pumped::Ready(huddle_aistream::Finished::Room(exit))) => self.after_room(exit).await,
             Ok(_) => Ok(None),
@@ -640,32 +714,46 @@ impl XmlCall {
     }
 
     async fn play_source(&mut self, source: &mut dyn FrameSource) -> Result<(), Ending> {
-        self.pump(source, None, std::future::pending::<()>())
-            .await
-            .map(|_| ())
+        self.play_source_heard(source, None).await.map(|_| ())
+    }
+
+    /// Plays `source` to its end while `ears` listen; true when they stopped it.
+    async fn play_source_heard(
+        &mut self,
+        source: &mut dyn FrameSource,
+        ears: Option<&mut (dyn Ears + 'static)>,
+    ) -> Result<bool, Ending> {
+        let pumped = self
+            .pump(source, None, ears, std::future::pending::<()>())
+            .await?;
+        Ok(matches!(pumped, Pumped::Heard))
     }
 
     /// Waits for `work` while the call keeps running (silence out, SIP events handled).
     async fn pump_until<F: Future>(&mut self, work: F) -> Result<F::Output, Ending> {
-        match self.pump(&mut Silence::forever(), None, work).await? {
+        match self.pump(&mut Silence::forever(), None, None, work).await? {
             Pumped::Ready(out) => Ok(out),
-            Pumped::SourceDone => unreachable!("silence forever never ends"),
+            Pumped::SourceDone | Pumped::Heard => {
+                unreachable!("silence forever never ends and nothing listens")
+            }
         }
     }
 
     /// The leg's heartbeat: every 20 ms one frame from `source` goes out; SIP events,
     /// scheduled hangups and limits are served. In a room our tick is off (the room writes
-    /// the mixes into the media session itself) and digits go both ways. Returns when the
-    /// source ends or `until` resolves.
+    /// the mixes into the media session itself, and the tick only paces asynchronous DTMF)
+    /// and digits go both ways. Outside a room `ears`, when given, hear the caller's frames
+    /// and digits. Returns when the source ends, `until` resolves or the ears stop it.
     async fn pump<F: Future>(
         &mut self,
         source: &mut dyn FrameSource,
         mut room: Option<RoomLink<'_>>,
+        mut ears: Option<&mut (dyn Ears + 'static)>,
         until: F,
     ) -> Result<Pumped<F::Output>, Ending> {
         let in_room = room.is_some();
         // In a room the room paces the leg; a source that sends nothing needs no pacing.
-        let ticking = !in_room && source.sends();
+        let source_ticks = !in_room && source.sends();
         tokio::pin!(until);
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let hangup_at = tokio::time::sleep_until(self.hangup_at.unwrap_or(far));
@@ -673,6 +761,7 @@ impl XmlCall {
         tokio::pin!(hangup_at, ends_at);
         let mut shutdown = self.ctx.hangup_all.clone();
         loop {
+            let ticking = source_ticks || self.async_dtmf.is_some();
             let wake = {
                 let (ticker, handle) = match self.media.as_mut() {
                     Some(m) => (Some(&mut m.ticker), Some(&mut m.handle)),
@@ -703,24 +792,61 @@ impl XmlCall {
                     let Some(m) = self.media.as_mut() else {
                         continue;
                     };
+                    if let Some(player) = self.async_dtmf.as_mut() {
+                        let (digit, more) = player.step();
+                        if let Some(digit) = digit {
+                            m.handle.send_dtmf(digit, crate::input::DIGIT_MS);
+                        }
+                        if !more {
+                            self.async_dtmf = None;
+                        }
+                    }
+                    if in_room {
+                        continue;
+                    }
                     m.frame.len = FRAME;
                     m.frame.rate = RATE;
                     if !source.fill(&mut m.frame.samples[..FRAME]) {
                         return Ok(Pumped::SourceDone);
+                    }
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.outbound(&mut m.frame.samples[..FRAME]);
                     }
                     m.handle.send_frame(m.frame.clone());
                     if let Some((digit, duration_ms)) = source.take_dtmf() {
                         m.handle.send_dtmf(digit, duration_ms);
                     }
                 }
-                // Outside a room caller audio is not used; in a room it goes there directly.
-                Wake::Media(Some(MediaItem::Frame(_))) => {}
+                // Outside a room caller audio goes to the ears, if any; in a room it goes there
+                // directly.
+                Wake::Media(Some(MediaItem::Frame(frame))) => {
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.inbound(frame.pcm());
+                    }
+                    if let Some(ears) = ears.as_deref_mut() {
+                        if ears.frame(frame.pcm()) {
+                            return Ok(Pumped::Heard);
+                        }
+                    }
+                }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::Dtmf { digit, duration_ms }))) => {
-                    tracing::info!(%digit, duration_ms, "DTMF from the caller");
+                    if ears.as_deref().is_none_or(|e| e.loggable()) {
+                        tracing::info!(%digit, duration_ms, "DTMF from the caller");
+                    } else {
+                        tracing::info!(duration_ms, "DTMF from the caller (not logged)");
+                    }
                     if let Some(r) = room.as_ref() {
                         r.to_room.send(MemberInput::Dtmf { digit, duration_ms });
                     } else if let Some(tap) = self.dtmf_tap.as_ref() {
                         let _ = tap.send(digit);
+                    }
+                    if let Some(stream) = self.stream.as_ref() {
+                        stream.digit(digit);
+                    }
+                    if let Some(ears) = ears.as_deref_mut() {
+                        if ears.digit(digit) {
+                            return Ok(Pumped::Heard);
+                        }
                     }
                 }
                 Wake::Media(Some(MediaItem::Event(MediaEvent::RtpTimeout))) => {

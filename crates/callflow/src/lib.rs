@@ -5,6 +5,7 @@ pub mod call_status;
 pub mod calls;
 pub mod dial;
 pub mod executor;
+pub mod input;
 pub mod leg;
 pub mod manager;
 pub mod media_setup;
@@ -21,5 +22,5 @@ pub use huddle_roomport::{
     member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, Rooms, TickAudio,
 };
-pub use manager::{run, CallContext, MediaSettings};
+pub use manager::{run, CallContext, MediaSettings, RecordingFiles};
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

@@ -53,6 +53,18 @@ pub struct CallContext {
     /// Signed, durable callback delivery for the status callbacks of dialled legs (None:
     /// those callbacks are not sent).
     pub webhooks: Option<huddle_events::Webhooks>,
+    /// Where `<Record>` writes its files.
+    pub recordings: RecordingFiles,
+}
+
+/// Where `<Record>` writes its files (`storage.recordings`, shared with MPC recordings) and
+/// the URL prefix they are served at with the API's basic auth.
+#[derive(Debug, Clone)]
+pub struct RecordingFiles {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+    /// `{http.public_url}/v1/Account/{auth_id}/Recording/`.
+    pub url_base: String,
 }
 
 /// Runs until the endpoint's event stream ends.

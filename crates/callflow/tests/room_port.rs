@@ -134,6 +134,10 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         rooms: Some(Arc::new(rooms)),
         hangup_all,
         calls: Default::default(),
+        recordings: huddle_callflow::manager::RecordingFiles {
+            dir: std::env::temp_dir().join("huddle-room-port-recordings"),
+            url_base: "http://127.0.0.1/v1/Account/MA/Recording/".to_string(),
+        },
         ai_streams: huddle_aistream::StreamDeps::new(http.clone(), "MATEST".into()),
         webhooks: None,
     });

@@ -198,6 +198,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         calls,
         ai_streams: huddle_aistream::StreamDeps::new(http.clone(), config.http.auth_id.clone()),
         webhooks: Some(webhooks.clone()),
+        recordings: huddle_callflow::manager::RecordingFiles {
+            dir: recordings.dir.clone(),
+            url_base: recordings.url_base.clone(),
+        },
     });
     tokio::spawn(huddle_callflow::run(ctx.clone(), sip_events));
 

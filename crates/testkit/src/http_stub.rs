@@ -59,7 +59,12 @@ struct Canned {
     body: Vec<u8>,
     delay: Duration,
     headers: Vec<(String, String)>,
+    /// Bodies chosen by one request parameter's value.
+    by_param: Option<ByParam>,
 }
+
+/// A parameter's name and the body for each of its values.
+type ByParam = (String, Vec<(String, Vec<u8>)>);
 
 #[derive(Default)]
 struct State {
@@ -126,6 +131,7 @@ impl HttpStub {
             body: body.into(),
             delay,
             headers: Vec::new(),
+            by_param: None,
         };
         self.lock().routes.insert(path.to_string(), canned);
     }
@@ -141,6 +147,7 @@ impl HttpStub {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            by_param: None,
         };
         self.lock().routes.insert(path.to_string(), canned);
     }
@@ -148,6 +155,27 @@ impl HttpStub {
     /// Answers `path` with an XML document.
     pub fn serve_xml(&self, path: &str, xml: &str) {
         self.serve(path, 200, "text/xml", xml.as_bytes().to_vec());
+    }
+
+    /// Answers `path` with the XML document of `choices` whose value the request's `param`
+    /// (query or form) has, like an application choosing by what the caller entered; other
+    /// values get 404.
+    pub fn serve_xml_by(&self, path: &str, param: &str, choices: &[(&str, String)]) {
+        let canned = Canned {
+            status: 200,
+            content_type: "text/xml".to_string(),
+            body: Vec::new(),
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+            by_param: Some((
+                param.to_string(),
+                choices
+                    .iter()
+                    .map(|(value, xml)| (value.to_string(), xml.as_bytes().to_vec()))
+                    .collect(),
+            )),
+        };
+        self.lock().routes.insert(path.to_string(), canned);
     }
 
     /// Every request so far, in arrival order.
@@ -253,8 +281,15 @@ async fn handle(
     };
     let canned = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        let canned = s.routes.get(&request.path).cloned();
-        if let Some(c) = &canned {
+        let mut canned = s.routes.get(&request.path).cloned();
+        if let Some(c) = canned.as_mut() {
+            if let Some((param, choices)) = c.by_param.take() {
+                let value = request.param(&param).unwrap_or_default().to_string();
+                match choices.into_iter().find(|(v, _)| *v == value) {
+                    Some((_, body)) => c.body = body,
+                    None => c.status = 404,
+                }
+            }
             request.status = c.status;
         }
         s.requests.push(request);

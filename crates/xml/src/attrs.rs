@@ -77,6 +77,11 @@ impl<'a> Attrs<'a> {
             .is_some()
     }
 
+    /// Where attribute `name` was written (its byte offset), if it was.
+    pub fn offset(&self, name: &str) -> Option<usize> {
+        self.raw(name).map(|(attr, _)| attr.offset)
+    }
+
     /// Records a problem with attribute `attr`.
     pub fn report(&self, attr: &Attr, value: &str, invalid: Invalid, diag: &mut Diagnostics) {
         diag.error(

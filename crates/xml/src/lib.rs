@@ -8,7 +8,9 @@
 #![warn(missing_docs)]
 
 mod attrs;
+mod conference;
 mod error;
+mod ivr;
 pub mod model;
 mod mpc;
 mod parse;

@@ -27,6 +27,18 @@ pub enum Verb {
     PreAnswer(PreAnswer),
     /// `<MultiPartyCall>`: join a room. Boxed: it is much larger than the other verbs.
     MultiPartyCall(Box<MultiPartyCall>),
+    /// `<GetDigits>`: collect DTMF digits and send them to an action URL.
+    GetDigits(Box<GetDigits>),
+    /// `<GetInput inputType="dtmf">`: Plivo's newer input verb, DTMF only here.
+    GetInput(Box<GetInput>),
+    /// `<DTMF>`: send digits to the caller.
+    Dtmf(Dtmf),
+    /// `<Record>`: record what the caller says to a file.
+    Record(Box<Record>),
+    /// `<Conference>`: Plivo's older conference, run as an MPC (see [`Conference`]).
+    Conference(Box<Conference>),
+    /// `<Stream>`: the call's audio to a WebSocket service (and back when bidirectional).
+    Stream(Box<Stream>),
 }
 
 /// HTTP method of a URL attribute.
@@ -366,6 +378,298 @@ impl MultiPartyCall {
             record_participant_track: false,
             transcript: false,
             transcription_url: None,
+        }
+    }
+}
+
+/// Which key ends digit input early (`finishOnKey`).
+pub type FinishKey = Option<char>;
+
+/// `<GetDigits>`: prompts (Play, Speak, Wait) cut by the first digit, then digits collected
+/// until `finishOnKey`, `numDigits` or `digitTimeout`; the digits go to `action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetDigits {
+    /// Where the digits are sent (`Digits` plus the call parameters). Without it the digits
+    /// are only logged and the call goes on with the next verb.
+    pub action: Option<String>,
+    /// Default POST.
+    pub method: HttpMethod,
+    /// Seconds to wait for the first digit once the prompts ended; default 5.
+    pub timeout_secs: u32,
+    /// Seconds allowed between two digits; default 2.
+    pub digit_timeout_secs: u32,
+    /// Default `#`; `none` or empty: no finishing key.
+    pub finish_on_key: FinishKey,
+    /// Most digits gathered (1..=99, default 99).
+    pub num_digits: u32,
+    /// Attempts in all (1..=10, default 1): prompts are played again after no input or
+    /// invalid digits until the attempts are used up.
+    pub retries: u32,
+    /// Keys accepted as input; default `1234567890*#`.
+    pub valid_digits: String,
+    /// Audio (mp3/wav URL) played when a key outside `validDigits` is pressed.
+    pub invalid_digits_sound: Option<String>,
+    /// A beep before waiting for the digits; default false.
+    pub play_beep: bool,
+    /// true (default): run the XML the action answers; false: notify it and go on.
+    pub redirect: bool,
+    /// false keeps the digits out of the server's log; default true.
+    pub log: bool,
+    /// The nested `Play`, `Speak` and `Wait`, in order.
+    pub prompts: Vec<Verb>,
+}
+
+impl Default for GetDigits {
+    fn default() -> Self {
+        GetDigits {
+            action: None,
+            method: HttpMethod::Post,
+            timeout_secs: 5,
+            digit_timeout_secs: 2,
+            finish_on_key: Some('#'),
+            num_digits: 99,
+            retries: 1,
+            valid_digits: "1234567890*#".to_string(),
+            invalid_digits_sound: None,
+            play_beep: false,
+            redirect: true,
+            log: true,
+            prompts: Vec::new(),
+        }
+    }
+}
+
+/// `<GetInput>` with `inputType="dtmf"`: same collection as [`GetDigits`] with Plivo's newer
+/// attribute names; the action gets `Digits` and `InputType`. Speech input is refused by the
+/// parser: this server has no speech recogniser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetInput {
+    /// Where the input is sent (required).
+    pub action: String,
+    /// Default POST.
+    pub method: HttpMethod,
+    /// Seconds to wait for input once the prompts ended (5..=60, default 15).
+    pub execution_timeout_secs: u32,
+    /// Seconds allowed between two digits (2..=10); None is `auto` (the default), which
+    /// this server runs as [`GetInput::AUTO_DIGIT_END_SECS`].
+    pub digit_end_timeout_secs: Option<u32>,
+    /// Default `#`; `none` or empty: no finishing key.
+    pub finish_on_key: FinishKey,
+    /// Most digits gathered (1..=32, default 32).
+    pub num_digits: u32,
+    /// true (default): run the XML the action answers; false: notify it and go on.
+    pub redirect: bool,
+    /// false keeps the digits out of the server's log; default true.
+    pub log: bool,
+    /// The nested `Play`, `Speak` and `Wait`, in order.
+    pub prompts: Vec<Verb>,
+}
+
+impl GetInput {
+    /// What `digitEndTimeout="auto"` means here: Plivo adapts it; a fixed 5 s is the upper
+    /// half of Plivo's allowed 2–10 s and gives slow callers time.
+    pub const AUTO_DIGIT_END_SECS: u32 = 5;
+}
+
+/// `<DTMF async>digits</DTMF>`: RFC 4733 digits to the caller; `w` pauses 0.5 s, `W` 1 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dtmf {
+    /// Digits `0-9 * # A-D` and pauses `w` `W`, as written.
+    pub digits: String,
+    /// true (default): the next verbs run while the digits go out.
+    pub asynchronous: bool,
+}
+
+/// `<Record>`: the caller's voice to a file until a finish key, silence, `maxLength` or
+/// hangup; the action gets `RecordUrl`, `RecordingDuration` and the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where the recording's details are sent when it ends.
+    pub action: Option<String>,
+    /// Default POST.
+    pub method: HttpMethod,
+    /// Default mp3.
+    pub file_format: RecordFormat,
+    /// true (default): run the XML the action answers; false: notify it and go on.
+    pub redirect: bool,
+    /// Seconds of silence that end the recording (default 15).
+    pub timeout_secs: u32,
+    /// Longest recording in seconds (1..=14400, default 60).
+    pub max_length_secs: u32,
+    /// A beep before recording; default true.
+    pub play_beep: bool,
+    /// Keys that end the recording; default `1234567890*#`; empty for none.
+    pub finish_on_key: String,
+    /// Notified when the file is complete (method default POST).
+    pub callback: Option<UrlWithMethod>,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            action: None,
+            method: HttpMethod::Post,
+            file_format: RecordFormat::Mp3,
+            redirect: true,
+            timeout_secs: 15,
+            max_length_secs: 60,
+            play_beep: true,
+            finish_on_key: "1234567890*#".to_string(),
+            callback: None,
+        }
+    }
+}
+
+/// `<Conference>`: Plivo's older conference verb, run on the MPC room engine. Every member is
+/// a customer (design.md: customers all hear each other); the conference named `c` is the MPC
+/// named `c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conference {
+    /// The conference (and MPC) name.
+    pub name: String,
+    /// Join muted (`muted`); default false.
+    pub muted: bool,
+    /// Default true.
+    pub start_conference_on_enter: bool,
+    /// Default false.
+    pub end_conference_on_exit: bool,
+    /// Stay in the conference alone; default true (Plivo's conference default).
+    pub stay_alone: bool,
+    /// Most members (2..=10, default 10: the MPC's limit).
+    pub max_members: u32,
+    /// Seconds the conference may last (`timeLimit`, 300..=28800, default 14400).
+    pub time_limit_secs: u32,
+    /// Music XML played until the conference starts (`waitSound`, method default GET).
+    pub wait_sound: Option<UrlWithMethod>,
+    /// Default none.
+    pub enter_sound: Sound,
+    /// Default none.
+    pub exit_sound: Sound,
+    /// Record the conference; default false.
+    pub record: bool,
+    /// Default mp3.
+    pub record_file_format: RecordFormat,
+    /// Fetched for the next XML when the member leaves (`action`, `method` default POST).
+    pub action: Option<UrlWithMethod>,
+    /// Relay the member's digits to the others (`relayDTMF`); default false.
+    pub relay_dtmf: bool,
+}
+
+impl Conference {
+    /// A conference with every default applied.
+    pub fn new(name: impl Into<String>) -> Self {
+        Conference {
+            name: name.into(),
+            muted: false,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+            stay_alone: true,
+            max_members: 10,
+            time_limit_secs: 14400,
+            wait_sound: None,
+            enter_sound: Sound::None,
+            exit_sound: Sound::None,
+            record: false,
+            record_file_format: RecordFormat::Mp3,
+            action: None,
+            relay_dtmf: false,
+        }
+    }
+
+    /// The same membership as a `<MultiPartyCall role="customer">`.
+    pub fn to_mpc(&self) -> MultiPartyCall {
+        let mut m = MultiPartyCall::new(self.name.clone(), Role::Customer);
+        m.mute = self.muted;
+        m.start_mpc_on_enter = self.start_conference_on_enter;
+        m.end_mpc_on_exit = self.end_conference_on_exit;
+        m.stay_alone = self.stay_alone;
+        m.max_participants = self.max_members;
+        m.max_duration = self.time_limit_secs;
+        m.wait_music = self.wait_sound.clone();
+        m.enter_sound = self.enter_sound.clone();
+        m.exit_sound = self.exit_sound.clone();
+        m.record = self.record;
+        m.record_file_format = self.record_file_format;
+        m.on_exit_action = self.action.clone();
+        m.relay_dtmf_inputs = self.relay_dtmf;
+        m
+    }
+}
+
+/// Which audio `<Stream>` sends to the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioTrack {
+    /// What the caller says (default).
+    Inbound,
+    /// What huddle plays to the caller.
+    Outbound,
+    /// Both, summed.
+    Both,
+}
+
+impl AudioTrack {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioTrack::Inbound => "inbound",
+            AudioTrack::Outbound => "outbound",
+            AudioTrack::Both => "both",
+        }
+    }
+}
+
+/// `<Stream>`: Plivo's audio stream on one call, over the AI stream protocol
+/// (spec/ai-stream.md): huddle dials the service and sends `media`; with `bidirectional` the
+/// service's `playAudio` is heard by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The service's ws:// or wss:// URL (element text).
+    pub url: String,
+    /// The service's audio is played to the caller; default false.
+    pub bidirectional: bool,
+    /// Default inbound; only inbound with `bidirectional`.
+    pub audio_track: AudioTrack,
+    /// Seconds after which the stream is stopped (1..=86400, default 86400).
+    pub stream_timeout_secs: u32,
+    /// Default `audio/x-l16;rate=8000`.
+    pub content_type: String,
+    /// true: the next verb waits until the stream ends; false (default): the stream runs
+    /// beside the next verbs.
+    pub keep_call_alive: bool,
+    /// `extraHeaders`, as written (`k=v,k2=v2`).
+    pub extra_headers: Option<String>,
+    /// Stream status callbacks (method default POST).
+    pub status_callback: Option<UrlWithMethod>,
+}
+
+impl Stream {
+    /// A stream to `url` with every default applied.
+    pub fn new(url: impl Into<String>) -> Self {
+        Stream {
+            url: url.into(),
+            bidirectional: false,
+            audio_track: AudioTrack::Inbound,
+            stream_timeout_secs: 86_400,
+            content_type: "audio/x-l16;rate=8000".to_string(),
+            keep_call_alive: false,
+            extra_headers: None,
+            status_callback: None,
+        }
+    }
+
+    /// The same settings in the form of an ai-agent member's attributes, which the stream
+    /// client takes.
+    pub fn as_ai_agent_stream(&self) -> AiAgentStream {
+        AiAgentStream {
+            service_url: Some(self.url.clone()),
+            content_type: self.content_type.clone(),
+            status_callback_url: self.status_callback.as_ref().map(|c| c.url.clone()),
+            status_callback_method: self
+                .status_callback
+                .as_ref()
+                .map_or(HttpMethod::Post, |c| c.method),
+            sampling_rate: None,
+            extra_headers: self.extra_headers.clone(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Entry points: size and encoding checks, then the `<Response>` children.
 
+use crate::conference::conference;
 use crate::error::{Diagnostics, Problem, XmlError};
+use crate::ivr;
 use crate::model::{Document, Verb};
 use crate::mpc::multi_party_call;
 use crate::position::Locator;
@@ -19,16 +21,7 @@ pub struct Parsed {
 }
 
 /// Plivo verbs we recognise but do not run.
-const UNSUPPORTED_VERBS: [&str; 8] = [
-    "Conference",
-    "Dial",
-    "DTMF",
-    "GetDigits",
-    "GetInput",
-    "Message",
-    "Record",
-    "Stream",
-];
+const UNSUPPORTED_VERBS: [&str; 2] = ["Dial", "Message"];
 
 /// Which verbs a document may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +141,12 @@ fn verb(element: &Element, diag: &mut Diagnostics) -> Option<Verb> {
         "Redirect" => Verb::Redirect(verbs::redirect(element, diag)),
         "PreAnswer" => Verb::PreAnswer(verbs::pre_answer(element, diag)),
         "MultiPartyCall" => Verb::MultiPartyCall(Box::new(multi_party_call(element, diag))),
+        "GetDigits" => Verb::GetDigits(Box::new(ivr::get_digits(element, diag))),
+        "GetInput" => Verb::GetInput(Box::new(ivr::get_input(element, diag))),
+        "DTMF" => Verb::Dtmf(ivr::dtmf(element, diag)),
+        "Record" => Verb::Record(Box::new(ivr::record(element, diag))),
+        "Conference" => Verb::Conference(Box::new(conference(element, diag))),
+        "Stream" => Verb::Stream(Box::new(ivr::stream(element, diag))),
         _ => {
             let message = if UNSUPPORTED_VERBS.contains(&name) {
                 format!("unsupported verb {name}: this server does not run it")

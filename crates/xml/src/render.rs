@@ -59,7 +59,108 @@ fn render_verb(out: &mut String, verb: &Verb) {
             out.push_str("</PreAnswer>");
         }
         Verb::MultiPartyCall(m) => render_mpc(out, m),
+        Verb::GetDigits(g) => {
+            let mut e = Tag::open(out, "GetDigits");
+            e.opt("action", g.action.as_deref());
+            e.attr("method", g.method.as_str());
+            e.attr("timeout", g.timeout_secs);
+            e.attr("digitTimeout", g.digit_timeout_secs);
+            e.attr("finishOnKey", finish_key(g.finish_on_key));
+            e.attr("numDigits", g.num_digits);
+            e.attr("retries", g.retries);
+            e.attr("validDigits", &g.valid_digits);
+            e.opt("invalidDigitsSound", g.invalid_digits_sound.as_deref());
+            e.attr("playBeep", g.play_beep);
+            e.attr("redirect", g.redirect);
+            e.attr("log", g.log);
+            e.finish_open();
+            for verb in &g.prompts {
+                render_verb(out, verb);
+            }
+            out.push_str("</GetDigits>");
+        }
+        Verb::GetInput(g) => {
+            let mut e = Tag::open(out, "GetInput");
+            e.attr("action", &g.action);
+            e.attr("method", g.method.as_str());
+            e.attr("inputType", "dtmf");
+            e.attr("executionTimeout", g.execution_timeout_secs);
+            match g.digit_end_timeout_secs {
+                Some(secs) => e.attr("digitEndTimeout", secs),
+                None => e.attr("digitEndTimeout", "auto"),
+            }
+            e.attr("finishOnKey", finish_key(g.finish_on_key));
+            e.attr("numDigits", g.num_digits);
+            e.attr("redirect", g.redirect);
+            e.attr("log", g.log);
+            e.finish_open();
+            for verb in &g.prompts {
+                render_verb(out, verb);
+            }
+            out.push_str("</GetInput>");
+        }
+        Verb::Dtmf(d) => {
+            let mut e = Tag::open(out, "DTMF");
+            e.attr("async", d.asynchronous);
+            e.text(&d.digits);
+        }
+        Verb::Record(r) => {
+            let mut e = Tag::open(out, "Record");
+            e.opt("action", r.action.as_deref());
+            e.attr("method", r.method.as_str());
+            e.attr("fileFormat", record_format(r.file_format));
+            e.attr("redirect", r.redirect);
+            e.attr("timeout", r.timeout_secs);
+            e.attr("maxLength", r.max_length_secs);
+            e.attr("playBeep", r.play_beep);
+            e.attr(
+                "finishOnKey",
+                if r.finish_on_key.is_empty() {
+                    "none"
+                } else {
+                    &r.finish_on_key
+                },
+            );
+            e.url("callbackUrl", "callbackMethod", &r.callback);
+            e.empty();
+        }
+        Verb::Conference(c) => {
+            let mut e = Tag::open(out, "Conference");
+            e.attr("muted", c.muted);
+            e.attr("enterSound", sound(&c.enter_sound));
+            e.attr("exitSound", sound(&c.exit_sound));
+            e.attr("startConferenceOnEnter", c.start_conference_on_enter);
+            e.attr("endConferenceOnExit", c.end_conference_on_exit);
+            e.attr("stayAlone", c.stay_alone);
+            e.url("waitSound", "waitSoundMethod", &c.wait_sound);
+            e.attr("maxMembers", c.max_members);
+            e.attr("record", c.record);
+            e.attr("recordFileFormat", record_format(c.record_file_format));
+            e.attr("timeLimit", c.time_limit_secs);
+            e.url("action", "method", &c.action);
+            e.attr("relayDTMF", c.relay_dtmf);
+            e.text(&c.name);
+        }
+        Verb::Stream(st) => {
+            let mut e = Tag::open(out, "Stream");
+            e.attr("bidirectional", st.bidirectional);
+            e.attr("audioTrack", st.audio_track.as_str());
+            e.attr("streamTimeout", st.stream_timeout_secs);
+            e.attr("contentType", &st.content_type);
+            e.attr("keepCallAlive", st.keep_call_alive);
+            e.opt("extraHeaders", st.extra_headers.as_deref());
+            e.url(
+                "statusCallbackUrl",
+                "statusCallbackMethod",
+                &st.status_callback,
+            );
+            e.text(&st.url);
+        }
     }
+}
+
+fn finish_key(key: Option<char>) -> String {
+    key.map_or_else(|| "none".to_string(), String::from)
 }
 
 fn render_mpc(out: &mut String, m: &MultiPartyCall) {

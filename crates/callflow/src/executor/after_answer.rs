@@ -143,7 +143,7 @@ impl XmlCall {
                 .ok()
                 .flatten()
         };
-        let outcome = self.pump(&mut *source, None, pressed).await;
+        let outcome = self.pump(&mut *source, None, None, pressed).await;
         self.dtmf_tap = None;
         match outcome? {
             Pumped::Ready(Some(digit)) if digit == confirm.key => {
@@ -154,7 +154,8 @@ impl XmlCall {
                 tracing::info!(%digit, expected = %confirm.key, "wrong confirm key: hanging up");
                 Err(Ending::local(HangupCause::ConfirmKeyFailed))
             }
-            Pumped::Ready(None) | Pumped::SourceDone => {
+            // Without ears nothing is heard; the arm keeps the match whole.
+            Pumped::Ready(None) | Pumped::SourceDone | Pumped::Heard => {
                 tracing::info!("no confirm key in time: hanging up");
                 Err(Ending::local(HangupCause::ConfirmKeyFailed))
             }
