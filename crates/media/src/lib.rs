@@ -1,4 +1,4 @@
-//! Media for huddle: G.711, RTP validation and latching, jitter buffer, RFC 4733 DTMF, tones,
+//! Media for huddle: G.711 and Opus, RTP validation and latching, jitter buffer, RFC 4733 DTMF, tones,
 //! RTP port pairs, and the per-leg UDP session.
 
 pub mod codec;
@@ -7,6 +7,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod news;
+pub mod opus;
 pub mod ports;
 pub mod rtp_leg;
 pub mod rtp_rx;
