@@ -575,6 +575,7 @@ impl XmlCall {
                 local_port,
                 self.sdp_version,
                 self.media_policy.srtp,
+                &self.ctx.media.codecs,
             )
             .map_err(|err| {
                 tracing::info!(error = %err, "refusing the offer");
@@ -749,6 +750,7 @@ impl XmlCall {
             media.local_port,
             self.sdp_version,
             media.srtp.as_ref(),
+            &self.ctx.media.codecs,
         ) {
             Ok(Negotiated {
                 answer_sdp,

@@ -115,6 +115,7 @@ async fn run_echo(
         local_port,
         sdp_version,
         policy.srtp,
+        &ctx.media.codecs,
     ) {
         Ok(n) => n,
         Err(err) => {
@@ -192,7 +193,14 @@ fn reinvite(
     version: u64,
     srtp: Option<&SrtpKeying>,
 ) {
-    match media_setup::renegotiate(offer, ctx.media.local_ip, local_port, version, srtp) {
+    match media_setup::renegotiate(
+        offer,
+        ctx.media.local_ip,
+        local_port,
+        version,
+        srtp,
+        &ctx.media.codecs,
+    ) {
         Ok(Negotiated {
             answer_sdp,
             remote_rtp,

@@ -2,9 +2,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use huddle_media::codec::Codec;
+use huddle_media::codec::{Codec, OpusOptions};
 use huddle_media::session::{Direction, LatchPolicy, MediaParams, SrtpKeying, SrtpSuite};
-use huddle_sdp::{CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, PCMA, PCMU};
+use huddle_sdp::{
+    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, OPUS, PCMA, PCMU,
+};
 use thiserror::Error;
 
 use crate::manager::MediaSettings;
@@ -20,7 +22,7 @@ pub enum SetupError {
     #[error("{0}")]
     Malformed(String),
     /// No codec in common.
-    #[error("no common codec (we support PCMU and PCMA)")]
+    #[error("no common codec (rtp.codecs lists what we support)")]
     NoCommonCodec,
     /// The route requires SRTP and the offer is plain RTP.
     #[error("the route requires SRTP (RTP/SAVP with a=crypto) and the offer has none")]
@@ -102,15 +104,50 @@ fn new_key(len: usize) -> Vec<u8> {
     key
 }
 
-/// Negotiates an offer against our codec list under the route's SRTP policy.
+/// The SDP codecs named by `rtp.codecs` (names the configuration validated; unknown ones are
+/// skipped), in the configuration's order.
+pub fn codec_specs(names: &[String]) -> Vec<CodecSpec> {
+    names
+        .iter()
+        .filter_map(|name| {
+            [PCMU, PCMA, OPUS]
+                .into_iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
+        .collect()
+}
+
+/// The media layer's codec for the negotiated SDP codec and the peer's fmtp.
+pub fn media_codec(codec: &CodecSpec, remote_fmtp: Option<&str>) -> Codec {
+    match Codec::from_name(codec.name) {
+        Some(Codec::Opus(options)) => Codec::Opus(OpusOptions {
+            // RFC 7587 §6.1: usedtx=1 says the peer prefers that we send DTX.
+            dtx: remote_fmtp.and_then(|f| huddle_sdp::fmtp_param(f, "usedtx")) == Some("1"),
+            ..options
+        }),
+        Some(other) => other,
+        None => Codec::Pcmu,
+    }
+}
+
+/// Negotiates an offer against `codecs` under the route's SRTP policy.
 pub fn negotiate(
     offer: &[u8],
     local_ip: IpAddr,
     local_port: u16,
     version: u64,
     srtp: SrtpPolicy,
+    codecs: &[CodecSpec],
 ) -> Result<Negotiated, SetupError> {
-    negotiate_keyed(offer, local_ip, local_port, version, srtp, &mut new_key)
+    negotiate_keyed(
+        offer,
+        local_ip,
+        local_port,
+        version,
+        srtp,
+        codecs,
+        &mut new_key,
+    )
 }
 
 /// Answers a re-INVITE's offer for a call whose media runs with `current` keys (None: plain
@@ -123,6 +160,7 @@ pub fn renegotiate(
     local_port: u16,
     version: u64,
     current: Option<&SrtpKeying>,
+    codecs: &[CodecSpec],
 ) -> Result<Negotiated, SetupError> {
     let policy = if current.is_some() {
         SrtpPolicy::Required
@@ -135,7 +173,15 @@ pub fn renegotiate(
             .filter(|k| k.len() == len)
             .unwrap_or_default()
     };
-    let n = negotiate_keyed(offer, local_ip, local_port, version, policy, &mut same_key)?;
+    let n = negotiate_keyed(
+        offer,
+        local_ip,
+        local_port,
+        version,
+        policy,
+        codecs,
+        &mut same_key,
+    )?;
     match (current, &n.srtp) {
         (Some(now), Some(offered)) if now != offered => Err(SetupError::SrtpRequired),
         _ => Ok(n),
@@ -148,6 +194,7 @@ fn negotiate_keyed(
     local_port: u16,
     version: u64,
     srtp: SrtpPolicy,
+    codecs: &[CodecSpec],
     new_key: &mut dyn FnMut(usize) -> Vec<u8>,
 ) -> Result<Negotiated, SetupError> {
     let parsed = huddle_sdp::parse_offer(offer).map_err(|e| match e {
@@ -156,17 +203,18 @@ fn negotiate_keyed(
     })?;
     let local = LocalMedia::new(local_ip, local_port, u64::from(local_port), version);
     // Every negotiation failure (no audio, no common codec, no SRTP) is answered 488.
-    let answer = huddle_sdp::negotiate_secure(&parsed, &[PCMU, PCMA], &local, srtp, new_key)
-        .map_err(|e| match e {
+    let answer = huddle_sdp::negotiate_secure(&parsed, codecs, &local, srtp, new_key).map_err(
+        |e| match e {
             NegotiationError::SrtpRequired => SetupError::SrtpRequired,
             _ => SetupError::NoCommonCodec,
-        })?;
+        },
+    )?;
     let n = answer.media;
     Ok(Negotiated {
         answer_sdp: answer.sdp,
         remote_rtp: n.remote_rtp,
         remote_direction: direction(n.remote_direction),
-        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        codec: media_codec(&n.codec, n.remote_fmtp.as_deref()),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         srtp: n.srtp.map(|k| SrtpKeying {
@@ -219,7 +267,7 @@ fn direction(d: huddle_sdp::Direction) -> Direction {
 pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia) -> MediaParams {
     MediaParams {
         remote_rtp: n.remote_rtp,
-        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        codec: media_codec(&n.codec, n.remote_fmtp.as_deref()),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         remote_direction: direction(n.remote_direction),

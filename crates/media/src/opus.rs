@@ -122,7 +122,11 @@ impl OpusCoder {
                 return Concealment::Fec;
             }
         }
-        if self.decoder.decode(None::<&[u8]>, &mut *out, false).is_err() {
+        if self
+            .decoder
+            .decode(None::<&[u8]>, &mut *out, false)
+            .is_err()
+        {
             out.fill(0);
         }
         Concealment::Plc

@@ -4,7 +4,8 @@ mod common;
 
 use common::{assert_well_formed, local, m_lines, offer_with, FREESWITCH, SIPP, TWILIO};
 use huddle_sdp::{
-    negotiate, parse_offer, Direction, LocalMedia, NegotiationError, G722, OPUS, OPUS_FMTP, PCMA, PCMU,
+    negotiate, parse_offer, Direction, LocalMedia, NegotiationError, G722, OPUS, OPUS_FMTP, PCMA,
+    PCMU,
 };
 
 fn answer(offer: &str, supported: &[huddle_sdp::CodecSpec]) -> huddle_sdp::Answer {
@@ -81,7 +82,10 @@ fn opus_and_g722_slot_in_as_list_entries() {
 
     // The peer's parameters come back for the media layer (DTX and FEC wishes).
     assert_eq!(
-        a.media.remote_fmtp.as_deref().map(|f| huddle_sdp::fmtp_param(f, "useinbandfec")),
+        a.media
+            .remote_fmtp
+            .as_deref()
+            .map(|f| huddle_sdp::fmtp_param(f, "useinbandfec")),
         Some(Some("1"))
     );
     let a = answer(FREESWITCH, &[PCMU]);
