@@ -192,3 +192,60 @@ async fn opus_left_out_of_rtp_codecs_is_not_acceptable() {
     .await
     .expect("timed out");
 }
+
+/// Energy of `freq` (Goertzel power) in what `listener` heard of `speaker` over `secs`.
+async fn tone_energy_heard(speaker: &mut Caller, listener: &mut Caller, secs: f64) -> f64 {
+    let d = Duration::from_secs_f64(secs);
+    let (_, heard) = tokio::join!(
+        speaker.rtp.talk(speaker.media, speaker.tone, d),
+        listener.rtp.talk(listener.media, 0.0, d)
+    );
+    // The last two seconds: past the jitter buffer's start.
+    let tail = &heard[heard.len().saturating_sub(16_000)..];
+    assert!(tail.len() >= 15_000, "listener got audio: {}", tail.len());
+    // Per 20 ms frame and summed: a concealed frame's small phase shift must not count as
+    // lost energy, which one Goertzel over two seconds (a 0.5 Hz wide filter) would make it.
+    tail.chunks(160)
+        .map(|frame| huddle_testkit::tone_power(frame, speaker.tone))
+        .sum()
+}
+
+#[tokio::test]
+async fn five_percent_loss_on_an_opus_leg_keeps_nine_tenths_of_the_tone_with_fec() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(ROUTES, 40);
+        // The same speaker and listener twice: without loss, then with 5 % seeded loss.
+        // The tone comes and goes like syllables: Opus sends FEC for speech, not for a steady
+        // tone it takes for background noise.
+        let (mut clean, _) = opus_caller(srv.sip, "customer-clean", OPUS_TONE).await;
+        clean.rtp.syllable_hz = Some(3.0);
+        let mut listener = pcmu_caller(srv.sip, "agent-clean", 0.0).await;
+        let reference = tone_energy_heard(&mut clean, &mut listener, 4.0).await;
+        clean.ua.bye().await;
+        listener.ua.bye().await;
+
+        let fec_before = srv.metric("huddle_rtp_fec_recovered_frames_total");
+        let (mut lossy, _) = opus_caller(srv.sip, "customer-lossy", OPUS_TONE).await;
+        lossy.rtp.loss = Some(huddle_testkit::SendLoss::new(0.05, 0x5EED_0F17));
+        lossy.rtp.syllable_hz = Some(3.0);
+        let mut listener = pcmu_caller(srv.sip, "agent-lossy", 0.0).await;
+        let lossy_energy = tone_energy_heard(&mut lossy, &mut listener, 4.0).await;
+        let dropped = lossy.rtp.loss.map_or(0, |l| l.dropped);
+        assert!(dropped >= 5, "the seeded loss dropped packets: {dropped}");
+        let recovered = srv.metric_reaching(
+            "huddle_rtp_fec_recovered_frames_total",
+            fec_before + 1.0,
+            Duration::from_secs(3),
+        ) - fec_before;
+        let ratio = lossy_energy / reference;
+        assert!(
+            ratio >= 0.9,
+            "with 5 % loss the listener keeps {ratio:.3} of the tone energy ({dropped} lost, {recovered} rebuilt by FEC)"
+        );
+        assert!(recovered >= 1.0, "FEC rebuilt lost frames: {recovered}");
+        lossy.ua.bye().await;
+        listener.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}

@@ -77,6 +77,16 @@ impl Codec {
         }
     }
 
+    /// The least jitter-buffer delay the codec wants: Opus holds one packet more than
+    /// G.711 (40 ms), so that when a packet is lost the next one is already here and its
+    /// in-band FEC can rebuild the lost frame before its playout.
+    pub fn min_jitter_ms(self) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma => 0,
+            Codec::Opus(_) => 40,
+        }
+    }
+
     /// The running state for one leg.
     pub fn coder(self) -> Result<Coder, CodecError> {
         Ok(match self {

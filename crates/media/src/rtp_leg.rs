@@ -321,7 +321,10 @@ impl RtpLeg {
             .transpose()?;
         Ok(RtpLeg {
             latch: Latch::new(params.remote_rtp, params.latching),
-            jitter: JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms),
+            jitter: JitterBuffer::new(
+                params.jitter_min_ms.max(params.codec.min_jitter_ms()),
+                params.jitter_max_ms,
+            ),
             outbox: Outbox::new(params.remote_rtp),
             params,
             dtmf_rx: DtmfReceiver::default(),

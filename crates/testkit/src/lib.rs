@@ -1110,6 +1110,11 @@ pub struct RtpPeer {
     pub opus: Option<OpusPeer>,
     /// Set: packets are dropped at random before sending.
     pub loss: Option<SendLoss>,
+    /// Set: the tone's level swings between 20 % and 100 % at this rate (Hz), like syllables.
+    /// Opus's SILK layer takes a steady tone for background noise and sends no in-band FEC
+    /// for it; a tone that comes and goes like speech gets FEC.
+    pub syllable_hz: Option<f64>,
+    sample: u64,
 }
 
 impl RtpPeer {
@@ -1125,6 +1130,8 @@ impl RtpPeer {
             last_dtmf_ts: None,
             opus: None,
             loss: None,
+            syllable_hz: None,
+            sample: 0,
         }
     }
 
@@ -1172,8 +1179,13 @@ impl RtpPeer {
         let rate = self.rate();
         let pcm: Vec<i16> = (0..rate / 50)
             .map(|_| {
-                let s = (self.phase.sin() * self.amplitude) as i16;
+                let level = self.syllable_hz.map_or(1.0, |hz| {
+                    let t = self.sample as f64 / f64::from(rate);
+                    0.6 + 0.4 * (2.0 * std::f64::consts::PI * hz * t).sin()
+                });
+                let s = (self.phase.sin() * self.amplitude * level) as i16;
                 self.phase += 2.0 * std::f64::consts::PI * freq / f64::from(rate);
+                self.sample += 1;
                 s
             })
             .collect();
