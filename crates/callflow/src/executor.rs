@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_events::fetch::{self, CallParams, FetchError};
+use huddle_media::codec::Codec;
 use huddle_media::session::{
     AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying,
 };
@@ -99,6 +100,8 @@ struct ActiveMedia {
     local_port: u16,
     /// The SRTP keys the media runs with, which a re-INVITE must keep.
     srtp: Option<SrtpKeying>,
+    /// The codec the media runs, which a re-INVITE must keep (None: a leg we dialled).
+    codec: Option<Codec>,
 }
 
 /// One call leg running XML.
@@ -173,6 +176,7 @@ impl XmlCall {
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
                 srtp: None,
+                codec: None,
             }),
             answered: true,
             sdp_version: 1,
@@ -609,6 +613,7 @@ impl XmlCall {
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
                 srtp: negotiated.srtp,
+                codec: Some(negotiated.codec),
             });
             if start == MediaStart::EarlyMedia {
                 let sdp = self.answer_sdp.clone();
@@ -750,7 +755,7 @@ impl XmlCall {
             media.local_port,
             self.sdp_version,
             media.srtp.as_ref(),
-            &self.ctx.media.codecs,
+            media.codec,
         ) {
             Ok(Negotiated {
                 answer_sdp,

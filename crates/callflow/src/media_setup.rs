@@ -151,7 +151,9 @@ pub fn negotiate(
 }
 
 /// Answers a re-INVITE's offer for a call whose media runs with `current` keys (None: plain
-/// RTP). The leg's SRTP contexts cannot be swapped mid-call, so the re-offer must keep the
+/// RTP) and the `running` codec (None: a leg we dialled, which runs one of the G.711 codecs we
+/// offered). A leg's codec state is not swapped mid-call either, so the re-offer must still
+/// carry the running codec (488 otherwise), and the answer keeps it. The leg's SRTP contexts cannot be swapped mid-call, so the re-offer must keep the
 /// call's security and the remote's key: we answer with our key of the call, and a re-offer
 /// that drops SRTP, adds it or changes the remote key is refused (488).
 pub fn renegotiate(
@@ -160,8 +162,14 @@ pub fn renegotiate(
     local_port: u16,
     version: u64,
     current: Option<&SrtpKeying>,
-    codecs: &[CodecSpec],
+    running: Option<Codec>,
 ) -> Result<Negotiated, SetupError> {
+    let codecs: &[CodecSpec] = match running {
+        Some(Codec::Pcmu) => &[PCMU],
+        Some(Codec::Pcma) => &[PCMA],
+        Some(Codec::Opus(_)) => &[OPUS],
+        None => &[PCMU, PCMA],
+    };
     let policy = if current.is_some() {
         SrtpPolicy::Required
     } else {
@@ -276,5 +284,61 @@ pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia
         rtp_timeout: settings.rtp_timeout,
         latching: LatchPolicy::Signalled,
         srtp: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn offer(formats: &str, lines: &str) -> Vec<u8> {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP {formats}\r\n{lines}"
+        )
+        .into_bytes()
+    }
+
+    fn opus_first() -> Vec<u8> {
+        offer(
+            "111 0",
+            "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1;usedtx=1\r\n",
+        )
+    }
+
+    #[test]
+    fn opus_is_answered_when_configured_and_its_dtx_wish_kept() {
+        let all = codec_specs(&["PCMU".into(), "PCMA".into(), "opus".into()]);
+        let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &all).unwrap();
+        assert_eq!(n.payload_type, 111);
+        assert_eq!(
+            n.codec,
+            Codec::Opus(OpusOptions {
+                dtx: true,
+                pcm_rate: 8000
+            })
+        );
+        let g711 = codec_specs(&["PCMU".into(), "PCMA".into()]);
+        let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &g711).unwrap();
+        assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+    }
+
+    #[test]
+    fn a_reinvite_keeps_the_running_codec() {
+        let n = renegotiate(&opus_first(), LOCAL, 20000, 2, None, Some(Codec::Pcmu)).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type),
+            (Codec::Pcmu, 0),
+            "not switched to Opus"
+        );
+        let opus_only = offer("111", "a=rtpmap:111 opus/48000/2\r\n");
+        assert!(matches!(
+            renegotiate(&opus_only, LOCAL, 20000, 2, None, Some(Codec::Pcmu)),
+            Err(SetupError::NoCommonCodec)
+        ));
+        let running = Codec::Opus(OpusOptions::default());
+        let n = renegotiate(&opus_first(), LOCAL, 20000, 2, None, Some(running)).unwrap();
+        assert_eq!(n.payload_type, 111);
     }
 }
