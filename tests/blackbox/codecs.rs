@@ -249,3 +249,64 @@ async fn five_percent_loss_on_an_opus_leg_keeps_nine_tenths_of_the_tone_with_fec
     .await
     .expect("timed out");
 }
+
+const G722_TONE: f64 = 830.0;
+
+#[tokio::test]
+async fn a_g722_leg_hears_an_opus_leg_and_a_pcmu_leg_and_is_heard() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 40, |s| {
+            s.standard("", "", ROUTES).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+                1,
+            )
+        });
+        let rtp = RtpPeer::bind_g722().await;
+        // A desk phone's offer: G.722 first, PCMU as fallback, static types without rtpmap.
+        let offer = SipUa::sdp(rtp.port(), &[9, 0]);
+        let (mut g722, answer) = call(srv.sip, "agent-desk", rtp, &offer, G722_TONE).await;
+        assert!(
+            answer.contains("m=audio") && answer.contains(" RTP/AVP 9\r\n"),
+            "G.722 answered: {answer}"
+        );
+        assert!(answer.contains("a=rtpmap:9 G722/8000\r\n"), "{answer}");
+        let (mut opus, _) = opus_caller(srv.sip, "customer-desk", OPUS_TONE).await;
+        let mut pcmu = pcmu_caller(srv.sip, "customer-desk", PCMU_TONE).await;
+        let d = Duration::from_secs(3);
+        let (heard_g722, heard_opus, heard_pcmu) = tokio::join!(
+            g722.rtp.talk(g722.media, g722.tone, d),
+            opus.rtp.talk(opus.media, opus.tone, d),
+            pcmu.rtp.talk(pcmu.media, pcmu.tone, d)
+        );
+        // The G.722 phone's audio is 16 kHz: its last second is 16,000 samples.
+        let g = &heard_g722[heard_g722.len().saturating_sub(16_000)..];
+        assert!(g.len() >= 8000, "the G.722 leg got audio: {}", g.len());
+        let share = |pcm: &[i16], f| huddle_testkit::tone_share_at(pcm, f, 16000);
+        assert!(
+            share(g, OPUS_TONE) > 0.2,
+            "G.722 hears Opus: {:.3}",
+            share(g, OPUS_TONE)
+        );
+        assert!(
+            share(g, PCMU_TONE) > 0.2,
+            "G.722 hears PCMU: {:.3}",
+            share(g, PCMU_TONE)
+        );
+        assert!(
+            share(g, G722_TONE) < 0.01,
+            "not itself: {:.4}",
+            share(g, G722_TONE)
+        );
+        for (who, heard) in [("Opus", heard_opus), ("PCMU", heard_pcmu)] {
+            let last = &heard[heard.len().saturating_sub(8000)..];
+            let s = tone_share(last, G722_TONE);
+            assert!(s > 0.2, "{who} hears the G.722 phone: {s:.3}");
+        }
+        g722.ua.bye().await;
+        opus.ua.bye().await;
+        pcmu.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}

@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use huddle_media::codec::{Codec, OpusOptions};
 use huddle_media::session::{Direction, LatchPolicy, MediaParams, SrtpKeying, SrtpSuite};
 use huddle_sdp::{
-    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, OPUS, PCMA, PCMU,
+    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, G722, OPUS, PCMA,
+    PCMU,
 };
 use thiserror::Error;
 
@@ -110,7 +111,7 @@ pub fn codec_specs(names: &[String]) -> Vec<CodecSpec> {
     names
         .iter()
         .filter_map(|name| {
-            [PCMU, PCMA, OPUS]
+            [PCMU, PCMA, OPUS, G722]
                 .into_iter()
                 .find(|c| c.name.eq_ignore_ascii_case(name))
         })
@@ -168,6 +169,7 @@ pub fn renegotiate(
         Some(Codec::Pcmu) => &[PCMU],
         Some(Codec::Pcma) => &[PCMA],
         Some(Codec::Opus(_)) => &[OPUS],
+        Some(Codec::G722) => &[G722],
         None => &[PCMU, PCMA],
     };
     let policy = if current.is_some() {

@@ -224,14 +224,18 @@ pub struct RtpConfig {
     /// No-RTP hang-up, seconds (0 = never).
     #[serde(default = "default_rtp_timeout")]
     pub rtp_timeout_secs: u64,
-    /// Codecs a call may use (`"PCMU"`, `"PCMA"`, `"opus"`); the offer's order picks among
-    /// them, as trunks expect.
+    /// Codecs a call may use (`"PCMU"`, `"PCMA"`, `"opus"`, `"G722"`); the offer's order
+    /// picks among them, as trunks expect.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
 }
 
 /// Codec names `rtp.codecs` accepts.
-pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "opus"];
+pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "opus", "G722"];
+
+/// `rtp.codecs` when the file does not say: G.722 is left out while rooms mix at 8 kHz (it
+/// would cost resampling and bring nothing over G.711 to a phone that offers both).
+const DEFAULT_CODECS: &[&str] = &["PCMU", "PCMA", "opus"];
 
 impl Default for RtpConfig {
     fn default() -> Self {
@@ -536,7 +540,7 @@ fn default_rtp_timeout() -> u64 {
     60
 }
 fn default_codecs() -> Vec<String> {
-    KNOWN_CODECS.iter().map(|c| c.to_string()).collect()
+    DEFAULT_CODECS.iter().map(|c| c.to_string()).collect()
 }
 fn default_grace() -> u64 {
     10
@@ -906,14 +910,14 @@ impl Config {
             return Err(invalid(
                 "rtp.codecs",
                 codec,
-                "\"PCMU\", \"PCMA\" or \"opus\"",
+                "\"PCMU\", \"PCMA\", \"opus\" or \"G722\"",
             ));
         }
         if self.rtp.codecs.is_empty() {
             return Err(invalid(
                 "rtp.codecs",
                 "[]",
-                "at least one of \"PCMU\", \"PCMA\", \"opus\"",
+                "at least one of \"PCMU\", \"PCMA\", \"opus\", \"G722\"",
             ));
         }
         if !self.http.public_url.starts_with("http://")

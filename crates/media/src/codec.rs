@@ -6,7 +6,9 @@
 use thiserror::Error;
 
 use crate::g711;
+use crate::g722::{self, G722Decoder, G722Encoder};
 use crate::opus::OpusCoder;
+use crate::resample::FrameResampler;
 
 /// Opus options agreed in SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub enum Codec {
     Pcma,
     /// Opus (RFC 7587), mono.
     Opus(OpusOptions),
+    /// G.722 at 64 kbit/s: 16 kHz audio, resampled to and from the leg's 8 kHz frames while
+    /// rooms mix at 8 kHz.
+    G722,
 }
 
 /// A codec state that could not be created.
@@ -47,6 +52,9 @@ pub enum CodecError {
     /// A PCM rate the codec cannot run at.
     #[error("unsupported PCM rate {0} Hz")]
     Rate(u32),
+    /// The resampler could not be built.
+    #[error("cannot set up the resampler: {0}")]
+    Resampler(String),
 }
 
 impl Codec {
@@ -56,15 +64,16 @@ impl Codec {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
             "OPUS" => Some(Codec::Opus(OpusOptions::default())),
+            "G722" => Some(Codec::G722),
             _ => None,
         }
     }
 
     /// RTP clock rate: the unit of RTP timestamps (48000 for Opus whatever it samples at,
-    /// RFC 7587 §4.1).
+    /// RFC 7587 §4.1; 8000 for G.722 although it samples at 16 kHz, RFC 3551 §4.5.2).
     pub fn clock_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
             Codec::Opus(_) => 48000,
         }
     }
@@ -72,7 +81,7 @@ impl Codec {
     /// Sample rate of the PCM the leg decodes to and encodes from.
     pub fn pcm_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
             Codec::Opus(o) => o.pcm_rate,
         }
     }
@@ -82,7 +91,7 @@ impl Codec {
     /// in-band FEC can rebuild the lost frame before its playout.
     pub fn min_jitter_ms(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 0,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 0,
             Codec::Opus(_) => 40,
         }
     }
@@ -93,6 +102,7 @@ impl Codec {
             Codec::Pcmu => Coder::Pcmu,
             Codec::Pcma => Coder::Pcma,
             Codec::Opus(o) => Coder::Opus(Box::new(OpusCoder::new(o)?)),
+            Codec::G722 => Coder::G722(Box::new(G722Coder::new()?)),
         })
     }
 }
@@ -116,6 +126,41 @@ pub enum Coder {
     Pcma,
     /// Opus: encoder, decoder and their buffers, boxed so G.711 legs stay small.
     Opus(Box<OpusCoder>),
+    /// G.722: encoder, decoder and the resamplers between its 16 kHz and the leg's 8 kHz.
+    G722(Box<G722Coder>),
+}
+
+/// One leg's G.722 state: the codec at 16 kHz, FFT resamplers to and from the leg's 8 kHz
+/// frames, and a 16 kHz frame buffer, all made at setup.
+pub struct G722Coder {
+    encoder: G722Encoder,
+    decoder: G722Decoder,
+    up: FrameResampler,
+    down: FrameResampler,
+    wide: [i16; g722::FRAME_SAMPLES],
+}
+
+impl G722Coder {
+    fn new() -> Result<Self, CodecError> {
+        Ok(G722Coder {
+            encoder: G722Encoder::default(),
+            decoder: G722Decoder::default(),
+            up: FrameResampler::new(8000, 16000)?,
+            down: FrameResampler::new(16000, 8000)?,
+            wide: [0; g722::FRAME_SAMPLES],
+        })
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> usize {
+        let n = self.up.process(pcm, &mut self.wide);
+        self.encoder.encode(&self.wide[..n], out)
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
+        // A packet longer than 20 ms is cut to 20 ms: the leg plays one frame per tick.
+        let n = self.decoder.decode(payload, &mut self.wide);
+        self.down.process(&self.wide[..n], out)
+    }
 }
 
 impl Coder {
@@ -134,6 +179,7 @@ impl Coder {
                 n
             }
             Coder::Opus(o) => o.encode(pcm, out),
+            Coder::G722(g) => g.encode(pcm, out),
         }
     }
 
@@ -152,12 +198,14 @@ impl Coder {
                 Some(n)
             }
             Coder::Opus(o) => o.decode(payload, out),
+            Coder::G722(g) => Some(g.decode(payload, out)),
         }
     }
 
     /// Fills `out[..frame_len]` for a frame that did not arrive. `next` is the following
     /// packet's payload when it is already here (Opus recovers the lost frame from its FEC).
-    /// G.711 repeats the previous frame (still in `out`) at half level, fading to silence.
+    /// G.711 and G.722 repeat the previous frame (still in `out`) at half level, fading to
+    /// silence.
     pub fn conceal(
         &mut self,
         next: Option<&[u8]>,
@@ -166,7 +214,7 @@ impl Coder {
     ) -> Concealment {
         let n = frame_len.min(out.len());
         match self {
-            Coder::Pcmu | Coder::Pcma => {
+            Coder::Pcmu | Coder::Pcma | Coder::G722(_) => {
                 for s in &mut out[..n] {
                     *s /= 2;
                 }
@@ -180,7 +228,7 @@ impl Coder {
     /// discontinuous transmission (it stopped sending on purpose), else None (not sending).
     pub fn idle(&mut self, frame_len: usize, out: &mut [i16]) -> Option<usize> {
         match self {
-            Coder::Pcmu | Coder::Pcma => None,
+            Coder::Pcmu | Coder::Pcma | Coder::G722(_) => None,
             Coder::Opus(o) => o.idle(frame_len, out),
         }
     }

@@ -1015,7 +1015,12 @@ pub fn ulaw_decode(b: u8) -> i16 {
 
 /// Goertzel power of `freq` in `pcm` sampled at 8 kHz.
 pub fn tone_power(pcm: &[i16], freq: f64) -> f64 {
-    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    tone_power_at(pcm, freq, 8000)
+}
+
+/// [`tone_power`] for audio sampled at `rate` Hz.
+pub fn tone_power_at(pcm: &[i16], freq: f64, rate: u32) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for &x in pcm {
         let s0 = f64::from(x) + k * s1 - s2;
@@ -1035,11 +1040,16 @@ pub fn rms(pcm: &[i16]) -> f64 {
 
 /// The share of `pcm`'s energy at `freq` (0..=1): about 1/n for each of n equal tones.
 pub fn tone_share(pcm: &[i16], freq: f64) -> f64 {
+    tone_share_at(pcm, freq, 8000)
+}
+
+/// [`tone_share`] for audio sampled at `rate` Hz.
+pub fn tone_share_at(pcm: &[i16], freq: f64, rate: u32) -> f64 {
     let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
     if energy <= 0.0 {
         return 0.0;
     }
-    tone_power(pcm, freq) / (energy * pcm.len() as f64 / 2.0)
+    tone_power_at(pcm, freq, rate) / (energy * pcm.len() as f64 / 2.0)
 }
 
 /// Whether `freq` holds a clear share of the energy of `pcm`.
@@ -1108,6 +1118,11 @@ pub struct RtpPeer {
     last_dtmf_ts: Option<u32>,
     /// Set: the peer speaks Opus instead of PCMU (see [`RtpPeer::bind_opus`]).
     pub opus: Option<OpusPeer>,
+    /// Set: the peer speaks G.722 on payload type 9 (see [`RtpPeer::bind_g722`]).
+    pub g722: Option<(
+        huddle_media::g722::G722Encoder,
+        huddle_media::g722::G722Decoder,
+    )>,
     /// Set: packets are dropped at random before sending.
     pub loss: Option<SendLoss>,
     /// Set: the tone's level swings between 20 % and 100 % at this rate (Hz), like syllables.
@@ -1129,6 +1144,7 @@ impl RtpPeer {
             dtmf_received: Vec::new(),
             last_dtmf_ts: None,
             opus: None,
+            g722: None,
             loss: None,
             syllable_hz: None,
             sample: 0,
@@ -1160,8 +1176,19 @@ impl RtpPeer {
         peer
     }
 
+    /// Binds on 127.0.0.1 as a G.722 desk phone (payload type 9, 16 kHz audio, RTP
+    /// timestamps counting 8000 per second as RFC 3551 has it).
+    pub async fn bind_g722() -> RtpPeer {
+        let mut peer = RtpPeer::bind().await;
+        peer.g722 = Some(Default::default());
+        peer
+    }
+
     /// Sample rate of the audio this peer sends and returns from [`RtpPeer::talk`].
     pub fn rate(&self) -> u32 {
+        if self.g722.is_some() {
+            return 16000;
+        }
         self.opus.as_ref().map_or(8000, |o| o.rate)
     }
 
@@ -1190,6 +1217,15 @@ impl RtpPeer {
             })
             .collect();
         self.seq = self.seq.wrapping_add(1);
+        if let Some((encoder, _)) = self.g722.as_mut() {
+            p[1] = 9;
+            let mut payload = [0u8; 160];
+            let len = encoder.encode(&pcm, &mut payload);
+            p.extend_from_slice(&payload[..len]);
+            // 8000 per second in RTP although the audio is 16 kHz (RFC 3551 §4.5.2).
+            self.ts = self.ts.wrapping_add(160);
+            return p;
+        }
         match self.opus.as_mut() {
             Some(opus) => {
                 p[1] = opus.pt;
@@ -1244,6 +1280,13 @@ impl RtpPeer {
                     continue;
                 }
                 let pt = buf[1] & 0x7F;
+                if let Some((_, decoder)) = self.g722.as_mut().filter(|_| pt == 9) {
+                    let mut pcm = vec![0i16; 2 * (len - 12)];
+                    let n = decoder.decode(&buf[12..len], &mut pcm);
+                    pcm.truncate(n);
+                    received.push((Instant::now(), pcm));
+                    continue;
+                }
                 if let Some(opus) = self.opus.as_mut().filter(|o| o.pt == pt) {
                     let mut pcm = vec![0i16; opus.rate as usize * 120 / 1000];
                     if let Ok(n) = opus
