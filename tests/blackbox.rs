@@ -7,6 +7,8 @@ mod blackbox {
     pub mod callbacks;
     pub mod callflow;
     pub mod check_xml;
+    // Opus and G.711 legs together (issue 17).
+    pub mod codecs;
     pub mod crash_recovery;
     pub mod dialout;
     pub mod digest;

@@ -23,6 +23,8 @@
 # that consumes the media frames and answers with a tone by playAudio. The report then adds
 # the streams huddle opened and the service's own figures: frames received per stream,
 # frames huddle skipped, arrival gaps and the service's CPU. AI=off (the default) adds none.
+#
+# CODEC=opus (with CALLER=rust) makes every call offer and send Opus instead of PCMU.
 set -euo pipefail
 
 rooms="${1:-100}"
@@ -30,6 +32,10 @@ hold="${2:-60}"
 procs=5
 caller="${CALLER:-sipp}"
 srtp="${SRTP:-off}"
+codec="${CODEC:-pcmu}"
+if [ "$codec" != pcmu ] && [ "$caller" != rust ]; then
+  echo "CODEC=$codec needs CALLER=rust (the sipp scenario sends PCMU)" >&2; exit 2
+fi
 case "$caller:$srtp" in
   sipp:off) route_srtp="" ;;
   rust:off) media=plain route_srtp='srtp = "off"' ;;
@@ -112,11 +118,11 @@ hold_ms=$(( (hold + ramp + 10) * 1000 ))
 if [ "$caller" = rust ]; then
   # The same ramp (5 x 40 calls a second) and the same time on the call as the sipp path.
   target/release/huddle-loadgen --server 127.0.0.1:$sip_port --rooms "$rooms" \
-    --rate $((procs * rate)) --hold $((hold_ms / 1000)) --media "$media" \
+    --rate $((procs * rate)) --hold $((hold_ms / 1000)) --media "$media" --codec "$codec" \
     > "$work/loadgen.out" 2> "$work/loadgen.err" &
   caller_pid=$!
   caller_cpu() { awk '{print $14 + $15}' "/proc/$caller_pid/stat"; }
-  caller_label="huddle-loadgen media=$media"
+  caller_label="huddle-loadgen media=$media codec=$codec"
 else
 python3 - "$work" "$rooms" "$procs" "$per_proc" "$here/member.xml" <<'PY'
 import sys

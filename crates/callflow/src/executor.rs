@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_events::fetch::{self, CallParams, FetchError};
+use huddle_media::codec::Codec;
 use huddle_media::session::{
     AudioFrame, MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying,
 };
@@ -109,6 +110,8 @@ struct ActiveMedia {
     local_port: u16,
     /// The SRTP keys the media runs with, which a re-INVITE must keep.
     srtp: Option<SrtpKeying>,
+    /// The codec the media runs, which a re-INVITE must keep (None: a leg we dialled).
+    codec: Option<Codec>,
 }
 
 /// One call leg running XML.
@@ -195,6 +198,7 @@ impl XmlCall {
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
                 srtp: None,
+                codec: None,
             }),
             answered: true,
             sdp_version: 1,
@@ -663,6 +667,7 @@ impl XmlCall {
                 local_port,
                 self.sdp_version,
                 self.media_policy.srtp,
+                &self.ctx.media.codecs,
             )
             .map_err(|err| {
                 tracing::info!(error = %err, "refusing the offer");
@@ -696,6 +701,7 @@ impl XmlCall {
                 frame: AudioFrame::silence(FRAME, RATE),
                 local_port,
                 srtp: negotiated.srtp,
+                codec: Some(negotiated.codec),
             });
             if start == MediaStart::EarlyMedia {
                 let sdp = self.answer_sdp.clone();
@@ -894,6 +900,7 @@ impl XmlCall {
             media.local_port,
             self.sdp_version,
             media.srtp.as_ref(),
+            media.codec,
         ) {
             Ok(Negotiated {
                 answer_sdp,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_events::CallParams;
+use huddle_media::codec::Codec;
 use huddle_media::session::{MediaEvent, MediaHandle, MediaItem, MediaSession, SrtpKeying};
 use huddle_roomport::CallUuid;
 use huddle_sip::endpoint::{EndReason, LegId};
@@ -117,6 +118,7 @@ async fn run_echo(
         local_port,
         sdp_version,
         policy.srtp,
+        &ctx.media.codecs,
     ) {
         Ok(n) => n,
         Err(err) => {
@@ -161,8 +163,8 @@ async fn run_echo(
                 }
                 Some(LegEvent::ReInvite(offer)) => {
                     sdp_version += 1;
-                    let srtp = negotiated.srtp.as_ref();
-                    reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version, srtp);
+                    let running = (negotiated.srtp.as_ref(), negotiated.codec);
+                    reinvite(ctx, leg, &mut media, &offer, local_port, sdp_version, running);
                 }
                 Some(LegEvent::Established) => tracing::debug!("call established"),
                 Some(LegEvent::Transfer(_)) => tracing::info!("an echo call cannot be moved: ignored"),
@@ -193,9 +195,16 @@ fn reinvite(
     offer: &[u8],
     local_port: u16,
     version: u64,
-    srtp: Option<&SrtpKeying>,
+    (srtp, codec): (Option<&SrtpKeying>, Codec),
 ) {
-    match media_setup::renegotiate(offer, ctx.media.local_ip, local_port, version, srtp) {
+    match media_setup::renegotiate(
+        offer,
+        ctx.media.local_ip,
+        local_port,
+        version,
+        srtp,
+        Some(codec),
+    ) {
         Ok(Negotiated {
             answer_sdp,
             remote_rtp,

@@ -26,6 +26,8 @@ pub struct MediaSettings {
     pub jitter_max_ms: u32,
     /// Hang up when no RTP arrives for this long (None: never).
     pub rtp_timeout: Option<Duration>,
+    /// Codecs calls may use (`rtp.codecs`); the offer's order picks among them.
+    pub codecs: Vec<huddle_sdp::CodecSpec>,
 }
 
 /// Everything a call task needs, shared.

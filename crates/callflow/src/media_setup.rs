@@ -2,9 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use huddle_media::codec::Codec;
+use huddle_media::codec::{Codec, OpusOptions};
 use huddle_media::session::{Direction, LatchPolicy, MediaParams, SrtpKeying, SrtpSuite};
-use huddle_sdp::{CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, PCMA, PCMU};
+use huddle_sdp::{
+    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, G722, OPUS, PCMA,
+    PCMU,
+};
 use thiserror::Error;
 
 use crate::manager::MediaSettings;
@@ -20,7 +23,7 @@ pub enum SetupError {
     #[error("{0}")]
     Malformed(String),
     /// No codec in common.
-    #[error("no common codec (we support PCMU and PCMA)")]
+    #[error("no common codec (rtp.codecs lists what we support)")]
     NoCommonCodec,
     /// The route requires SRTP and the offer is plain RTP.
     #[error("the route requires SRTP (RTP/SAVP with a=crypto) and the offer has none")]
@@ -102,19 +105,56 @@ fn new_key(len: usize) -> Vec<u8> {
     key
 }
 
-/// Negotiates an offer against our codec list under the route's SRTP policy.
+/// The SDP codecs named by `rtp.codecs` (names the configuration validated; unknown ones are
+/// skipped), in the configuration's order.
+pub fn codec_specs(names: &[String]) -> Vec<CodecSpec> {
+    names
+        .iter()
+        .filter_map(|name| {
+            [PCMU, PCMA, OPUS, G722]
+                .into_iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
+        .collect()
+}
+
+/// The media layer's codec for the negotiated SDP codec and the peer's fmtp.
+pub fn media_codec(codec: &CodecSpec, remote_fmtp: Option<&str>) -> Codec {
+    match Codec::from_name(codec.name) {
+        Some(Codec::Opus(options)) => Codec::Opus(OpusOptions {
+            // RFC 7587 §6.1: usedtx=1 says the peer prefers that we send DTX.
+            dtx: remote_fmtp.and_then(|f| huddle_sdp::fmtp_param(f, "usedtx")) == Some("1"),
+            ..options
+        }),
+        Some(other) => other,
+        None => Codec::Pcmu,
+    }
+}
+
+/// Negotiates an offer against `codecs` under the route's SRTP policy.
 pub fn negotiate(
     offer: &[u8],
     local_ip: IpAddr,
     local_port: u16,
     version: u64,
     srtp: SrtpPolicy,
+    codecs: &[CodecSpec],
 ) -> Result<Negotiated, SetupError> {
-    negotiate_keyed(offer, local_ip, local_port, version, srtp, &mut new_key)
+    negotiate_keyed(
+        offer,
+        local_ip,
+        local_port,
+        version,
+        srtp,
+        codecs,
+        &mut new_key,
+    )
 }
 
 /// Answers a re-INVITE's offer for a call whose media runs with `current` keys (None: plain
-/// RTP). The leg's SRTP contexts cannot be swapped mid-call, so the re-offer must keep the
+/// RTP) and the `running` codec (None: a leg we dialled, which runs one of the G.711 codecs we
+/// offered). A leg's codec state is not swapped mid-call either, so the re-offer must still
+/// carry the running codec (488 otherwise), and the answer keeps it. The leg's SRTP contexts cannot be swapped mid-call, so the re-offer must keep the
 /// call's security and the remote's key: we answer with our key of the call, and a re-offer
 /// that drops SRTP, adds it or changes the remote key is refused (488).
 pub fn renegotiate(
@@ -123,7 +163,15 @@ pub fn renegotiate(
     local_port: u16,
     version: u64,
     current: Option<&SrtpKeying>,
+    running: Option<Codec>,
 ) -> Result<Negotiated, SetupError> {
+    let codecs: &[CodecSpec] = match running {
+        Some(Codec::Pcmu) => &[PCMU],
+        Some(Codec::Pcma) => &[PCMA],
+        Some(Codec::Opus(_)) => &[OPUS],
+        Some(Codec::G722) => &[G722],
+        None => &[PCMU, PCMA],
+    };
     let policy = if current.is_some() {
         SrtpPolicy::Required
     } else {
@@ -135,7 +183,15 @@ pub fn renegotiate(
             .filter(|k| k.len() == len)
             .unwrap_or_default()
     };
-    let n = negotiate_keyed(offer, local_ip, local_port, version, policy, &mut same_key)?;
+    let n = negotiate_keyed(
+        offer,
+        local_ip,
+        local_port,
+        version,
+        policy,
+        codecs,
+        &mut same_key,
+    )?;
     match (current, &n.srtp) {
         (Some(now), Some(offered)) if now != offered => Err(SetupError::SrtpRequired),
         _ => Ok(n),
@@ -148,6 +204,7 @@ fn negotiate_keyed(
     local_port: u16,
     version: u64,
     srtp: SrtpPolicy,
+    codecs: &[CodecSpec],
     new_key: &mut dyn FnMut(usize) -> Vec<u8>,
 ) -> Result<Negotiated, SetupError> {
     let parsed = huddle_sdp::parse_offer(offer).map_err(|e| match e {
@@ -156,17 +213,18 @@ fn negotiate_keyed(
     })?;
     let local = LocalMedia::new(local_ip, local_port, u64::from(local_port), version);
     // Every negotiation failure (no audio, no common codec, no SRTP) is answered 488.
-    let answer = huddle_sdp::negotiate_secure(&parsed, &[PCMU, PCMA], &local, srtp, new_key)
-        .map_err(|e| match e {
+    let answer = huddle_sdp::negotiate_secure(&parsed, codecs, &local, srtp, new_key).map_err(
+        |e| match e {
             NegotiationError::SrtpRequired => SetupError::SrtpRequired,
             _ => SetupError::NoCommonCodec,
-        })?;
+        },
+    )?;
     let n = answer.media;
     Ok(Negotiated {
         answer_sdp: answer.sdp,
         remote_rtp: n.remote_rtp,
         remote_direction: direction(n.remote_direction),
-        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        codec: media_codec(&n.codec, n.remote_fmtp.as_deref()),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         srtp: n.srtp.map(|k| SrtpKeying {
@@ -219,7 +277,7 @@ fn direction(d: huddle_sdp::Direction) -> Direction {
 pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia) -> MediaParams {
     MediaParams {
         remote_rtp: n.remote_rtp,
-        codec: Codec::from_name(n.codec.name).unwrap_or(Codec::Pcmu),
+        codec: media_codec(&n.codec, n.remote_fmtp.as_deref()),
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         remote_direction: direction(n.remote_direction),
@@ -228,5 +286,61 @@ pub fn answered_params(settings: &MediaSettings, n: &huddle_sdp::NegotiatedMedia
         rtp_timeout: settings.rtp_timeout,
         latching: LatchPolicy::Signalled,
         srtp: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn offer(formats: &str, lines: &str) -> Vec<u8> {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP {formats}\r\n{lines}"
+        )
+        .into_bytes()
+    }
+
+    fn opus_first() -> Vec<u8> {
+        offer(
+            "111 0",
+            "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1;usedtx=1\r\n",
+        )
+    }
+
+    #[test]
+    fn opus_is_answered_when_configured_and_its_dtx_wish_kept() {
+        let all = codec_specs(&["PCMU".into(), "PCMA".into(), "opus".into()]);
+        let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &all).unwrap();
+        assert_eq!(n.payload_type, 111);
+        assert_eq!(
+            n.codec,
+            Codec::Opus(OpusOptions {
+                dtx: true,
+                pcm_rate: 8000
+            })
+        );
+        let g711 = codec_specs(&["PCMU".into(), "PCMA".into()]);
+        let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &g711).unwrap();
+        assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+    }
+
+    #[test]
+    fn a_reinvite_keeps_the_running_codec() {
+        let n = renegotiate(&opus_first(), LOCAL, 20000, 2, None, Some(Codec::Pcmu)).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type),
+            (Codec::Pcmu, 0),
+            "not switched to Opus"
+        );
+        let opus_only = offer("111", "a=rtpmap:111 opus/48000/2\r\n");
+        assert!(matches!(
+            renegotiate(&opus_only, LOCAL, 20000, 2, None, Some(Codec::Pcmu)),
+            Err(SetupError::NoCommonCodec)
+        ));
+        let running = Codec::Opus(OpusOptions::default());
+        let n = renegotiate(&opus_first(), LOCAL, 20000, 2, None, Some(running)).unwrap();
+        assert_eq!(n.payload_type, 111);
     }
 }

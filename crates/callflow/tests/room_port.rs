@@ -125,6 +125,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
             jitter_min_ms: 20,
             jitter_max_ms: 100,
             rtp_timeout: None,
+            codecs: vec![huddle_sdp::PCMU, huddle_sdp::PCMA],
         },
         http: http.clone(),
         prompts: huddle_prompts::Prompts::new(

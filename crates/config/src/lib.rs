@@ -227,7 +227,18 @@ pub struct RtpConfig {
     /// No-RTP hang-up, seconds (0 = never).
     #[serde(default = "default_rtp_timeout")]
     pub rtp_timeout_secs: u64,
+    /// Codecs a call may use (`"PCMU"`, `"PCMA"`, `"opus"`, `"G722"`); the offer's order
+    /// picks among them, as trunks expect.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
 }
+
+/// Codec names `rtp.codecs` accepts.
+pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "opus", "G722"];
+
+/// `rtp.codecs` when the file does not say: G.722 is left out while rooms mix at 8 kHz (it
+/// would cost resampling and bring nothing over G.711 to a phone that offers both).
+const DEFAULT_CODECS: &[&str] = &["PCMU", "PCMA", "opus"];
 
 impl Default for RtpConfig {
     fn default() -> Self {
@@ -236,6 +247,7 @@ impl Default for RtpConfig {
             jitter_min_ms: default_jitter_min(),
             jitter_max_ms: default_jitter_max(),
             rtp_timeout_secs: default_rtp_timeout(),
+            codecs: default_codecs(),
         }
     }
 }
@@ -617,6 +629,9 @@ fn default_jitter_max() -> u32 {
 fn default_rtp_timeout() -> u64 {
     60
 }
+fn default_codecs() -> Vec<String> {
+    DEFAULT_CODECS.iter().map(|c| c.to_string()).collect()
+}
 fn default_grace() -> u64 {
     10
 }
@@ -977,6 +992,25 @@ impl Config {
         if !(jmin..=1000).contains(&jmax) {
             return Err(invalid("rtp.jitter_max_ms", jmax, "jitter_min_ms..=1000"));
         }
+        let unknown = self
+            .rtp
+            .codecs
+            .iter()
+            .find(|c| !KNOWN_CODECS.iter().any(|k| k.eq_ignore_ascii_case(c)));
+        if let Some(codec) = unknown {
+            return Err(invalid(
+                "rtp.codecs",
+                codec,
+                "\"PCMU\", \"PCMA\", \"opus\" or \"G722\"",
+            ));
+        }
+        if self.rtp.codecs.is_empty() {
+            return Err(invalid(
+                "rtp.codecs",
+                "[]",
+                "at least one of \"PCMU\", \"PCMA\", \"opus\", \"G722\"",
+            ));
+        }
         if !self.http.public_url.starts_with("http://")
             && !self.http.public_url.starts_with("https://")
         {
@@ -1089,6 +1123,7 @@ mod tests {
         assert_eq!(c.sip.auth_realm, "huddle");
         assert_eq!(c.sip.auth_nonce_lifetime_secs, 300);
         assert_eq!(c.rtp.port_range(), (20000, 30000));
+        assert_eq!(c.rtp.codecs, ["PCMU", "PCMA", "opus"]);
         assert_eq!(c.sip.listen_addrs().len(), 2);
         assert_eq!(c.http.auth_id.len(), 20);
     }
@@ -1120,6 +1155,16 @@ mod tests {
                 "jitter_max_ms = 200",
                 "jitter_max_ms = 10",
                 "rtp.jitter_max_ms",
+            ),
+            (
+                "codecs = [\"PCMU\", \"PCMA\", \"opus\"]",
+                "codecs = [\"PCMU\", \"G729\"]",
+                "rtp.codecs",
+            ),
+            (
+                "codecs = [\"PCMU\", \"PCMA\", \"opus\"]",
+                "codecs = []",
+                "rtp.codecs",
             ),
             (
                 "max_message_size = 65535",

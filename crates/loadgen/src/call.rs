@@ -134,8 +134,8 @@ pub struct CallPlan {
     pub index: usize,
     /// The user called (`customer-r12`).
     pub user: String,
-    /// What its member says.
-    pub tone: Arc<[u8]>,
+    /// What its member says (and in which codec).
+    pub tone: Arc<crate::media::Voice>,
     /// How long it stays after the answer.
     pub hold: Duration,
     /// SRTP suite offered, or plain RTP.
@@ -242,7 +242,8 @@ async fn run(
         Ok(k) => k,
         Err(e) => return Outcome::Failed(Failure::Local(format!("key: {e}"))),
     };
-    let sdp = offer(sip.local.ip(), sockets.rtp_port(), key.as_ref());
+    let opus = plan.tone.pt == crate::media::OPUS_PT;
+    let sdp = offer(sip.local.ip(), sockets.rtp_port(), key.as_ref(), opus);
     let ok = match invite(sip, inbox, leg, &sdp).await {
         Ok(ok) => ok,
         Err(failure) => return Outcome::Failed(failure),
@@ -256,7 +257,7 @@ async fn run(
     let ack = leg.in_dialog("ACK", 1, &branch());
     sip.send(&ack).await;
 
-    let agreed = match answer(&ok.body, key.as_ref()) {
+    let agreed = match answer(&ok.body, key.as_ref(), plan.tone.pt) {
         Ok(a) => a,
         Err(e) => {
             bye(sip, inbox, leg).await;

@@ -2,7 +2,7 @@
 //! with plain RTP or SRTP (SDES keys), for the load run (`benches/load/run.sh`).
 //!
 //! Room K gets `agent-rK`, three `customer-rK` and `supervisor-rK`, as the sipp scenario
-//! does. Each call offers PCMU, talks a tone of its own member slot every 20 ms, counts what
+//! does. Each call offers PCMU (or Opus with `--codec opus`), talks a tone of its own member slot every 20 ms, counts what
 //! it hears (decrypting it under SRTP), holds, and hangs up. At the end it prints its own CPU
 //! time and what it received per call. The exit status is 2 when a call failed or a packet
 //! did not authenticate, 1 on a setup error.
@@ -53,6 +53,15 @@ impl Media {
     }
 }
 
+/// The codec the calls speak.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CodecArg {
+    /// G.711 µ-law.
+    Pcmu,
+    /// Opus (mono, 8 kHz audio, in-band FEC), offered as `opus/48000/2`.
+    Opus,
+}
+
 /// Load caller for huddle's MPC member route: many SIP calls over UDP from one process, with
 /// plain RTP or SDES-keyed SRTP.
 #[derive(Debug, Parser)]
@@ -76,6 +85,9 @@ struct Args {
     /// Media: plain RTP or SRTP with one of the two suites.
     #[arg(long, value_enum, default_value_t = Media::AesCm)]
     media: Media,
+    /// Codec offered and sent: PCMU, or Opus (each slot's tone encoded once at start-up).
+    #[arg(long, value_enum, default_value_t = CodecArg::Pcmu)]
+    codec: CodecArg,
     /// Threads sending and receiving media, each owning an equal share of the calls.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -130,9 +142,14 @@ async fn place_all(args: &Args, pool: &Pool) -> anyhow::Result<(Vec<Outcome>, Ar
         .context("SIP socket")?;
     let reader = tokio::spawn(sip.clone().read_loop());
     let ports = Arc::new(PortPairs::new(args.local_ip, args.rtp_base));
-    let tones: Vec<Arc<[u8]>> = (0..ROLES.len() as u32)
-        .map(|slot| media::tone(310 + slot * 270))
-        .collect();
+    let codec = match args.codec {
+        CodecArg::Pcmu => media::CodecChoice::Pcmu,
+        CodecArg::Opus => media::CodecChoice::Opus,
+    };
+    let tones = (0..ROLES.len() as u32)
+        .map(|slot| media::tone(310 + slot * 270, codec))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("the tones")?;
     let progress = Arc::new(Progress::default());
     let calls = args.rooms * ROLES.len();
     let ticker = tokio::spawn(show_progress(progress.clone(), calls));

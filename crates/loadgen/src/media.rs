@@ -43,14 +43,72 @@ const GIVE_UP: Duration = Duration::from_millis(100);
 /// Packets behind the newest one that may still arrive, as the server allows.
 const REPLAY_WINDOW: usize = 128;
 
-/// One second of a µ-law tone at `freq` Hz, at about a third of full scale.
-pub fn tone(freq: u32) -> Arc<[u8]> {
-    (0..TONE_LEN)
+/// The dynamic payload type the caller offers Opus on.
+pub const OPUS_PT: u8 = 111;
+
+/// Largest payload a call sends (a 20 ms Opus packet at the bitrate asked is far smaller).
+const MAX_PAYLOAD: usize = 400;
+
+/// Opus packets longer than this carry sound; an encoder given silence makes a few bytes.
+const OPUS_SILENCE_MAX: usize = 20;
+
+/// What a call sends: one second of ready payloads (50 frames), looped, with their payload
+/// type and RTP timestamp step. Encoded once at start-up and shared by the calls of a member
+/// slot, so the caller spends no CPU on a codec while it runs.
+pub struct Voice {
+    /// RTP payload type.
+    pub pt: u8,
+    /// RTP timestamp units per 20 ms frame.
+    pub step: u32,
+    frames: Vec<Box<[u8]>>,
+}
+
+/// Which codec the calls speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecChoice {
+    /// G.711 µ-law, payload type 0.
+    Pcmu,
+    /// Opus (RFC 7587), mono, on [`OPUS_PT`].
+    Opus,
+}
+
+/// One second of a tone at `freq` Hz, at about a third of full scale, in `codec`.
+pub fn tone(freq: u32, codec: CodecChoice) -> io::Result<Arc<Voice>> {
+    let pcm: Vec<i16> = (0..TONE_LEN)
         .map(|n| {
             let phase = 2.0 * std::f64::consts::PI * f64::from(freq) * n as f64 / TONE_LEN as f64;
-            ulaw_from_linear((phase.sin() * 10_000.0) as i16)
+            (phase.sin() * 10_000.0) as i16
         })
-        .collect()
+        .collect();
+    let voice = match codec {
+        CodecChoice::Pcmu => Voice {
+            pt: 0,
+            step: SAMPLES as u32,
+            frames: pcm
+                .chunks(SAMPLES)
+                .map(|f| f.iter().map(|s| ulaw_from_linear(*s)).collect())
+                .collect(),
+        },
+        CodecChoice::Opus => {
+            // The leg's own Opus settings (8 kHz, FEC, complexity 5), as a phone would send.
+            let mut coder = huddle_media::codec::Codec::Opus(Default::default())
+                .coder()
+                .map_err(io::Error::other)?;
+            Voice {
+                pt: OPUS_PT,
+                step: 960,
+                frames: pcm
+                    .chunks(SAMPLES)
+                    .map(|f| {
+                        let mut out = [0u8; MAX_PAYLOAD];
+                        let len = coder.encode(f, &mut out);
+                        out[..len].into()
+                    })
+                    .collect(),
+            }
+        }
+    };
+    Ok(Arc::new(voice))
 }
 
 /// Hands out RTP/RTCP port pairs (RTP even, RTCP next to it) from a base upwards.
@@ -177,7 +235,7 @@ impl MediaStats {
 pub struct MediaCall {
     sockets: Sockets,
     srtp: Option<Box<Srtp>>,
-    tone: Arc<[u8]>,
+    tone: Arc<Voice>,
     tone_pos: usize,
     seq: u16,
     timestamp: u32,
@@ -198,7 +256,7 @@ impl MediaCall {
         sockets: Sockets,
         peer: SocketAddr,
         srtp: Option<Srtp>,
-        tone: Arc<[u8]>,
+        tone: Arc<Voice>,
     ) -> io::Result<(MediaCall, Arc<AtomicBool>)> {
         // Connected, the kernel drops anything not from the server before we read it.
         sockets.rtp.connect(peer)?;
@@ -234,7 +292,7 @@ impl MediaCall {
         &mut self,
         skipped: u32,
         batch: &mut RecvBatch,
-        packet: &mut [u8; RTP_HEADER + SAMPLES],
+        packet: &mut [u8; RTP_HEADER + MAX_PAYLOAD],
     ) {
         // Frames the thread skipped are time that passed: the timestamp says so, and the
         // marker tells the receiver's jitter buffer that a new talk spurt starts.
@@ -242,17 +300,20 @@ impl MediaCall {
         self.skipped = skipped;
         self.timestamp = self
             .timestamp
-            .wrapping_add(gap.wrapping_mul(SAMPLES as u32));
+            .wrapping_add(gap.wrapping_mul(self.tone.step));
         packet[0] = 0x80;
-        packet[1] = if self.frames == 0 || gap != 0 {
-            0x80
-        } else {
-            0
-        };
+        packet[1] = self.tone.pt
+            | if self.frames == 0 || gap != 0 {
+                0x80
+            } else {
+                0
+            };
         packet[2..4].copy_from_slice(&self.seq.to_be_bytes());
         packet[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        packet[RTP_HEADER..].copy_from_slice(&self.tone[self.tone_pos..self.tone_pos + SAMPLES]);
+        let payload = &self.tone.frames[self.tone_pos];
+        packet[RTP_HEADER..RTP_HEADER + payload.len()].copy_from_slice(payload);
+        let packet = &packet[..RTP_HEADER + payload.len()];
         let sent = match &mut self.srtp {
             Some(srtp) => match srtp.tx.encrypt_rtp(packet) {
                 Ok(protected) => self.sockets.rtp.send(&protected),
@@ -265,8 +326,8 @@ impl MediaCall {
             Err(_) => self.stats.send_errors += 1,
         }
         self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(SAMPLES as u32);
-        self.tone_pos = (self.tone_pos + SAMPLES) % TONE_LEN;
+        self.timestamp = self.timestamp.wrapping_add(self.tone.step);
+        self.tone_pos = (self.tone_pos + 1) % self.tone.frames.len();
         self.frames = self.frames.wrapping_add(1);
 
         if self.frames.is_multiple_of(RECEIVE_EVERY) {
@@ -339,7 +400,8 @@ impl MediaCall {
     }
 }
 
-/// Whether an RTP packet is PCMU with a sample above about −40 dBFS (µ-law segment 3 or up).
+/// Whether an RTP packet carries sound: PCMU with a sample above about −40 dBFS (µ-law
+/// segment 3 or up), or an Opus packet longer than silence makes it.
 fn audible(packet: &[u8]) -> bool {
     let Some(&[first, second]) = packet.get(..2) else {
         return false;
@@ -352,10 +414,14 @@ fn audible(packet: &[u8]) -> bool {
         };
         start += 4 + usize::from(u16::from_be_bytes([high, low])) * 4;
     }
-    second & 0x7F == 0
-        && packet
-            .get(start..)
-            .is_some_and(|payload| payload.iter().any(|b| !b & 0x70 >= 0x30))
+    let Some(payload) = packet.get(start..) else {
+        return false;
+    };
+    match second & 0x7F {
+        0 => payload.iter().any(|b| !b & 0x70 >= 0x30),
+        OPUS_PT => payload.len() > OPUS_SILENCE_MAX,
+        _ => false,
+    }
 }
 
 /// How a media thread kept its schedule.
@@ -454,7 +520,7 @@ fn run(calls: Receiver<MediaCall>, shutdown: &AtomicBool) -> ThreadReport {
     let mut done = Vec::new();
     let mut timing = Timing::default();
     let mut batch = RecvBatch::default();
-    let mut packet = [0u8; RTP_HEADER + SAMPLES];
+    let mut packet = [0u8; RTP_HEADER + MAX_PAYLOAD];
     let mut open = true;
     let mut phase = 0;
     let mut next = Instant::now();
@@ -526,10 +592,13 @@ mod tests {
 
     #[test]
     fn the_tone_loops_without_a_seam() {
-        let t = tone(310);
-        assert_eq!(t.len(), TONE_LEN);
+        let t = tone(310, CodecChoice::Pcmu).unwrap();
+        assert_eq!(t.frames.len(), 50);
         assert_eq!(TONE_LEN % SAMPLES, 0, "frames never straddle the loop");
-        assert_eq!(t[0], ulaw_from_linear(0));
+        assert_eq!(t.frames[0][0], ulaw_from_linear(0));
+        let o = tone(310, CodecChoice::Opus).unwrap();
+        assert_eq!((o.pt, o.step, o.frames.len()), (OPUS_PT, 960, 50));
+        assert!(o.frames.iter().skip(1).all(|f| f.len() > OPUS_SILENCE_MAX));
     }
 
     #[test]
@@ -537,10 +606,14 @@ mod tests {
         let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 1];
         packet.extend_from_slice(&[0xFF; 160]);
         assert!(!audible(&packet), "µ-law silence");
-        packet[RTP_HEADER + 80] = tone(1000)[2];
+        packet[RTP_HEADER + 80] = tone(1000, CodecChoice::Pcmu).unwrap().frames[0][2];
         assert!(audible(&packet));
         packet[1] = 101;
-        assert!(!audible(&packet), "not PCMU");
+        assert!(!audible(&packet), "neither PCMU nor Opus");
+        packet[1] = OPUS_PT;
+        assert!(audible(&packet), "a long Opus packet");
+        packet.truncate(RTP_HEADER + 3);
+        assert!(!audible(&packet), "an Opus packet of silence");
         for short in [
             &packet[..0],
             &packet[..1],

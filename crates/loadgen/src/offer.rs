@@ -1,4 +1,4 @@
-//! The caller's SDP: an offer of PCMU over RTP/AVP or RTP/SAVP with one SDES key (RFC 4568),
+//! The caller's SDP: an offer of PCMU (or Opus) over RTP/AVP or RTP/SAVP with one SDES key (RFC 4568),
 //! and what it takes from the server's answer: where to send media and the server's key.
 
 use std::net::{IpAddr, SocketAddr};
@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use huddle_sdp::{parse_crypto, parse_offer, CryptoSuite};
+
+use crate::media::OPUS_PT;
 
 /// The tag of our only `a=crypto` line; the answer must accept it.
 const CRYPTO_TAG: u32 = 1;
@@ -29,12 +31,18 @@ impl LocalKey {
 }
 
 /// The offer for media at `ip:port`: SRTP with `key`, or plain RTP without one.
-pub fn offer(ip: IpAddr, port: u16, key: Option<&LocalKey>) -> String {
+/// Opus is offered alone with `opus`, PCMU otherwise.
+pub fn offer(ip: IpAddr, port: u16, key: Option<&LocalKey>, opus: bool) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let proto = if key.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+    let format = if opus {
+        format!("{OPUS_PT}\r\na=rtpmap:{OPUS_PT} opus/48000/2\r\na=fmtp:{OPUS_PT} useinbandfec=1")
+    } else {
+        "0\r\na=rtpmap:0 PCMU/8000".to_string()
+    };
     let mut sdp = format!(
         "v=0\r\no=loadgen 1 1 IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {port} {proto} 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"
+         m=audio {port} {proto} {format}\r\na=ptime:20\r\n"
     );
     if let Some(key) = key {
         sdp.push_str(&format!(
@@ -68,8 +76,8 @@ pub enum AnswerError {
     /// No address to send to (or the RFC 2543 hold address).
     #[error("no usable connection address")]
     NoAddress,
-    /// PCMU, the only format offered, is not in the answer.
-    #[error("PCMU not accepted")]
+    /// The only format offered (PCMU or Opus) is not in the answer.
+    #[error("the offered codec was not accepted")]
     NoPcmu,
     /// The answer's transport is not the one offered.
     #[error("answered {0} to an offer of {1}")]
@@ -83,14 +91,14 @@ pub enum AnswerError {
 }
 
 /// Reads the answer to [`offer`] made with `key`.
-pub fn answer(body: &[u8], key: Option<&LocalKey>) -> Result<Answer, AnswerError> {
+pub fn answer(body: &[u8], key: Option<&LocalKey>, pt: u8) -> Result<Answer, AnswerError> {
     let session = parse_offer(body).map_err(|e| AnswerError::Sdp(e.to_string()))?;
     let (_, audio) = session.first_active_audio().ok_or(AnswerError::NoAudio)?;
     let ip = audio
         .connection
         .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
         .ok_or(AnswerError::NoAddress)?;
-    if audio.rtp_format(0).is_none() {
+    if audio.rtp_format(pt).is_none() {
         return Err(AnswerError::NoPcmu);
     }
     let remote_key = match key {
@@ -139,7 +147,7 @@ mod tests {
     #[test]
     fn our_offer_parses_with_its_key() {
         let ours = key(CryptoSuite::AeadAes128Gcm, 3);
-        let sdp = offer("127.0.0.1".parse().unwrap(), 40000, Some(&ours));
+        let sdp = offer("127.0.0.1".parse().unwrap(), 40000, Some(&ours), false);
         let parsed = parse_offer(sdp.as_bytes()).unwrap();
         let (_, audio) = parsed.first_active_audio().unwrap();
         assert!(audio.is_rtp_savp());
@@ -147,7 +155,7 @@ mod tests {
         let c = parse_crypto(&audio.crypto[0]).unwrap();
         assert_eq!((c.tag, c.suite), (1, CryptoSuite::AeadAes128Gcm));
         assert_eq!(c.key_salt, ours.key_salt);
-        let plain = offer("127.0.0.1".parse().unwrap(), 40002, None);
+        let plain = offer("127.0.0.1".parse().unwrap(), 40002, None, false);
         let parsed = parse_offer(plain.as_bytes()).unwrap();
         assert!(parsed.media[0].is_rtp_avp() && parsed.media[0].crypto.is_empty());
     }
@@ -163,11 +171,11 @@ mod tests {
                 STANDARD.encode(&theirs)
             ),
         );
-        let got = answer(body.as_bytes(), Some(&ours)).unwrap();
+        let got = answer(body.as_bytes(), Some(&ours), 0).unwrap();
         assert_eq!(got.rtp, "127.0.0.1:23456".parse().unwrap());
         assert_eq!(got.remote_key, Some(theirs));
         let plain = server_answer("RTP/AVP", "");
-        assert_eq!(answer(plain.as_bytes(), None).unwrap().remote_key, None);
+        assert_eq!(answer(plain.as_bytes(), None, 0).unwrap().remote_key, None);
     }
 
     #[test]
@@ -223,11 +231,14 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            assert_eq!(answer(body.as_bytes(), Some(&ours)), Err(want), "{body}");
+            assert_eq!(answer(body.as_bytes(), Some(&ours), 0), Err(want), "{body}");
         }
-        assert!(matches!(answer(b"", Some(&ours)), Err(AnswerError::Sdp(_))));
         assert!(matches!(
-            answer(&[0xff; 64], None),
+            answer(b"", Some(&ours), 0),
+            Err(AnswerError::Sdp(_))
+        ));
+        assert!(matches!(
+            answer(&[0xff; 64], None, 0),
             Err(AnswerError::Sdp(_))
         ));
         let srtp = server_answer(
@@ -235,7 +246,7 @@ mod tests {
             &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", k(9, 30)),
         );
         assert!(matches!(
-            answer(srtp.as_bytes(), None),
+            answer(srtp.as_bytes(), None, 0),
             Err(AnswerError::Transport(..))
         ));
     }

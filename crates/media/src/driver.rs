@@ -25,8 +25,8 @@ use tokio::time::MissedTickBehavior;
 use crate::news::{self, Epoch, NewsBell, NewsWatch};
 use crate::ports::PortPair;
 use crate::rtp_leg::{Channel, RtpLeg, StreamIds};
+use crate::session::MediaError;
 use crate::session::{AudioFrame, Direction, MediaEvent, MediaParams, MediaStats};
-use crate::srtp::SrtpError;
 use crate::udp_batch::{self, RecvBatch};
 
 /// Datagrams one tick reads at most from a connected leg's socket: the kernel already keeps
@@ -137,7 +137,7 @@ impl LegDriver {
         params: MediaParams,
         events: mpsc::UnboundedSender<MediaEvent>,
         control: ControlReceiver,
-    ) -> Result<Self, SrtpError> {
+    ) -> Result<Self, MediaError> {
         let leg = RtpLeg::new(params, StreamIds::random(), Instant::now(), wall_clock())?;
         let mut driver = LegDriver {
             rtp,

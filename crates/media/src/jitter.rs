@@ -165,6 +165,15 @@ impl JitterBuffer {
         Playout::Lost
     }
 
+    /// The payload of the frame due at the next pop, if it is already here. After a
+    /// [`Playout::Lost`] this is the packet following the lost one, whose in-band FEC (Opus)
+    /// can rebuild it.
+    pub fn peek_next(&self) -> Option<&[u8]> {
+        let next = self.next?;
+        let slot = &self.slots[self.slot_of(next)];
+        (slot.seq == Some(next)).then_some(slot.payload.as_slice())
+    }
+
     /// Frames thrown away unplayed so far to keep the delay bounded (bursts, clock skew).
     pub fn discarded(&self) -> u64 {
         self.discarded
@@ -243,7 +252,9 @@ mod tests {
         assert_eq!(jb.pop(), Playout::Frame(&[1]));
         jb.push(3, &[3]);
         assert_eq!(jb.pop(), Playout::Lost, "2 is missing, 3 is there");
+        assert_eq!(jb.peek_next(), Some(&[3u8][..]), "3 can rebuild 2");
         assert_eq!(jb.pop(), Playout::Frame(&[3]));
+        assert_eq!(jb.peek_next(), None, "4 has not come");
         assert!(!jb.push(2, &[2]), "2 is too late now");
     }
 

@@ -15,11 +15,12 @@ use bytes::Bytes;
 use metrics::Counter;
 use webrtc_util::marshal::Marshal;
 
+use crate::codec::{Coder, Concealment};
 use crate::dtmf::{DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, Playout};
 use crate::rtp_rx::{self, Latch, LatchDecision, RtpError, RxStats};
-use crate::session::{MediaEvent, MediaParams, MediaStats, MAX_FRAME_SAMPLES};
-use crate::srtp::{SrtpError, SrtpSession, MAX_TAG};
+use crate::session::{MediaError, MediaEvent, MediaParams, MediaStats, MAX_FRAME_SAMPLES};
+use crate::srtp::{SrtpSession, MAX_TAG};
 
 /// Interval between RTCP sender reports (RFC 3550 §6.2 minimum); the first goes out after
 /// half of it, as §6.2 allows for a participant's initial report.
@@ -120,6 +121,8 @@ struct Counters {
     late: Tally,
     overflow: Tally,
     concealed: Tally,
+    fec: Tally,
+    undecodable: Tally,
     unauthenticated: Tally,
     unprotectable: Tally,
     ticks: u32,
@@ -141,6 +144,8 @@ impl Counters {
             late: dropped("late_or_duplicate"),
             overflow: dropped("jitter_overflow"),
             concealed: Tally::new(metrics::counter!("huddle_rtp_concealed_frames_total")),
+            fec: Tally::new(metrics::counter!("huddle_rtp_fec_recovered_frames_total")),
+            undecodable: dropped("undecodable"),
             unauthenticated: dropped("srtp_unauthenticated"),
             unprotectable: dropped("srtp_protect_failed"),
             ticks: 0,
@@ -168,6 +173,8 @@ impl Counters {
             &mut self.late,
             &mut self.overflow,
             &mut self.concealed,
+            &mut self.fec,
+            &mut self.undecodable,
             &mut self.unauthenticated,
             &mut self.unprotectable,
         ] {
@@ -226,6 +233,8 @@ struct StreamState {
     timestamp: u32,
     first: bool,
     octets: u64,
+    /// The next packet starts a talk spurt (after DTX sent nothing): RTP's marker bit.
+    talkspurt: bool,
 }
 
 impl StreamState {
@@ -241,8 +250,9 @@ impl StreamState {
         timestamp: u32,
         payload: impl FnOnce(&mut [u8]) -> usize,
     ) -> usize {
-        let marker = marker || self.first;
+        let marker = marker || self.first || self.talkspurt;
         self.first = false;
+        self.talkspurt = false;
         let header = &mut buf[..RTP_HEADER];
         header[0] = 0x80;
         header[1] = (u8::from(marker) << 7) | (pt & 0x7F);
@@ -268,8 +278,15 @@ pub struct RtpLeg {
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
     rx_stats: RxStats,
+    /// The codec's running state, made here at setup (never per frame).
+    coder: Coder,
+    /// RTP clock rate (timestamp units per second).
     rate: u32,
+    /// PCM samples per 20 ms frame, at the codec's PCM rate.
     frame_len: usize,
+    /// RTP timestamp units per 20 ms frame (differs from `frame_len` for Opus: 960 at 48 kHz
+    /// whatever rate it samples at).
+    rtp_frame: u32,
     start: Instant,
     /// `start` on the wall clock (since the Unix epoch), for RTCP's NTP timestamps.
     start_wall: Duration,
@@ -286,14 +303,17 @@ pub struct RtpLeg {
 
 impl RtpLeg {
     /// A leg starting at `now`, which is `wall` on the wall clock (since the Unix epoch).
-    /// Fails only when the parameters carry SRTP keys that cannot be used.
+    /// Fails only when the parameters carry SRTP keys that cannot be used, or a codec that
+    /// cannot be set up.
     pub fn new(
         params: MediaParams,
         ids: StreamIds,
         now: Instant,
         wall: Duration,
-    ) -> Result<Self, SrtpError> {
+    ) -> Result<Self, MediaError> {
         let rate = params.codec.clock_rate();
+        let coder = params.codec.coder()?;
+        let frame_len = (params.codec.pcm_rate() / 50) as usize;
         let srtp = params
             .srtp
             .as_ref()
@@ -301,7 +321,10 @@ impl RtpLeg {
             .transpose()?;
         Ok(RtpLeg {
             latch: Latch::new(params.remote_rtp, params.latching),
-            jitter: JitterBuffer::new(params.jitter_min_ms, params.jitter_max_ms),
+            jitter: JitterBuffer::new(
+                params.jitter_min_ms.max(params.codec.min_jitter_ms()),
+                params.jitter_max_ms,
+            ),
             outbox: Outbox::new(params.remote_rtp),
             params,
             dtmf_rx: DtmfReceiver::default(),
@@ -312,12 +335,15 @@ impl RtpLeg {
                 timestamp: ids.timestamp,
                 first: true,
                 octets: 0,
+                talkspurt: false,
             },
             events: VecDeque::with_capacity(EVENT_CAPACITY),
             stats: MediaStats::default(),
             rx_stats: RxStats::default(),
+            coder,
             rate,
-            frame_len: (rate / 50) as usize,
+            frame_len,
+            rtp_frame: rate / 50,
             start: now,
             start_wall: wall,
             last_rx: now,
@@ -483,19 +509,41 @@ impl RtpLeg {
             .overflow
             .increment(discarded - self.discards_counted);
         self.discards_counted = discarded;
+        let n = self.frame_len.min(out.len());
         match self.jitter.pop() {
-            Playout::Frame(payload) => Some(self.params.codec.decode(payload, out)),
+            Playout::Frame(payload) => match self.coder.decode(payload, out) {
+                Some(got) => Some(got),
+                None => {
+                    // A payload the codec refuses is lost audio: counted, then concealed.
+                    self.stats.malformed_packets += 1;
+                    self.counters.undecodable.increment(1);
+                    self.conceal(None, out);
+                    Some(n)
+                }
+            },
             Playout::Lost => {
-                self.stats.concealed_frames += 1;
-                self.counters.concealed.increment(1);
-                // Concealment: the previous frame (still in `out`) again, fading to silence.
-                let n = self.frame_len.min(out.len());
-                for s in &mut out[..n] {
-                    *s /= 2;
+                let next = self.jitter.peek_next();
+                match self.coder.conceal(next, self.frame_len, out) {
+                    Concealment::Silence => {}
+                    how => {
+                        self.stats.concealed_frames += 1;
+                        self.counters.concealed.increment(1);
+                        if how == Concealment::Fec {
+                            self.counters.fec.increment(1);
+                        }
+                    }
                 }
                 Some(n)
             }
-            Playout::Buffering => None,
+            // Nothing to play: a peer in DTX is silent on purpose, anyone else not sending.
+            Playout::Buffering => self.coder.idle(self.frame_len, out),
+        }
+    }
+
+    fn conceal(&mut self, next: Option<&[u8]>, out: &mut [i16]) {
+        if self.coder.conceal(next, self.frame_len, out) != Concealment::Silence {
+            self.stats.concealed_frames += 1;
+            self.counters.concealed.increment(1);
         }
     }
 
@@ -507,7 +555,7 @@ impl RtpLeg {
             if let (Some(tx), Some(te_pt)) = (self.dtmf_tx.as_mut(), self.params.telephone_event_pt)
             {
                 let (marker, ts) = (tx.is_start(), tx.timestamp());
-                let (payload, count) = tx.next_payloads(self.frame_len as u32);
+                let (payload, count) = tx.next_payloads(self.rtp_frame);
                 if tx.done() {
                     self.dtmf_tx = None;
                 }
@@ -519,16 +567,31 @@ impl RtpLeg {
                     });
                     self.queue(len);
                 }
-                self.stream.timestamp = self.stream.timestamp.wrapping_add(self.frame_len as u32);
+                self.stream.timestamp = self.stream.timestamp.wrapping_add(self.rtp_frame);
             } else if let Some(pcm) = pcm {
                 let ts = self.stream.timestamp;
-                self.stream.timestamp = self.stream.timestamp.wrapping_add(pcm.len() as u32);
-                let (codec, pt) = (self.params.codec, self.params.payload_type);
+                // In RTP clock units: the same as samples for G.711, six per sample for
+                // Opus at 8 kHz.
+                let units = if self.frame_len as u32 == self.rtp_frame {
+                    pcm.len() as u32
+                } else {
+                    (pcm.len() as u64 * u64::from(self.rtp_frame) / self.frame_len.max(1) as u64)
+                        as u32
+                };
+                self.stream.timestamp = self.stream.timestamp.wrapping_add(units);
+                let pt = self.params.payload_type;
                 if let Some(buf) = self.outbox.slot() {
-                    let len = self
-                        .stream
-                        .write(buf, pt, false, ts, |b| codec.encode(pcm, b));
-                    self.queue(len);
+                    // Encode first: a codec in DTX sends nothing, and the next packet it
+                    // sends starts a talk spurt.
+                    let body = &mut buf[RTP_HEADER..];
+                    let room = body.len().saturating_sub(MAX_TAG);
+                    let len = self.coder.encode(pcm, &mut body[..room]);
+                    if len > 0 {
+                        let len = self.stream.write(buf, pt, false, ts, |_| len);
+                        self.queue(len);
+                    } else {
+                        self.stream.talkspurt = true;
+                    }
                 }
             }
         }

@@ -15,7 +15,7 @@ use crate::ports::{PortAllocator, PortPair};
 pub use crate::rtp_rx::LatchPolicy;
 pub use crate::srtp::{SrtpKeying, SrtpSuite};
 
-/// Largest frame carried (120 ms at 8 kHz).
+/// Largest frame carried (120 ms at 8 kHz, 20 ms at 48 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
 
 /// Errors setting a leg up.
@@ -30,6 +30,9 @@ pub enum MediaError {
     /// The negotiated SRTP keys cannot be used.
     #[error(transparent)]
     Srtp(#[from] crate::srtp::SrtpError),
+    /// The negotiated codec cannot be set up.
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
 }
 
 /// A block of decoded audio; fixed-size storage so frames move through channels without heap work.
@@ -221,7 +224,7 @@ impl MediaSession {
         self.ports.rtp()
     }
 
-    /// Starts the leg task; fails only on SRTP keys that cannot be used.
+    /// Starts the leg task; fails only on SRTP keys or a codec that cannot be set up.
     pub fn start(self, params: MediaParams) -> Result<MediaHandle, MediaError> {
         let (in_tx, in_rx) = mpsc::channel(8);
         let (out_tx, out_rx) = mpsc::channel(8);

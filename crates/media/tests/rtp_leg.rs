@@ -509,3 +509,86 @@ mod srtp {
         assert_eq!(leg.stats().packets_received, 0);
     }
 }
+
+/// Two Opus legs: timestamps count 48 kHz (960 per 20 ms frame of 160 samples at 8 kHz), the
+/// tone gets through, a single lost packet is concealed at its tick (with the next packet
+/// already buffered, which is what lets FEC rebuild it: `opus::tests` compares FEC with PLC),
+/// and an undecodable payload is counted and concealed.
+#[test]
+fn opus_legs_count_48_khz_rebuild_a_loss_and_count_garbage() {
+    use huddle_media::codec::OpusOptions;
+    let opus = |remote: &str| MediaParams {
+        remote_rtp: addr(remote),
+        codec: Codec::Opus(OpusOptions::default()),
+        payload_type: 111,
+        telephone_event_pt: None,
+        ..params(LatchPolicy::Signalled)
+    };
+    let t0 = Instant::now();
+    let mut a = RtpLeg::new(opus("192.0.2.10:4000"), IDS, t0, Duration::ZERO).unwrap();
+    let mut b = RtpLeg::new(
+        opus("192.0.2.20:5000"),
+        StreamIds { ssrc: 99, ..IDS },
+        t0,
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(a.frame_len(), 160, "8 kHz frames while rooms mix at 8 kHz");
+    let mut wire = Vec::new();
+    for tick in 0..40u32 {
+        let tone: Vec<i16> = (0..160)
+            .map(|i| {
+                let t = f64::from(tick * 160 + i) / 8000.0;
+                let level = 0.6 + 0.4 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+                ((2.0 * std::f64::consts::PI * 500.0 * t).sin() * 6000.0 * level) as i16
+            })
+            .collect();
+        a.send_frame(t0 + TICK * tick, Some(&tone));
+        wire.extend(
+            drain(&mut a)
+                .into_iter()
+                .filter(|t| t.0 == Channel::Rtp)
+                .map(|t| t.2),
+        );
+    }
+    assert_eq!(wire.len(), 40);
+    let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+    assert_eq!(ts(&wire[1]).wrapping_sub(ts(&wire[0])), 960);
+    assert_eq!(wire[0][1] & 0x7F, 111);
+
+    let from_a = addr("192.0.2.20:5000");
+    let mut frame = [0i16; 160];
+    let mut played = 0;
+    let mut energy = 0.0;
+    for (i, packet) in wire.iter().enumerate() {
+        if i == 30 {
+            continue; // lost on the way
+        }
+        let mut packet = packet.clone();
+        if i == 35 {
+            packet.truncate(12);
+            packet.extend_from_slice(&[0x03, 0xFF]); // a code-3 packet with 63 frames: refused
+        }
+        b.handle_datagram(t0 + TICK * i as u32, from_a, &packet, false, None);
+        if let Some(n) = b.poll_frame(&mut frame) {
+            played += 1;
+            if i > 20 {
+                energy += frame[..n]
+                    .iter()
+                    .map(|s| f64::from(*s).powi(2))
+                    .sum::<f64>();
+            }
+        }
+    }
+    assert!(played >= 35, "frames played: {played}");
+    assert!(
+        energy / (18.0 * 160.0) > 1_000_000.0,
+        "the tone came through"
+    );
+    assert_eq!(
+        b.stats().concealed_frames,
+        2,
+        "the lost frame and the refused one"
+    );
+    assert_eq!(b.stats().malformed_packets, 1, "the refused payload");
+}

@@ -4,11 +4,16 @@
 //! Each benchmark's throughput is set to its participant count, so criterion's "elem/s"
 //! gives the cost per participant (ns per participant = 1e9 / elem/s).
 //!
+//! With Opus: a 5-party room at 16 kHz (every leg Opus at 16 kHz: decode, mix at 320 samples,
+//! encode), and a 10-party room of five Opus and five PCMU legs at 8 kHz, each leg with its
+//! own codec state as the server runs it (no encode shared between listeners).
+//!
 //! `cargo bench -p huddle-mixer --bench tick -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use huddle_media::codec::{Codec, Coder, OpusOptions};
 use huddle_media::g711::{ulaw_decode, ulaw_encode};
 use huddle_mixer::{HearingTable, ListenerClass, Mixer, SpeakerClass};
 
@@ -117,5 +122,101 @@ fn mix_only(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, g711_tick, mix_only);
+/// Speech-like frames at `rate` for participant `p`, tick `index`.
+fn voice(rate: u32, p: usize, index: usize) -> Vec<i16> {
+    let n = rate as usize / 50;
+    let level = if p < 2 { 1.0 } else { 0.02 };
+    let f = 150.0 + 60.0 * p as f64;
+    (0..n)
+        .map(|i| {
+            let t = (index * n + i) as f64 / f64::from(rate);
+            let w = 2.0 * std::f64::consts::PI * f * t;
+            ((w.sin() * 7000.0 + (3.3 * w).sin() * 2000.0) * level) as i16
+        })
+        .collect()
+}
+
+/// One leg of a coded tick: its codec state (decoder side and encoder side, as the server's
+/// leg has both), its incoming packets and its buffers.
+struct CodedLeg {
+    coder: Coder,
+    packets: Vec<Vec<u8>>,
+    decoded: Vec<i16>,
+    payload: [u8; 1500],
+}
+
+fn coded_legs(codecs: &[(Codec, u32)]) -> Vec<CodedLeg> {
+    codecs
+        .iter()
+        .enumerate()
+        .map(|(p, (codec, rate))| {
+            let mut sender = codec.coder().expect("codec state");
+            let packets = (0..25)
+                .map(|i| {
+                    let mut out = [0u8; 1500];
+                    let len = sender.encode(&voice(*rate, p, i), &mut out);
+                    out[..len].to_vec()
+                })
+                .collect();
+            CodedLeg {
+                coder: codec.coder().expect("codec state"),
+                packets,
+                decoded: vec![0; *rate as usize / 50],
+                payload: [0; 1500],
+            }
+        })
+        .collect()
+}
+
+fn coded_tick(c: &mut Criterion, group: &str, id: &str, frame: usize, codecs: &[(Codec, u32)]) {
+    let mut group = c.benchmark_group(group);
+    let mut legs = coded_legs(codecs);
+    let mut mixer = Mixer::new(frame, HearingTable::default());
+    let mut mix = vec![0i16; frame];
+    let mut tick = 0usize;
+    group.throughput(Throughput::Elements(legs.len() as u64));
+    group.bench_function(BenchmarkId::from_parameter(id), |b| {
+        b.iter(|| {
+            tick = (tick + 1) % 25;
+            for leg in legs.iter_mut() {
+                let CodedLeg {
+                    coder,
+                    packets,
+                    decoded,
+                    ..
+                } = leg;
+                black_box(coder.decode(black_box(&packets[tick]), decoded));
+            }
+            mixer.begin();
+            for (i, leg) in legs.iter().enumerate() {
+                mixer.add(ROLES[i % 5].0, &leg.decoded);
+            }
+            mixer.finish();
+            for (i, leg) in legs.iter_mut().enumerate() {
+                let (speaker, listener) = ROLES[i % 5];
+                mixer.mix_for(listener, Some((speaker, &leg.decoded)), &[], &mut mix);
+                black_box(leg.coder.encode(&mix, &mut leg.payload));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn opus_ticks(c: &mut Criterion) {
+    let opus = |rate| {
+        (
+            Codec::Opus(OpusOptions {
+                dtx: false,
+                pcm_rate: rate,
+            }),
+            rate,
+        )
+    };
+    coded_tick(c, "opus tick 16 kHz", "5", 320, &[opus(16000); 5]);
+    let mut mixed = vec![opus(8000); 5];
+    mixed.extend([(Codec::Pcmu, 8000); 5]);
+    coded_tick(c, "mixed-codec tick 8 kHz", "5 opus + 5 pcmu", 160, &mixed);
+}
+
+criterion_group!(benches, g711_tick, mix_only, opus_ticks);
 criterion_main!(benches);

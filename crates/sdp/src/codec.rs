@@ -55,14 +55,31 @@ pub const G722: CodecSpec = CodecSpec {
 };
 
 /// Opus (RFC 7587): always `opus/48000/2` in SDP, whatever is actually sent, on a dynamic
-/// payload type. Not run by the media layer yet.
+/// payload type. The parameters say what a leg runs (RFC 7587 §6.1): mono (`stereo=0`,
+/// `sprop-stereo=0`), narrowband audio both ways since rooms mix at 8 kHz
+/// (`maxplaybackrate`, `sprop-maxcapturerate`), in-band FEC wanted (`useinbandfec=1`, which a
+/// leg uses to recover a single lost packet), and continuous packets preferred (`usedtx=0`;
+/// a peer that sends DTX anyway is understood).
 pub const OPUS: CodecSpec = CodecSpec {
     name: "opus",
     clock_rate: 48000,
     channels: 2,
     static_pt: None,
-    fmtp: Some("minptime=10;useinbandfec=1"),
+    fmtp: Some(OPUS_FMTP),
 };
+
+/// The `a=fmtp` parameters of [`OPUS`].
+pub const OPUS_FMTP: &str =
+    "maxplaybackrate=8000;sprop-maxcapturerate=8000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0";
+
+/// A parameter of an `a=fmtp` line (`name=value` pairs separated by `;`), matched
+/// case-insensitively: `fmtp_param("useinbandfec=1; usedtx=1", "usedtx") == Some("1")`.
+pub fn fmtp_param<'a>(fmtp: &'a str, name: &str) -> Option<&'a str> {
+    fmtp.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
 
 /// The encoding name of RFC 4733 DTMF events.
 pub const TELEPHONE_EVENT: &str = "telephone-event";
@@ -113,6 +130,16 @@ mod tests {
         assert!(!PCMU.matches("PCMU", 16000, 1));
         assert!(OPUS.matches("OPUS", 48000, 2));
         assert!(!OPUS.matches("opus", 48000, 1));
+    }
+
+    #[test]
+    fn fmtp_parameters_are_found_by_name() {
+        let f = "maxplaybackrate=16000; sprop-maxcapturerate=16000;useinbandfec=1;USEDTX=1;x";
+        assert_eq!(fmtp_param(f, "usedtx"), Some("1"));
+        assert_eq!(fmtp_param(f, "maxplaybackrate"), Some("16000"));
+        assert_eq!(fmtp_param(f, "stereo"), None);
+        assert_eq!(fmtp_param("", "usedtx"), None);
+        assert_eq!(fmtp_param("==;=", "usedtx"), None);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct NegotiatedMedia {
     pub ptime: u32,
     /// The SRTP keys, when the stream is RTP/SAVP.
     pub srtp: Option<SrtpKeys>,
+    /// The peer's `a=fmtp` parameters for the chosen codec, as written (Opus: whether it
+    /// wants DTX or FEC from us; see [`crate::fmtp_param`]).
+    pub remote_fmtp: Option<String>,
 }
 
 /// Our answer to an offer.
@@ -223,6 +226,7 @@ pub(crate) fn agree(
         local_direction: remote_direction.answer().intersect(local),
         ptime: agreed_ptime(m),
         srtp: None,
+        remote_fmtp: m.rtp_format(payload_type).and_then(|f| f.fmtp.clone()),
     })
 }
 

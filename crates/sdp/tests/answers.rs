@@ -4,7 +4,8 @@ mod common;
 
 use common::{assert_well_formed, local, m_lines, offer_with, FREESWITCH, SIPP, TWILIO};
 use huddle_sdp::{
-    negotiate, parse_offer, Direction, LocalMedia, NegotiationError, G722, OPUS, PCMA, PCMU,
+    negotiate, parse_offer, Direction, LocalMedia, NegotiationError, G722, OPUS, OPUS_FMTP, PCMA,
+    PCMU,
 };
 
 fn answer(offer: &str, supported: &[huddle_sdp::CodecSpec]) -> huddle_sdp::Answer {
@@ -77,7 +78,18 @@ fn opus_and_g722_slot_in_as_list_entries() {
     assert_eq!(a.media.telephone_event_pt, None);
     assert_eq!(m_lines(&a.sdp), ["m=audio 20000 RTP/AVP 102"]);
     assert!(a.sdp.contains("a=rtpmap:102 opus/48000/2\r\n"));
-    assert!(a.sdp.contains("a=fmtp:102 minptime=10;useinbandfec=1\r\n"));
+    assert!(a.sdp.contains(&format!("a=fmtp:102 {OPUS_FMTP}\r\n")));
+
+    // The peer's parameters come back for the media layer (DTX and FEC wishes).
+    assert_eq!(
+        a.media
+            .remote_fmtp
+            .as_deref()
+            .map(|f| huddle_sdp::fmtp_param(f, "useinbandfec")),
+        Some(Some("1"))
+    );
+    let a = answer(FREESWITCH, &[PCMU]);
+    assert_eq!(a.media.remote_fmtp, None, "PCMU had no fmtp in the offer");
 
     let a = answer(FREESWITCH, &[G722, PCMU]);
     assert_eq!((a.media.codec, a.media.payload_type), (G722, 9));

@@ -190,6 +190,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             jitter_max_ms: config.rtp.jitter_max_ms,
             rtp_timeout: (config.rtp.rtp_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.rtp.rtp_timeout_secs)),
+            codecs: huddle_callflow::media_setup::codec_specs(&config.rtp.codecs),
         },
         http: http.clone(),
         prompts,

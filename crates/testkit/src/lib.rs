@@ -643,6 +643,14 @@ impl SipUa {
         None
     }
 
+    /// An SDP offer of Opus alone (`opus/48000/2` on payload type `pt`, with the fmtp a
+    /// WebRTC gateway sends) for an RTP port.
+    pub fn sdp_opus(rtp_port: u16, pt: u8) -> String {
+        format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt}\r\na=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n"
+        )
+    }
+
     /// An SDP offer for an RTP port with these payload types (0 PCMU, 8 PCMA, 18 G729, 101 DTMF).
     pub fn sdp(rtp_port: u16, pts: &[u8]) -> String {
         let list: Vec<String> = pts.iter().map(u8::to_string).collect();
@@ -1040,7 +1048,12 @@ pub fn ulaw_decode(b: u8) -> i16 {
 
 /// Goertzel power of `freq` in `pcm` sampled at 8 kHz.
 pub fn tone_power(pcm: &[i16], freq: f64) -> f64 {
-    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    tone_power_at(pcm, freq, 8000)
+}
+
+/// [`tone_power`] for audio sampled at `rate` Hz.
+pub fn tone_power_at(pcm: &[i16], freq: f64, rate: u32) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for &x in pcm {
         let s0 = f64::from(x) + k * s1 - s2;
@@ -1060,11 +1073,16 @@ pub fn rms(pcm: &[i16]) -> f64 {
 
 /// The share of `pcm`'s energy at `freq` (0..=1): about 1/n for each of n equal tones.
 pub fn tone_share(pcm: &[i16], freq: f64) -> f64 {
+    tone_share_at(pcm, freq, 8000)
+}
+
+/// [`tone_share`] for audio sampled at `rate` Hz.
+pub fn tone_share_at(pcm: &[i16], freq: f64, rate: u32) -> f64 {
     let energy: f64 = pcm.iter().map(|&x| f64::from(x).powi(2)).sum();
     if energy <= 0.0 {
         return 0.0;
     }
-    tone_power(pcm, freq) / (energy * pcm.len() as f64 / 2.0)
+    tone_power_at(pcm, freq, rate) / (energy * pcm.len() as f64 / 2.0)
 }
 
 /// Whether `freq` holds a clear share of the energy of `pcm`.
@@ -1073,6 +1091,50 @@ pub fn detect(pcm: &[i16], freq: f64) -> bool {
     !pcm.is_empty()
         && energy / pcm.len() as f64 > 1e4
         && tone_power(pcm, freq) > 0.25 * energy * pcm.len() as f64 / 2.0
+}
+
+/// An Opus (RFC 7587) phone's codec state, for [`RtpPeer::opus`].
+pub struct OpusPeer {
+    /// The payload type it sends and expects.
+    pub pt: u8,
+    /// Sample rate of its audio (8000, 16000 or 48000); RTP always counts 48 kHz.
+    pub rate: u32,
+    encoder: audiopus::coder::Encoder,
+    decoder: audiopus::coder::Decoder,
+}
+
+/// Packets an [`RtpPeer`] drops on purpose instead of sending: a seeded random loss, so a
+/// test's loss pattern is the same on every run.
+#[derive(Debug, Clone, Copy)]
+pub struct SendLoss {
+    /// Probability of dropping each packet (0.0..=1.0).
+    pub probability: f64,
+    state: u64,
+    /// Packets dropped so far.
+    pub dropped: u64,
+}
+
+impl SendLoss {
+    /// `probability` of loss per packet, drawn from a generator seeded with `seed`.
+    pub fn new(probability: f64, seed: u64) -> Self {
+        SendLoss {
+            probability,
+            state: seed | 1,
+            dropped: 0,
+        }
+    }
+
+    /// Whether the next packet is lost (xorshift64*).
+    fn lose(&mut self) -> bool {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let draw =
+            (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        let lost = draw < self.probability;
+        self.dropped += u64::from(lost);
+        lost
+    }
 }
 
 /// An RTP endpoint for tests.
@@ -1087,6 +1149,20 @@ pub struct RtpPeer {
     /// RFC 4733 events received (event code, once per event, on its end packet).
     pub dtmf_received: Vec<u8>,
     last_dtmf_ts: Option<u32>,
+    /// Set: the peer speaks Opus instead of PCMU (see [`RtpPeer::bind_opus`]).
+    pub opus: Option<OpusPeer>,
+    /// Set: the peer speaks G.722 on payload type 9 (see [`RtpPeer::bind_g722`]).
+    pub g722: Option<(
+        huddle_media::g722::G722Encoder,
+        huddle_media::g722::G722Decoder,
+    )>,
+    /// Set: packets are dropped at random before sending.
+    pub loss: Option<SendLoss>,
+    /// Set: the tone's level swings between 20 % and 100 % at this rate (Hz), like syllables.
+    /// Opus's SILK layer takes a steady tone for background noise and sends no in-band FEC
+    /// for it; a tone that comes and goes like speech gets FEC.
+    pub syllable_hz: Option<f64>,
+    sample: u64,
 }
 
 impl RtpPeer {
@@ -1100,7 +1176,53 @@ impl RtpPeer {
             amplitude: 10_000.0,
             dtmf_received: Vec::new(),
             last_dtmf_ts: None,
+            opus: None,
+            g722: None,
+            loss: None,
+            syllable_hz: None,
+            sample: 0,
         }
+    }
+
+    /// Binds on 127.0.0.1 as an Opus phone on payload type `pt` whose audio runs at `rate`
+    /// (8000, 16000 or 48000 Hz), sending with in-band FEC.
+    pub async fn bind_opus(pt: u8, rate: u32) -> RtpPeer {
+        use audiopus::{Application, Channels, SampleRate};
+        let sample_rate = <SampleRate as audiopus::TryFrom<i32>>::try_from(rate as i32)
+            .expect("an Opus sample rate");
+        let mut encoder =
+            audiopus::coder::Encoder::new(sample_rate, Channels::Mono, Application::Voip)
+                .expect("Opus encoder");
+        encoder.set_inband_fec(true).expect("FEC");
+        encoder.set_packet_loss_perc(10).expect("loss");
+        encoder
+            .set_bitrate(audiopus::Bitrate::BitsPerSecond(32_000))
+            .expect("bitrate");
+        let decoder = audiopus::coder::Decoder::new(sample_rate, Channels::Mono).expect("decoder");
+        let mut peer = RtpPeer::bind().await;
+        peer.opus = Some(OpusPeer {
+            pt,
+            rate,
+            encoder,
+            decoder,
+        });
+        peer
+    }
+
+    /// Binds on 127.0.0.1 as a G.722 desk phone (payload type 9, 16 kHz audio, RTP
+    /// timestamps counting 8000 per second as RFC 3551 has it).
+    pub async fn bind_g722() -> RtpPeer {
+        let mut peer = RtpPeer::bind().await;
+        peer.g722 = Some(Default::default());
+        peer
+    }
+
+    /// Sample rate of the audio this peer sends and returns from [`RtpPeer::talk`].
+    pub fn rate(&self) -> u32 {
+        if self.g722.is_some() {
+            return 16000;
+        }
+        self.opus.as_ref().map_or(8000, |o| o.rate)
     }
 
     /// Local port.
@@ -1108,18 +1230,51 @@ impl RtpPeer {
         self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// One 20 ms PCMU packet of a `freq` tone.
+    /// One 20 ms packet of a `freq` tone: PCMU, or Opus for a peer made by
+    /// [`RtpPeer::bind_opus`].
     pub fn tone_packet(&mut self, freq: f64) -> Vec<u8> {
         let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
         p[2..4].copy_from_slice(&self.seq.to_be_bytes());
         p[4..8].copy_from_slice(&self.ts.to_be_bytes());
-        for _ in 0..160 {
-            let s = (self.phase.sin() * self.amplitude) as i16;
-            self.phase += 2.0 * std::f64::consts::PI * freq / 8000.0;
-            p.push(ulaw_encode(s));
-        }
+        let rate = self.rate();
+        let pcm: Vec<i16> = (0..rate / 50)
+            .map(|_| {
+                let level = self.syllable_hz.map_or(1.0, |hz| {
+                    let t = self.sample as f64 / f64::from(rate);
+                    0.6 + 0.4 * (2.0 * std::f64::consts::PI * hz * t).sin()
+                });
+                let s = (self.phase.sin() * self.amplitude * level) as i16;
+                self.phase += 2.0 * std::f64::consts::PI * freq / f64::from(rate);
+                self.sample += 1;
+                s
+            })
+            .collect();
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(160);
+        if let Some((encoder, _)) = self.g722.as_mut() {
+            p[1] = 9;
+            let mut payload = [0u8; 160];
+            let len = encoder.encode(&pcm, &mut payload);
+            p.extend_from_slice(&payload[..len]);
+            // 8000 per second in RTP although the audio is 16 kHz (RFC 3551 §4.5.2).
+            self.ts = self.ts.wrapping_add(160);
+            return p;
+        }
+        match self.opus.as_mut() {
+            Some(opus) => {
+                p[1] = opus.pt;
+                let mut payload = [0u8; 1000];
+                let len = opus
+                    .encoder
+                    .encode(&pcm, &mut payload)
+                    .expect("Opus encode");
+                p.extend_from_slice(&payload[..len]);
+                self.ts = self.ts.wrapping_add(960);
+            }
+            None => {
+                p.extend(pcm.iter().map(|s| ulaw_encode(*s)));
+                self.ts = self.ts.wrapping_add(160);
+            }
+        }
         p
     }
 
@@ -1146,7 +1301,9 @@ impl RtpPeer {
         let mut buf = [0u8; 2048];
         while start.elapsed() < duration {
             let pkt = self.tone_packet(freq);
-            let _ = self.socket.send_to(&pkt, to).await;
+            if !self.loss.as_mut().is_some_and(SendLoss::lose) {
+                let _ = self.socket.send_to(&pkt, to).await;
+            }
             n += 1;
             let next = start + Duration::from_millis(20) * n;
             while let Ok(Ok((len, _))) =
@@ -1155,7 +1312,26 @@ impl RtpPeer {
                 if len <= 12 {
                     continue;
                 }
-                match buf[1] & 0x7F {
+                let pt = buf[1] & 0x7F;
+                if let Some((_, decoder)) = self.g722.as_mut().filter(|_| pt == 9) {
+                    let mut pcm = vec![0i16; 2 * (len - 12)];
+                    let n = decoder.decode(&buf[12..len], &mut pcm);
+                    pcm.truncate(n);
+                    received.push((Instant::now(), pcm));
+                    continue;
+                }
+                if let Some(opus) = self.opus.as_mut().filter(|o| o.pt == pt) {
+                    let mut pcm = vec![0i16; opus.rate as usize * 120 / 1000];
+                    if let Ok(n) = opus
+                        .decoder
+                        .decode(Some(&buf[12..len]), &mut pcm[..], false)
+                    {
+                        pcm.truncate(n);
+                        received.push((Instant::now(), pcm));
+                    }
+                    continue;
+                }
+                match pt {
                     0 => received.push((
                         Instant::now(),
                         buf[12..len].iter().map(|b| ulaw_decode(*b)).collect(),
