@@ -955,7 +955,7 @@ async fn an_abrupt_close_reconnects_and_the_room_never_notices() {
         let (mut p, _) = room_with_stream(&srv, &api, &stub, "abrupt", &svc.url("/")).await;
         svc.started(0).await;
         play_tone(&svc, 0, "audio/x-l16", 8000, AI, 10.0);
-        pair_talks(&mut p, 1.0).await;
+        pair_talks(&mut p, 2.0).await;
         svc.send(0, Cmd::Abort);
         // A new socket, a new start, numbered from 1 again.
         let start = svc.started(1).await;
