@@ -36,6 +36,9 @@ pub(super) enum Cmd {
     Close(CloseCode),
     /// Drops the TCP connection without a closing handshake.
     Abort,
+    /// Stops reading the connection (and carrying out commands) for this long, as a
+    /// service that hangs would.
+    Stall(Duration),
 }
 
 /// One WebSocket connection the service accepted.
@@ -161,6 +164,7 @@ where
                 Some(Cmd::Close(code)) => {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
                 }
+                Some(Cmd::Stall(d)) => tokio::time::sleep(d).await,
                 Some(Cmd::Abort) | None => break,
             },
         }
@@ -185,7 +189,20 @@ impl AiService {
     }
 
     async fn start_on(tls: Option<tokio_rustls::TlsAcceptor>) -> AiService {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), tls)
+    }
+
+    /// A service whose connections have a receive buffer of a few kilobytes, so that when it
+    /// stops reading, huddle's side of the socket fills within seconds rather than the
+    /// megabytes loopback sockets otherwise absorb.
+    async fn start_small_window() -> AiService {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        Self::serve(socket.listen(64).unwrap(), None)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> AiService {
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
         let shared = conns.clone();
@@ -972,6 +989,66 @@ async fn an_abrupt_close_reconnects_and_the_room_never_notices() {
         assert_share("customer", &heard[0], AI, true);
         assert!(
             !stream_member_left(&api, "abrupt").await,
+            "the member stayed"
+        );
+        for party in &mut p {
+            party.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A service that stops reading for eight seconds: huddle's socket and its bounded outbox
+/// fill, the frames that do not fit are dropped and counted under the stream, the pair in the
+/// room hears each other all along with the room's ticks on time, and once the service reads
+/// again it gets fresh media on the same connection.
+#[tokio::test]
+async fn a_stalled_service_loses_its_own_frames_and_the_room_never_notices() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let srv = server(&routes(), 40);
+        let api = Api::new(&srv);
+        let stub = HttpStub::start().await;
+        let svc = AiService::start_small_window().await;
+        let (mut p, _) = room_with_stream(&srv, &api, &stub, "stalled", &svc.url("/")).await;
+        svc.started(0).await;
+        pair_talks(&mut p, 2.0).await;
+        let dropped =
+            "huddle_aistream_frames_dropped_total{direction=\"to_service\",what=\"media\"}";
+        let before = srv.metric(dropped);
+        let late_before = srv.metric("huddle_mixer_ticks_skipped_total");
+        svc.send(0, Cmd::Stall(Duration::from_secs(8)));
+        let stalled_at = Instant::now();
+        // The pair talks through the stall, in four windows, hearing each other in each.
+        for _ in 0..4 {
+            pair_talks(&mut p, 1.5).await;
+        }
+        let lost = srv
+            .metric_until(dropped, Duration::from_secs(5), |n| n > before)
+            .await
+            .unwrap_or(before)
+            - before;
+        assert!(
+            lost > 0.0,
+            "media frames that did not fit while the service stalled are counted ({lost})"
+        );
+        assert_eq!(
+            srv.metric("huddle_mixer_ticks_skipped_total"),
+            late_before,
+            "no mixing tick fell behind"
+        );
+        // After the stall the same connection receives media sent after it, and the member
+        // is still in the room.
+        svc.wait(Duration::from_secs(15), |c| {
+            c[0].events("media")
+                .iter()
+                .any(|(at, _)| *at > stalled_at + Duration::from_secs(9))
+                .then_some(())
+        })
+        .await;
+        assert_eq!(svc.count(), 1, "no reconnection was needed");
+        assert!(
+            !stream_member_left(&api, "stalled").await,
             "the member stayed"
         );
         for party in &mut p {

@@ -35,6 +35,11 @@ pub const MAX_PLAYBACK_SECS: usize = 60;
 /// Messages waiting for the socket at most (one second of media); more are dropped and
 /// counted, so a service that stops reading costs only its own frames.
 const OUTBOX: usize = 50;
+/// The kernel send buffer of a stream's socket. Left to itself Linux grows it to megabytes
+/// (minutes of media on loopback), all held in kernel memory while a service stalls and
+/// hiding the stall from the outbox's drop count; 64 KiB (which the kernel doubles) holds
+/// a few seconds of the largest format, enough for any network hiccup.
+const SOCKET_SEND_BUFFER: usize = 64 * 1024;
 /// How long a connection attempt (TCP, TLS and upgrade) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -470,9 +475,28 @@ async fn connect(
         Some(connector),
     );
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok((ws, _))) => {
+            bound_send_buffer(&ws);
+            Ok(ws)
+        }
         Ok(Err(e)) => Err(format!("cannot connect to the AI service: {e}")),
         Err(_) => Err("cannot connect to the AI service: timed out".into()),
+    }
+}
+
+/// Caps the socket's send buffer at [`SOCKET_SEND_BUFFER`]; a failure only costs the cap.
+fn bound_send_buffer(
+    ws: &tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) {
+    let tcp = match ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
+        tokio_tungstenite::MaybeTlsStream::Rustls(tls) => tls.get_ref().0,
+        _ => return,
+    };
+    if let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER) {
+        tracing::debug!(error = %e, "cannot bound the stream socket's send buffer");
     }
 }
 

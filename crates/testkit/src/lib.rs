@@ -36,22 +36,43 @@ pub struct ServerProcess {
     env: Vec<(String, String)>,
 }
 
-fn free_port_pair() -> u16 {
+/// Ports for the listeners of test servers, below the kernel's ephemeral range (32768 and
+/// up) and the RTP ranges (20000 and up): a port the kernel handed out with bind(0) and that
+/// was released could be given again at once to any outgoing connection of a parallel test,
+/// before the server binds it; a port outside that range is only ever taken by this counter.
+const LISTENER_PORTS: std::ops::Range<u32> = 12_000..20_000;
+
+/// A port free right now for UDP and TCP on 127.0.0.1, from [`LISTENER_PORTS`]. The counter
+/// starts at a point drawn from the process id, so that test processes running side by side
+/// walk different parts of the range; a port some process holds is skipped.
+fn fresh_listener_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = LISTENER_PORTS.end - LISTENER_PORTS.start;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let port = (LISTENER_PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
             return port;
         }
     }
 }
 
-/// A TCP port on 127.0.0.1 free right now (for a listener a test configures, such as TLS).
+fn free_port_pair() -> u16 {
+    fresh_listener_port()
+}
+
+/// A TCP port on 127.0.0.1 free right now (for a listener a test configures, such as TLS),
+/// from a range the kernel never hands out on its own (see [`LISTENER_PORTS`]).
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    fresh_listener_port()
 }
 
 /// The ports and directory a test server gets, for writing its configuration.
