@@ -73,9 +73,19 @@ impl Conn {
         self.heard_between(None, None)
     }
 
+    /// The media of one `track` (`inbound` or `outbound`), decoded like [`Conn::heard`].
+    pub(super) fn heard_track(&self, track: &str) -> Vec<i16> {
+        self.decoded(None, None, Some(track))
+    }
+
     /// The media that arrived after `from` and before `to` (either open), decoded like
     /// [`Conn::heard`].
     fn heard_between(&self, from: Option<Instant>, to: Option<Instant>) -> Vec<i16> {
+        self.decoded(from, to, None)
+    }
+
+    /// The media between `from` and `to` of `track` (any when None), decoded.
+    fn decoded(&self, from: Option<Instant>, to: Option<Instant>, track: Option<&str>) -> Vec<i16> {
         let Some((_, start)) = self.events("start").into_iter().next() else {
             return Vec::new();
         };
@@ -89,6 +99,9 @@ impl Conn {
         let mut pcm = Vec::new();
         for (at, m) in self.events("media") {
             if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
+                continue;
+            }
+            if track.is_some_and(|t| m["media"]["track"] != t) {
                 continue;
             }
             let bytes = base64::engine::general_purpose::STANDARD

@@ -1,7 +1,8 @@
 //! `kill -9` in the middle of a recorded MPC, then a restart on the same storage: the
 //! application still gets every participant's exit, the MPC's end with the documented cause
 //! (`Server Restarted`, 5100) and the recording's completion with the duration of the data
-//! on disk; the file is repaired; the ended MPCs stay listed by the API.
+//! on disk; the file is repaired; the ended MPCs stay listed by the API. The same for a
+//! `<Record>` file (foreground, or the whole session): repaired, and its callbackUrl told.
 
 use std::path::Path;
 use std::time::Duration;
@@ -336,6 +337,158 @@ async fn a_recorded_mpc_killed_mid_call_gets_its_mp3_cut_to_whole_frames() {
             .parse()
             .unwrap();
         let seconds = frames * 576 / 8000;
+        assert!(
+            duration.abs_diff(seconds) <= 1,
+            "{duration} s reported, {seconds} s of frames"
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Calls to `rec-wav` run a foreground `<Record>` (WAV); calls to `rec-mp3` record their
+/// session (MP3) behind a long wait. Both report to `/record-cb`; the session's action is
+/// `/record-started`.
+fn record_routes(stub: &HttpStub) -> String {
+    let cb = stub.url("/record-cb");
+    let started = stub.url("/record-started");
+    format!(
+        "[[route]]\nuser = \"^rec-wav$\"\n\
+         xml = '<Response><Record fileFormat=\"wav\" playBeep=\"false\" timeout=\"60\" maxLength=\"120\" callbackUrl=\"{cb}\"/></Response>'\n\
+         [[route]]\nuser = \"^rec-mp3$\"\n\
+         xml = '<Response><Record recordSession=\"true\" fileFormat=\"mp3\" action=\"{started}\" callbackUrl=\"{cb}\"/><Wait length=\"60\"/></Response>'\n"
+    )
+}
+
+/// The one file with `extension` in `dir` once it holds `bytes` bytes.
+async fn wait_any_file(dir: &Path, extension: &str, bytes: u64) -> std::path::PathBuf {
+    poll_until(Duration::from_secs(10), || async {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == extension)
+                    && std::fs::metadata(p).is_ok_and(|m| m.len() >= bytes)
+            })
+    })
+    .await
+    .unwrap_or_else(|| panic!("no .{extension} file of {bytes} bytes in {}", dir.display()))
+}
+
+/// The callbackUrl report after the restart, checked against the file `path` it names.
+async fn record_report(stub: &HttpStub, path: &Path) -> StubRequest {
+    let got = stub
+        .wait_for("/record-cb", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), 1, "one report: {got:?}");
+    let cb = got[0].clone();
+    let id = path.file_stem().unwrap().to_str().unwrap();
+    assert_eq!(cb.param("RecordingID"), Some(id));
+    assert!(
+        cb.param("RecordUrl")
+            .is_some_and(|u| u.ends_with(path.file_name().unwrap().to_str().unwrap())),
+        "{cb:?}"
+    );
+    assert_eq!(cb.param("CallStatus"), Some("completed"));
+    assert_eq!(cb.param("Event"), Some("Record"));
+    cb
+}
+
+#[tokio::test]
+async fn a_record_verb_killed_mid_recording_gets_its_wav_repaired_and_reported() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/record-cb", 200, "text/plain", "");
+        let mut srv = server(&record_routes(&stub), 20);
+        let dir = srv.recordings_dir();
+        let (_ua, mut rtp, media) = answered(srv.sip, "rec-wav").await;
+        let mut path = std::path::PathBuf::new();
+        tokio::join!(rtp.talk(media, CUSTOMER, Duration::from_secs(8)), async {
+            // 2.5 s of 8 kHz 16-bit audio on disk, then kill -9 mid-recording.
+            path = wait_any_file(&dir, "wav", 44 + 40_000).await;
+            srv.kill_hard();
+        });
+        assert!(
+            stub.requests_to("/record-cb").is_empty(),
+            "nothing before the crash"
+        );
+        srv.restart();
+        let cb = record_report(&stub, &path).await;
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(u32_at(&bytes, 4), bytes.len() - 8, "RIFF size");
+        let data = bytes
+            .windows(4)
+            .position(|w| w == b"data")
+            .expect("a data chunk");
+        assert_eq!(
+            u32_at(&bytes, data + 4),
+            bytes.len() - data - 8,
+            "data size"
+        );
+        let pcm: Vec<i16> = hound::WavReader::open(&path)
+            .expect("a valid WAV")
+            .samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("every sample readable");
+        assert!(pcm.len() >= 20_000, "{} samples", pcm.len());
+        let ms: usize = cb.param("RecordingDurationMs").unwrap().parse().unwrap();
+        assert_eq!(ms, pcm.len() / 8, "the duration of the data");
+        assert!(
+            tone_share(&pcm[pcm.len() / 4..], CUSTOMER) > 0.3,
+            "the caller is recorded"
+        );
+        // Reported once: a clean restart does not repeat it.
+        srv.sigterm();
+        assert_eq!(srv.wait_exit(Duration::from_secs(15)), Some(0));
+        srv.restart();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(stub.requests_to("/record-cb").len(), 1);
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn a_session_recording_killed_mid_call_gets_its_mp3_cut_to_whole_frames_and_reported() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/record-cb", 200, "text/plain", "");
+        stub.serve("/record-started", 200, "text/plain", "");
+        let mut srv = server(&record_routes(&stub), 20);
+        let dir = srv.recordings_dir();
+        let (_ua, mut rtp, media) = answered(srv.sip, "rec-mp3").await;
+        let started = stub
+            .wait_for("/record-started", 1, Duration::from_secs(5))
+            .await;
+        assert_eq!(started.len(), 1, "{}", srv.log());
+        let id = started[0].param("RecordingID").unwrap().to_string();
+        let path = dir.join(format!("{id}.mp3"));
+        tokio::join!(rtp.talk(media, CUSTOMER, Duration::from_secs(8)), async {
+            // 64 kb/s: 8 kB a second; 2 s on disk.
+            wait_file(&path, 16_000).await;
+            srv.kill_hard();
+        });
+        srv.restart();
+        let cb = record_report(&stub, &path).await;
+        let bytes = std::fs::read(&path).unwrap();
+        const FRAME: usize = 576;
+        assert!(bytes.len() >= 16_000, "{} bytes", bytes.len());
+        assert_eq!(
+            bytes.len() % FRAME,
+            0,
+            "whole frames only: {} bytes",
+            bytes.len()
+        );
+        for (i, frame) in bytes.chunks(FRAME).enumerate() {
+            assert_eq!(
+                (frame[0], frame[1] & 0xE0),
+                (0xFF, 0xE0),
+                "frame {i} has no sync"
+            );
+        }
+        let seconds = bytes.len() / FRAME * 576 / 8000;
+        let duration: usize = cb.param("RecordingDuration").unwrap().parse().unwrap();
         assert!(
             duration.abs_diff(seconds) <= 1,
             "{duration} s reported, {seconds} s of frames"

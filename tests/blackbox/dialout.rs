@@ -411,6 +411,80 @@ async fn send_digits_reach_the_callee_as_rfc4733_events_after_the_answer() {
     .expect("timed out");
 }
 
+/// Sends a 183 with an SDP for `rtp` (early media) to the INVITE.
+async fn early_media(trunk: &mut SipUa, invite: &Msg, rtp: &RtpPeer) -> SocketAddr {
+    let sdp = SipUa::sdp(rtp.port(), &[0, 101]);
+    trunk
+        .answer_invite(invite, 183, "Session Progress", &sdp)
+        .await;
+    invite.sdp_audio().expect("our offer has audio")
+}
+
+#[tokio::test]
+async fn send_on_preanswer_sends_the_digits_on_early_media_before_the_answer() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (srv, api, mut trunk, _) = server_with_trunk("").await;
+        let (status, reply) = add(
+            &api,
+            "early",
+            json!({"role": "customer", "from": "100", "to": "200", "stay_alone": true,
+                   "send_digits": "12w#", "send_on_preanswer": true}),
+        )
+        .await;
+        assert_eq!(status, 201, "{reply}");
+        let invite = next_invite(&mut trunk, &srv).await;
+        let mut rtp = RtpPeer::bind().await;
+        let media = early_media(&mut trunk, &invite, &rtp).await;
+        // Still ringing: nothing answered, yet the digits arrive.
+        rtp.talk(media, 440.0, Duration::from_millis(2500)).await;
+        assert_eq!(
+            rtp.dtmf_received,
+            vec![1, 2, 11],
+            "digits 1, 2, # on early media\n{}",
+            srv.log()
+        );
+        pick_up(&mut trunk, &invite, &rtp).await;
+        rtp.talk(media, 440.0, Duration::from_millis(2000)).await;
+        assert_eq!(
+            rtp.dtmf_received,
+            vec![1, 2, 11],
+            "the answer does not send them again"
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn without_send_on_preanswer_early_media_gets_no_digits_until_the_answer() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (srv, api, mut trunk, _) = server_with_trunk("").await;
+        let (status, reply) = add(
+            &api,
+            "late",
+            json!({"role": "customer", "from": "100", "to": "200", "stay_alone": true,
+                   "send_digits": "12w#", "send_on_preanswer": false}),
+        )
+        .await;
+        assert_eq!(status, 201, "{reply}");
+        let invite = next_invite(&mut trunk, &srv).await;
+        let mut rtp = RtpPeer::bind().await;
+        let media = early_media(&mut trunk, &invite, &rtp).await;
+        rtp.talk(media, 440.0, Duration::from_millis(2000)).await;
+        assert!(rtp.dtmf_received.is_empty(), "{:?}", rtp.dtmf_received);
+        pick_up(&mut trunk, &invite, &rtp).await;
+        rtp.talk(media, 440.0, Duration::from_millis(2500)).await;
+        assert_eq!(
+            rtp.dtmf_received,
+            vec![1, 2, 11],
+            "digits after the answer\n{}",
+            srv.log()
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
 /// A server with a trunk, an agent talking in MPC `room`, and a stub serving the confirm
 /// prompt (a `PROMPT` tone) at `/confirm.xml`.
 async fn confirm_setup() -> (ServerProcess, Api, SipUa, HttpStub) {

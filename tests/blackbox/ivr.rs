@@ -517,7 +517,7 @@ fn check_xml_names_the_element_and_attribute_of_each_ivr_problem() {
   <GetDigits action="http://a/menu" numDigits="0" finishOnKey="12"><Dial>1</Dial></GetDigits>
   <GetInput action="http://a/in" inputType="speech"/>
   <DTMF>12q</DTMF>
-  <Record fileFormat="ogg" recordSession="true"/>
+  <Record fileFormat="ogg" startOnDialAnswer="true"/>
   <Conference maxMembers="50">room</Conference>
 </Response>
 "#,
@@ -537,7 +537,7 @@ fn check_xml_names_the_element_and_attribute_of_each_ivr_problem() {
         "<GetInput> attribute `inputType` = \"speech\": speech input is not supported",
         "<DTMF> text \"12q\": 'q' is not a digit or pause",
         "<Record> attribute `fileFormat` = \"ogg\"",
-        "line 5, column 28: <Record> attribute `recordSession` = \"true\": recordSession=\"true\" is not supported",
+        "line 5, column 28: <Record> attribute `startOnDialAnswer` = \"true\": startOnDialAnswer=\"true\" is not supported",
         "<Conference> attribute `maxMembers` = \"50\": out of range (allowed: 2 to 10)",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
@@ -618,7 +618,18 @@ async fn a_background_stream_sends_the_outbound_track_while_the_verbs_run() {
         let (heard, bye) = listen_until_bye(&mut ua, &mut rtp, media, Duration::from_secs(10)).await;
         assert!(bye, "{}", srv.log());
         assert!(detect(&heard, 600.0), "the Play ran beside the stream");
-        svc.started(0).await;
+        let start = svc.started(0).await;
+        assert_eq!(start["start"]["tracks"], serde_json::json!(["outbound"]), "{start}");
+        let tracks: Vec<Value> = svc.with(0, |c| {
+            c.events("media")
+                .into_iter()
+                .map(|(_, m)| m["media"]["track"].clone())
+                .collect()
+        });
+        assert!(
+            !tracks.is_empty() && tracks.iter().all(|t| t == "outbound"),
+            "{tracks:?}"
+        );
         let service_heard = svc.with(0, |c| c.heard());
         assert!(
             tone_share(&service_heard, 600.0) > 0.2,
@@ -708,6 +719,147 @@ async fn a_caller_hanging_up_mid_record_still_gets_a_complete_file_reported() {
         let pcm: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
         assert_eq!(pcm.len() as u64, ms * 8, "the header matches the data");
         assert!(detect(&pcm[pcm.len() / 4..], 850.0));
+    })
+    .await
+    .expect("test timed out");
+}
+
+const CALLER_HZ: f64 = 430.0;
+const ROOM_AGENT_HZ: f64 = 1170.0;
+
+#[tokio::test]
+async fn a_stream_keeps_hearing_the_call_in_an_mpc_with_each_track_apart() {
+    use super::ai_stream::AiService;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let svc = AiService::start().await;
+        let stub = HttpStub::start().await;
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><Stream audioTrack="both">{ws}</Stream><MultiPartyCall role="customer" enterSound="none" exitSound="none">streamed</MultiPartyCall></Response>"#,
+                ws = svc.url("/both"),
+            ),
+        );
+        let srv = server(&routes(&stub, "streamed"), 20);
+        let api = Api::new(&srv);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "streamed").await;
+        let start = svc.started(0).await;
+        assert_eq!(
+            start["start"]["tracks"],
+            serde_json::json!(["inbound", "outbound"]),
+            "{start}"
+        );
+        let caller = call_uuid(&stub, 0);
+        wait_member(&api, "streamed", &caller).await;
+        let (_agent, mut agent_rtp, agent_media) =
+            answered(srv.sip, "agent-streamed").await;
+        // Both talk in the room: the caller says one tone and hears the agent's.
+        let talk = Duration::from_millis(3000);
+        let (heard, _) = tokio::join!(
+            rtp.talk(media, CALLER_HZ, talk),
+            agent_rtp.talk(agent_media, ROOM_AGENT_HZ, talk)
+        );
+        assert!(
+            tone_share(&heard[heard.len() / 2..], ROOM_AGENT_HZ) > 0.2,
+            "the caller is in the room\n{}",
+            srv.log()
+        );
+        let (inbound, outbound) =
+            svc.with(0, |c| (c.heard_track("inbound"), c.heard_track("outbound")));
+        // The last second and a half: the call has been in the room for a while.
+        let tail = |pcm: &[i16]| pcm[pcm.len().saturating_sub(12_000)..].to_vec();
+        let (inbound, outbound) = (tail(&inbound), tail(&outbound));
+        assert!(inbound.len() >= 8_000 && outbound.len() >= 8_000, "{} / {}", inbound.len(), outbound.len());
+        assert!(
+            tone_share(&inbound, CALLER_HZ) > 0.3,
+            "inbound: what the caller says, in the room\n{}",
+            srv.log()
+        );
+        assert!(tone_share(&inbound, ROOM_AGENT_HZ) < 0.05, "inbound holds no room audio");
+        assert!(
+            tone_share(&outbound, ROOM_AGENT_HZ) > 0.3,
+            "outbound: what the caller hears in the room"
+        );
+        assert!(tone_share(&outbound, CALLER_HZ) < 0.05, "outbound holds no caller audio");
+        let _ = ua.bye().await;
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
+            .await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+const PLAYED_HZ: f64 = 600.0;
+
+#[tokio::test]
+async fn record_session_records_the_whole_call_in_the_background_into_the_mpc() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/tone.wav", 200, "audio/wav", wav_tone(PLAYED_HZ, 1.0, 8000));
+        stub.serve("/session-started", 200, "text/plain", "");
+        stub.serve("/session-done", 200, "text/plain", "");
+        let started_url = stub.url("/session-started");
+        let done_url = stub.url("/session-done");
+        stub.serve_xml(
+            "/answer",
+            &format!(
+                r#"<Response><Record recordSession="true" fileFormat="wav" action="{started_url}" callbackUrl="{done_url}"/><Play>{tone}</Play><MultiPartyCall role="customer" enterSound="none" exitSound="none">taped</MultiPartyCall></Response>"#,
+                tone = stub.url("/tone.wav"),
+            ),
+        );
+        let srv = server(&routes(&stub, "taped"), 20);
+        let api = Api::new(&srv);
+        let (mut ua, mut rtp, media) = answered(srv.sip, "taped").await;
+        // The action hears of the file at once; the Play runs meanwhile.
+        let started = stub.wait_for("/session-started", 1, Duration::from_secs(5)).await;
+        assert_eq!(started.len(), 1, "{}", srv.log());
+        assert_signed(&started[0], &started_url);
+        let id = started[0].param("RecordingID").expect("RecordingID").to_string();
+        let url = started[0].param("RecordUrl").expect("RecordUrl").to_string();
+        let prompt = rtp.talk(media, CALLER_HZ, Duration::from_millis(1000)).await;
+        assert!(detect(&prompt, PLAYED_HZ), "the verbs go on\n{}", srv.log());
+        let caller = call_uuid(&stub, 0);
+        wait_member(&api, "taped", &caller).await;
+        let (_agent, mut agent_rtp, agent_media) = answered(srv.sip, "agent-taped").await;
+        let talk = Duration::from_millis(2500);
+        tokio::join!(
+            rtp.talk(media, CALLER_HZ, talk),
+            agent_rtp.talk(agent_media, ROOM_AGENT_HZ, talk)
+        );
+        assert!(
+            stub.requests_to("/session-done").is_empty(),
+            "the recording runs until the call ends"
+        );
+        let _ = ua.bye().await;
+        let done = stub.wait_for("/session-done", 1, Duration::from_secs(5)).await;
+        assert_eq!(done.len(), 1, "{}", srv.log());
+        let cb = &done[0];
+        assert_signed(cb, &done_url);
+        assert_eq!(cb.param("RecordingID"), Some(id.as_str()));
+        assert_eq!(cb.param("RecordUrl"), Some(url.as_str()));
+        assert_eq!(cb.param("CallStatus"), Some("completed"));
+        let ms: u64 = cb.param("RecordingDurationMs").unwrap().parse().unwrap();
+        assert!((3000..=6000).contains(&ms), "{ms} ms");
+        let file = reqwest::Client::new()
+            .get(&url)
+            .basic_auth(ACCOUNT, Some("change-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 200);
+        let bytes = file.bytes().await.unwrap();
+        let reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let pcm: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(pcm.len() as u64, ms * 8, "the header matches the data");
+        // Before the room: the caller and the prompt it heard; in the room: the caller and
+        // the agent it heard.
+        let second = 8000;
+        let early = &pcm[..second];
+        let late = &pcm[pcm.len() - 2 * second..pcm.len() - second / 2];
+        assert!(tone_share(early, CALLER_HZ) > 0.1, "the caller, before the room");
+        assert!(tone_share(early, PLAYED_HZ) > 0.1, "the prompt the caller heard");
+        assert!(tone_share(late, CALLER_HZ) > 0.1, "the caller, in the room");
+        assert!(tone_share(late, ROOM_AGENT_HZ) > 0.1, "the agent the caller heard in the room");
     })
     .await
     .expect("test timed out");

@@ -180,7 +180,8 @@ pub struct StartBody {
     /// `http.auth_id`.
     #[serde(rename = "accountId")]
     pub account_id: String,
-    /// Always `["inbound"]`: the service hears the agent's mix.
+    /// `["inbound"]` for an ai-agent member (the service hears its mix); a `<Stream>`'s
+    /// `audioTrack`: `["inbound"]`, `["outbound"]` or `["inbound", "outbound"]`.
     pub tracks: Vec<String>,
     /// The stream's content type.
     #[serde(rename = "mediaFormat")]
@@ -190,7 +191,7 @@ pub struct StartBody {
 /// `media`'s body.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MediaBody {
-    /// `inbound`.
+    /// `inbound` or `outbound` (a `<Stream>` with `audioTrack` outbound or both).
     pub track: String,
     /// Epoch milliseconds, as a string.
     pub timestamp: String,

@@ -21,11 +21,41 @@ pub const TO_SERVICE_FRAMES: usize = 50;
 /// waits in the task, where clearing it costs the room nothing.
 pub const TO_ROOM_FRAMES: usize = 10;
 
+/// Which side of a call a frame for the service carries (the `track` of spec/ai-stream.md):
+/// what the member says, or what it hears. An ai-agent member's mix is its inbound track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// What the caller says.
+    Inbound,
+    /// What the caller hears.
+    Outbound,
+}
+
+impl Track {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Inbound => "inbound",
+            Track::Outbound => "outbound",
+        }
+    }
+
+    /// 0 for inbound, 1 for outbound: the index of per-track state.
+    pub fn index(self) -> usize {
+        match self {
+            Track::Inbound => 0,
+            Track::Outbound => 1,
+        }
+    }
+}
+
 /// One 20 ms frame at the room's rate, by value (the channels' slots hold it in place).
 #[derive(Clone, Copy)]
 pub struct Frame {
     samples: [i16; MAX_FRAME],
     len: u16,
+    /// The side of the call it carries (frames for the service only).
+    track: Track,
     /// Playback order, from 1 (0 for frames of the mix).
     seq: u64,
     /// The clear generation it was queued in.
@@ -40,6 +70,7 @@ impl Frame {
         Frame {
             samples,
             len: len as u16,
+            track: Track::Inbound,
             seq,
             generation,
         }
@@ -48,6 +79,11 @@ impl Frame {
     /// The samples.
     pub fn pcm(&self) -> &[i16] {
         &self.samples[..usize::from(self.len)]
+    }
+
+    /// The side of the call it carries.
+    pub fn track(&self) -> Track {
+        self.track
     }
 }
 
@@ -86,7 +122,18 @@ impl TickAudio for StreamAudio {
     }
 
     fn send(&mut self, pcm: &[i16]) {
-        match self.to_service.try_send(Frame::new(pcm, 0, 0)) {
+        self.send_track(pcm, Track::Inbound);
+    }
+}
+
+impl StreamAudio {
+    /// Hands the service a frame of one side of the call (a `<Stream>` sends either or both
+    /// sides; an ai-agent member's mix is inbound). Never waits: a full queue loses the frame
+    /// (counted).
+    pub fn send_track(&mut self, pcm: &[i16], track: Track) {
+        let mut frame = Frame::new(pcm, 0, 0);
+        frame.track = track;
+        match self.to_service.try_send(frame) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 self.shared.mix_dropped.fetch_add(1, Ordering::Relaxed);
@@ -184,6 +231,17 @@ mod tests {
         assert_eq!(out, [3; 160]);
         assert_eq!(task.last_played(), 1);
         assert_eq!(room.receive(&mut out), None);
+    }
+
+    #[test]
+    fn frames_keep_their_track() {
+        let (mut room, mut task) = frame_queues();
+        room.send(&[1; 160]);
+        room.send_track(&[2; 160], Track::Outbound);
+        assert_eq!(task.mix().unwrap().track(), Track::Inbound);
+        let outbound = task.mix().unwrap();
+        assert_eq!(outbound.track(), Track::Outbound);
+        assert_eq!(outbound.pcm(), &[2; 160][..]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A stream's settings, from the `aiAgentStream*` attributes (or the API's snake-case
 //! parameters, which become the same attributes).
 
-use huddle_xml::{AiAgentStream, HttpMethod, UrlWithMethod};
+use huddle_xml::{AiAgentStream, AudioTrack, HttpMethod, UrlWithMethod};
 
 use crate::audio::MediaFormat;
 
@@ -38,6 +38,9 @@ pub struct StreamSettings {
     pub extra_headers: String,
     /// Where stream status callbacks go.
     pub status_callback: Option<UrlWithMethod>,
+    /// The sides of the call sent (`<Stream audioTrack>`): the `start` event's `tracks` and
+    /// each `media` event's `track`. An ai-agent member's stream is inbound (its mix).
+    pub track: AudioTrack,
 }
 
 impl StreamSettings {
@@ -64,6 +67,7 @@ impl StreamSettings {
                 url,
                 method: s.status_callback_method,
             }),
+            track: AudioTrack::Inbound,
         })
     }
 

@@ -13,7 +13,7 @@ use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use huddle_events::HttpClient;
 use huddle_mixer::MAX_FRAME;
-use huddle_xml::HttpMethod;
+use huddle_xml::{AudioTrack, HttpMethod};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -26,7 +26,7 @@ use crate::audio::{Converter, MediaFormat};
 use crate::protocol::{
     DtmfBody, Incoming, MediaBody, Outgoing, StartBody, WireFormat, MAX_SOCKET_MESSAGE,
 };
-use crate::queue::ServicePort;
+use crate::queue::{ServicePort, Track};
 use crate::settings::StreamSettings;
 
 /// Seconds of service audio queued for playing at most (the protocol's ≈ 60 s); audio sent
@@ -319,7 +319,8 @@ pub struct Stream {
     control: mpsc::Receiver<Control>,
     callbacks: Option<mpsc::Sender<Vec<(String, String)>>>,
     playback: Playback,
-    to_service: Converter,
+    /// Per track (inbound, outbound): the room's rate to the stream's.
+    to_service: [Converter; 2],
     started: Instant,
     /// The kinds of refused message already reported on this connection: each kind is
     /// reported once per connection, so a service repeating a mistake cannot flood the
@@ -337,9 +338,12 @@ impl Stream {
         room_rate: u32,
         control: mpsc::Receiver<Control>,
     ) -> Stream {
-        let to_service = Converter::new(room_rate, settings.format.rate())
-            .or_else(|_| Converter::new(room_rate, room_rate))
-            .unwrap_or_else(|_| unreachable_converter());
+        let converter = || {
+            Converter::new(room_rate, settings.format.rate())
+                .or_else(|_| Converter::new(room_rate, room_rate))
+                .unwrap_or_else(|_| unreachable_converter())
+        };
+        let to_service = [converter(), converter()];
         let callbacks = settings.status_callback.as_ref().map(|target| {
             let (tx, mut rx) = mpsc::channel::<Vec<(String, String)>>(32);
             let http = deps.http.clone();
@@ -511,7 +515,6 @@ impl Stream {
         let outbox = spawn_writer(sink);
         self.refused_reported.clear();
         let mut seq = 0u64;
-        let mut chunk = 0u64;
         let stream_id = self.identity.stream_id.clone();
         let extra = self.settings.extra_headers.clone();
         let format = self.settings.format;
@@ -525,7 +528,11 @@ impl Stream {
                 call_id: self.identity.call_uuid.clone(),
                 stream_id: stream_id.clone(),
                 account_id: self.deps.account_id.clone(),
-                tracks: vec!["inbound".into()],
+                tracks: match self.settings.track {
+                    AudioTrack::Inbound => vec!["inbound".into()],
+                    AudioTrack::Outbound => vec!["outbound".into()],
+                    AudioTrack::Both => vec!["inbound".into(), "outbound".into()],
+                },
                 media_format: WireFormat {
                     encoding: format.mime().into(),
                     sample_rate: format.rate(),
@@ -543,7 +550,12 @@ impl Stream {
         while self.port.mix().is_some() {}
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut samples: Vec<i16> = Vec::with_capacity(4 * MAX_FRAME);
+        // Per track (inbound, outbound): samples not yet sent, and the chunk counter.
+        let mut samples: [Vec<i16>; 2] = [
+            Vec::with_capacity(4 * MAX_FRAME),
+            Vec::with_capacity(4 * MAX_FRAME),
+        ];
+        let mut chunks = [0u64; 2];
         let mut bytes: Vec<u8> = Vec::with_capacity(4 * MAX_FRAME);
         let stream_frame = format.frame_samples();
         let send = |outbox: &mpsc::Sender<Message>, msg: Outgoing, what: &'static str| -> bool {
@@ -564,27 +576,31 @@ impl Stream {
                         metrics::counter!("huddle_aistream_frames_dropped_total", "direction" => "to_service", "what" => "mix").increment(lost);
                     }
                     while let Some(frame) = self.port.mix() {
-                        self.to_service.push(frame.pcm(), &mut samples);
+                        let t = frame.track().index();
+                        self.to_service[t].push(frame.pcm(), &mut samples[t]);
                     }
                     let mut alive = true;
-                    let whole = samples.len() - samples.len() % stream_frame;
-                    for piece in samples[..whole].chunks_exact(stream_frame) {
-                        format.encode(piece, &mut bytes);
-                        chunk += 1;
-                        let msg = Outgoing::Media {
-                            sequence_number: next(&mut seq),
-                            stream_id: stream_id.clone(),
-                            media: MediaBody {
-                                track: "inbound".into(),
-                                timestamp: epoch_ms(),
-                                chunk,
-                                payload: base64::engine::general_purpose::STANDARD.encode(&bytes),
-                            },
-                            extra_headers: extra.clone(),
-                        };
-                        alive &= send(&outbox, msg, "media");
+                    for track in [Track::Inbound, Track::Outbound] {
+                        let t = track.index();
+                        let whole = samples[t].len() - samples[t].len() % stream_frame;
+                        for piece in samples[t][..whole].chunks_exact(stream_frame) {
+                            format.encode(piece, &mut bytes);
+                            chunks[t] += 1;
+                            let msg = Outgoing::Media {
+                                sequence_number: next(&mut seq),
+                                stream_id: stream_id.clone(),
+                                media: MediaBody {
+                                    track: track.as_str().into(),
+                                    timestamp: epoch_ms(),
+                                    chunk: chunks[t],
+                                    payload: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                                },
+                                extra_headers: extra.clone(),
+                            };
+                            alive &= send(&outbox, msg, "media");
+                        }
+                        samples[t].drain(..whole);
                     }
-                    samples.drain(..whole);
                     self.playback.feed(&mut self.port);
                     let played = self.port.last_played();
                     while self.playback.checkpoints.front().is_some_and(|(_, at)| *at <= played) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_events::CallParams;
-use huddle_media::session::MediaSession;
+use huddle_media::session::{AudioFrame, MediaHandle, MediaSession};
 use huddle_roomport::CallUuid;
 use huddle_sdp::{LocalMedia, PCMA, PCMU};
 use huddle_sip::address::OutboundCall;
@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::call_status::{CallStatusCallback, CallStatusReporter, Unanswered};
 use crate::calls::{CallInfo, DialOutcome};
 use crate::executor::{AfterAnswer, Ending, FirstDocument, XmlCall};
+use crate::input::{DtmfPlayer, DIGIT_MS};
 use crate::leg::LegEvent;
 use crate::manager::CallContext;
 use crate::media_setup;
@@ -176,9 +177,10 @@ enum Rang {
     Lost,
 }
 
-/// The media side of a leg being dialled: its sockets and the offer made from them.
+/// The media side of a leg being dialled: its sockets (taken when its media starts) and the
+/// offer made from them.
 struct Prepared {
-    session: MediaSession,
+    session: Option<MediaSession>,
     local: LocalMedia,
     port: u16,
     offer: Bytes,
@@ -201,7 +203,7 @@ pub async fn dial_participant(
     let local = LocalMedia::new(ctx.media.local_ip, port, u64::from(port), 1);
     let offer = Bytes::from(huddle_sdp::build_offer(&local, &[PCMU, PCMA], true));
     let prepared = Prepared {
-        session,
+        session: Some(session),
         local,
         port,
         offer,
@@ -231,7 +233,7 @@ async fn dialled_leg(
     ctx: Arc<CallContext>,
     request: DialRequest,
     uuid: CallUuid,
-    prepared: Prepared,
+    mut prepared: Prepared,
     leg: Option<LegId>,
 ) {
     let mut reporter = CallStatusReporter::new(
@@ -278,7 +280,17 @@ async fn dialled_leg(
         leg = leg.0,
         "dialling a participant"
     );
-    let rang = ring(&request, outcome, &mut events, &mut reporter).await;
+    let mut early = None;
+    let rang = ring(
+        &ctx,
+        &request,
+        outcome,
+        &mut events,
+        &mut reporter,
+        &mut prepared,
+        &mut early,
+    )
+    .await;
     let answer = match rang {
         Rang::Outcome(DialOutcome::Answered(_)) if !request.race.claim(&uuid) => {
             tracing::info!("answered after another destination: lost race (9000)");
@@ -319,11 +331,14 @@ async fn dialled_leg(
             &uuid,
             leg,
             prepared,
+            early,
             &sdp,
             events,
             &mut reporter,
         )
         .await;
+    } else if let Some(early) = early {
+        early.handle.stop().await;
     }
     ctx.calls.remove(&uuid);
     ctx.calls.forget_outbound(leg);
@@ -335,37 +350,132 @@ fn unanswered(race: &DialRace, reporter: &mut CallStatusReporter, how: Unanswere
     race.unanswered(how.status());
 }
 
+/// The dialled leg's rate (G.711) and its 20 ms frame.
+const EARLY_RATE: u32 = 8000;
+const EARLY_FRAME: usize = (EARLY_RATE / 50) as usize;
+
+/// `send_digits` going out on the callee's early media (`send_on_preanswer`): the leg's media
+/// runs from the 183's SDP, paced here with silence so that the RFC 4733 events have ticks to
+/// ride on.
+struct EarlyDigits {
+    handle: MediaHandle,
+    player: DtmfPlayer,
+    ticker: tokio::time::Interval,
+    /// Digits or pauses are left.
+    more: bool,
+}
+
+impl EarlyDigits {
+    /// Starts the leg's media toward the early SDP `sdp`; None (logged) when it is unusable.
+    fn start(
+        ctx: &CallContext,
+        prepared: &mut Prepared,
+        sdp: &[u8],
+        digits: &str,
+    ) -> Option<EarlyDigits> {
+        let negotiated = match huddle_sdp::parse_answer(sdp, &[PCMU, PCMA], &prepared.local) {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::info!(%error, "unusable early-media SDP: the digits wait for the answer");
+                return None;
+            }
+        };
+        let session = prepared.session.take()?;
+        let handle = session
+            .start(media_setup::answered_params(&ctx.media, &negotiated))
+            .ok()?;
+        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tracing::info!(%digits, "sending digits on the callee's early media (send_on_preanswer)");
+        Some(EarlyDigits {
+            handle,
+            player: DtmfPlayer::new(digits),
+            ticker,
+            more: true,
+        })
+    }
+
+    /// One 20 ms step: a frame of silence, and the digit due now.
+    fn step(&mut self) {
+        self.handle
+            .send_frame(AudioFrame::silence(EARLY_FRAME, EARLY_RATE));
+        let (digit, more) = self.player.step();
+        if let Some(digit) = digit {
+            self.handle.send_dtmf(digit, DIGIT_MS);
+        }
+        self.more = more;
+    }
+}
+
+/// Resolves at the next early tick while digits are left; never without any.
+async fn early_tick(early: &mut Option<EarlyDigits>) {
+    match early.as_mut() {
+        Some(e) if e.more => {
+            e.ticker.tick().await;
+        }
+        _ => std::future::pending().await,
+    }
+}
+
 /// Waits for the INVITE's outcome, the ring timeout or another destination's answer; the
-/// first 18x is reported as ringing.
+/// first 18x is reported as ringing. With `send_on_preanswer`, the first 18x with SDP starts
+/// the media and the digits (`early`).
 async fn ring(
+    ctx: &CallContext,
     request: &DialRequest,
     mut outcome: oneshot::Receiver<DialOutcome>,
     events: &mut mpsc::UnboundedReceiver<LegEvent>,
     reporter: &mut CallStatusReporter,
+    prepared: &mut Prepared,
+    early: &mut Option<EarlyDigits>,
 ) -> Rang {
     let deadline = tokio::time::sleep(request.ring_timeout);
     tokio::pin!(deadline);
+    let early_digits = request
+        .after_answer
+        .send_digits
+        .as_deref()
+        .filter(|_| request.after_answer.send_on_preanswer);
     loop {
-        tokio::select! {
-            result = &mut outcome => return match result {
-                Ok(outcome) => Rang::Outcome(outcome),
-                Err(_) => Rang::Gone,
-            },
+        let wake = tokio::select! {
+            result = &mut outcome => RingWake::Outcome(result.ok()),
             () = &mut deadline => return Rang::Timeout,
             () = request.race.lost() => return Rang::Lost,
-            event = events.recv() => match event {
-                Some(LegEvent::Progress(status)) => {
-                    tracing::debug!(status, "the dialled participant's phone rings");
-                    reporter.ringing();
+            () = early_tick(early) => RingWake::EarlyTick,
+            event = events.recv() => RingWake::Event(event),
+        };
+        match wake {
+            RingWake::Outcome(Some(outcome)) => return Rang::Outcome(outcome),
+            RingWake::Outcome(None) | RingWake::Event(None) => return Rang::Gone,
+            RingWake::EarlyTick => {
+                if let Some(e) = early.as_mut() {
+                    e.step();
                 }
-                Some(other) => tracing::debug!(?other, "leg event while ringing"),
-                None => return Rang::Gone,
-            },
+            }
+            RingWake::Event(Some(LegEvent::Progress(status, sdp))) => {
+                tracing::debug!(status, "the dialled participant's phone rings");
+                reporter.ringing();
+                if let Some(digits) = early_digits.filter(|_| early.is_none() && !sdp.is_empty()) {
+                    *early = EarlyDigits::start(ctx, prepared, &sdp, digits);
+                }
+            }
+            RingWake::Event(Some(other)) => tracing::debug!(?other, "leg event while ringing"),
         }
     }
 }
 
-/// The answered leg: media started, then the digits or confirm key, then its document.
+/// What woke the ringing loop.
+enum RingWake {
+    /// The INVITE's outcome (None: the SIP side dropped it).
+    Outcome(Option<DialOutcome>),
+    /// Time for the next early digit step.
+    EarlyTick,
+    /// A leg event (None: the channel closed).
+    Event(Option<LegEvent>),
+}
+
+/// The answered leg: media started (or, after early digits, moved to the answer's address),
+/// then the digits or confirm key, then its document.
 #[allow(clippy::too_many_arguments)]
 async fn run_answered(
     ctx: &Arc<CallContext>,
@@ -373,6 +483,7 @@ async fn run_answered(
     uuid: &CallUuid,
     leg: LegId,
     prepared: Prepared,
+    early: Option<EarlyDigits>,
     sdp: &[u8],
     events: mpsc::UnboundedReceiver<LegEvent>,
     reporter: &mut CallStatusReporter,
@@ -383,11 +494,31 @@ async fn run_answered(
             tracing::warn!(%error, "unusable SDP answer: hanging up");
             ctx.sip.hangup(leg);
             unanswered(&request.race, reporter, Unanswered::Failed);
+            if let Some(early) = early {
+                early.handle.stop().await;
+            }
             return;
         }
     };
-    let params = media_setup::answered_params(&ctx.media, &negotiated);
-    let Ok(handle) = prepared.session.start(params) else {
+    let mut after_answer = request.after_answer;
+    let mut digits_left = None;
+    let handle = match (early, prepared.session) {
+        (Some(early), _) => {
+            // The digits started on early media: the answer does not send them again.
+            after_answer.send_digits = None;
+            early.handle.update(
+                negotiated.remote_rtp,
+                media_setup::direction(negotiated.remote_direction),
+            );
+            digits_left = early.more.then_some(early.player);
+            Some(early.handle)
+        }
+        (None, Some(session)) => session
+            .start(media_setup::answered_params(&ctx.media, &negotiated))
+            .ok(),
+        (None, None) => None,
+    };
+    let Some(handle) = handle else {
         // Plain RTP toward the trunk: there are no keys to refuse.
         ctx.sip.hangup(leg);
         unanswered(&request.race, reporter, Unanswered::Failed);
@@ -400,10 +531,12 @@ async fn run_answered(
         to: request.call.to.as_str().to_string(),
         direction: "outbound",
     };
-    let ending = XmlCall::answered(ctx.clone(), leg, call_params, events, handle, prepared.port)
-        .after_answer(request.after_answer)
-        .run(FirstDocument::Inline(request.document))
-        .await;
+    let mut call = XmlCall::answered(ctx.clone(), leg, call_params, events, handle, prepared.port)
+        .after_answer(after_answer);
+    if let Some(player) = digits_left {
+        call = call.early_digits_left(player);
+    }
+    let ending = call.run(FirstDocument::Inline(request.document)).await;
     match ending {
         Ending::Remote(_) => reporter.completed("Normal Hangup", 4000, "Callee"),
         Ending::Local { cause, .. } => reporter.completed(cause.name(), cause.code(), "Plivo"),

@@ -37,6 +37,7 @@ pub use after_answer::{valid_digits, AfterAnswer, ConfirmKey, CONFIRM_TIMEOUT};
 
 mod ivr;
 mod stream;
+mod taps;
 
 /// Where the first document comes from.
 pub enum FirstDocument {
@@ -138,6 +139,9 @@ pub struct XmlCall {
     async_dtmf: Option<DtmfPlayer>,
     /// A `<Stream>` running beside the verbs (stopped when dropped).
     stream: Option<stream::CallStream>,
+    /// What listens to the call's audio beside the verbs (the stream's audio, a session
+    /// recording), shared with a room's tick while the call is a member.
+    taps: taps::SharedTaps,
 }
 
 /// Audio rate of today's codecs (G.711).
@@ -171,6 +175,7 @@ impl XmlCall {
             dtmf_tap: None,
             async_dtmf: None,
             stream: None,
+            taps: Default::default(),
         }
     }
 
@@ -210,6 +215,7 @@ impl XmlCall {
             dtmf_tap: None,
             async_dtmf: None,
             stream: None,
+            taps: Default::default(),
         }
     }
 
@@ -243,8 +249,9 @@ impl XmlCall {
                 }
             }
         }
-        // The call is over: so is its stream.
-        self.stream = None;
+        // The call is over: so are its stream and its session recording (whose file closes).
+        self.stop_stream();
+        self.end_session_recording();
         if let Some(media) = self.media.take() {
             let stats = media.handle.stop().await;
             tracing::info!(?stats, "media finished");
@@ -473,9 +480,14 @@ impl XmlCall {
             tracing::warn!(mpc = %mpc.name, "the call's media is gone: cannot join");
             return Err(Ending::local(HangupCause::MediaFailure));
         };
-        let joined = self
-            .pump_until(rooms.join(request, Box::new(audio)))
-            .await?;
+        // A stream or session recording keeps listening while the call is in the room: the
+        // room's tick feeds them through the wrapped loan.
+        let audio: Box<dyn huddle_roomport::TickAudio> = if taps::lock(&self.taps).active() {
+            Box::new(taps::TappedAudio::new(audio, self.taps.clone()))
+        } else {
+            Box::new(audio)
+        };
+        let joined = self.pump_until(rooms.join(request, audio)).await?;
         self.answer().await?;
         let membership = match joined {
             Ok(m) => m,
@@ -815,8 +827,11 @@ impl XmlCall {
                     if !source.fill(&mut m.frame.samples[..FRAME]) {
                         return Ok(Pumped::SourceDone);
                     }
-                    if let Some(stream) = self.stream.as_mut() {
-                        stream.outbound(&mut m.frame.samples[..FRAME]);
+                    {
+                        let mut taps = taps::lock(&self.taps);
+                        if taps.active() {
+                            taps.outbound(&mut m.frame.samples[..FRAME]);
+                        }
                     }
                     m.handle.send_frame(m.frame.clone());
                     if let Some((digit, duration_ms)) = source.take_dtmf() {
@@ -826,8 +841,11 @@ impl XmlCall {
                 // Outside a room caller audio goes to the ears, if any; in a room it goes there
                 // directly.
                 Wake::Media(Some(MediaItem::Frame(frame))) => {
-                    if let Some(stream) = self.stream.as_mut() {
-                        stream.inbound(frame.pcm());
+                    {
+                        let mut taps = taps::lock(&self.taps);
+                        if taps.active() {
+                            taps.inbound(frame.pcm());
+                        }
                     }
                     if let Some(ears) = ears.as_deref_mut() {
                         if ears.frame(frame.pcm()) {
@@ -864,7 +882,7 @@ impl XmlCall {
                 Wake::Leg(Some(LegEvent::Ended(reason))) => return Err(Ending::Remote(reason)),
                 Wake::Leg(Some(LegEvent::ReInvite(offer))) => self.reinvite(&offer),
                 Wake::Leg(Some(LegEvent::Established)) => tracing::debug!("call established"),
-                Wake::Leg(Some(LegEvent::Progress(_))) => {}
+                Wake::Leg(Some(LegEvent::Progress(..))) => {}
                 Wake::Leg(Some(LegEvent::Transfer(xml))) => {
                     match parse(xml.as_bytes(), "transfer", HangupCause::InvalidAnswerXml) {
                         Ok(document) => {

@@ -31,8 +31,9 @@ pub enum LegEvent {
     Ended(EndReason),
     /// Drop the current verb and run this document (the API moved the call).
     Transfer(String),
-    /// A provisional response (180, 183) to the INVITE of a leg we dialled.
-    Progress(u16),
+    /// A provisional response (180, 183) to the INVITE of a leg we dialled, with its
+    /// early-media SDP (empty when it has none).
+    Progress(u16, Bytes),
 }
 
 /// Runs one leg to completion.
@@ -168,7 +169,7 @@ async fn run_echo(
                 }
                 Some(LegEvent::Established) => tracing::debug!("call established"),
                 Some(LegEvent::Transfer(_)) => tracing::info!("an echo call cannot be moved: ignored"),
-                Some(LegEvent::Progress(_)) => {}
+                Some(LegEvent::Progress(..)) => {}
                 None => break true,
             },
             _ = &mut deadline => {

@@ -10,6 +10,7 @@ pub mod leg;
 pub mod manager;
 pub mod media_setup;
 pub mod playback;
+pub mod record_journal;
 pub mod router;
 
 pub use call_status::CallStatusCallback;
@@ -23,4 +24,5 @@ pub use huddle_roomport::{
     MemberOutput, Membership, RoomExit, Rooms, TickAudio,
 };
 pub use manager::{run, CallContext, MediaSettings, RecordingFiles};
+pub use record_journal::{CallRecording, RecordJournal};
 pub use router::{RouteAction, RouteMatch, RouteRule, Router};

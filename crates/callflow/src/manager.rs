@@ -57,6 +57,8 @@ pub struct CallContext {
     pub webhooks: Option<huddle_events::Webhooks>,
     /// Where `<Record>` writes its files.
     pub recordings: RecordingFiles,
+    /// Where `<Record>` files are journaled for a restart after a crash (None: they are not).
+    pub record_journal: Option<Arc<dyn crate::record_journal::RecordJournal>>,
 }
 
 /// Where `<Record>` writes its files (`storage.recordings`, shared with MPC recordings) and
@@ -138,8 +140,9 @@ fn dispatch(
                 metrics::counter!("huddle_calls_cancelled_total").increment(1);
             }
         }
-        EndpointEvent::OutboundProgress { leg, status, .. } => {
-            ctx.calls.outbound_event(leg, LegEvent::Progress(status));
+        EndpointEvent::OutboundProgress { leg, status, sdp } => {
+            ctx.calls
+                .outbound_event(leg, LegEvent::Progress(status, sdp));
         }
         EndpointEvent::OutboundAnswered { leg, sdp } => {
             ctx.calls.outbound_outcome(leg, DialOutcome::Answered(sdp));

@@ -263,7 +263,7 @@ pub fn params(settings: &MediaSettings, n: &Negotiated, latching: LatchPolicy) -
     }
 }
 
-fn direction(d: huddle_sdp::Direction) -> Direction {
+pub(crate) fn direction(d: huddle_sdp::Direction) -> Direction {
     match d {
         huddle_sdp::Direction::SendRecv => Direction::SendRecv,
         huddle_sdp::Direction::SendOnly => Direction::SendOnly,

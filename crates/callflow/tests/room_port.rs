@@ -141,6 +141,7 @@ async fn start(rooms: LoopbackRoom, xml: String) -> (SocketAddr, watch::Sender<b
         },
         ai_streams: huddle_aistream::StreamDeps::new(http.clone(), "MATEST".into()),
         webhooks: None,
+        record_journal: None,
     });
     tokio::spawn(huddle_callflow::run(ctx, events));
     (addr, hangup_tx)

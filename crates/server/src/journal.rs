@@ -4,12 +4,16 @@
 
 use std::time::SystemTime;
 
+use huddle_callflow::{CallRecording, RecordJournal};
+use huddle_events::CallParams;
 use huddle_record::Format;
 use huddle_room::snapshot::{MpcSnapshot, ParticipantSnapshot};
 use huddle_room::state::Status;
 use huddle_room::{LiveMpc, LiveRecording, MpcJournal, TerminationCause};
 use huddle_roomport::MemberId;
-use huddle_store::mpcs::{CallbackTarget, MemberRecord, MpcRecord, RecordingRecord};
+use huddle_store::mpcs::{
+    CallRecordingRecord, CallbackTarget, MemberRecord, MpcRecord, RecordingRecord,
+};
 use huddle_store::Store;
 use huddle_xml::{Role, StatusEvent, UrlWithMethod};
 
@@ -33,6 +37,17 @@ impl MpcJournal for StoreJournal {
 
     fn recording_started(&self, recording: LiveRecording) {
         self.store.recording_started(recording_record(&recording));
+    }
+}
+
+impl RecordJournal for StoreJournal {
+    fn started(&self, recording: &CallRecording) {
+        self.store
+            .recording_started(call_recording_record(recording));
+    }
+
+    fn finished(&self, id: &str) {
+        self.store.recording_finished(id);
     }
 }
 
@@ -190,6 +205,68 @@ fn recording_record(r: &LiveRecording) -> RecordingRecord {
         format: r.format.extension().to_string(),
         started: r.started,
         callback: target(&r.callback),
+        call: None,
+    }
+}
+
+/// The journal entry of a `<Record>` file: no MPC, its call instead.
+fn call_recording_record(r: &CallRecording) -> RecordingRecord {
+    RecordingRecord {
+        id: r.id.clone(),
+        mpc_uuid: String::new(),
+        mpc_name: String::new(),
+        path: r.path.clone(),
+        format: r.format.extension().to_string(),
+        started: r.started,
+        callback: target(&r.callback),
+        call: Some(CallRecordingRecord {
+            call_uuid: r.call.call_uuid.clone(),
+            from: r.call.from.clone(),
+            to: r.call.to.clone(),
+            direction: r.call.direction.to_string(),
+            url: r.url.clone(),
+        }),
+    }
+}
+
+/// A journaled `<Record>` file; None for an MPC's recording, or (logged) a record this
+/// version cannot read.
+pub(crate) fn call_recording_of(r: &RecordingRecord) -> Option<CallRecording> {
+    let call = r.call.as_ref()?;
+    let Some(format) = format_of(&r.format) else {
+        tracing::warn!(recording = %r.id, format = %r.format, "stored recording skipped: unknown format");
+        return None;
+    };
+    // The direction is one of two words; anything else is a damaged record.
+    let direction = match call.direction.as_str() {
+        "inbound" => "inbound",
+        "outbound" => "outbound",
+        other => {
+            tracing::warn!(recording = %r.id, direction = other, "stored recording skipped: unknown direction");
+            return None;
+        }
+    };
+    Some(CallRecording {
+        id: r.id.clone(),
+        path: r.path.clone(),
+        format,
+        url: call.url.clone(),
+        started: r.started,
+        callback: url_with_method(&r.callback),
+        call: CallParams {
+            call_uuid: call.call_uuid.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            direction,
+        },
+    })
+}
+
+fn format_of(text: &str) -> Option<Format> {
+    match text {
+        "wav" => Some(Format::Wav),
+        "mp3" => Some(Format::Mp3),
+        _ => None,
     }
 }
 

@@ -164,7 +164,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.http.auth_id
         ),
     };
-    let ended_mpcs = recovery::recover(opened.mpcs, &mut numbering, &store, &recordings).await;
+    let ended_mpcs =
+        recovery::recover(opened.mpcs, &mut numbering, &webhooks, &store, &recordings).await;
     tokio::spawn(status_callbacks::deliver(events_rx, numbering));
     let rooms = huddle_room::RoomRegistry::new(
         http.clone(),
@@ -203,6 +204,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             dir: recordings.dir.clone(),
             url_base: recordings.url_base.clone(),
         },
+        record_journal: Some(Arc::new(journal::StoreJournal {
+            store: store.clone(),
+        })),
     });
     tokio::spawn(huddle_callflow::run(ctx.clone(), sip_events));
 

@@ -1,6 +1,7 @@
 //! Start-up after a crash: every MPC the last run left live is ended as its room would have
 //! ended it, with the cause `Server Restarted` (5100), and every recording it left unfinished
-//! is repaired on disk and reported with the duration of the data it holds.
+//! (an MPC's, or a `<Record>` file) is repaired on disk and reported with the duration of the
+//! data it holds.
 
 use std::time::SystemTime;
 
@@ -10,15 +11,22 @@ use huddle_room::{LiveRecording, TerminationCause};
 use huddle_store::mpcs::Found;
 use huddle_store::Store;
 
-use crate::journal::{last_seen, live_of, mpc_record, recording_of, snapshot_of};
+use huddle_callflow::CallRecording;
+use huddle_events::{Webhook, Webhooks};
+
+use crate::journal::{
+    call_recording_of, last_seen, live_of, mpc_record, recording_of, snapshot_of,
+};
 use crate::status_callbacks::Numbering;
 
 /// Ends what `found` (read from the store at start-up) says the last run left live, through
-/// `numbering` (the normal, durable callback path, numbers continued). Returns the ended MPCs
-/// for the API: the history the store kept, oldest first, then the ones ended now.
+/// `numbering` (the normal, durable callback path, numbers continued); `<Record>` files'
+/// callbackUrl reports go through `webhooks`. Returns the ended MPCs for the API: the history
+/// the store kept, oldest first, then the ones ended now.
 pub(crate) async fn recover(
     found: Found,
     numbering: &mut Numbering,
+    webhooks: &Webhooks,
     store: &Store,
     place: &RecordingPlace,
 ) -> Vec<MpcSnapshot> {
@@ -34,6 +42,13 @@ pub(crate) async fn recover(
     // The files' last writes tell when the process died, to the second.
     let mut unfinished = Vec::new();
     for record in &recordings {
+        if record.call.is_some() {
+            match call_recording_of(record) {
+                Some(recording) => finish_call_recording(recording, webhooks, store).await,
+                None => store.recording_finished(&record.id),
+            }
+            continue;
+        }
         let Some(recording) = recording_of(record) else {
             continue;
         };
@@ -91,6 +106,63 @@ pub(crate) async fn recover(
         numbering.queue(event);
     }
     ended
+}
+
+/// Repairs a `<Record>` file the last run did not finish and sends its callbackUrl the
+/// report the call would have sent (`CallStatus=completed`: the call died with the process),
+/// then strikes it off the journal: after the report is queued, so a crash in between repeats
+/// the report rather than losing it.
+async fn finish_call_recording(recording: CallRecording, webhooks: &Webhooks, store: &Store) {
+    let path = recording.path.clone();
+    let modified = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || std::fs::metadata(path).and_then(|m| m.modified()).ok())
+            .await
+            .ok()
+            .flatten()
+    };
+    let format = recording.format;
+    let result = tokio::task::spawn_blocking(move || huddle_record::recover(&path, format))
+        .await
+        .unwrap_or_else(|e| {
+            Err(huddle_record::RecordError::Io {
+                path: recording.path.clone(),
+                detail: e.to_string(),
+            })
+        });
+    let outcome = if result.is_ok() {
+        "completed"
+    } else {
+        "failed"
+    };
+    metrics::counter!("huddle_recordings_recovered_total", "result" => outcome).increment(1);
+    match &result {
+        Ok(finished) => {
+            tracing::warn!(
+                recording = %recording.id,
+                call_uuid = %recording.call.call_uuid,
+                seconds = finished.seconds(),
+                "<Record> file left unfinished by the last run: file repaired"
+            );
+            if let Some(callback) = &recording.callback {
+                let ended = modified.unwrap_or(recording.started).max(recording.started);
+                webhooks.send(
+                    &recording.call.call_uuid,
+                    Webhook {
+                        url: callback.url.clone(),
+                        method: callback.method,
+                        params: recording.callback_params("completed", finished, ended),
+                    },
+                );
+            }
+        }
+        Err(error) => tracing::error!(
+            recording = %recording.id,
+            %error,
+            "<Record> file left unfinished by the last run cannot be repaired"
+        ),
+    }
+    store.recording_finished(&recording.id);
 }
 
 /// Repairs one recording's file and builds its report.

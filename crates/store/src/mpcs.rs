@@ -103,8 +103,27 @@ pub struct RecordingRecord {
     pub format: String,
     /// When it started.
     pub started: SystemTime,
-    /// recordingCallbackUrl and its method.
+    /// recordingCallbackUrl (a `<Record>` file's callbackUrl) and its method.
     pub callback: Option<CallbackTarget>,
+    /// For a `<Record>` file rather than an MPC's recording (whose MPC fields are then empty):
+    /// the recorded call. Absent from records of earlier versions, which are all MPCs'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRecordingRecord>,
+}
+
+/// The call a `<Record>` file belongs to, and the URL it is served at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecordingRecord {
+    /// CallUUID.
+    pub call_uuid: String,
+    /// From.
+    pub from: String,
+    /// To.
+    pub to: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// RecordUrl.
+    pub url: String,
 }
 
 /// What the last run left: the MPCs it did not end, the recordings it did not finish, their
@@ -403,6 +422,31 @@ mod tests {
         }
     }
 
+    /// A `<Record>` file's entry: no MPC, a call.
+    fn call_recording(id: &str) -> RecordingRecord {
+        RecordingRecord {
+            mpc_uuid: String::new(),
+            mpc_name: String::new(),
+            call: Some(CallRecordingRecord {
+                call_uuid: "call-1".into(),
+                from: "100".into(),
+                to: "200".into(),
+                direction: "inbound".into(),
+                url: format!("http://127.0.0.1/v1/Account/A/Recording/{id}.wav"),
+            }),
+            ..recording(id, "")
+        }
+    }
+
+    #[test]
+    fn recordings_of_earlier_versions_read_as_mpc_recordings() {
+        let old = r#"{"id":"r","mpc_uuid":"m","mpc_name":"n","path":"/r.wav","format":"wav","started":{"secs_since_epoch":1,"nanos_since_epoch":0},"callback":null}"#;
+        let read: RecordingRecord = serde_json::from_str(old).expect("an old record reads");
+        assert_eq!(read.call, None);
+        let written = serde_json::to_string(&read).unwrap();
+        assert!(!written.contains("\"call\""), "{written}");
+    }
+
     fn recording(id: &str, mpc_uuid: &str) -> RecordingRecord {
         RecordingRecord {
             id: id.into(),
@@ -415,6 +459,7 @@ mod tests {
                 url: "http://127.0.0.1:9/rec".into(),
                 method: HttpMethod::Post,
             }),
+            call: None,
         }
     }
 
@@ -449,6 +494,7 @@ mod tests {
             store.mpc_live(mpc("b", false));
             store.recording_started(recording("rec-1", "a"));
             store.recording_started(recording("rec-2", "b"));
+            store.recording_started(call_recording("rec-3"));
             store.mpc_sequence("a", 3);
             store.mpc_sequence("a", 7);
             store.mpc_sequence("b", 2);
@@ -463,7 +509,11 @@ mod tests {
         assert_eq!(found.live, vec![a, mpc("b", false)]);
         assert_eq!(
             found.recordings,
-            vec![recording("rec-1", "a"), recording("rec-2", "b")]
+            vec![
+                recording("rec-1", "a"),
+                recording("rec-2", "b"),
+                call_recording("rec-3")
+            ]
         );
         let mut sequences = found.sequences.clone();
         sequences.sort();

@@ -897,7 +897,7 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
     }
 
     /// Answers an INVITE received from the server with `status` (a To tag added); a 2xx
-    /// carries `sdp` and our Contact.
+    /// carries `sdp` and our Contact, and so does an 18x given an `sdp` (early media).
     pub async fn answer_invite(&mut self, req: &Msg, status: u16, reason: &str, sdp: &str) {
         let mut text = format!("SIP/2.0 {status} {reason}\r\n");
         for name in ["Via", "From", "Call-ID", "CSeq"] {
@@ -909,7 +909,8 @@ From: <sip:tester@{local}>;tag={tag}\r\nTo: <sip:x@{srv}>;tag={rt}\r\nCall-ID: {
         }
         let to = req.header("To").unwrap_or_default();
         text.push_str(&format!("To: {to};tag={}\r\n", self.tag));
-        if (200..300).contains(&status) {
+        let early = (180..200).contains(&status) && !sdp.is_empty();
+        if (200..300).contains(&status) || early {
             text.push_str(&format!(
                 "Contact: <sip:trunk@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
                 self.local,

@@ -284,7 +284,8 @@ pub(crate) fn dtmf(element: &Element, diag: &mut Diagnostics) -> Dtmf {
 }
 
 /// Every attribute `<Record>` understands. The transcription ones are checked and have no
-/// effect: this server does not transcribe.
+/// effect: this server does not transcribe. `startOnDialAnswer="true"` is refused (no `<Dial>`
+/// here).
 const RECORD_ATTRIBUTES: &[&str] = &[
     "action",
     "method",
@@ -325,22 +326,22 @@ pub(crate) fn record(element: &Element, diag: &mut Diagnostics) -> Record {
             .get("finishOnKey", diag, record_keys)
             .unwrap_or(d.finish_on_key),
         callback: a.url_with_method("callbackUrl", "callbackMethod", HttpMethod::Post, diag),
+        record_session: a.boolean("recordSession", false, diag),
     };
-    // Background recordings of the whole session are not run by this server: refusing them
-    // is clearer than recording something else than asked.
-    for name in ["recordSession", "startOnDialAnswer"] {
-        if a.boolean(name, false, diag) {
-            diag.error(
-                Problem::at(
-                    a.offset(name).unwrap_or(element.offset),
-                    format!("{name}=\"true\" is not supported: <Record> records the caller in the foreground only"),
-                )
-                .element(&element.name)
-                .attribute(name)
-                .value("true")
-                .allowed(Some("false".to_string())),
-            );
-        }
+    // huddle runs no <Dial>, so there is no dialled answer to start on: refusing the attribute
+    // is clearer than recording something else than asked (recordSession records the whole
+    // call, an MPC's record its room).
+    if a.boolean("startOnDialAnswer", false, diag) {
+        diag.error(
+            Problem::at(
+                a.offset("startOnDialAnswer").unwrap_or(element.offset),
+                "startOnDialAnswer=\"true\" is not supported: it starts on the answer of a <Dial>, which this server does not run; use recordSession=\"true\" to record the whole call, or the MultiPartyCall's record",
+            )
+            .element(&element.name)
+            .attribute("startOnDialAnswer")
+            .value("true")
+            .allowed(Some("false".to_string())),
+        );
     }
     a.get("transcriptionType", diag, |v| {
         if v.eq_ignore_ascii_case("auto") || v.eq_ignore_ascii_case("hybrid") {

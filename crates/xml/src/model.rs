@@ -502,6 +502,9 @@ pub struct Record {
     pub finish_on_key: String,
     /// Notified when the file is complete (method default POST).
     pub callback: Option<UrlWithMethod>,
+    /// `recordSession`: record the whole call (what the caller says and hears) in the
+    /// background until it hangs up, while the next verbs run; default false.
+    pub record_session: bool,
 }
 
 impl Default for Record {
@@ -516,6 +519,7 @@ impl Default for Record {
             play_beep: true,
             finish_on_key: "1234567890*#".to_string(),
             callback: None,
+            record_session: false,
         }
     }
 }
@@ -601,9 +605,9 @@ impl Conference {
 pub enum AudioTrack {
     /// What the caller says (default).
     Inbound,
-    /// What huddle plays to the caller.
+    /// What the caller hears (what huddle plays, or the room's mix while in an MPC).
     Outbound,
-    /// Both, summed.
+    /// Both, as two tracks.
     Both,
 }
 

@@ -122,6 +122,9 @@ fn render_verb(out: &mut String, verb: &Verb) {
                 },
             );
             e.url("callbackUrl", "callbackMethod", &r.callback);
+            if r.record_session {
+                e.attr("recordSession", true);
+            }
             e.empty();
         }
         Verb::Conference(c) => {

@@ -287,19 +287,24 @@ fn record_verb() {
         panic!()
     };
     assert_eq!(r.finish_on_key, "");
+    assert!(!r.record_session);
+    let Verb::Record(r) = only_verb(&doc(r#"<Record recordSession="true"/>"#)) else {
+        panic!()
+    };
+    assert!(r.record_session);
 
     check_err(&[
-        (
-            r#"<Record recordSession="true"/>"#,
-            "Record",
-            Some("recordSession"),
-            "not supported",
-        ),
         (
             r#"<Record startOnDialAnswer="true"/>"#,
             "Record",
             Some("startOnDialAnswer"),
-            "not supported",
+            "<Dial>, which this server does not run",
+        ),
+        (
+            r#"<Record recordSession="yes"/>"#,
+            "Record",
+            Some("recordSession"),
+            "true",
         ),
         (
             r#"<Record fileFormat="ogg"/>"#,
@@ -471,6 +476,11 @@ fn every_new_verb_round_trips() {
                     url: "http://a/cb".into(),
                     method: HttpMethod::Get,
                 }),
+                ..Record::default()
+            })),
+            Verb::Record(Box::new(Record {
+                record_session: true,
+                file_format: RecordFormat::Wav,
                 ..Record::default()
             })),
             Verb::Conference(Box::new(conference)),

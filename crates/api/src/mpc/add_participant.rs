@@ -278,7 +278,8 @@ fn call_status_callback(body: &Body) -> Result<Option<CallStatusCallback>, ApiEr
     Ok(url(body, "call_status_callback_url")?.map(|url| CallStatusCallback { url, method }))
 }
 
-/// `send_digits` and `confirm_key` with `confirm_key_sound_url` (+ `_method`, GET).
+/// `send_digits` (with `send_on_preanswer`) and `confirm_key` with `confirm_key_sound_url`
+/// (+ `_method`, GET).
 fn after_answer(body: &Body) -> Result<AfterAnswer, ApiError> {
     let send_digits = match body.string("send_digits")? {
         Some(d) if d.is_empty() => None,
@@ -313,8 +314,10 @@ fn after_answer(body: &Body) -> Result<AfterAnswer, ApiError> {
         }
         None => None,
     };
+    let send_on_preanswer = body.bool("send_on_preanswer")?.unwrap_or(false);
     Ok(AfterAnswer {
         send_digits,
+        send_on_preanswer,
         confirm,
     })
 }

@@ -26,6 +26,10 @@ const GAP_FRAMES: u32 = 5;
 pub struct AfterAnswer {
     /// `send_digits`: digits, with `w` (0.5 s) and `W` (1 s) pauses, sent after the answer.
     pub send_digits: Option<String>,
+    /// `send_on_preanswer`: the digits go out on the callee's early media (a 183 with SDP),
+    /// before the answer, as Plivo sends them then. A callee that answers without early media
+    /// gets them after the answer, as without this flag.
+    pub send_on_preanswer: bool,
     /// `confirm_key` with its sound.
     pub confirm: Option<ConfirmKey>,
 }
@@ -110,6 +114,13 @@ impl XmlCall {
     /// Sets what the leg does once answered, before its document.
     pub fn after_answer(mut self, after: AfterAnswer) -> Self {
         self.after_answer = Some(after);
+        self
+    }
+
+    /// Digits that started on the callee's early media and are not all out yet: the rest go
+    /// out on the answered call's tick while its first verbs run.
+    pub(crate) fn early_digits_left(mut self, player: crate::input::DtmfPlayer) -> Self {
+        self.async_dtmf = Some(player);
         self
     }
 

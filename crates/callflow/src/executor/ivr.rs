@@ -5,12 +5,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use huddle_events::Webhook;
+use huddle_record::{Finished, RecordError};
 use huddle_xml::{Dtmf, GetDigits, GetInput, HttpMethod, Play, Record, RecordFormat, Verb};
 use tokio::sync::oneshot;
 
+use super::taps::{self, SessionTap};
 use super::{Ending, Next, Source, XmlCall, RATE};
 use crate::input::{DigitCollector, DigitRules, DtmfPlayer, Ears, FirstDigit, SilenceTimer, Step};
+use crate::manager::CallContext;
 use crate::playback::{PcmPlayer, Silence};
+use crate::record_journal::CallRecording;
 
 /// The beep before GetDigits (`playBeep`) and Record: 1 kHz for 250 ms, then 50 ms of quiet.
 fn beep() -> Arc<[i16]> {
@@ -277,35 +282,67 @@ impl XmlCall {
         self.play_source(&mut player).await
     }
 
-    /// `<Record>`: the caller's audio to a file under `storage.recordings` until a finish key,
-    /// `timeout` seconds of silence, `maxLength` or hangup; then the action (and callbackUrl)
-    /// get its URL and length.
-    pub(super) async fn record(&mut self, r: &Record) -> Result<Option<Next>, Ending> {
-        self.answer().await?;
-        if r.play_beep {
-            self.play_source(&mut PcmPlayer::new(beep(), 1)).await?;
-        }
+    /// A new `<Record>` file: its journal entry (written before the writer starts, so that
+    /// its end cannot overtake it) and its recorder, whose result `done` reports.
+    fn start_recording(
+        &self,
+        r: &Record,
+    ) -> Option<(CallRecording, huddle_record::Recorder, WriterDone)> {
         let id = uuid::Uuid::new_v4().to_string();
         let format = match r.file_format {
             RecordFormat::Wav => huddle_record::Format::Wav,
             RecordFormat::Mp3 => huddle_record::Format::Mp3,
         };
         let place = &self.ctx.recordings;
-        let path = place.dir.join(format!("{id}.{}", format.extension()));
-        let url = format!("{}{id}.{}", place.url_base, format.extension());
+        let recording = CallRecording {
+            path: place.dir.join(format!("{id}.{}", format.extension())),
+            url: format!("{}{id}.{}", place.url_base, format.extension()),
+            id,
+            format,
+            started: SystemTime::now(),
+            callback: r.callback.clone(),
+            call: self.params.clone(),
+        };
+        if let Some(journal) = &self.ctx.record_journal {
+            journal.started(&recording);
+        }
         let (done_tx, done_rx) = oneshot::channel();
-        let recorder =
-            huddle_record::Recorder::start(path, format, RATE, super::FRAME, move |finished| {
+        let started = huddle_record::Recorder::start(
+            recording.path.clone(),
+            format,
+            RATE,
+            super::FRAME,
+            move |finished| {
                 let _ = done_tx.send(finished);
-            });
-        let recorder = match recorder {
-            Ok(recorder) => recorder,
+            },
+        );
+        match started {
+            Ok(recorder) => Some((recording, recorder, done_rx)),
             Err(err) => {
                 tracing::error!(error = %err, "Record skipped: cannot start the recording");
-                return Ok(None);
+                if let Some(journal) = &self.ctx.record_journal {
+                    journal.finished(&recording.id);
+                }
+                None
             }
+        }
+    }
+
+    /// `<Record>`: the caller's audio to a file under `storage.recordings` until a finish key,
+    /// `timeout` seconds of silence, `maxLength` or hangup; then the action (and callbackUrl)
+    /// get its URL and length. With `recordSession`, the whole call in the background instead.
+    pub(super) async fn record(&mut self, r: &Record) -> Result<Option<Next>, Ending> {
+        self.answer().await?;
+        if r.record_session {
+            self.record_session(r);
+            return Ok(None);
+        }
+        if r.play_beep {
+            self.play_source(&mut PcmPlayer::new(beep(), 1)).await?;
+        }
+        let Some((recording, recorder, done_rx)) = self.start_recording(r) else {
+            return Ok(None);
         };
-        let started = SystemTime::now();
         let mut ears = RecordEars {
             recorder,
             silence: SilenceTimer::new(r.timeout_secs),
@@ -325,54 +362,39 @@ impl XmlCall {
         // Dropping the recorder closes the file; its writer reports when it is complete.
         drop(ears);
         let ended = SystemTime::now();
-        let report = RecordReport {
-            id,
-            url,
-            started,
-            ended,
-        };
         if let Err(ending) = outcome {
             // The caller hung up: the file is still complete, and callbackUrl hears of it.
-            if let Some(callback) = r.callback.clone() {
-                let params = self.params.pairs("completed", "Record");
-                let http = self.ctx.http.clone();
-                tokio::spawn(async move {
-                    let Ok(Ok(finished)) = done_rx.await else {
-                        return;
-                    };
-                    let mut params = params;
-                    params.extend(report.params(&finished));
-                    let _ = http
-                        .fetch(
-                            &callback.url,
-                            callback.method,
-                            &params,
-                            huddle_events::fetch::MAX_XML_BYTES,
-                        )
-                        .await;
-                });
-            }
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                let result = done_rx
+                    .await
+                    .unwrap_or_else(|_| Err(writer_gone(&recording)));
+                report_recording(&ctx, &recording, "completed", result, ended);
+            });
             return Err(ending);
         }
-        tracing::info!(?key, recording = %report.id, "Record ended");
+        tracing::info!(?key, recording = %recording.id, "Record ended");
         let finished = self
             .pump_until(tokio::time::timeout(Duration::from_secs(10), done_rx))
             .await?;
-        let finished = match finished {
-            Ok(Ok(Ok(finished))) => finished,
-            Ok(Ok(Err(err))) => {
-                tracing::error!(error = %err, "the recording failed");
-                return Ok(None);
-            }
+        let result = match finished {
+            Ok(Ok(result)) => result,
             _ => {
                 tracing::error!("the recording's writer did not finish in time");
+                Err(writer_gone(&recording))
+            }
+        };
+        let params = match result {
+            Ok(finished) => {
+                let params = recording.report(&finished, ended);
+                report_recording(&self.ctx, &recording, "in-progress", Ok(finished), ended);
+                params
+            }
+            Err(err) => {
+                report_recording(&self.ctx, &recording, "in-progress", Err(err), ended);
                 return Ok(None);
             }
         };
-        let params = report.params(&finished);
-        if let Some(callback) = &r.callback {
-            self.notify(&callback.url, callback.method, "Record", params.clone());
-        }
         let Some(url) = r.action.as_deref() else {
             return Ok(None);
         };
@@ -383,6 +405,115 @@ impl XmlCall {
             event: "Record",
         };
         self.act(&action, params).await
+    }
+
+    /// `<Record recordSession="true">`: what the caller says and hears goes to one file in
+    /// the background, in and out of rooms, until the call hangs up (or a newer session
+    /// recording replaces it); the next verbs run meanwhile. The action is told at once of the
+    /// file's RecordUrl and RecordingID (the XML goes on whatever it answers); callbackUrl
+    /// gets the full report once the file is complete.
+    fn record_session(&mut self, r: &Record) {
+        // A newer session recording replaces the one running, which completes and reports.
+        self.end_session_recording();
+        let Some((recording, recorder, done_rx)) = self.start_recording(r) else {
+            return;
+        };
+        tracing::info!(recording = %recording.id, "recording the session in the background");
+        if let Some(url) = r.action.as_deref() {
+            let started = recording
+                .started
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            let params = vec![
+                ("RecordUrl".into(), recording.url.clone()),
+                ("RecordingID".into(), recording.id.clone()),
+                ("RecordingStartMs".into(), started.to_string()),
+            ];
+            self.notify(url, r.method, "Record", params);
+        }
+        taps::lock(&self.taps).session = Some(SessionTap::new(recorder));
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let result = done_rx
+                .await
+                .unwrap_or_else(|_| Err(writer_gone(&recording)));
+            let ended = SystemTime::now();
+            if let Ok(finished) = &result {
+                tracing::info!(recording = %recording.id, seconds = finished.seconds(), "session recording complete");
+            }
+            report_recording(&ctx, &recording, "completed", result, ended);
+        });
+    }
+
+    /// Ends the session recording, if one runs: its file closes and is reported.
+    pub(super) fn end_session_recording(&mut self) {
+        let session = taps::lock(&self.taps).session.take();
+        drop(session);
+    }
+}
+
+/// Where a recording's writer reports the finished file (or its failure).
+type WriterDone = oneshot::Receiver<Result<Finished, RecordError>>;
+
+/// The error of a writer that vanished without a word.
+fn writer_gone(recording: &CallRecording) -> RecordError {
+    RecordError::Io {
+        path: recording.path.clone(),
+        detail: "the recording's writer stopped without finishing".into(),
+    }
+}
+
+/// A file is done: callbackUrl is told (durably when the server keeps callbacks in its
+/// store, so that the journal entry struck off next cannot be lost with it) and the record
+/// journal forgets the file.
+fn report_recording(
+    ctx: &CallContext,
+    recording: &CallRecording,
+    call_status: &str,
+    result: Result<Finished, RecordError>,
+    ended: SystemTime,
+) {
+    match (&result, &recording.callback) {
+        (Ok(finished), Some(callback)) => {
+            let params = recording.callback_params(call_status, finished, ended);
+            match &ctx.webhooks {
+                Some(webhooks) => {
+                    webhooks.send(
+                        &recording.call.call_uuid,
+                        Webhook {
+                            url: callback.url.clone(),
+                            method: callback.method,
+                            params,
+                        },
+                    );
+                }
+                None => {
+                    let http = ctx.http.clone();
+                    let callback = callback.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = http
+                            .fetch(
+                                &callback.url,
+                                callback.method,
+                                &params,
+                                huddle_events::fetch::MAX_XML_BYTES,
+                            )
+                            .await
+                        {
+                            tracing::warn!(error = %err, "a Record callback failed");
+                        }
+                    });
+                }
+            }
+        }
+        (Err(err), _) => {
+            tracing::error!(recording = %recording.id, error = %err, "the recording failed")
+        }
+        (Ok(_), None) => {}
+    }
+    if let Some(journal) = &ctx.record_journal {
+        journal.finished(&recording.id);
     }
 }
 
@@ -406,33 +537,5 @@ impl Ears for RecordEars {
             return true;
         }
         false
-    }
-}
-
-/// What the action and callbackUrl of a `<Record>` are told.
-struct RecordReport {
-    id: String,
-    url: String,
-    started: SystemTime,
-    ended: SystemTime,
-}
-
-impl RecordReport {
-    fn params(&self, finished: &huddle_record::Finished) -> Vec<(String, String)> {
-        let ms = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let duration_ms = finished.samples * 1000 / u64::from(finished.rate.max(1));
-        vec![
-            ("RecordUrl".into(), self.url.clone()),
-            ("RecordingID".into(), self.id.clone()),
-            ("RecordingDuration".into(), finished.seconds().to_string()),
-            ("RecordingDurationMs".into(), duration_ms.to_string()),
-            ("RecordingStartMs".into(), ms(self.started)),
-            ("RecordingEndMs".into(), ms(self.ended)),
-        ]
     }
 }

@@ -1,70 +1,30 @@
 //! `<Stream>` on one call: the AI stream client of `huddle_aistream` (the same protocol,
-//! signing, reconnects and status callbacks as an ai-agent member), fed by the call's own
-//! heartbeat instead of a room: the caller's frames (inbound track) or what huddle plays
-//! (outbound), and with `bidirectional` the service's `playAudio` mixed into what the caller
-//! hears. The audio goes through the stream crate's bounded queues; nothing here waits.
+//! signing, reconnects and status callbacks as an ai-agent member), fed by the call's taps
+//! (the call's heartbeat, or the room's tick while the call is in an MPC): the caller's frames
+//! (inbound track), what the caller hears (outbound), or both as two tracks, and with
+//! `bidirectional` the service's `playAudio` mixed into what the caller hears. The audio goes
+//! through the stream crate's bounded queues; nothing here waits.
 
 use std::time::Duration;
 
-use huddle_aistream::queue::{frame_queues, StreamAudio};
+use huddle_aistream::queue::frame_queues;
 use huddle_aistream::stream::{Control, Stream as StreamClient, StreamIdentity};
 use huddle_aistream::{StreamEnd, StreamSettings};
-use huddle_roomport::TickAudio;
-use huddle_xml::{AudioTrack, Stream};
+use huddle_xml::Stream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ending, XmlCall, FRAME, RATE};
+use super::taps::{self, StreamTap};
+use super::{Ending, XmlCall, RATE};
 
-/// A stream running beside (or in front of) the call's verbs.
+/// A stream running beside (or in front of) the call's verbs. Its audio side is the call's
+/// [`StreamTap`], fed by the call's heartbeat outside a room and by the room's tick inside.
 pub(super) struct CallStream {
-    audio: StreamAudio,
     control: mpsc::Sender<Control>,
     /// When the stream ended; taken by a `keepCallAlive` stream's verb.
     ended: Option<oneshot::Receiver<StreamEnd>>,
-    track: AudioTrack,
-    bidirectional: bool,
-    /// The caller's last frame, summed with the outbound one for `audioTrack="both"`.
-    inbound: [i16; FRAME],
-    scratch: [i16; FRAME],
 }
 
 impl CallStream {
-    /// A frame from the caller.
-    pub(super) fn inbound(&mut self, pcm: &[i16]) {
-        match self.track {
-            AudioTrack::Inbound => self.audio.send(pcm),
-            AudioTrack::Both => {
-                let n = pcm.len().min(FRAME);
-                self.inbound[..n].copy_from_slice(&pcm[..n]);
-            }
-            AudioTrack::Outbound => {}
-        }
-    }
-
-    /// The frame about to go to the caller: the service's voice is mixed in (bidirectional)
-    /// and the outbound track is sent.
-    pub(super) fn outbound(&mut self, frame: &mut [i16]) {
-        // Always drained, so that a one-way stream's playAudio cannot pile up.
-        if let Some(n) = self.audio.receive(&mut self.scratch) {
-            if self.bidirectional {
-                for (out, s) in frame.iter_mut().zip(&self.scratch[..n]) {
-                    *out = out.saturating_add(*s);
-                }
-            }
-        }
-        match self.track {
-            AudioTrack::Outbound => self.audio.send(frame),
-            AudioTrack::Both => {
-                for (sum, s) in self.inbound.iter_mut().zip(frame.iter()) {
-                    *sum = sum.saturating_add(*s);
-                }
-                self.audio.send(&self.inbound[..frame.len().min(FRAME)]);
-                self.inbound.fill(0);
-            }
-            AudioTrack::Inbound => {}
-        }
-    }
-
     /// A digit the caller pressed goes to the service as a `dtmf` event.
     pub(super) fn digit(&self, digit: char) {
         if self.control.try_send(Control::Dtmf(digit)).is_err() {
@@ -81,11 +41,20 @@ impl Drop for CallStream {
 }
 
 impl XmlCall {
+    /// Stops the call's stream, if any: its task is told, its tap removed.
+    pub(super) fn stop_stream(&mut self) {
+        self.stream = None;
+        taps::lock(&self.taps).stream = None;
+    }
+
     /// `<Stream>`: starts the stream; with `keepCallAlive` waits until it ends.
     pub(super) async fn stream(&mut self, s: &Stream) -> Result<(), Ending> {
         self.answer().await?;
         let settings = match StreamSettings::from_xml(&s.as_ai_agent_stream()) {
-            Ok(settings) => settings,
+            Ok(settings) => StreamSettings {
+                track: s.audio_track,
+                ..settings
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "Stream skipped: no usable stream settings");
                 return Ok(());
@@ -131,14 +100,10 @@ impl XmlCall {
         });
         // A newer stream replaces the one running (dropping it stops it).
         self.stream = Some(CallStream {
-            audio,
             control,
             ended: Some(ended),
-            track: s.audio_track,
-            bidirectional: s.bidirectional,
-            inbound: [0; FRAME],
-            scratch: [0; FRAME],
         });
+        taps::lock(&self.taps).stream = Some(StreamTap::new(audio, s.audio_track, s.bidirectional));
         if !s.keep_call_alive {
             return Ok(());
         }
@@ -147,7 +112,7 @@ impl XmlCall {
         };
         let end = self.pump_until(ended).await?;
         tracing::info!(?end, "the stream ended; going on with the next verb");
-        self.stream = None;
+        self.stop_stream();
         Ok(())
     }
 }
