@@ -65,6 +65,8 @@ pub struct StreamAudio {
     to_service: SyncSender<Frame>,
     from_service: Receiver<Frame>,
     shared: Arc<Shared>,
+    /// The rate both queues' frames are at.
+    rate: u32,
 }
 
 impl TickAudio for StreamAudio {
@@ -92,6 +94,10 @@ impl TickAudio for StreamAudio {
                 self.shared.mix_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    fn rate(&self) -> u32 {
+        self.rate
     }
 }
 
@@ -147,8 +153,9 @@ impl ServicePort {
     }
 }
 
-/// A connected pair: the room's [`StreamAudio`] and the task's [`ServicePort`].
-pub fn frame_queues() -> (StreamAudio, ServicePort) {
+/// A connected pair: the room's [`StreamAudio`] and the task's [`ServicePort`], carrying
+/// frames at `rate` Hz (the room converts them to and from its own mixing rate).
+pub fn frame_queues(rate: u32) -> (StreamAudio, ServicePort) {
     let (to_service, from_room) = mpsc::sync_channel(TO_SERVICE_FRAMES);
     let (to_room, from_service) = mpsc::sync_channel(TO_ROOM_FRAMES);
     let shared = Arc::new(Shared::default());
@@ -157,6 +164,7 @@ pub fn frame_queues() -> (StreamAudio, ServicePort) {
             to_service,
             from_service,
             shared: shared.clone(),
+            rate,
         },
         ServicePort {
             from_room,
@@ -173,7 +181,7 @@ mod tests {
 
     #[test]
     fn frames_cross_both_ways_and_played_is_published() {
-        let (mut room, mut task) = frame_queues();
+        let (mut room, mut task) = frame_queues(8000);
         room.send(&[7; 160]);
         assert_eq!(task.mix().unwrap().pcm(), &[7; 160][..]);
         assert!(task.mix().is_none());
@@ -188,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_slow_task_loses_mix_frames_and_the_room_never_waits() {
-        let (mut room, task) = frame_queues();
+        let (mut room, task) = frame_queues(8000);
         for _ in 0..TO_SERVICE_FRAMES + 7 {
             room.send(&[1; 160]);
         }
@@ -198,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_room_queue_is_bounded() {
-        let (_room, mut task) = frame_queues();
+        let (_room, mut task) = frame_queues(8000);
         for _ in 0..TO_ROOM_FRAMES {
             assert!(task.play(&[1; 160]));
         }
@@ -208,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_clear_skips_everything_queued_before_it_at_the_next_tick() {
-        let (mut room, mut task) = frame_queues();
+        let (mut room, mut task) = frame_queues(8000);
         for _ in 0..5 {
             task.play(&[9; 160]);
         }
