@@ -341,3 +341,80 @@ async fn shared_encodes_keep_the_coachs_voice_from_the_customers() {
     .await
     .expect("timed out");
 }
+
+/// A recording keeps the rate it started at: an MPC recorded at 8 kHz that switches to 16 kHz
+/// when a G.722 phone joins still writes an 8 kHz file, with every voice at its own pitch
+/// (a mix written unconverted would play an octave low and twice as long).
+#[tokio::test]
+async fn a_recording_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        let routes = ROUTES.replace(
+            "stayAlone=\"true\"",
+            &format!(
+                "stayAlone=\"true\" record=\"true\" recordFileFormat=\"wav\" recordingCallbackUrl=\"{}\"",
+                stub.url("/rec")
+            ),
+        );
+        assert!(routes.contains("record="), "{routes}");
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 40, |s| {
+            s.standard("", "", &routes).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+                1,
+            )
+        });
+        const NARROW: f64 = 610.0;
+        const WIDE: f64 = 1450.0;
+        let mut pcmu = call(srv.sip, "agent-recwide", Phone::Pcmu, NARROW).await;
+        let d = Duration::from_secs(1);
+        pcmu.rtp.talk(pcmu.media, NARROW, d).await;
+        let mut g722 = call(srv.sip, "customer-recwide", Phone::G722, WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, NARROW, d),
+            g722.rtp.talk(g722.media, WIDE, d)
+        );
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+        let got = stub
+            .wait_until("/rec", Duration::from_secs(5), |got| {
+                got.iter()
+                    .any(|r| r.param("EventName") == Some("MPCRecordingCompleted"))
+            })
+            .await
+            .expect("MPCRecordingCompleted");
+        let url = got
+            .iter()
+            .find_map(|r| r.param("RecordingURL"))
+            .expect("a RecordingURL")
+            .to_string();
+        let bytes = reqwest::Client::new()
+            .get(&url)
+            .basic_auth("MAHUDDLEDEFAULT00000", Some("change-me"))
+            .send()
+            .await
+            .expect("the recording URL answers")
+            .bytes()
+            .await
+            .unwrap();
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec()))
+            .expect("a valid WAV");
+        assert_eq!(reader.spec().sample_rate, 8000, "the rate it started at");
+        let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+        let secs = pcm.len() as f64 / 8000.0;
+        assert!((2.5..5.0).contains(&secs), "about 3 s of call, not twice that: {secs:.2} s");
+        // The second before the end: both talking, each at its own pitch.
+        let tail = &pcm[pcm.len().saturating_sub(12_000)..pcm.len().saturating_sub(4_000)];
+        let (n, w) = (
+            tone_share_at(tail, NARROW, 8000),
+            tone_share_at(tail, WIDE, 8000),
+        );
+        assert!(n > 0.2 && w > 0.2, "both voices at their pitch: {n:.3} and {w:.3}");
+        let low = tone_share_at(tail, WIDE / 2.0, 8000);
+        assert!(low < 0.01, "nothing an octave low: {low:.4}");
+    })
+    .await
+    .expect("timed out");
+}
