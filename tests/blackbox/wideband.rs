@@ -418,3 +418,68 @@ async fn a_recording_keeps_its_rate_when_the_room_switches_to_wideband() {
     .await
     .expect("timed out");
 }
+
+/// Music fetched while the room mixed at 8 kHz keeps its pitch after the room switches to
+/// 16 kHz (it is converted when the switch happens): a held customer hears its hold tone at
+/// its frequency, not an octave up, while the others talk across the switch.
+#[tokio::test]
+async fn hold_music_keeps_its_pitch_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        const MUSIC: f64 = 1250.0;
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve(
+            "/hold.wav",
+            200,
+            "audio/wav",
+            huddle_testkit::wav_tone(MUSIC, 2.0, 8000),
+        );
+        stub.serve_xml(
+            "/hold.xml",
+            &format!("<Response><Play>{}</Play></Response>", stub.url("/hold.wav")),
+        );
+        let held = format!(
+            "[[route]]\nuser = \"^held-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><MultiPartyCall role=\"customer\" hold=\"true\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\" customerHoldMusicUrl=\"{0}\" agentHoldMusicUrl=\"{0}\">$mpc</MultiPartyCall></Response>'\n",
+            stub.url("/hold.xml")
+        );
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 40, |s| {
+            s.standard("", "", &format!("{held}{ROUTES}")).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+                1,
+            )
+        });
+        const NARROW: f64 = 610.0;
+        const WIDE: f64 = 930.0;
+        // The held customer creates the MPC at 8 kHz, so its music is fetched at 8 kHz.
+        let mut callers = vec![
+            call(srv.sip, "held-music", Phone::Pcmu, 0.0).await,
+            call(srv.sip, "agent-music", Phone::Pcmu, NARROW).await,
+        ];
+        let before = talk_all(&mut callers, 1.5).await;
+        let share = tone_share_at(&before[0], MUSIC, 8000);
+        assert!(share > 0.5, "hold music before the switch: {share:.3}");
+        callers.push(call(srv.sip, "customer-music", Phone::G722, WIDE).await);
+        let heard = talk_all(&mut callers, 2.5).await;
+        let (held, agent, desk) = (&heard[0], &heard[1], &heard[2]);
+        let (at, octave_up) = (
+            tone_share_at(held, MUSIC, 8000),
+            tone_share_at(held, MUSIC * 2.0, 8000),
+        );
+        assert!(
+            at > 0.5 && octave_up < 0.01,
+            "the held customer hears its music at its pitch: {at:.3} ({octave_up:.4} an octave up)"
+        );
+        let s = tone_share_at(held, WIDE, 8000) + tone_share_at(held, NARROW, 8000);
+        assert!(s < 0.01, "and nothing of the room: {s:.4}");
+        let s = tone_share_at(agent, WIDE, 8000);
+        assert!(s > 0.5, "the PCMU agent hears the G.722 phone: {s:.3}");
+        let s = tone_share_at(desk, NARROW, 16000);
+        assert!(s > 0.5, "the G.722 phone hears the PCMU agent: {s:.3}");
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
