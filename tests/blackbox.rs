@@ -31,6 +31,8 @@ mod blackbox {
     pub mod tls;
     pub mod torture;
     pub mod trust;
+    // Wideband rooms and shared encoding (issue 17).
+    pub mod wideband;
 
     use std::net::SocketAddr;
     use std::path::Path;

@@ -65,8 +65,11 @@ pub async fn join(
     settings: StreamSettings,
     direction: &'static str,
 ) -> Result<StreamMember, JoinRefused> {
-    let (audio, port) = frame_queues();
+    // The stream exchanges frames with the room at the rate the request names; a room mixing
+    // at another rate (a wideband room) converts them for this member, so the stream's own
+    // converters stay right whatever the room's rate is or becomes.
     let room_rate = request.sample_rate;
+    let (audio, port) = frame_queues(room_rate);
     let identity = |member_id: MemberId, mpc_uuid: String, stream_id: String| StreamIdentity {
         call_uuid: request.call_uuid.to_string(),
         stream_id,

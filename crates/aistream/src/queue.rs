@@ -101,9 +101,15 @@ pub struct StreamAudio {
     to_service: SyncSender<Frame>,
     from_service: Receiver<Frame>,
     shared: Arc<Shared>,
+    /// The rate both queues' frames are at.
+    rate: u32,
 }
 
 impl TickAudio for StreamAudio {
+    fn rate(&self) -> u32 {
+        self.rate
+    }
+
     fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
         let generation = self.shared.generation.load(Ordering::Acquire);
         loop {
@@ -194,8 +200,9 @@ impl ServicePort {
     }
 }
 
-/// A connected pair: the room's [`StreamAudio`] and the task's [`ServicePort`].
-pub fn frame_queues() -> (StreamAudio, ServicePort) {
+/// A connected pair: the room's [`StreamAudio`] and the task's [`ServicePort`], carrying
+/// frames at `rate` Hz (the room converts them to and from its own mixing rate).
+pub fn frame_queues(rate: u32) -> (StreamAudio, ServicePort) {
     let (to_service, from_room) = mpsc::sync_channel(TO_SERVICE_FRAMES);
     let (to_room, from_service) = mpsc::sync_channel(TO_ROOM_FRAMES);
     let shared = Arc::new(Shared::default());
@@ -204,6 +211,7 @@ pub fn frame_queues() -> (StreamAudio, ServicePort) {
             to_service,
             from_service,
             shared: shared.clone(),
+            rate,
         },
         ServicePort {
             from_room,
@@ -220,7 +228,7 @@ mod tests {
 
     #[test]
     fn frames_cross_both_ways_and_played_is_published() {
-        let (mut room, mut task) = frame_queues();
+        let (mut room, mut task) = frame_queues(8000);
         room.send(&[7; 160]);
         assert_eq!(task.mix().unwrap().pcm(), &[7; 160][..]);
         assert!(task.mix().is_none());
@@ -235,7 +243,7 @@ mod tests {
 
     #[test]
     fn frames_keep_their_track() {
-        let (mut room, mut task) = frame_queues();
+        let (mut room, mut task) = frame_queues(8000);
         room.send(&[1; 160]);
         room.send_track(&[2; 160], Track::Outbound);
         assert_eq!(task.mix().unwrap().track(), Track::Inbound);
@@ -246,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_slow_task_loses_mix_frames_and_the_room_never_waits() {
-        let (mut room, task) = frame_queues();
+        let (mut room, task) = frame_queues(8000);
         for _ in 0..TO_SERVICE_FRAMES + 7 {
             room.send(&[1; 160]);
         }
@@ -256,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_room_queue_is_bounded() {
-        let (_room, mut task) = frame_queues();
+        let (_room, mut task) = frame_queues(8000);
         for _ in 0..TO_ROOM_FRAMES {
             assert!(task.play(&[1; 160]));
         }
@@ -266,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_clear_skips_everything_queued_before_it_at_the_next_tick() {
-        let (mut room, mut task) = frame_queues();
+        let (mut room, mut task) = frame_queues(8000);
         for _ in 0..5 {
             task.play(&[9; 160]);
         }

@@ -819,7 +819,7 @@ mod tests {
 
     #[test]
     fn playback_is_bounded_and_checkpoints_fall_on_frames() {
-        let (_room, mut port) = crate::queue::frame_queues();
+        let (_room, mut port) = crate::queue::frame_queues(8000);
         let mut p = Playback::new(8000);
         let format = MediaFormat::new(crate::audio::Encoding::L16, 8000).unwrap();
         let second = vec![100i16; 8000];

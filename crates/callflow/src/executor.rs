@@ -465,13 +465,6 @@ impl XmlCall {
         // Join before answering, so that rooms see joins in the order the calls were answered
         // (maxParticipants decides by that order); the answer follows at once.
         self.start_media(MediaStart::Prepare).await?;
-        let request = JoinRequest {
-            call_uuid: CallUuid::new(self.params.call_uuid.clone()),
-            from: self.params.from.clone(),
-            to: self.params.to.clone(),
-            mpc: Box::new(mpc.clone()),
-            sample_rate: RATE,
-        };
         let lent = match self.media.as_ref() {
             Some(m) => m.handle.lend().await,
             None => return Ok(None),
@@ -480,9 +473,20 @@ impl XmlCall {
             tracing::warn!(mpc = %mpc.name, "the call's media is gone: cannot join");
             return Err(Ending::local(HangupCause::MediaFailure));
         };
+        let request = JoinRequest {
+            call_uuid: CallUuid::new(self.params.call_uuid.clone()),
+            from: self.params.from.clone(),
+            to: self.params.to.clone(),
+            mpc: Box::new(mpc.clone()),
+            // In the room the leg runs at its codec's rate (16 kHz for G.722 and wideband Opus).
+            sample_rate: huddle_roomport::TickAudio::rate(&audio),
+        };
         // A stream or session recording keeps listening while the call is in the room: the
         // room's tick feeds them through the wrapped loan.
-        let audio: Box<dyn huddle_roomport::TickAudio> = if taps::lock(&self.taps).active() {
+        // The taps run at the call's 8 kHz; a wideband leg joins untapped.
+        let audio: Box<dyn huddle_roomport::TickAudio> = if taps::lock(&self.taps).active()
+            && huddle_roomport::TickAudio::rate(&audio) == RATE
+        {
             Box::new(taps::TappedAudio::new(audio, self.taps.clone()))
         } else {
             Box::new(audio)

@@ -121,13 +121,32 @@ pub fn codec_specs(names: &[String]) -> Vec<CodecSpec> {
 /// The media layer's codec for the negotiated SDP codec and the peer's fmtp.
 pub fn media_codec(codec: &CodecSpec, remote_fmtp: Option<&str>) -> Codec {
     match Codec::from_name(codec.name) {
-        Some(Codec::Opus(options)) => Codec::Opus(OpusOptions {
+        Some(Codec::Opus(_)) => Codec::Opus(OpusOptions {
             // RFC 7587 §6.1: usedtx=1 says the peer prefers that we send DTX.
             dtx: remote_fmtp.and_then(|f| huddle_sdp::fmtp_param(f, "usedtx")) == Some("1"),
-            ..options
+            pcm_rate: opus_rate(remote_fmtp),
         }),
         Some(other) => other,
         None => Codec::Pcmu,
+    }
+}
+
+/// The rate an Opus leg runs at: 16 kHz (wideband) unless the peer says it plays or captures
+/// less (RFC 7587 §6.1: `maxplaybackrate` is what it can play, `sprop-maxcapturerate` what it
+/// sends; both default to 48000 when absent). One rate serves both directions, so either
+/// below 16000 makes the leg narrowband. A value that is not a number is ignored, as if
+/// absent: a peer's typo must not cost the call.
+pub fn opus_rate(remote_fmtp: Option<&str>) -> u32 {
+    let below_wideband = |name: &str| {
+        remote_fmtp
+            .and_then(|f| huddle_sdp::fmtp_param(f, name))
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|rate| rate < 16000)
+    };
+    if below_wideband("maxplaybackrate") || below_wideband("sprop-maxcapturerate") {
+        8000
+    } else {
+        16000
     }
 }
 
@@ -318,12 +337,44 @@ mod tests {
             n.codec,
             Codec::Opus(OpusOptions {
                 dtx: true,
-                pcm_rate: 8000
+                pcm_rate: 16000
             })
+        );
+        assert!(
+            n.answer_sdp
+                .contains("maxplaybackrate=16000;sprop-maxcapturerate=16000"),
+            "{}",
+            n.answer_sdp
         );
         let g711 = codec_specs(&["PCMU".into(), "PCMA".into()]);
         let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &g711).unwrap();
         assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+    }
+
+    #[test]
+    fn opus_runs_wideband_unless_the_peer_limits_it() {
+        assert_eq!(opus_rate(None), 16000);
+        assert_eq!(opus_rate(Some("useinbandfec=1")), 16000);
+        assert_eq!(opus_rate(Some("maxplaybackrate=48000")), 16000);
+        assert_eq!(
+            opus_rate(Some("maxplaybackrate=16000;sprop-maxcapturerate=16000")),
+            16000
+        );
+        assert_eq!(opus_rate(Some("maxplaybackrate=8000")), 8000);
+        assert_eq!(
+            opus_rate(Some("maxplaybackrate=24000; sprop-maxcapturerate=12000")),
+            8000
+        );
+        // Hostile or broken values are ignored, never a panic.
+        assert_eq!(
+            opus_rate(Some("maxplaybackrate=abc;sprop-maxcapturerate=-1")),
+            16000
+        );
+        assert_eq!(
+            opus_rate(Some("maxplaybackrate=99999999999999999999")),
+            16000
+        );
+        assert_eq!(opus_rate(Some(";;==;maxplaybackrate")), 16000);
     }
 
     #[test]

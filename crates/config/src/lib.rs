@@ -236,9 +236,9 @@ pub struct RtpConfig {
 /// Codec names `rtp.codecs` accepts.
 pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "opus", "G722"];
 
-/// `rtp.codecs` when the file does not say: G.722 is left out while rooms mix at 8 kHz (it
-/// would cost resampling and bring nothing over G.711 to a phone that offers both).
-const DEFAULT_CODECS: &[&str] = &["PCMU", "PCMA", "opus"];
+/// `rtp.codecs` when the file does not say: every codec huddle runs. Rooms mix at 16 kHz once
+/// a wideband member is in, so a desk phone that offers G.722 first gets wideband audio.
+const DEFAULT_CODECS: &[&str] = &["PCMU", "PCMA", "opus", "G722"];
 
 impl Default for RtpConfig {
     fn default() -> Self {
@@ -1123,7 +1123,7 @@ mod tests {
         assert_eq!(c.sip.auth_realm, "huddle");
         assert_eq!(c.sip.auth_nonce_lifetime_secs, 300);
         assert_eq!(c.rtp.port_range(), (20000, 30000));
-        assert_eq!(c.rtp.codecs, ["PCMU", "PCMA", "opus"]);
+        assert_eq!(c.rtp.codecs, ["PCMU", "PCMA", "opus", "G722"]);
         assert_eq!(c.sip.listen_addrs().len(), 2);
         assert_eq!(c.http.auth_id.len(), 20);
     }
@@ -1157,12 +1157,12 @@ mod tests {
                 "rtp.jitter_max_ms",
             ),
             (
-                "codecs = [\"PCMU\", \"PCMA\", \"opus\"]",
+                "codecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
                 "codecs = [\"PCMU\", \"G729\"]",
                 "rtp.codecs",
             ),
             (
-                "codecs = [\"PCMU\", \"PCMA\", \"opus\"]",
+                "codecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
                 "codecs = []",
                 "rtp.codecs",
             ),

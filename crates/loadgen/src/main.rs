@@ -58,7 +58,8 @@ impl Media {
 enum CodecArg {
     /// G.711 µ-law.
     Pcmu,
-    /// Opus (mono, 8 kHz audio, in-band FEC), offered as `opus/48000/2`.
+    /// Opus (mono, 16 kHz audio, in-band FEC), offered as `opus/48000/2` with
+    /// `maxplaybackrate=16000;sprop-maxcapturerate=16000`.
     Opus,
 }
 

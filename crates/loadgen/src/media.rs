@@ -46,6 +46,10 @@ const REPLAY_WINDOW: usize = 128;
 /// The dynamic payload type the caller offers Opus on.
 pub const OPUS_PT: u8 = 111;
 
+/// Sample rate of the audio in the Opus packets a call sends (and of what its offer asks
+/// for: wideband, as a headset softphone would).
+pub const OPUS_RATE: u32 = 16000;
+
 /// Largest payload a call sends (a 20 ms Opus packet at the bitrate asked is far smaller).
 const MAX_PAYLOAD: usize = 400;
 
@@ -90,15 +94,28 @@ pub fn tone(freq: u32, codec: CodecChoice) -> io::Result<Arc<Voice>> {
                 .collect(),
         },
         CodecChoice::Opus => {
-            // The leg's own Opus settings (8 kHz, FEC, complexity 5), as a phone would send.
-            let mut coder = huddle_media::codec::Codec::Opus(Default::default())
+            // The leg's own Opus settings (FEC, complexity 5) at the 16 kHz the offer asks
+            // for, as a wideband phone would send: the same tone, one second at 16 kHz.
+            let rate = OPUS_RATE as usize;
+            let wide: Vec<i16> = (0..rate)
+                .map(|n| {
+                    let phase =
+                        2.0 * std::f64::consts::PI * f64::from(freq) * n as f64 / rate as f64;
+                    (phase.sin() * 10_000.0) as i16
+                })
+                .collect();
+            let options = huddle_media::codec::OpusOptions {
+                dtx: false,
+                pcm_rate: OPUS_RATE,
+            };
+            let mut coder = huddle_media::codec::Codec::Opus(options)
                 .coder()
                 .map_err(io::Error::other)?;
             Voice {
                 pt: OPUS_PT,
                 step: 960,
-                frames: pcm
-                    .chunks(SAMPLES)
+                frames: wide
+                    .chunks(rate / 50)
                     .map(|f| {
                         let mut out = [0u8; MAX_PAYLOAD];
                         let len = coder.encode(f, &mut out);
@@ -599,6 +616,15 @@ mod tests {
         let o = tone(310, CodecChoice::Opus).unwrap();
         assert_eq!((o.pt, o.step, o.frames.len()), (OPUS_PT, 960, 50));
         assert!(o.frames.iter().skip(1).all(|f| f.len() > OPUS_SILENCE_MAX));
+        // Wideband frames: 20 ms of 16 kHz audio each.
+        let mut decoder = huddle_media::codec::Codec::Opus(huddle_media::codec::OpusOptions {
+            dtx: false,
+            pcm_rate: OPUS_RATE,
+        })
+        .coder()
+        .unwrap();
+        let mut pcm = [0i16; 960];
+        assert_eq!(decoder.decode(&o.frames[1], &mut pcm), Some(320));
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub fn offer(ip: IpAddr, port: u16, key: Option<&LocalKey>, opus: bool) -> Strin
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let proto = if key.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
     let format = if opus {
-        format!("{OPUS_PT}\r\na=rtpmap:{OPUS_PT} opus/48000/2\r\na=fmtp:{OPUS_PT} useinbandfec=1")
+        // Wideband both ways, as huddle's own Opus offer: its legs run at 16 kHz then.
+        format!("{OPUS_PT}\r\na=rtpmap:{OPUS_PT} opus/48000/2\r\na=fmtp:{OPUS_PT} maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1")
     } else {
         "0\r\na=rtpmap:0 PCMU/8000".to_string()
     };
@@ -158,6 +159,12 @@ mod tests {
         let plain = offer("127.0.0.1".parse().unwrap(), 40002, None, false);
         let parsed = parse_offer(plain.as_bytes()).unwrap();
         assert!(parsed.media[0].is_rtp_avp() && parsed.media[0].crypto.is_empty());
+        // Opus is offered wideband, so huddle runs the leg at 16 kHz.
+        let opus = offer("127.0.0.1".parse().unwrap(), 40004, None, true);
+        assert!(
+            opus.contains("maxplaybackrate=16000;sprop-maxcapturerate=16000"),
+            "{opus}"
+        );
     }
 
     #[test]

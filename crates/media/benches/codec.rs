@@ -1,8 +1,7 @@
 //! Per-frame cost of the codecs a leg runs: encoding and decoding one 20 ms frame with the
 //! leg's own codec state ([`Coder`], built once at setup as a leg builds it). Opus at the
-//! PCM rates a leg can run (8, 16, 48 kHz), G.722 (with its resampling to the leg's 8 kHz)
-//! and G.711 µ-law beside them for scale. Throughput is one
-//! frame per iteration.
+//! PCM rates a leg can run (8, 16, 48 kHz), G.722 (at its 16 kHz) and G.711 µ-law beside
+//! them for scale. Throughput is one frame per iteration.
 //!
 //! `cargo bench -p huddle-media --bench codec -- --warm-up-time 1 --measurement-time 3`
 
@@ -27,8 +26,7 @@ fn frame(rate: u32, index: usize) -> Vec<i16> {
 fn codecs() -> Vec<(String, Codec, u32)> {
     let mut list = vec![
         ("PCMU 8 kHz".to_string(), Codec::Pcmu, 8000),
-        // G.722 runs at 16 kHz inside; the leg exchanges 8 kHz frames (resampled both ways).
-        ("G722 via 8 kHz frames".to_string(), Codec::G722, 8000),
+        ("G722 16 kHz".to_string(), Codec::G722, 16000),
     ];
     for rate in [8000, 16000, 48000] {
         let codec = Codec::Opus(OpusOptions {

@@ -8,7 +8,6 @@ use thiserror::Error;
 use crate::g711;
 use crate::g722::{self, G722Decoder, G722Encoder};
 use crate::opus::OpusCoder;
-use crate::resample::FrameResampler;
 
 /// Opus options agreed in SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +37,8 @@ pub enum Codec {
     Pcma,
     /// Opus (RFC 7587), mono.
     Opus(OpusOptions),
-    /// G.722 at 64 kbit/s: 16 kHz audio, resampled to and from the leg's 8 kHz frames while
-    /// rooms mix at 8 kHz.
+    /// G.722 at 64 kbit/s: 16 kHz audio, exchanged as 16 kHz frames (a room mixing at 8 kHz
+    /// resamples the member, see the room crate).
     G722,
 }
 
@@ -78,10 +77,13 @@ impl Codec {
         }
     }
 
-    /// Sample rate of the PCM the leg decodes to and encodes from.
+    /// Sample rate of the PCM the leg decodes to and encodes from: the codec's natural rate
+    /// (8 kHz for G.711, 16 kHz for G.722, what SDP agreed for Opus), so that a wideband leg
+    /// is never squeezed through 8 kHz on its way into a room.
     pub fn pcm_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
+            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::G722 => 16000,
             Codec::Opus(o) => o.pcm_rate,
         }
     }
@@ -102,7 +104,7 @@ impl Codec {
             Codec::Pcmu => Coder::Pcmu,
             Codec::Pcma => Coder::Pcma,
             Codec::Opus(o) => Coder::Opus(Box::new(OpusCoder::new(o)?)),
-            Codec::G722 => Coder::G722(Box::new(G722Coder::new()?)),
+            Codec::G722 => Coder::G722(Box::default()),
         })
     }
 }
@@ -126,40 +128,27 @@ pub enum Coder {
     Pcma,
     /// Opus: encoder, decoder and their buffers, boxed so G.711 legs stay small.
     Opus(Box<OpusCoder>),
-    /// G.722: encoder, decoder and the resamplers between its 16 kHz and the leg's 8 kHz.
+    /// G.722: encoder and decoder at 16 kHz.
     G722(Box<G722Coder>),
 }
 
-/// One leg's G.722 state: the codec at 16 kHz, FFT resamplers to and from the leg's 8 kHz
-/// frames, and a 16 kHz frame buffer, all made at setup.
+/// One leg's G.722 state: the codec's two sub-band ADPCM states, at the leg's 16 kHz.
+#[derive(Default)]
 pub struct G722Coder {
     encoder: G722Encoder,
     decoder: G722Decoder,
-    up: FrameResampler,
-    down: FrameResampler,
-    wide: [i16; g722::FRAME_SAMPLES],
 }
 
 impl G722Coder {
-    fn new() -> Result<Self, CodecError> {
-        Ok(G722Coder {
-            encoder: G722Encoder::default(),
-            decoder: G722Decoder::default(),
-            up: FrameResampler::new(8000, 16000)?,
-            down: FrameResampler::new(16000, 8000)?,
-            wide: [0; g722::FRAME_SAMPLES],
-        })
-    }
-
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> usize {
-        let n = self.up.process(pcm, &mut self.wide);
-        self.encoder.encode(&self.wide[..n], out)
+        let n = pcm.len().min(g722::FRAME_SAMPLES);
+        self.encoder.encode(&pcm[..n], out)
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
         // A packet longer than 20 ms is cut to 20 ms: the leg plays one frame per tick.
-        let n = self.decoder.decode(payload, &mut self.wide);
-        self.down.process(&self.wide[..n], out)
+        let n = out.len().min(g722::FRAME_SAMPLES);
+        self.decoder.decode(payload, &mut out[..n])
     }
 }
 

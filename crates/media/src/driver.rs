@@ -22,11 +22,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
+use crate::codec::{Codec, CodecError};
 use crate::news::{self, Epoch, NewsBell, NewsWatch};
 use crate::ports::PortPair;
+use crate::resample::FrameResampler;
 use crate::rtp_leg::{Channel, RtpLeg, StreamIds};
 use crate::session::MediaError;
-use crate::session::{AudioFrame, Direction, MediaEvent, MediaParams, MediaStats};
+use crate::session::{AudioFrame, Direction, MediaEvent, MediaParams, MediaStats, HOME_RATE};
 use crate::udp_batch::{self, RecvBatch};
 
 /// Datagrams one tick reads at most from a connected leg's socket: the kernel already keeps
@@ -53,6 +55,25 @@ pub trait TickAudio: Send {
 
     /// Sends this tick's frame to the participant.
     fn send(&mut self, pcm: &[i16]);
+
+    /// Sample rate of the frames exchanged (8000 for G.711, 16000 for G.722 and wideband
+    /// Opus, the stream's rate for an AI stream). Fixed for the participant's stay: a room
+    /// sizes its buffers and builds the participant's resamplers from it when it joins.
+    fn rate(&self) -> u32;
+
+    /// The codec of an RTP leg, whose payloads [`TickAudio::send_encoded`] takes; None (the
+    /// default) for a participant that only takes PCM (an AI stream).
+    fn codec(&self) -> Option<Codec> {
+        None
+    }
+
+    /// Sends this tick's frame as a payload already encoded with [`TickAudio::codec`] at
+    /// [`TickAudio::rate`]: a room encodes once for every listener that hears the same mix
+    /// and hands each the payload; the participant still does its own RTP header, sequence,
+    /// timestamp and SRTP. Only called when `codec()` is Some; the default ignores it.
+    fn send_encoded(&mut self, payload: &[u8]) {
+        let _ = payload;
+    }
 }
 
 /// Changes for the leg, applied by whoever drives it at the next tick.
@@ -162,6 +183,11 @@ impl LegDriver {
         self.leg.frame_len()
     }
 
+    /// Sample rate of the PCM the leg decodes to and encodes from.
+    pub fn rate(&self) -> u32 {
+        self.leg.frame_len() as u32 * 50
+    }
+
     /// A decoded frame nobody took (the leg's own task found its consumer's queue full).
     pub(crate) fn note_unconsumed_frame(&mut self) {
         self.leg.note_unconsumed_frame();
@@ -204,6 +230,13 @@ impl LegDriver {
             // The leg still filters by source itself; the kernel's filter is a saving.
             Err(e) => tracing::warn!(error = %e, "cannot connect the RTP sockets to the peer"),
         }
+    }
+
+    /// Sends this tick's frame encoded already (see [`RtpLeg::send_encoded`]).
+    pub fn send_encoded(&mut self, payload: &[u8]) {
+        let now = Instant::now();
+        self.leg.send_encoded(now, payload);
+        self.flush();
     }
 
     /// Reads what arrived since the last tick into the leg.
@@ -257,6 +290,11 @@ impl LegDriver {
     pub fn send(&mut self, pcm: Option<&[i16]>) {
         let now = Instant::now();
         self.leg.send_frame(now, pcm);
+        self.flush();
+    }
+
+    /// Sends what the leg queued this tick; a full socket buffer drops (and counts) a packet.
+    fn flush(&mut self) {
         let mut failed = 0;
         while let Some(t) = self.leg.poll_transmit() {
             let socket = match t.channel {
@@ -344,6 +382,20 @@ impl TickAudio for LentAudio {
             audio.send(Some(pcm));
         }
     }
+
+    fn rate(&self) -> u32 {
+        self.audio.as_ref().map_or(HOME_RATE, LegDriver::rate)
+    }
+
+    fn codec(&self) -> Option<Codec> {
+        self.audio.as_ref().map(|a| a.leg.codec())
+    }
+
+    fn send_encoded(&mut self, payload: &[u8]) {
+        if let Some(audio) = self.audio.as_mut() {
+            audio.send_encoded(payload);
+        }
+    }
 }
 
 impl Drop for LentAudio {
@@ -376,11 +428,19 @@ pub(crate) async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let (home_tx, mut home) = mpsc::unbounded_channel::<Box<LegDriver>>();
+    let leg_rate = audio.rate();
+    // The call's frames are 8 kHz; a wideband leg converts them here, once per tick.
+    let mut bridge = match RateBridge::new(leg_rate) {
+        Ok(bridge) => bridge,
+        Err(e) => {
+            tracing::warn!(error = %e, rate = leg_rate, "the call's audio cannot be converted to the leg's rate");
+            None
+        }
+    };
     let mut audio = Some(audio);
     let mut waiting_lend: Option<oneshot::Sender<LentAudio>> = None;
-    let frame_len = audio.as_ref().map_or(160, |a| a.frame_len());
-    let rate = frame_len as u32 * 50;
-    let mut decoded = AudioFrame::silence(frame_len, rate);
+    let frame_len = (HOME_RATE / 50) as usize;
+    let mut decoded = AudioFrame::silence(frame_len, HOME_RATE);
     let mut rtcp_buf = vec![0u8; 1500];
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_millis(20),
@@ -391,14 +451,21 @@ pub(crate) async fn run(
         tokio::select! {
             _ = ticker.tick(), if audio.is_some() => {
                 let Some(leg) = audio.as_mut() else { continue };
-                if let Some(n) = leg.receive(&mut decoded.samples) {
+                let received = match bridge.as_mut() {
+                    Some(b) => b.receive(leg, &mut decoded.samples),
+                    None => leg.receive(&mut decoded.samples),
+                };
+                if let Some(n) = received {
                     decoded.len = n;
                     if frames_in.try_send(decoded.clone()).is_err() {
                         leg.note_unconsumed_frame();
                     }
                 }
                 let outgoing = frames_out.try_recv().ok();
-                leg.send(outgoing.as_ref().map(AudioFrame::pcm));
+                match (bridge.as_mut(), outgoing.as_ref()) {
+                    (Some(b), Some(frame)) if frame.rate != leg_rate => b.send(leg, frame.pcm()),
+                    (_, frame) => leg.send(frame.map(AudioFrame::pcm)),
+                }
             }
             received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
                 let Ok(len) = received else { continue };
@@ -429,6 +496,48 @@ pub(crate) async fn run(
                 None => return,
             }
         }
+    }
+}
+
+/// Converts between a wideband leg's frames and the call's 8 kHz frames while the leg's own
+/// task drives it (prompts, IVR input, recordings and streams outside a room run at 8 kHz);
+/// in a room the room takes the leg's own rate instead. Everything is made at leg setup.
+struct RateBridge {
+    /// Leg rate to 8 kHz.
+    down: FrameResampler,
+    /// 8 kHz to the leg rate.
+    up: FrameResampler,
+    /// The leg's decoded frame; kept between ticks, since a lost frame is concealed by
+    /// fading the previous one.
+    leg_in: Box<[i16]>,
+    leg_out: Box<[i16]>,
+}
+
+impl RateBridge {
+    /// None for a leg already at 8 kHz.
+    fn new(leg_rate: u32) -> Result<Option<RateBridge>, CodecError> {
+        if leg_rate == HOME_RATE {
+            return Ok(None);
+        }
+        let len = (leg_rate / 50) as usize;
+        Ok(Some(RateBridge {
+            down: FrameResampler::new(leg_rate, HOME_RATE)?,
+            up: FrameResampler::new(HOME_RATE, leg_rate)?,
+            leg_in: vec![0; len].into(),
+            leg_out: vec![0; len].into(),
+        }))
+    }
+
+    fn receive(&mut self, leg: &mut LegDriver, out: &mut [i16]) -> Option<usize> {
+        let n = leg.receive(&mut self.leg_in)?;
+        let len = self.leg_in.len();
+        self.leg_in[n.min(len)..].fill(0);
+        Some(self.down.process(&self.leg_in, out))
+    }
+
+    fn send(&mut self, leg: &mut LegDriver, pcm: &[i16]) {
+        let n = self.up.process(pcm, &mut self.leg_out);
+        leg.send(Some(&self.leg_out[..n]));
     }
 }
 

@@ -1,5 +1,7 @@
-//! One 20 ms frame at a time from one sample rate to another, for a leg whose codec samples at
-//! another rate than the frames it exchanges (G.722 at 16 kHz in an 8 kHz room).
+//! One 20 ms frame at a time from one sample rate to another: a wideband leg's frames to and
+//! from an 8 kHz room (or the 8 kHz call flow), a narrowband member in a 16 kHz room, a
+//! recording that keeps its rate when its room switches. [`resample_all`] converts a whole
+//! buffer (music, a sound) the same way, off the tick.
 //!
 //! rubato's FFT resampler with a fixed chunk of one frame (160 ↔ 320 samples between 8 and
 //! 16 kHz): anti-aliased both ways, 10 ms of delay, under a microsecond per frame
@@ -31,6 +33,11 @@ impl FrameResampler {
         })
     }
 
+    /// Output samples by which the converted audio lags the input.
+    pub fn delay(&self) -> usize {
+        self.engine.output_delay()
+    }
+
     /// Converts one frame (`pcm` is padded with silence or cut to the frame) into `out`;
     /// returns the samples written.
     pub fn process(&mut self, pcm: &[i16], out: &mut [i16]) -> usize {
@@ -58,9 +65,68 @@ impl FrameResampler {
     }
 }
 
+/// A whole buffer from `from` Hz to `to` Hz (music or a sound that was rendered for a room
+/// before it changed rate): frame by frame, without the resampler's delay, the tail flushed.
+/// Allocates: for set-up work, never for a tick.
+pub fn resample_all(pcm: &[i16], from: u32, to: u32) -> Result<Vec<i16>, CodecError> {
+    if from == to {
+        return Ok(pcm.to_vec());
+    }
+    let mut resampler = FrameResampler::new(from, to)?;
+    let (chunk, out_len) = (from as usize / 50, to as usize / 50);
+    let want = (pcm.len() as u64 * u64::from(to) / u64::from(from)) as usize;
+    let mut skip = resampler.delay();
+    let mut out = Vec::with_capacity(want + out_len);
+    let mut frame = vec![0i16; resampler.output.len().max(out_len)];
+    let silence = vec![0i16; chunk];
+    let frames = pcm
+        .chunks(chunk.max(1))
+        .chain(std::iter::repeat(&silence[..]));
+    for input in frames {
+        if out.len() >= want {
+            break;
+        }
+        let made = resampler.process(input, &mut frame);
+        if made == 0 {
+            break;
+        }
+        let drop = skip.min(made);
+        skip -= drop;
+        out.extend_from_slice(&frame[drop..made]);
+    }
+    out.truncate(want);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_buffer_keeps_its_length_timing_and_tone() {
+        let pcm: Vec<i16> = (0..8000)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                ((2.0 * std::f64::consts::PI * 500.0 * t).sin() * 8000.0) as i16
+            })
+            .collect();
+        let wide = resample_all(&pcm, 8000, 16000).unwrap();
+        assert_eq!(wide.len(), 16000);
+        // No delay left: the tone starts at once, and ends at the end.
+        let first = wide[..160]
+            .iter()
+            .map(|s| i32::from(*s).abs())
+            .max()
+            .unwrap();
+        assert!(first > 4000, "starts at once: {first}");
+        let rms = |p: &[i16]| {
+            (p.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / p.len() as f64).sqrt()
+        };
+        let (a, b) = (rms(&pcm[1000..7000]), rms(&wide[2000..14000]));
+        assert!((a / b - 1.0).abs() < 0.05, "{a} vs {b}");
+        assert_eq!(resample_all(&[], 8000, 16000).unwrap(), Vec::<i16>::new());
+        assert_eq!(resample_all(&pcm[..7], 8000, 16000).unwrap().len(), 14);
+    }
 
     #[test]
     fn frames_change_rate_and_keep_a_tone() {

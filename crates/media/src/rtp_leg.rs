@@ -266,6 +266,14 @@ impl StreamState {
     }
 }
 
+/// What a tick sends: PCM the leg encodes itself, or a payload encoded already (one encode
+/// shared by the room's listeners who hear the same mix).
+#[derive(Clone, Copy)]
+enum Outgoing<'a> {
+    Pcm(&'a [i16]),
+    Encoded(&'a [u8]),
+}
+
 /// One leg's RTP and RTCP; see the module documentation.
 pub struct RtpLeg {
     params: MediaParams,
@@ -547,9 +555,27 @@ impl RtpLeg {
         }
     }
 
+    /// The codec the leg runs: what a payload given to [`RtpLeg::send_encoded`] must be.
+    pub fn codec(&self) -> crate::codec::Codec {
+        self.params.codec
+    }
+
     /// Queues this tick's frame (or the pending digit's packets instead) for sending, then
     /// runs the timers due at `now`.
     pub fn send_frame(&mut self, now: Instant, pcm: Option<&[i16]>) {
+        self.send_outgoing(now, pcm.map(Outgoing::Pcm));
+    }
+
+    /// Like [`RtpLeg::send_frame`], for one 20 ms frame encoded already with the leg's codec
+    /// at its PCM rate (the room encoded it once for every listener hearing the same mix).
+    /// The leg still writes its own RTP header, sequence number and timestamp, and protects
+    /// the packet with its own SRTP keys. An empty payload is a DTX frame: nothing is sent and
+    /// the next packet starts a talk spurt.
+    pub fn send_encoded(&mut self, now: Instant, payload: &[u8]) {
+        self.send_outgoing(now, Some(Outgoing::Encoded(payload)));
+    }
+
+    fn send_outgoing(&mut self, now: Instant, outgoing: Option<Outgoing<'_>>) {
         let destination = self.latch.send_to();
         if self.params.remote_direction.remote_receives() {
             if let (Some(tx), Some(te_pt)) = (self.dtmf_tx.as_mut(), self.params.telephone_event_pt)
@@ -568,15 +594,19 @@ impl RtpLeg {
                     self.queue(len);
                 }
                 self.stream.timestamp = self.stream.timestamp.wrapping_add(self.rtp_frame);
-            } else if let Some(pcm) = pcm {
+            } else if let Some(outgoing) = outgoing {
                 let ts = self.stream.timestamp;
                 // In RTP clock units: the same as samples for G.711, six per sample for
                 // Opus at 8 kHz.
-                let units = if self.frame_len as u32 == self.rtp_frame {
-                    pcm.len() as u32
-                } else {
-                    (pcm.len() as u64 * u64::from(self.rtp_frame) / self.frame_len.max(1) as u64)
-                        as u32
+                let units = match outgoing {
+                    Outgoing::Pcm(pcm) if self.frame_len as u32 == self.rtp_frame => {
+                        pcm.len() as u32
+                    }
+                    Outgoing::Pcm(pcm) => {
+                        (pcm.len() as u64 * u64::from(self.rtp_frame)
+                            / self.frame_len.max(1) as u64) as u32
+                    }
+                    Outgoing::Encoded(_) => self.rtp_frame,
                 };
                 self.stream.timestamp = self.stream.timestamp.wrapping_add(units);
                 let pt = self.params.payload_type;
@@ -585,7 +615,15 @@ impl RtpLeg {
                     // sends starts a talk spurt.
                     let body = &mut buf[RTP_HEADER..];
                     let room = body.len().saturating_sub(MAX_TAG);
-                    let len = self.coder.encode(pcm, &mut body[..room]);
+                    let len = match outgoing {
+                        Outgoing::Pcm(pcm) => self.coder.encode(pcm, &mut body[..room]),
+                        Outgoing::Encoded(payload) if payload.len() <= room => {
+                            body[..payload.len()].copy_from_slice(payload);
+                            payload.len()
+                        }
+                        // Larger than any 20 ms frame we encode: dropped, not cut.
+                        Outgoing::Encoded(_) => 0,
+                    };
                     if len > 0 {
                         let len = self.stream.write(buf, pt, false, ts, |_| len);
                         self.queue(len);

@@ -18,6 +18,12 @@ pub use crate::srtp::{SrtpKeying, SrtpSuite};
 /// Largest frame carried (120 ms at 8 kHz, 20 ms at 48 kHz).
 pub const MAX_FRAME_SAMPLES: usize = 960;
 
+/// Sample rate of the frames a leg's [`MediaHandle`] exchanges with its call (prompts, IVR
+/// input, single-call recordings and streams run at 8 kHz). A leg whose codec runs at another
+/// rate (G.722, wideband Opus) converts them in its own task; lent to a room, it exchanges
+/// frames at its own rate and the room converts what it must.
+pub const HOME_RATE: u32 = 8000;
+
 /// Errors setting a leg up.
 #[derive(Debug, Error)]
 pub enum MediaError {

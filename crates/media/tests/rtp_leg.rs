@@ -533,7 +533,7 @@ fn opus_legs_count_48_khz_rebuild_a_loss_and_count_garbage() {
         Duration::ZERO,
     )
     .unwrap();
-    assert_eq!(a.frame_len(), 160, "8 kHz frames while rooms mix at 8 kHz");
+    assert_eq!(a.frame_len(), 160, "8 kHz frames for a narrowband Opus leg");
     let mut wire = Vec::new();
     for tick in 0..40u32 {
         let tone: Vec<i16> = (0..160)
@@ -591,4 +591,71 @@ fn opus_legs_count_48_khz_rebuild_a_loss_and_count_garbage() {
         "the lost frame and the refused one"
     );
     assert_eq!(b.stats().malformed_packets, 1, "the refused payload");
+}
+
+/// A payload encoded once by the room for several listeners: each leg wraps it in its own
+/// header (its SSRC, sequence and timestamp), an empty payload (DTX) sends nothing and makes
+/// the next packet start a talk spurt, and a digit being sent takes the frame's place.
+#[test]
+fn an_encoded_payload_goes_out_in_the_legs_own_stream() {
+    use huddle_media::codec::OpusOptions;
+    let opus = MediaParams {
+        codec: Codec::Opus(OpusOptions {
+            dtx: false,
+            pcm_rate: 16000,
+        }),
+        payload_type: 111,
+        ..params(LatchPolicy::Signalled)
+    };
+    let t0 = Instant::now();
+    let mut leg = RtpLeg::new(opus, IDS, t0, Duration::ZERO).unwrap();
+    assert_eq!(
+        leg.frame_len(),
+        320,
+        "16 kHz frames for a wideband Opus leg"
+    );
+    let payload = [0x78u8, 1, 2, 3, 4, 5, 6, 7];
+    let rtp_only = |leg: &mut RtpLeg| -> Vec<Vec<u8>> {
+        drain(leg)
+            .into_iter()
+            .filter(|t| t.0 == Channel::Rtp)
+            .map(|t| t.2)
+            .collect()
+    };
+    leg.send_encoded(t0, &payload);
+    leg.send_encoded(t0 + TICK, &payload);
+    leg.send_encoded(t0 + TICK * 2, &[]);
+    leg.send_encoded(t0 + TICK * 3, &payload);
+    let sent = rtp_only(&mut leg);
+    assert_eq!(sent.len(), 3, "the DTX frame sends nothing");
+    let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+    let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+    assert_eq!(ts(&sent[0]), IDS.timestamp);
+    assert_eq!(ts(&sent[1]), IDS.timestamp + 960);
+    assert_eq!(
+        ts(&sent[2]),
+        IDS.timestamp + 3 * 960,
+        "the DTX frame's time passed"
+    );
+    assert_eq!(
+        (seq(&sent[0]), seq(&sent[1]), seq(&sent[2])),
+        (1000, 1001, 1002)
+    );
+    assert_eq!(&sent[1][8..12], &IDS.ssrc.to_be_bytes());
+    assert_eq!(&sent[1][12..], &payload);
+    assert_eq!(sent[1][1], 111, "no marker in a talk spurt");
+    assert_eq!(
+        sent[2][1],
+        0x80 | 111,
+        "the packet after DTX starts a talk spurt"
+    );
+    // A payload larger than any frame is dropped, not cut.
+    leg.send_encoded(t0 + TICK * 4, &[0x78; 2000]);
+    assert!(rtp_only(&mut leg).is_empty());
+    // A digit takes the frame's place.
+    leg.send_digit('5', 100);
+    leg.send_encoded(t0 + TICK * 5, &payload);
+    let sent = rtp_only(&mut leg);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0][1] & 0x7F, 101, "telephone-event, not the payload");
 }

@@ -5,8 +5,11 @@
 //! gives the cost per participant (ns per participant = 1e9 / elem/s).
 //!
 //! With Opus: a 5-party room at 16 kHz (every leg Opus at 16 kHz: decode, mix at 320 samples,
-//! encode), and a 10-party room of five Opus and five PCMU legs at 8 kHz, each leg with its
-//! own codec state as the server runs it (no encode shared between listeners).
+//! encode), a 10-party room of five Opus and five PCMU legs at 8 kHz, and a 10-party wideband
+//! room of every codec (three Opus and two G.722 legs at 16 kHz, three PCMU and two PCMA legs
+//! converted between their 8 kHz and the room's 16 kHz once per tick each way, as the room
+//! does). Each leg has its own codec state and every listener talks, so no encode is shared
+//! (the worst case; `crates/room/benches/shared.rs` measures sharing).
 //!
 //! `cargo bench -p huddle-mixer --bench tick -- --warm-up-time 1 --measurement-time 3`
 
@@ -15,6 +18,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use huddle_media::codec::{Codec, Coder, OpusOptions};
 use huddle_media::g711::{ulaw_decode, ulaw_encode};
+use huddle_media::resample::FrameResampler;
 use huddle_mixer::{HearingTable, ListenerClass, Mixer, SpeakerClass};
 
 const FRAME: usize = 160;
@@ -143,6 +147,8 @@ struct CodedLeg {
     packets: Vec<Vec<u8>>,
     decoded: Vec<i16>,
     payload: [u8; 1500],
+    /// For a leg slower than the room: its frame converted to the room's rate and back.
+    convert: Option<(FrameResampler, FrameResampler, Vec<i16>, Vec<i16>)>,
 }
 
 fn coded_legs(codecs: &[(Codec, u32)]) -> Vec<CodedLeg> {
@@ -163,6 +169,7 @@ fn coded_legs(codecs: &[(Codec, u32)]) -> Vec<CodedLeg> {
                 packets,
                 decoded: vec![0; *rate as usize / 50],
                 payload: [0; 1500],
+                convert: None,
             }
         })
         .collect()
@@ -202,6 +209,75 @@ fn coded_tick(c: &mut Criterion, group: &str, id: &str, frame: usize, codecs: &[
     group.finish();
 }
 
+/// One tick of a room mixing at `room_rate` whose legs run at their own rates: decode, convert
+/// up, mix at the room's rate, convert each mix down, encode.
+fn wide_room_tick(c: &mut Criterion, group: &str, id: &str, codecs: &[(Codec, u32)]) {
+    let room_rate = 16000;
+    let frame = room_rate as usize / 50;
+    let mut group = c.benchmark_group(group);
+    let mut legs = coded_legs(codecs);
+    for (leg, (_, rate)) in legs.iter_mut().zip(codecs) {
+        if *rate != room_rate {
+            leg.convert = Some((
+                FrameResampler::new(*rate, room_rate).expect("resampler"),
+                FrameResampler::new(room_rate, *rate).expect("resampler"),
+                vec![0; frame],
+                vec![0; *rate as usize / 50],
+            ));
+        }
+    }
+    let mut mixer = Mixer::new(frame, HearingTable::default());
+    let mut mix = vec![0i16; frame];
+    let mut tick = 0usize;
+    group.throughput(Throughput::Elements(legs.len() as u64));
+    group.bench_function(BenchmarkId::from_parameter(id), |b| {
+        b.iter(|| {
+            tick = (tick + 1) % 25;
+            for leg in legs.iter_mut() {
+                let CodedLeg {
+                    coder,
+                    packets,
+                    decoded,
+                    convert,
+                    ..
+                } = leg;
+                black_box(coder.decode(black_box(&packets[tick]), decoded));
+                if let Some((up, _, wide, _)) = convert.as_mut() {
+                    up.process(decoded, wide);
+                }
+            }
+            mixer.begin();
+            for (i, leg) in legs.iter().enumerate() {
+                let voice = leg.convert.as_ref().map_or(&leg.decoded, |c| &c.2);
+                mixer.add(ROLES[i % 5].0, voice);
+            }
+            mixer.finish();
+            for (i, leg) in legs.iter_mut().enumerate() {
+                let (speaker, listener) = ROLES[i % 5];
+                let CodedLeg {
+                    coder,
+                    decoded,
+                    payload,
+                    convert,
+                    ..
+                } = leg;
+                match convert.as_mut() {
+                    Some((_, down, wide, narrow)) => {
+                        mixer.mix_for(listener, Some((speaker, &wide[..])), &[], &mut mix);
+                        down.process(&mix, narrow);
+                        black_box(coder.encode(narrow, payload));
+                    }
+                    None => {
+                        mixer.mix_for(listener, Some((speaker, &decoded[..])), &[], &mut mix);
+                        black_box(coder.encode(&mix, payload));
+                    }
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
 fn opus_ticks(c: &mut Criterion) {
     let opus = |rate| {
         (
@@ -216,6 +292,16 @@ fn opus_ticks(c: &mut Criterion) {
     let mut mixed = vec![opus(8000); 5];
     mixed.extend([(Codec::Pcmu, 8000); 5]);
     coded_tick(c, "mixed-codec tick 8 kHz", "5 opus + 5 pcmu", 160, &mixed);
+    let mut every = vec![opus(16000); 3];
+    every.extend([(Codec::G722, 16000); 2]);
+    every.extend([(Codec::Pcmu, 8000); 3]);
+    every.extend([(Codec::Pcma, 8000); 2]);
+    wide_room_tick(
+        c,
+        "mixed-codec tick 16 kHz",
+        "3 opus + 2 g722 + 3 pcmu + 2 pcma",
+        &every,
+    );
 }
 
 criterion_group!(benches, g711_tick, mix_only, opus_ticks);

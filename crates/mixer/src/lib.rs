@@ -64,6 +64,8 @@ pub struct Mixer {
     slot_mask: [u8; LISTENERS],
     /// Listener class → its slot in `listener_sums`, as of the last `finish`.
     slot_of: [u8; LISTENERS],
+    /// Listener class → its hearing-table row, as of the last `finish`.
+    rows: [u8; LISTENERS],
 }
 
 impl Mixer {
@@ -79,6 +81,7 @@ impl Mixer {
             // Before the first `finish` every listener reads slot 0: silence.
             slot_mask: [0; LISTENERS],
             slot_of: [0; LISTENERS],
+            rows: [0; LISTENERS],
         }
     }
 
@@ -130,8 +133,10 @@ impl Mixer {
         let n = self.frame_len;
         let mut slots = 0usize;
         for listener in LISTENER_CLASSES {
-            let mask = self.table.row(listener) & self.present;
+            let row = self.table.row(listener);
+            let mask = row & self.present;
             let l = listener.index();
+            self.rows[l] = row;
             if let Some(slot) = self.slot_mask[..slots].iter().position(|m| *m == mask) {
                 self.slot_of[l] = slot as u8;
                 continue;
@@ -148,6 +153,24 @@ impl Mixer {
             self.slot_mask[slots] = mask;
             self.slot_of[l] = slots as u8;
             slots += 1;
+        }
+    }
+
+    /// Which shared mix a listener hears this tick, if it hears one: the listener's
+    /// hearing-table row when its mix is exactly its class's sum (it did not contribute, or
+    /// its own voice is not in what its class hears), None when its own voice is subtracted
+    /// (a mix of its own). Listeners with the same key hear bit-identical mixes (with no
+    /// beeps added), so a room encodes such a mix once for all of them.
+    ///
+    /// The key is the row, not this tick's set of present speakers: it stays the same while
+    /// people start and stop talking, so the encoder that serves a group keeps a continuous
+    /// stream. Valid after [`Mixer::finish`], by the table that `finish` used.
+    pub fn shared_mix(&self, listener: ListenerClass, own: Option<SpeakerClass>) -> Option<u8> {
+        let l = listener.index();
+        let heard = self.slot_mask[usize::from(self.slot_of[l])];
+        match own {
+            Some(class) if heard & (1 << class.index()) != 0 => None,
+            _ => Some(self.rows[l]),
         }
     }
 
@@ -244,6 +267,100 @@ mod tests {
         mixer.finish();
         // Customer, AiAgent, Recording hear no coach; Agent, Supervisor, RecordingWithCoach do.
         assert_eq!(mixer.slot_of, [0, 1, 1, 0, 0, 1]);
+    }
+
+    /// Every listener class's mix, for a listener that did not contribute.
+    fn mixes(mixer: &Mixer) -> Vec<[i16; 160]> {
+        LISTENER_CLASSES
+            .iter()
+            .map(|l| {
+                let mut out = [0i16; 160];
+                mixer.mix_for(*l, None, &[], &mut out);
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn listeners_with_the_same_hearing_share_a_mix_key_and_hear_the_same_mix() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[100; 160]);
+        mixer.add(SpeakerClass::Coach, &[7; 160]);
+        mixer.finish();
+        let keys: Vec<Option<u8>> = LISTENER_CLASSES
+            .iter()
+            .map(|l| mixer.shared_mix(*l, None))
+            .collect();
+        // Customer, AiAgent and Recording hear everyone but the coach; Agent, Supervisor and
+        // RecordingWithCoach hear the coach too: two groups.
+        assert_eq!(keys[0], keys[3]);
+        assert_eq!(keys[0], keys[4]);
+        assert_eq!(keys[1], keys[2]);
+        assert_eq!(keys[1], keys[5]);
+        assert_ne!(keys[0], keys[1]);
+        let heard = mixes(&mixer);
+        for (a, b) in LISTENER_CLASSES.iter().zip(&keys) {
+            for (c, d) in LISTENER_CLASSES.iter().zip(&keys) {
+                let same = heard[a.index()] == heard[c.index()];
+                assert_eq!(b == d, same, "{a:?} and {c:?}: same key iff same mix");
+            }
+        }
+        assert_eq!(heard[ListenerClass::Customer.index()], [100; 160]);
+        assert_eq!(heard[ListenerClass::Agent.index()], [107; 160]);
+    }
+
+    #[test]
+    fn a_listener_whose_own_voice_is_subtracted_hears_a_mix_of_its_own() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[100; 160]);
+        mixer.add(SpeakerClass::Agent, &[20; 160]);
+        mixer.finish();
+        assert_eq!(
+            mixer.shared_mix(ListenerClass::Customer, Some(SpeakerClass::Customer)),
+            None
+        );
+        assert_eq!(
+            mixer.shared_mix(ListenerClass::Agent, Some(SpeakerClass::Agent)),
+            None
+        );
+        // Not contributing: the class's mix, shared.
+        assert!(mixer.shared_mix(ListenerClass::Agent, None).is_some());
+        // A voice the listener's class does not hear is not in its mix: still shared.
+        let mut table = HearingTable::default();
+        table.set(ListenerClass::Supervisor, SpeakerClass::Coach, false);
+        mixer.set_table(table);
+        mixer.begin();
+        mixer.add(SpeakerClass::Coach, &[9; 160]);
+        mixer.add(SpeakerClass::Customer, &[100; 160]);
+        mixer.finish();
+        assert_eq!(
+            mixer.shared_mix(ListenerClass::Supervisor, Some(SpeakerClass::Coach)),
+            mixer.shared_mix(ListenerClass::Supervisor, None)
+        );
+        assert!(mixer
+            .shared_mix(ListenerClass::Supervisor, Some(SpeakerClass::Coach))
+            .is_some());
+    }
+
+    #[test]
+    fn a_mix_key_stays_while_speakers_come_and_go() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        let mut keys = Vec::new();
+        for present in [
+            &[SpeakerClass::Customer][..],
+            &[SpeakerClass::Agent, SpeakerClass::Coach],
+            &[],
+        ] {
+            mixer.begin();
+            for class in present {
+                mixer.add(*class, &[1; 160]);
+            }
+            mixer.finish();
+            keys.push(mixer.shared_mix(ListenerClass::Customer, None));
+        }
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct VoiceActivity {
     active: bool,
     loud_run: u32,
     quiet_run: u32,
+    /// RMS of the last frame pushed.
+    last_rms: f32,
 }
 
 impl VoiceActivity {
@@ -54,12 +56,14 @@ impl VoiceActivity {
             active: false,
             loud_run: 0,
             quiet_run: 0,
+            last_rms: 0.0,
         }
     }
 
     /// Feeds one frame; returns an event on a transition.
     pub fn push(&mut self, pcm: &[i16]) -> Option<VoiceEvent> {
         let rms = rms(pcm);
+        self.last_rms = rms;
         if self.active {
             if rms < self.config.stop_rms {
                 self.quiet_run = self.quiet_run.saturating_add(1);
@@ -91,8 +95,18 @@ impl VoiceActivity {
         self.active
     }
 
+    /// Whether the last frame carries voice worth mixing: the participant is speaking (which
+    /// includes the hangover between words), or the frame is at least as loud as the level
+    /// below which speech counts as stopped. The second half keeps a word's first frames,
+    /// before the start is confirmed, and soft speech that never confirms a start; what it
+    /// leaves out is line noise, comfort noise and digital silence.
+    pub fn hears_voice(&self) -> bool {
+        self.active || self.last_rms >= self.config.stop_rms
+    }
+
     /// Back to quiet without an event (the participant left, was muted, ...).
     pub fn reset(&mut self) {
+        self.last_rms = 0.0;
         self.active = false;
         self.loud_run = 0;
         self.quiet_run = 0;
@@ -105,4 +119,37 @@ fn rms(pcm: &[i16]) -> f32 {
     }
     let energy: i64 = pcm.iter().map(|s| i64::from(*s) * i64::from(*s)).sum();
     ((energy as f64 / pcm.len() as f64).sqrt()) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voice_is_heard_from_its_first_loud_frame_through_the_hangover_not_in_noise() {
+        let mut vad = VoiceActivity::new(VadConfig::default());
+        let (noise, speech) = ([60i16; 160], [2000i16; 160]);
+        vad.push(&noise);
+        assert!(!vad.hears_voice(), "line noise is not mixed");
+        vad.push(&[0; 160]);
+        assert!(!vad.hears_voice(), "digital silence is not mixed");
+        assert_eq!(vad.push(&speech), None);
+        assert!(
+            vad.hears_voice(),
+            "the first loud frame, before the start is confirmed"
+        );
+        assert_eq!(vad.push(&speech), Some(VoiceEvent::Started));
+        // A pause between words stays mixed for the hangover, then stops.
+        for _ in 0..VadConfig::default().hangover_frames - 1 {
+            assert_eq!(vad.push(&noise), None);
+            assert!(vad.hears_voice());
+        }
+        assert_eq!(vad.push(&noise), Some(VoiceEvent::Stopped));
+        assert!(!vad.hears_voice());
+        // Soft speech that never confirms a start is still mixed.
+        vad.push(&[300; 160]);
+        assert!(vad.hears_voice());
+        vad.reset();
+        assert!(!vad.hears_voice());
+    }
 }

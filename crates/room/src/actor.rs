@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use huddle_events::CallParams;
+use huddle_media::codec::Codec;
 use huddle_media::news::{NewsBell, NewsWatch};
+use huddle_media::resample::{resample_all, FrameResampler};
 use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
 use huddle_roomport::{
     member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberId, MemberInput, MemberLink,
@@ -24,6 +26,7 @@ use crate::journal::LiveMpc;
 use crate::lateness::LatenessTally;
 use crate::recording::{self, ActiveRecording};
 use crate::registry::RoomDeps;
+use crate::shared::{GroupKey, MixKey, SharedEncoders};
 use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
 use crate::state::{
@@ -53,12 +56,16 @@ pub(crate) enum ActorMsg {
         command: Command,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
+    /// Audio below carries the rate it was rendered at: a room that switched rate meanwhile
+    /// has it converted (off the tick) before it plays.
     Music {
         slot: MusicSlot,
         pcm: Option<Arc<[i16]>>,
+        rate: u32,
     },
     Sound {
         pcm: Arc<[i16]>,
+        rate: u32,
     },
     SoundTo {
         members: Vec<MemberId>,
@@ -66,6 +73,7 @@ pub(crate) enum ActorMsg {
         /// The Play command's target and its number among this room's plays.
         form: Target,
         play: u64,
+        rate: u32,
     },
     Snapshot {
         reply: oneshot::Sender<MpcSnapshot>,
@@ -85,6 +93,11 @@ struct Member {
     params: CallParams,
     joined_at: SystemTime,
     audio: Box<dyn TickAudio>,
+    /// The rate its audio exchanges frames at (fixed for its stay).
+    rate: u32,
+    /// Set while its rate differs from the room's: its converters, made at its join or at
+    /// the room's switch, used once per tick each way.
+    convert: Option<Box<MemberRate>>,
     inbox: mpsc::Receiver<MemberInput>,
     outbox: mpsc::Sender<MemberOutput>,
     exit: Option<oneshot::Sender<RoomExit>>,
@@ -97,6 +110,8 @@ struct Member {
     sounds: Vec<SoundCursor>,
     mix: Box<[i16]>,
     vad: VoiceActivity,
+    /// Its leg's codec (None for an AI stream), for shared encoding.
+    codec: Option<Codec>,
     /// Audio is arriving (for ParticipantAudioStart/Stop).
     flowing: bool,
     /// Ticks without a frame.
@@ -105,6 +120,84 @@ struct Member {
 
 /// Ticks without a frame before audio counts as stopped (200 ms: longer than any jitter).
 const AUDIO_STOP_TICKS: u32 = 10;
+
+impl Member {
+    /// Whether this tick's frame goes into the mix (when the member's state lets it speak).
+    ///
+    /// Only frames that carry voice do: while the member is speaking (its VAD, with the
+    /// hangover between words) or while its frame is at least as loud as speech that stops
+    /// ([`VoiceActivity::hears_voice`]). Line noise, comfort noise and digital silence stay
+    /// out. This is what lets listeners share an encode (`crate::shared`): a member that
+    /// contributes needs a mix without its own voice, and with every member contributing all
+    /// the time, nobody would ever hear a shared mix. ConfBridge and FreeSWITCH gate the same
+    /// way. The level half of the rule is there for audio quality: a word's first frames,
+    /// before the VAD confirms a start, and soft speech that never confirms one are mixed
+    /// all the same, so gating cuts no speech a pure VAD gate would clip.
+    fn contributing(&self) -> bool {
+        self.has_voice && self.vad.hears_voice()
+    }
+}
+
+/// The highest rate a room mixes at. 16 kHz carries the whole of wideband speech (G.722 and
+/// wideband Opus stop at 7 kHz); members at higher rates are converted down to it.
+pub(crate) const MAX_ROOM_RATE: u32 = 16000;
+
+/// The rate a room mixes at for a member whose audio runs at `member_rate`: 8 or 16 kHz.
+pub(crate) fn room_rate_for(member_rate: u32) -> u32 {
+    if member_rate > 8000 {
+        MAX_ROOM_RATE
+    } else {
+        8000
+    }
+}
+
+/// A member's converters between its rate and the room's, and its frames at its own rate.
+struct MemberRate {
+    into_room: FrameResampler,
+    out_of_room: FrameResampler,
+    /// Its decoded frame, kept between ticks: a lost frame is concealed by fading the last.
+    leg_in: Box<[i16]>,
+    leg_out: Box<[i16]>,
+}
+
+impl MemberRate {
+    /// None when the member runs at the room's rate (or its converters cannot be built,
+    /// which a supported rate never causes: logged, and the frames then pass unconverted).
+    fn between(member: u32, room: u32) -> Option<Box<MemberRate>> {
+        if member == room {
+            return None;
+        }
+        let built = FrameResampler::new(member, room).and_then(|into_room| {
+            Ok(MemberRate {
+                into_room,
+                out_of_room: FrameResampler::new(room, member)?,
+                leg_in: vec![0; member as usize / 50].into(),
+                leg_out: vec![0; member as usize / 50].into(),
+            })
+        });
+        match built {
+            Ok(r) => Some(Box::new(r)),
+            Err(error) => {
+                tracing::warn!(%error, member, room, "cannot convert a member's audio to the room's rate");
+                None
+            }
+        }
+    }
+
+    /// The member's frame of this tick, converted into `out` (at the room's rate).
+    fn receive(&mut self, audio: &mut dyn TickAudio, out: &mut [i16]) -> Option<usize> {
+        let got = audio.receive(&mut self.leg_in)?;
+        let len = self.leg_in.len();
+        self.leg_in[got.min(len)..].fill(0);
+        Some(self.into_room.process(&self.leg_in, out))
+    }
+
+    /// Sends the member its mix (at the room's rate), converted to its rate.
+    fn send(&mut self, audio: &mut dyn TickAudio, mix: &[i16]) {
+        let n = self.out_of_room.process(mix, &mut self.leg_out);
+        audio.send(&self.leg_out[..n]);
+    }
+}
 
 /// One live MPC as the mixing thread sees it: the state machine, the shell around it, its
 /// message queue and its next deadline.
@@ -126,6 +219,7 @@ impl RoomTask {
         tx: mpsc::UnboundedSender<ActorMsg>,
         first_tick: std::time::Instant,
     ) -> Self {
+        let rate = room_rate_for(rate);
         let frame_len = (rate / 50) as usize;
         metrics::gauge!("huddle_rooms_active").increment(1.0);
         let created = state.created_at();
@@ -146,6 +240,7 @@ impl RoomTask {
                 frame_len,
                 members: Vec::with_capacity(10),
                 mixer: Mixer::new(frame_len, HearingTable::default()),
+                shared: SharedEncoders::new(rate),
                 wait: MusicLoop::default(),
                 agent_hold: MusicLoop::default(),
                 customer_hold: MusicLoop::default(),
@@ -235,6 +330,8 @@ struct Shell {
     frame_len: usize,
     members: Vec<Member>,
     mixer: Mixer,
+    /// One encode per tick for each group of listeners hearing the same mix.
+    shared: SharedEncoders,
     wait: MusicLoop,
     agent_hold: MusicLoop,
     customer_hold: MusicLoop,
@@ -308,17 +405,46 @@ impl Shell {
                 self.outputs = outputs;
                 let _ = reply.send(failure.map_or(Ok(()), Err));
             }
-            ActorMsg::Music { slot, pcm } => match slot {
-                MusicSlot::Wait => self.wait.set(pcm),
-                MusicSlot::AgentHold => self.agent_hold.set(pcm),
-                MusicSlot::CustomerHold => self.customer_hold.set(pcm),
-            },
-            ActorMsg::Sound { pcm } => self.play_to_unheld(state, pcm),
+            ActorMsg::Music { slot, pcm, rate } => {
+                if let Some(audio) = pcm.as_ref().filter(|_| rate != self.rate) {
+                    self.convert_later(audio.clone(), rate, move |pcm, rate| ActorMsg::Music {
+                        slot,
+                        pcm: Some(pcm),
+                        rate,
+                    });
+                    return;
+                }
+                match slot {
+                    MusicSlot::Wait => self.wait.set(pcm),
+                    MusicSlot::AgentHold => self.agent_hold.set(pcm),
+                    MusicSlot::CustomerHold => self.customer_hold.set(pcm),
+                }
+            }
+            ActorMsg::Sound { pcm, rate } if rate != self.rate => {
+                self.convert_later(pcm, rate, |pcm, rate| ActorMsg::Sound { pcm, rate });
+            }
+            ActorMsg::Sound { pcm, .. } => self.play_to_unheld(state, pcm),
             ActorMsg::SoundTo {
                 members,
                 pcm,
                 form,
                 play,
+                rate,
+            } if rate != self.rate => {
+                self.convert_later(pcm, rate, move |pcm, rate| ActorMsg::SoundTo {
+                    members,
+                    pcm,
+                    form,
+                    play,
+                    rate,
+                });
+            }
+            ActorMsg::SoundTo {
+                members,
+                pcm,
+                form,
+                play,
+                ..
             } => {
                 // A stop that came while the file was being fetched still applies.
                 if self
@@ -358,11 +484,20 @@ impl Shell {
             to: request.to.clone(),
             direction: "inbound",
         };
+        let (rate, codec) = (audio.rate(), audio.codec());
+        if room_rate_for(rate) > self.rate {
+            // Before the join is fed to the state machine, so that its entry sound is made
+            // at the new rate.
+            self.switch_rate(room_rate_for(rate));
+        }
         self.members.push(Member {
             id: member_id,
             params,
             joined_at: SystemTime::now(),
             audio,
+            rate,
+            convert: MemberRate::between(rate, self.rate),
+            codec,
             inbox,
             outbox,
             exit: Some(exit_tx),
@@ -436,9 +571,12 @@ impl Shell {
             ),
         ] {
             let Some(target) = target else { continue };
-            self.spawn_render(target, first.params.clone(), extra.clone(), move |pcm| {
-                ActorMsg::Music { slot, pcm }
-            });
+            self.spawn_render(
+                target,
+                first.params.clone(),
+                extra.clone(),
+                move |pcm, rate| ActorMsg::Music { slot, pcm, rate },
+            );
         }
     }
 
@@ -447,7 +585,7 @@ impl Shell {
         target: UrlWithMethod,
         params: CallParams,
         extra: Vec<(String, String)>,
-        wrap: impl FnOnce(Option<Arc<[i16]>>) -> ActorMsg + Send + 'static,
+        wrap: impl FnOnce(Option<Arc<[i16]>>, u32) -> ActorMsg + Send + 'static,
     ) {
         let deps = self.deps.clone();
         let tx = self.tx.clone();
@@ -457,8 +595,77 @@ impl Shell {
             let pcm =
                 sounds::render_document(&deps.http, &deps.prompts, &target, &params, &extra, rate)
                     .await;
-            let _ = tx.send(wrap(pcm));
+            let _ = tx.send(wrap(pcm, rate));
         });
+    }
+
+    /// Converts audio rendered at `from` Hz (before the room switched rate) to the room's rate
+    /// on the runtime, off the mixing thread, and sends it back wrapped as it came.
+    fn convert_later(
+        &self,
+        pcm: Arc<[i16]>,
+        from: u32,
+        wrap: impl FnOnce(Arc<[i16]>, u32) -> ActorMsg + Send + 'static,
+    ) {
+        let (tx, to) = (self.tx.clone(), self.rate);
+        self.deps.runtime.spawn(async move {
+            match resample_all(&pcm, from, to) {
+                Ok(converted) => {
+                    let _ = tx.send(wrap(converted.into(), to));
+                }
+                Err(error) => tracing::warn!(%error, "room audio dropped: cannot convert its rate"),
+            }
+        });
+    }
+
+    /// The room mixes at `rate` from now on (a wider member joined): every frame buffer is
+    /// made again at the new size, the beeps re-rendered, the sounds playing converted, the
+    /// music converted off the thread (silent meanwhile), each member's converters rebuilt
+    /// and the recording told. Done once per switch, at a join, never per tick.
+    fn switch_rate(&mut self, rate: u32) {
+        let old = self.rate;
+        tracing::info!(from = old, to = rate, "room switches its mixing rate");
+        self.rate = rate;
+        self.frame_len = (rate / 50) as usize;
+        let n = self.frame_len;
+        self.mixer = Mixer::new(n, *self.mixer.table());
+        self.shared.set_room_rate(rate);
+        self.record_frame = vec![0; n].into();
+        self.music_frames = [vec![0; n].into(), vec![0; n].into(), vec![0; n].into()];
+        self.beep1 = sounds::beep1(rate);
+        self.beep2 = sounds::beep2(rate);
+        for (slot, music) in [
+            (MusicSlot::Wait, &mut self.wait),
+            (MusicSlot::AgentHold, &mut self.agent_hold),
+            (MusicSlot::CustomerHold, &mut self.customer_hold),
+        ] {
+            if let Some(pcm) = music.take() {
+                let (tx, from) = (self.tx.clone(), old);
+                self.deps.runtime.spawn(async move {
+                    if let Ok(converted) = resample_all(&pcm, from, rate) {
+                        let _ = tx.send(ActorMsg::Music {
+                            slot,
+                            pcm: Some(converted.into()),
+                            rate,
+                        });
+                    }
+                });
+            }
+        }
+        if let Some(active) = self.recording.as_mut() {
+            active.room_rate_changed(rate);
+        }
+        for m in &mut self.members {
+            m.voice = vec![0; n].into();
+            m.sound = vec![0; n].into();
+            m.mix = vec![0; n].into();
+            m.has_voice = false;
+            // Sounds playing (short beeps, mostly) are converted here, at once: they play on.
+            for cursor in &mut m.sounds {
+                cursor.convert(old, rate);
+            }
+            m.convert = MemberRate::between(m.rate, rate);
+        }
     }
 
     fn apply(&mut self, state: &Room, output: Output) {
@@ -513,9 +720,10 @@ impl Shell {
             Output::Sound(_) => {}
             Output::SoundDocument(target) => {
                 if let Some(first) = self.members.first() {
-                    self.spawn_render(target, first.params.clone(), Vec::new(), |pcm| {
+                    self.spawn_render(target, first.params.clone(), Vec::new(), |pcm, rate| {
                         ActorMsg::Sound {
                             pcm: pcm.unwrap_or_else(|| Arc::from(Vec::new())),
+                            rate,
                         }
                     });
                 }
@@ -534,6 +742,7 @@ impl Shell {
                                 pcm: pcm.samples,
                                 form,
                                 play,
+                                rate,
                             });
                         }
                         Err(err) => tracing::warn!(%url, error = %err, "MPC play failed"),
@@ -579,6 +788,7 @@ impl Shell {
                                 pcm: sounds::ringback(rate, secs),
                                 form,
                                 play,
+                                rate,
                             });
                         });
                     }
@@ -589,13 +799,14 @@ impl Shell {
                             to: String::new(),
                             direction: "outbound",
                         };
-                        self.spawn_render(target, params, Vec::new(), move |pcm| {
+                        self.spawn_render(target, params, Vec::new(), move |pcm, rate| {
                             let pcm = pcm.map_or_else(Vec::new, |p| sounds::repeat(&p, rate, secs));
                             ActorMsg::SoundTo {
                                 members,
                                 pcm: pcm.into(),
                                 form,
                                 play,
+                                rate,
                             }
                         });
                     }
@@ -704,7 +915,11 @@ impl Shell {
         let n = self.frame_len;
         let mut changes: Vec<Input> = Vec::new();
         for m in &mut self.members {
-            match m.audio.receive(&mut m.voice[..n]) {
+            let received = match m.convert.as_deref_mut() {
+                Some(convert) => convert.receive(m.audio.as_mut(), &mut m.voice[..n]),
+                None => m.audio.receive(&mut m.voice[..n]),
+            };
+            match received {
                 Some(got) => {
                     // A short frame (an odd packetisation) is padded with silence.
                     m.voice[got.min(n)..n].fill(0);
@@ -749,11 +964,12 @@ impl Shell {
             self.feed(state, input);
         }
 
-        // Mix: sum contributors once, then one mix-minus per listener.
+        // Mix: sum contributors once, then one mix-minus per listener. A member contributes
+        // only while it carries voice (see `contributing`).
         self.mixer.begin();
         for m in &self.members {
             if let Some(p) = state.participant(m.id) {
-                if m.has_voice && state.contributes(p) {
+                if m.contributing() && state.contributes(p) {
                     self.mixer.add(p.speaker_class(), &m.voice[..n]);
                 }
             }
@@ -763,25 +979,29 @@ impl Shell {
             if !active.recorder.is_paused() {
                 let frame = &mut self.record_frame[..n];
                 self.mixer.mix_for(active.listener, None, &[], frame);
-                active.recorder.push(frame);
+                active.push(frame);
             }
         }
         self.wait.advance(&mut self.music_frames[0][..n]);
         self.agent_hold.advance(&mut self.music_frames[1][..n]);
         self.customer_hold.advance(&mut self.music_frames[2][..n]);
 
+        self.shared.next_tick();
         for m in &mut self.members {
             let Some(p) = state.participant(m.id) else {
                 continue;
             };
             let hearing = state.hearing(p);
-            let own = (m.has_voice && state.contributes(p)).then(|| p.speaker_class());
+            let own = (m.contributing() && state.contributes(p)).then(|| p.speaker_class());
             let Member {
                 voice,
                 sound,
                 sounds,
                 mix,
                 audio,
+                convert,
+                codec,
+                rate,
                 ..
             } = m;
             // Sounds are for listeners not on hold; a hold starting mid-beep cuts it.
@@ -795,6 +1015,34 @@ impl Shell {
                 mix_sounds(sounds, &mut sound[..n])
             };
             let extra: &[&[i16]] = if has_sound { &[&sound[..n]] } else { &[] };
+            // A listener hearing a shared mix (no own voice taken out, no sound over it) gets
+            // its group's payload, encoded once this tick for the whole group.
+            let shared_mix = match hearing {
+                _ if has_sound => None,
+                Hearing::Room(class) => self.mixer.shared_mix(class, own).map(MixKey::Room),
+                Hearing::WaitMusic => Some(MixKey::Music(0)),
+                Hearing::AgentHoldMusic => Some(MixKey::Music(1)),
+                Hearing::CustomerHoldMusic => Some(MixKey::Music(2)),
+            };
+            let group = shared_mix
+                .zip(codec.filter(|c| SharedEncoders::shares(*c)))
+                .map(|(mix, codec)| GroupKey {
+                    mix,
+                    codec,
+                    rate: *rate,
+                });
+            if let Some(key) = group {
+                let (mixer, music) = (&self.mixer, &self.music_frames);
+                let sent = self.shared.send(key, audio.as_mut(), |out| match hearing {
+                    Hearing::Room(class) => mixer.mix_for(class, None, &[], out),
+                    Hearing::WaitMusic => overlay(&music[0][..n], &[], out),
+                    Hearing::AgentHoldMusic => out.copy_from_slice(&music[1][..n]),
+                    Hearing::CustomerHoldMusic => out.copy_from_slice(&music[2][..n]),
+                });
+                if sent {
+                    continue;
+                }
+            }
             match hearing {
                 Hearing::Room(class) => {
                     self.mixer
@@ -804,7 +1052,10 @@ impl Shell {
                 Hearing::AgentHoldMusic => mix[..n].copy_from_slice(&self.music_frames[1][..n]),
                 Hearing::CustomerHoldMusic => mix[..n].copy_from_slice(&self.music_frames[2][..n]),
             }
-            audio.send(&mix[..n]);
+            match convert.as_deref_mut() {
+                Some(convert) => convert.send(audio.as_mut(), &mix[..n]),
+                None => audio.send(&mix[..n]),
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod priority;
 pub mod recording;
 pub mod registry;
 mod scheduler;
+pub mod shared;
 pub mod snapshot;
 pub mod sounds;
 pub mod state;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use huddle_media::resample::FrameResampler;
 use huddle_mixer::ListenerClass;
 use huddle_record::{Finished, Format, RecordError, Recorder};
 use huddle_roomport::{MpcUuid, RecordingId};
@@ -55,6 +56,40 @@ pub(crate) struct ActiveRecording {
     pub(crate) recorder: Recorder,
     /// Whose mix it records: with or without the coach's voice.
     pub(crate) listener: ListenerClass,
+    /// The file's rate: the room's when the recording started. A file cannot change rate
+    /// midway, so when the room switches (a wideband member joined) each mix is converted.
+    rate: u32,
+    /// Set while the room mixes at another rate than the file's: the converter and its
+    /// output frame, made at the switch.
+    convert: Option<(FrameResampler, Box<[i16]>)>,
+}
+
+impl ActiveRecording {
+    /// The room now mixes at `room_rate` (called at the switch, not per tick).
+    pub(crate) fn room_rate_changed(&mut self, room_rate: u32) {
+        self.convert = if room_rate == self.rate {
+            None
+        } else {
+            match FrameResampler::new(room_rate, self.rate) {
+                Ok(r) => Some((r, vec![0; self.rate as usize / 50].into())),
+                Err(error) => {
+                    tracing::warn!(%error, "recording: cannot convert the room's mix to the file's rate");
+                    None
+                }
+            }
+        };
+    }
+
+    /// Writes one tick's mix (at the room's rate).
+    pub(crate) fn push(&mut self, mix: &[i16]) {
+        match self.convert.as_mut() {
+            Some((resampler, frame)) => {
+                let n = resampler.process(mix, frame);
+                self.recorder.push(&frame[..n]);
+            }
+            None => self.recorder.push(mix),
+        }
+    }
 }
 
 /// What the report of a finished recording needs.
@@ -180,6 +215,8 @@ pub(crate) fn start(
     match started {
         Ok(recorder) => Some(ActiveRecording {
             recorder,
+            rate,
+            convert: None,
             listener: if with_coach {
                 ListenerClass::RecordingWithCoach
             } else {

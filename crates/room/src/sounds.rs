@@ -153,6 +153,13 @@ impl MusicLoop {
     }
 
     /// Whether any music is loaded.
+    /// Takes the loop's audio out (the room is switching rate and converts it), leaving it
+    /// silent.
+    pub fn take(&mut self) -> Option<Arc<[i16]>> {
+        self.position = 0;
+        self.pcm.take()
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.pcm.is_some()
     }
@@ -202,6 +209,19 @@ impl SoundCursor {
     }
 
     /// Started by a Play command with this target.
+    /// What is left to play, converted from `from` Hz to `to` Hz (the room switched rate
+    /// while it played). Allocates: called at a switch, never per tick.
+    pub fn convert(&mut self, from: u32, to: u32) {
+        let rest = &self.pcm[self.position.min(self.pcm.len())..];
+        match huddle_media::resample::resample_all(rest, from, to) {
+            Ok(converted) => self.pcm = converted.into(),
+            // Cannot happen for the rates a room runs at; the sound ends rather than play at
+            // the wrong speed.
+            Err(_) => self.pcm = Arc::from(Vec::new()),
+        }
+        self.position = 0;
+    }
+
     pub fn is_play(&self, form: &Target) -> bool {
         self.play.as_ref() == Some(form)
     }

@@ -33,7 +33,8 @@ pub struct JoinRequest {
     pub to: String,
     /// The verb with every attribute resolved.
     pub mpc: Box<MultiPartyCall>,
-    /// The leg's audio sample rate.
+    /// Sample rate of the frames the joiner's audio exchanges (its [`TickAudio::rate`]); an AI
+    /// stream member's queues are made at this rate.
     pub sample_rate: u32,
 }
 

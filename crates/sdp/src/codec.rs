@@ -56,7 +56,7 @@ pub const G722: CodecSpec = CodecSpec {
 
 /// Opus (RFC 7587): always `opus/48000/2` in SDP, whatever is actually sent, on a dynamic
 /// payload type. The parameters say what a leg runs (RFC 7587 §6.1): mono (`stereo=0`,
-/// `sprop-stereo=0`), narrowband audio both ways since rooms mix at 8 kHz
+/// `sprop-stereo=0`), wideband audio both ways since rooms mix at up to 16 kHz
 /// (`maxplaybackrate`, `sprop-maxcapturerate`), in-band FEC wanted (`useinbandfec=1`, which a
 /// leg uses to recover a single lost packet), and continuous packets preferred (`usedtx=0`;
 /// a peer that sends DTX anyway is understood).
@@ -70,7 +70,7 @@ pub const OPUS: CodecSpec = CodecSpec {
 
 /// The `a=fmtp` parameters of [`OPUS`].
 pub const OPUS_FMTP: &str =
-    "maxplaybackrate=8000;sprop-maxcapturerate=8000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0";
+    "maxplaybackrate=16000;sprop-maxcapturerate=16000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0";
 
 /// A parameter of an `a=fmtp` line (`name=value` pairs separated by `;`), matched
 /// case-insensitively: `fmtp_param("useinbandfec=1; usedtx=1", "usedtx") == Some("1")`.

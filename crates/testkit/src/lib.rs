@@ -672,6 +672,14 @@ impl SipUa {
         )
     }
 
+    /// An SDP offer of Opus alone on payload type `pt` with the given fmtp parameters (for
+    /// instance `maxplaybackrate=8000` from a narrowband phone).
+    pub fn sdp_opus_fmtp(rtp_port: u16, pt: u8, fmtp: &str) -> String {
+        format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt}\r\na=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} {fmtp}\r\n"
+        )
+    }
+
     /// An SDP offer for an RTP port with these payload types (0 PCMU, 8 PCMA, 18 G729, 101 DTMF).
     pub fn sdp(rtp_port: u16, pts: &[u8]) -> String {
         let list: Vec<String> = pts.iter().map(u8::to_string).collect();
@@ -1178,6 +1186,8 @@ pub struct RtpPeer {
         huddle_media::g722::G722Encoder,
         huddle_media::g722::G722Decoder,
     )>,
+    /// Set: the peer speaks G.711 A-law (payload type 8) instead of µ-law.
+    pub pcma: bool,
     /// Set: packets are dropped at random before sending.
     pub loss: Option<SendLoss>,
     /// Set: the tone's level swings between 20 % and 100 % at this rate (Hz), like syllables.
@@ -1200,6 +1210,7 @@ impl RtpPeer {
             last_dtmf_ts: None,
             opus: None,
             g722: None,
+            pcma: false,
             loss: None,
             syllable_hz: None,
             sample: 0,
@@ -1252,8 +1263,8 @@ impl RtpPeer {
         self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// One 20 ms packet of a `freq` tone: PCMU, or Opus for a peer made by
-    /// [`RtpPeer::bind_opus`].
+    /// One 20 ms packet of a `freq` tone: PCMU (PCMA when [`RtpPeer::pcma`] is set), Opus for
+    /// a peer made by [`RtpPeer::bind_opus`], G.722 for one made by [`RtpPeer::bind_g722`].
     pub fn tone_packet(&mut self, freq: f64) -> Vec<u8> {
         let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
         p[2..4].copy_from_slice(&self.seq.to_be_bytes());
@@ -1291,6 +1302,13 @@ impl RtpPeer {
                     .expect("Opus encode");
                 p.extend_from_slice(&payload[..len]);
                 self.ts = self.ts.wrapping_add(960);
+            }
+            None if self.pcma => {
+                p[1] = 8;
+                let mut payload = vec![0u8; pcm.len()];
+                huddle_media::g711::alaw_encode(&pcm, &mut payload);
+                p.extend_from_slice(&payload);
+                self.ts = self.ts.wrapping_add(160);
             }
             None => {
                 p.extend(pcm.iter().map(|s| ulaw_encode(*s)));
@@ -1358,6 +1376,11 @@ impl RtpPeer {
                         Instant::now(),
                         buf[12..len].iter().map(|b| ulaw_decode(*b)).collect(),
                     )),
+                    8 => {
+                        let mut pcm = vec![0i16; len - 12];
+                        huddle_media::g711::alaw_decode(&buf[12..len], &mut pcm);
+                        received.push((Instant::now(), pcm));
+                    }
                     101 if len >= 16 => {
                         let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                         let end = buf[13] & 0x80 != 0;

@@ -72,7 +72,7 @@ impl XmlCall {
             direction: self.params.direction,
         };
         tracing::info!(stream_id = %identity.stream_id, url = %settings.url, bidirectional = s.bidirectional, track = s.audio_track.as_str(), "Stream");
-        let (audio, port) = frame_queues();
+        let (audio, port) = frame_queues(RATE);
         let (control, control_rx) = mpsc::channel(64);
         let client = StreamClient::new(
             settings,

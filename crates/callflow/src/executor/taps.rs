@@ -159,6 +159,10 @@ impl<A: TickAudio> TappedAudio<A> {
 }
 
 impl<A: TickAudio> TickAudio for TappedAudio<A> {
+    fn rate(&self) -> u32 {
+        self.inner.rate()
+    }
+
     fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
         let n = self.inner.receive(out)?;
         if let Ok(mut taps) = self.taps.try_lock() {
@@ -194,6 +198,10 @@ mod tests {
     }
 
     impl TickAudio for Fake {
+        fn rate(&self) -> u32 {
+            8000
+        }
+
         fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
             out[..160].fill(self.said);
             Some(160)
@@ -214,7 +222,7 @@ mod tests {
                 vec![(Track::Inbound, 5), (Track::Outbound, 9)],
             ),
         ] {
-            let (audio, mut port) = frame_queues();
+            let (audio, mut port) = frame_queues(8000);
             let taps: SharedTaps = Arc::new(Mutex::new(Taps {
                 stream: Some(StreamTap::new(audio, track, false)),
                 session: None,
@@ -240,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_tick_never_waits_for_the_taps() {
-        let (audio, mut port) = frame_queues();
+        let (audio, mut port) = frame_queues(8000);
         let taps: SharedTaps = Arc::new(Mutex::new(Taps {
             stream: Some(StreamTap::new(audio, AudioTrack::Both, false)),
             session: None,

@@ -1,0 +1,485 @@
+//! Wideband rooms (issue 17): a room mixes at 16 kHz once a G.722 or wideband Opus leg is in,
+//! and converts its 8 kHz members. Each leg sends its own tone and a Goertzel detector decides
+//! what each one hears: a 7 kHz tone passes between wideband legs and never reaches an 8 kHz
+//! leg; every pair of codecs hears each other across one room.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use huddle_testkit::{rms, tone_share_at, RtpPeer, ServerProcess, SipUa};
+
+/// `<role>-<mpc>` joins that MPC with that role, without entry or exit sounds, so tones alone
+/// fill the mixes; every codec huddle runs is allowed.
+const ROUTES: &str = "[[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(?P<mpc>[a-z0-9]+)$\"\n\
+    xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n";
+
+const OPUS_PT: u8 = 111;
+
+fn server() -> ServerProcess {
+    ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
+        s.standard("", "", ROUTES).replacen(
+            "rtp_timeout_secs = 20",
+            "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+            1,
+        )
+    })
+}
+
+/// The codecs a test phone can speak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phone {
+    Pcmu,
+    Pcma,
+    G722,
+    /// Opus with no fmtp limit: the leg runs at 16 kHz.
+    OpusWide,
+    /// Opus from a phone that says it plays and captures 8 kHz only.
+    OpusNarrow,
+}
+
+/// One caller: dialog, RTP peer, where to send, its tone.
+struct Caller {
+    ua: SipUa,
+    rtp: RtpPeer,
+    media: SocketAddr,
+    tone: f64,
+    phone: Phone,
+}
+
+async fn call(sip: SocketAddr, user: &str, phone: Phone, tone: f64) -> Caller {
+    let (mut rtp, offer) = match phone {
+        Phone::Pcmu => {
+            let rtp = RtpPeer::bind().await;
+            let offer = SipUa::sdp(rtp.port(), &[0]);
+            (rtp, offer)
+        }
+        Phone::Pcma => {
+            let mut rtp = RtpPeer::bind().await;
+            rtp.pcma = true;
+            let offer = SipUa::sdp(rtp.port(), &[8]);
+            (rtp, offer)
+        }
+        Phone::G722 => {
+            let rtp = RtpPeer::bind_g722().await;
+            let offer = SipUa::sdp(rtp.port(), &[9]);
+            (rtp, offer)
+        }
+        Phone::OpusWide => {
+            let rtp = RtpPeer::bind_opus(OPUS_PT, 16000).await;
+            let offer = SipUa::sdp_opus(rtp.port(), OPUS_PT);
+            (rtp, offer)
+        }
+        Phone::OpusNarrow => {
+            let rtp = RtpPeer::bind_opus(OPUS_PT, 8000).await;
+            let offer = SipUa::sdp_opus_fmtp(
+                rtp.port(),
+                OPUS_PT,
+                "maxplaybackrate=8000;sprop-maxcapturerate=8000;useinbandfec=1",
+            );
+            (rtp, offer)
+        }
+    };
+    let mut ua = SipUa::udp(sip).await;
+    let ok = ua
+        .invite(user, &offer)
+        .await
+        .unwrap_or_else(|| panic!("{user}: no final response"));
+    assert_eq!(ok.status(), 200, "{user} ({phone:?}): {ok:?}");
+    ua.ack().await;
+    if matches!(phone, Phone::OpusWide | Phone::OpusNarrow) {
+        assert!(
+            ok.body
+                .contains("maxplaybackrate=16000;sprop-maxcapturerate=16000"),
+            "huddle answers Opus as wideband: {}",
+            ok.body
+        );
+    }
+    let media = ok.sdp_audio().expect("SDP answer with audio");
+    rtp.amplitude = 4000.0;
+    Caller {
+        ua,
+        rtp,
+        media,
+        tone,
+        phone,
+    }
+}
+
+/// Everyone talks at once for `secs`; what each heard in its last second, at its own rate.
+async fn talk_all(callers: &mut [Caller], secs: f64) -> Vec<Vec<i16>> {
+    let d = Duration::from_secs_f64(secs);
+    let talks = callers.iter_mut().map(|c| {
+        let (media, tone) = (c.media, c.tone);
+        async move {
+            let rate = c.rtp.rate() as usize;
+            let heard = c.rtp.talk(media, tone, d).await;
+            heard[heard.len().saturating_sub(rate)..].to_vec()
+        }
+    });
+    futures_util::future::join_all(talks).await
+}
+
+const WIDE_TONE: f64 = 7000.0;
+
+#[tokio::test]
+async fn a_7_khz_tone_passes_between_wideband_legs_and_not_to_an_8_khz_leg() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server();
+        // A G.722 desk phone talks at 7 kHz; an Opus headset and a PCMU phone listen.
+        let mut callers = vec![
+            call(srv.sip, "agent-wide", Phone::G722, WIDE_TONE).await,
+            call(srv.sip, "customer-wide", Phone::OpusWide, 0.0).await,
+            call(srv.sip, "customer-wide", Phone::Pcmu, 0.0).await,
+        ];
+        let heard = talk_all(&mut callers, 3.0).await;
+        let (opus, pcmu) = (&heard[1], &heard[2]);
+        assert!(
+            opus.len() >= 12_000,
+            "the Opus leg got audio: {}",
+            opus.len()
+        );
+        assert!(pcmu.len() >= 6000, "the PCMU leg got audio: {}", pcmu.len());
+        let share = tone_share_at(opus, WIDE_TONE, 16000);
+        assert!(
+            share > 0.5,
+            "the wideband Opus leg hears the G.722 leg's 7 kHz tone (share {share:.3}, rms {:.0})",
+            rms(opus)
+        );
+        // At 8 kHz a 7 kHz tone can only arrive folded down (to 1 kHz): the room's
+        // conversion filters it out, so the PCMU leg hears next to nothing.
+        assert!(
+            rms(pcmu) < 0.05 * rms(opus),
+            "the PCMU leg hears no 7 kHz tone, folded or not: rms {:.0} vs the Opus leg's {:.0}",
+            rms(pcmu),
+            rms(opus)
+        );
+
+        // The other way: the Opus headset talks at 7 kHz, the G.722 phone hears it.
+        callers[0].tone = 0.0;
+        callers[1].tone = WIDE_TONE;
+        let heard = talk_all(&mut callers, 3.0).await;
+        let (g722, pcmu) = (&heard[0], &heard[2]);
+        let share = tone_share_at(g722, WIDE_TONE, 16000);
+        assert!(
+            share > 0.5,
+            "the G.722 leg hears the Opus leg's 7 kHz tone (share {share:.3}, rms {:.0})",
+            rms(g722)
+        );
+        assert!(
+            rms(pcmu) < 0.05 * rms(g722),
+            "the PCMU leg hears no 7 kHz tone: rms {:.0} vs {:.0}",
+            rms(pcmu),
+            rms(g722)
+        );
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+async fn every_pair_of_codecs_hears_each_other_across_a_wideband_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server();
+        // Tones below 3.4 kHz, so that the 8 kHz legs can hear them too; no tone is a
+        // harmonic of another.
+        let mut callers = Vec::new();
+        for (phone, tone) in [
+            (Phone::Pcmu, 470.0),
+            (Phone::Pcma, 690.0),
+            (Phone::G722, 910.0),
+            (Phone::OpusWide, 1230.0),
+            (Phone::OpusNarrow, 1570.0),
+        ] {
+            callers.push(call(srv.sip, "customer-pairs", phone, tone).await);
+        }
+        let heard = talk_all(&mut callers, 4.0).await;
+        let mut failures = Vec::new();
+        for (listener, pcm) in callers.iter().zip(&heard) {
+            let rate = listener.rtp.rate();
+            if pcm.len() < rate as usize * 3 / 4 {
+                failures.push(format!("{:?} got {} samples", listener.phone, pcm.len()));
+                continue;
+            }
+            for speaker in &callers {
+                let share = tone_share_at(pcm, speaker.tone, rate);
+                if speaker.phone == listener.phone {
+                    if share > 0.01 {
+                        failures.push(format!("{:?} hears itself ({share:.3})", listener.phone));
+                    }
+                } else if share < 0.1 {
+                    // Four tones of equal level: about a quarter each.
+                    failures.push(format!(
+                        "{:?} does not hear {:?} ({share:.3})",
+                        listener.phone, speaker.phone
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+const CUSTOMER_TONE: f64 = 520.0;
+const COACH_TONE: f64 = 1330.0;
+
+/// Shared encoding must never hand a listener another group's audio. Opus legs only, so that
+/// every listener is eligible: two customers and an agent, one customer talking, and a
+/// supervisor coaching (heard by the agent, never by customers). The silent customer and the
+/// agent each get a shared payload (different groups); the talking customer and the coach
+/// get mixes of their own.
+#[tokio::test]
+async fn shared_encodes_keep_the_coachs_voice_from_the_customers() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server();
+        let mut callers = vec![
+            call(srv.sip, "customer-share", Phone::OpusWide, CUSTOMER_TONE).await,
+            call(srv.sip, "customer-share", Phone::OpusWide, 0.0).await,
+            call(srv.sip, "agent-share", Phone::OpusWide, 0.0).await,
+            call(srv.sip, "supervisor-share", Phone::OpusWide, COACH_TONE).await,
+        ];
+        let saved_before = srv.metric("huddle_mixer_encodes_saved_total");
+        let heard = talk_all(&mut callers, 4.0).await;
+        let share = |who: usize, tone: f64| tone_share_at(&heard[who], tone, 16000);
+        let mut failures = Vec::new();
+        let mut expect = |what: &str, ok: bool, value: f64| {
+            if !ok {
+                failures.push(format!("{what}: {value:.4}"));
+            }
+        };
+        expect(
+            "talking customer hears the coach",
+            share(0, COACH_TONE) < 0.01,
+            share(0, COACH_TONE),
+        );
+        expect(
+            "talking customer hears itself",
+            share(0, CUSTOMER_TONE) < 0.01,
+            share(0, CUSTOMER_TONE),
+        );
+        expect(
+            "silent customer hears the coach",
+            share(1, COACH_TONE) < 0.01,
+            share(1, COACH_TONE),
+        );
+        expect(
+            "silent customer misses the customer",
+            share(1, CUSTOMER_TONE) > 0.5,
+            share(1, CUSTOMER_TONE),
+        );
+        expect(
+            "agent misses the coach",
+            share(2, COACH_TONE) > 0.2,
+            share(2, COACH_TONE),
+        );
+        expect(
+            "agent misses the customer",
+            share(2, CUSTOMER_TONE) > 0.2,
+            share(2, CUSTOMER_TONE),
+        );
+        expect(
+            "coach misses the customer",
+            share(3, CUSTOMER_TONE) > 0.5,
+            share(3, CUSTOMER_TONE),
+        );
+        expect(
+            "coach hears itself",
+            share(3, COACH_TONE) < 0.01,
+            share(3, COACH_TONE),
+        );
+        assert!(failures.is_empty(), "{failures:#?}");
+        // The silent listeners were served from shared encodes. Each group here has one
+        // listener, so nothing is saved yet; a second silent customer joins the first's group.
+        let mut second = call(srv.sip, "customer-share", Phone::OpusWide, 0.0).await;
+        let (heard_first, heard_second) = {
+            let d = Duration::from_secs(3);
+            let [talker, first, agent, coach] = &mut callers[..] else {
+                unreachable!("four callers")
+            };
+            let (_, a, b, _, _) = tokio::join!(
+                talker.rtp.talk(talker.media, CUSTOMER_TONE, d),
+                first.rtp.talk(first.media, 0.0, d),
+                second.rtp.talk(second.media, 0.0, d),
+                agent.rtp.talk(agent.media, 0.0, d),
+                coach.rtp.talk(coach.media, COACH_TONE, d)
+            );
+            (a, b)
+        };
+        for (who, heard) in [("first", heard_first), ("second", heard_second)] {
+            let last = &heard[heard.len().saturating_sub(16_000)..];
+            let (c, k) = (
+                tone_share_at(last, CUSTOMER_TONE, 16000),
+                tone_share_at(last, COACH_TONE, 16000),
+            );
+            assert!(
+                c > 0.5 && k < 0.01,
+                "{who} silent customer: customer {c:.3}, coach {k:.4}"
+            );
+        }
+        let saved = srv.metric_reaching(
+            "huddle_mixer_encodes_saved_total",
+            saved_before + 50.0,
+            Duration::from_secs(3),
+        ) - saved_before;
+        assert!(
+            saved >= 50.0,
+            "two silent customers share one encode per tick: {saved} encodes saved"
+        );
+        second.ua.bye().await;
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A recording keeps the rate it started at: an MPC recorded at 8 kHz that switches to 16 kHz
+/// when a G.722 phone joins still writes an 8 kHz file, with every voice at its own pitch
+/// (a mix written unconverted would play an octave low and twice as long).
+#[tokio::test]
+async fn a_recording_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        let routes = ROUTES.replace(
+            "stayAlone=\"true\"",
+            &format!(
+                "stayAlone=\"true\" record=\"true\" recordFileFormat=\"wav\" recordingCallbackUrl=\"{}\"",
+                stub.url("/rec")
+            ),
+        );
+        assert!(routes.contains("record="), "{routes}");
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 40, |s| {
+            s.standard("", "", &routes).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+                1,
+            )
+        });
+        const NARROW: f64 = 610.0;
+        const WIDE: f64 = 1450.0;
+        let mut pcmu = call(srv.sip, "agent-recwide", Phone::Pcmu, NARROW).await;
+        let d = Duration::from_secs(1);
+        pcmu.rtp.talk(pcmu.media, NARROW, d).await;
+        let mut g722 = call(srv.sip, "customer-recwide", Phone::G722, WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, NARROW, d),
+            g722.rtp.talk(g722.media, WIDE, d)
+        );
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+        let got = stub
+            .wait_until("/rec", Duration::from_secs(5), |got| {
+                got.iter()
+                    .any(|r| r.param("EventName") == Some("MPCRecordingCompleted"))
+            })
+            .await
+            .expect("MPCRecordingCompleted");
+        let url = got
+            .iter()
+            .find_map(|r| r.param("RecordingURL"))
+            .expect("a RecordingURL")
+            .to_string();
+        let bytes = reqwest::Client::new()
+            .get(&url)
+            .basic_auth("MAHUDDLEDEFAULT00000", Some("change-me"))
+            .send()
+            .await
+            .expect("the recording URL answers")
+            .bytes()
+            .await
+            .unwrap();
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec()))
+            .expect("a valid WAV");
+        assert_eq!(reader.spec().sample_rate, 8000, "the rate it started at");
+        let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+        let secs = pcm.len() as f64 / 8000.0;
+        assert!((2.5..5.0).contains(&secs), "about 3 s of call, not twice that: {secs:.2} s");
+        // The second before the end: both talking, each at its own pitch.
+        let tail = &pcm[pcm.len().saturating_sub(12_000)..pcm.len().saturating_sub(4_000)];
+        let (n, w) = (
+            tone_share_at(tail, NARROW, 8000),
+            tone_share_at(tail, WIDE, 8000),
+        );
+        assert!(n > 0.2 && w > 0.2, "both voices at their pitch: {n:.3} and {w:.3}");
+        let low = tone_share_at(tail, WIDE / 2.0, 8000);
+        assert!(low < 0.01, "nothing an octave low: {low:.4}");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Music fetched while the room mixed at 8 kHz keeps its pitch after the room switches to
+/// 16 kHz (it is converted when the switch happens): a held customer hears its hold tone at
+/// its frequency, not an octave up, while the others talk across the switch.
+#[tokio::test]
+async fn hold_music_keeps_its_pitch_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        const MUSIC: f64 = 1250.0;
+        let stub = huddle_testkit::HttpStub::start().await;
+        stub.serve(
+            "/hold.wav",
+            200,
+            "audio/wav",
+            huddle_testkit::wav_tone(MUSIC, 2.0, 8000),
+        );
+        stub.serve_xml(
+            "/hold.xml",
+            &format!("<Response><Play>{}</Play></Response>", stub.url("/hold.wav")),
+        );
+        let held = format!(
+            "[[route]]\nuser = \"^held-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><MultiPartyCall role=\"customer\" hold=\"true\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\" customerHoldMusicUrl=\"{0}\" agentHoldMusicUrl=\"{0}\">$mpc</MultiPartyCall></Response>'\n",
+            stub.url("/hold.xml")
+        );
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 40, |s| {
+            s.standard("", "", &format!("{held}{ROUTES}")).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+                1,
+            )
+        });
+        const NARROW: f64 = 610.0;
+        const WIDE: f64 = 930.0;
+        // The held customer creates the MPC at 8 kHz, so its music is fetched at 8 kHz.
+        let mut callers = vec![
+            call(srv.sip, "held-music", Phone::Pcmu, 0.0).await,
+            call(srv.sip, "agent-music", Phone::Pcmu, NARROW).await,
+        ];
+        let before = talk_all(&mut callers, 1.5).await;
+        let share = tone_share_at(&before[0], MUSIC, 8000);
+        assert!(share > 0.5, "hold music before the switch: {share:.3}");
+        callers.push(call(srv.sip, "customer-music", Phone::G722, WIDE).await);
+        let heard = talk_all(&mut callers, 2.5).await;
+        let (held, agent, desk) = (&heard[0], &heard[1], &heard[2]);
+        let (at, octave_up) = (
+            tone_share_at(held, MUSIC, 8000),
+            tone_share_at(held, MUSIC * 2.0, 8000),
+        );
+        assert!(
+            at > 0.5 && octave_up < 0.01,
+            "the held customer hears its music at its pitch: {at:.3} ({octave_up:.4} an octave up)"
+        );
+        let s = tone_share_at(held, WIDE, 8000) + tone_share_at(held, NARROW, 8000);
+        assert!(s < 0.01, "and nothing of the room: {s:.4}");
+        let s = tone_share_at(agent, WIDE, 8000);
+        assert!(s > 0.5, "the PCMU agent hears the G.722 phone: {s:.3}");
+        let s = tone_share_at(desk, NARROW, 16000);
+        assert!(s > 0.5, "the G.722 phone hears the PCMU agent: {s:.3}");
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
