@@ -105,6 +105,27 @@ pub struct RecordingRecord {
     pub started: SystemTime,
     /// recordingCallbackUrl and its method.
     pub callback: Option<CallbackTarget>,
+    /// Whose recording: empty for the MPC's own (and in journals written before the others
+    /// existed), `roles` for the per-role recording, `participant` or `all` for a
+    /// participant recording of that `record_track_type`.
+    #[serde(default)]
+    pub kind: String,
+    /// The participant a participant recording records.
+    #[serde(default)]
+    pub member: Option<RecordedMember>,
+}
+
+/// The participant of a participant recording, as its callbacks name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedMember {
+    /// MemberID.
+    pub member_id: u64,
+    /// The role's wire spelling.
+    pub role: String,
+    /// ParticipantCallUUID.
+    pub call_uuid: String,
+    /// Coach mode when the recording started.
+    pub coach_mode: bool,
 }
 
 /// What the last run left: the MPCs it did not end, the recordings it did not finish, their
@@ -415,6 +436,8 @@ mod tests {
                 url: "http://127.0.0.1:9/rec".into(),
                 method: HttpMethod::Post,
             }),
+            kind: String::new(),
+            member: None,
         }
     }
 
