@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use huddle_mixer::ListenerClass;
 use huddle_record::{Finished, Format, RecordError, Recorder};
 use huddle_roomport::{MpcUuid, RecordingId};
-use huddle_xml::{RecordFormat, UrlWithMethod};
+use huddle_xml::RecordFormat;
 
 use crate::clock::plivo_timestamp;
 use crate::events::{EventName, RoomEvent};

@@ -1051,7 +1051,7 @@ fn participant_recording_commands_and_their_refusals() {
         customer,
         TrackType::All,
     )));
-    assert_eq!(track_stops(&out), ["rec-3-0".into()]);
+    assert_eq!(track_stops(&out), ["rec-3-0"]);
     // The agent leaving stops its two.
     let out = s.feed(Input::Hangup { member_id: agent });
     let mut stopped: Vec<String> = track_stops(&out).iter().map(|i| i.to_string()).collect();
