@@ -440,7 +440,9 @@ async fn participant_recordings_killed_mid_call_are_finalized_and_reported_after
                 .collect::<Result<_, _>>()
                 .expect("every sample readable");
             let frames = pcm.len() / channels;
-            assert!(frames >= 20_000, "{frames} frames");
+            // The track reached 2.5 s on disk; the other file's writer may have had up to its
+            // write buffer (8 KB) not yet on disk at the kill.
+            assert!(frames >= 16_000, "{frames} frames");
             let duration: usize = done.param("RecordingDuration").unwrap().parse().unwrap();
             assert_eq!(duration, frames / 8000, "the duration of the data");
             let channel = |c: usize| -> Vec<i16> {
