@@ -432,7 +432,11 @@ async fn participant_recordings_killed_mid_call_are_finalized_and_reported_after
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(u32_at(&bytes, 4), bytes.len() - 8, "RIFF size");
             let data = bytes.windows(4).position(|w| w == b"data").unwrap();
-            assert_eq!(u32_at(&bytes, data + 4), bytes.len() - data - 8, "data size");
+            assert_eq!(
+                u32_at(&bytes, data + 4),
+                bytes.len() - data - 8,
+                "data size"
+            );
             let mut reader = hound::WavReader::open(&path).expect("a valid WAV");
             let channels = usize::from(reader.spec().channels);
             let pcm: Vec<i16> = reader
@@ -451,10 +455,16 @@ async fn participant_recordings_killed_mid_call_are_finalized_and_reported_after
             };
             let said = channel(0);
             assert!(tone_share(&said, AGENT) > 0.5, "{kind}: the agent's voice");
-            assert!(tone_share(&said, CUSTOMER) < 0.005, "{kind}: only the agent's");
+            assert!(
+                tone_share(&said, CUSTOMER) < 0.005,
+                "{kind}: only the agent's"
+            );
             if kind == "all" {
                 assert_eq!(channels, 2);
-                assert!(tone_share(&channel(1), CUSTOMER) > 0.5, "what the agent heard");
+                assert!(
+                    tone_share(&channel(1), CUSTOMER) > 0.5,
+                    "what the agent heard"
+                );
             } else {
                 assert_eq!(channels, 1);
             }

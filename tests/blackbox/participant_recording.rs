@@ -81,7 +81,11 @@ async fn member_of(api: &Api, mpc: &str, role: &str) -> String {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["role"].as_str().is_some_and(|r| r.eq_ignore_ascii_case(role)))
+        .find(|p| {
+            p["role"]
+                .as_str()
+                .is_some_and(|r| r.eq_ignore_ascii_case(role))
+        })
         .and_then(|p| p["member_id"].as_str())
         .unwrap_or_else(|| panic!("no {role} in {list}"))
         .to_string()
@@ -171,8 +175,10 @@ async fn each_members_file_holds_its_own_voice_and_the_stop_reports_it_signed() 
             .send(
                 "DELETE",
                 &format!("name_each/Participant/{customer_id}/Record/"),
-                Some(json!({"participant_id": customer_id, "friendly_name": "each",
-                            "record_track_type": "all"})),
+                Some(
+                    json!({"participant_id": customer_id, "friendly_name": "each",
+                            "record_track_type": "all"}),
+                ),
             )
             .await;
         assert_eq!(status, 204);
@@ -284,11 +290,21 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         let sdk_body = || Some(json!({"participant_id": agent_id, "record_track_type": "all"}));
         // One second recorded, one paused, one recorded, one muted.
         rtp.talk(media, AGENT, second).await;
-        assert_eq!(api.send("POST", &format!("{path}Pause/"), sdk_body()).await.0, 204);
+        assert_eq!(
+            api.send("POST", &format!("{path}Pause/"), sdk_body())
+                .await
+                .0,
+            204
+        );
         let (status, reply) = api.send("POST", &format!("{path}Pause/"), sdk_body()).await;
         assert_eq!(status, 400, "already paused: {reply}");
         rtp.talk(media, AGENT, second).await;
-        assert_eq!(api.send("POST", &format!("{path}Resume/"), sdk_body()).await.0, 204);
+        assert_eq!(
+            api.send("POST", &format!("{path}Resume/"), sdk_body())
+                .await
+                .0,
+            204
+        );
         rtp.talk(media, AGENT, second).await;
         let (status, _) = api
             .send(
@@ -300,7 +316,11 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         assert_eq!(status, 200);
         rtp.talk(media, AGENT, second).await;
         assert_eq!(api.send("DELETE", &path, None).await.0, 204);
-        assert_eq!(api.send("DELETE", &path, None).await.0, 404, "stopped already");
+        assert_eq!(
+            api.send("DELETE", &path, None).await.0,
+            404,
+            "stopped already"
+        );
 
         let got = wait_events(&stub, "/prec", "ParticipantRecordingCompleted", 1).await;
         assert_eq!(
@@ -312,8 +332,12 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
                 "ParticipantRecordingCompleted"
             ]
         );
-        assert!(got.iter().all(|r| r.param("RecordingUUID") == Some(id.as_str())));
-        assert!(got.iter().all(|r| r.param("MemberID") == Some(agent_id.as_str())));
+        assert!(got
+            .iter()
+            .all(|r| r.param("RecordingUUID") == Some(id.as_str())));
+        assert!(got
+            .iter()
+            .all(|r| r.param("MemberID") == Some(agent_id.as_str())));
         let done = got.last().unwrap();
         let (_, _, pcm) = wav_channels(done.param("RecordingURL").unwrap()).await;
         let seconds = pcm[0].len() as f64 / 8000.0;
@@ -321,7 +345,10 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         assert!((2.5..=3.6).contains(&seconds), "{seconds} s recorded");
         let (tone, silent) = tone_and_silent_windows(&pcm[0], AGENT);
         assert!((15..=22).contains(&tone), "{tone} windows of the voice");
-        assert!((7..=12).contains(&silent), "{silent} silent windows (muted)");
+        assert!(
+            (7..=12).contains(&silent),
+            "{silent} silent windows (muted)"
+        );
         // The voice resumes where the pause ended: the second recorded second is voice too,
         // and the silence is the file's last part.
         let tail = &pcm[0][pcm[0].len() - 4000..];
@@ -465,18 +492,48 @@ async fn bad_participant_recording_requests_get_plivo_shaped_errors() {
         let agent_id = member_of(&api, "bad", "agent").await;
         let record = format!("name_bad/Participant/{agent_id}/Record/");
         let cases: Vec<(&str, String, Option<Value>, u16)> = vec![
-            ("POST", "name_bad/Participant/99999/Record/".into(), Some(json!({})), 404),
-            ("POST", "name_nope/Participant/1/Record/".into(), Some(json!({})), 404),
-            ("POST", "name_bad/Participant/all/Record/".into(), Some(json!({})), 400),
-            ("POST", "name_bad/Participant/1,2/Record/".into(), Some(json!({})), 400),
+            (
+                "POST",
+                "name_bad/Participant/99999/Record/".into(),
+                Some(json!({})),
+                404,
+            ),
+            (
+                "POST",
+                "name_nope/Participant/1/Record/".into(),
+                Some(json!({})),
+                404,
+            ),
+            (
+                "POST",
+                "name_bad/Participant/all/Record/".into(),
+                Some(json!({})),
+                400,
+            ),
+            (
+                "POST",
+                "name_bad/Participant/1,2/Record/".into(),
+                Some(json!({})),
+                400,
+            ),
             (
                 "POST",
                 record.clone(),
                 Some(json!({"record_track_type": "stereo"})),
                 400,
             ),
-            ("POST", record.clone(), Some(json!({"record_track_type": 3})), 400),
-            ("POST", record.clone(), Some(json!({"file_format": "ogg"})), 400),
+            (
+                "POST",
+                record.clone(),
+                Some(json!({"record_track_type": 3})),
+                400,
+            ),
+            (
+                "POST",
+                record.clone(),
+                Some(json!({"file_format": "ogg"})),
+                400,
+            ),
             (
                 "POST",
                 record.clone(),
@@ -518,10 +575,16 @@ async fn bad_participant_recording_requests_get_plivo_shaped_errors() {
         // Nothing above started anything; a good request still works, once.
         let (status, reply) = api.send("POST", &record, Some(json!({}))).await;
         assert_eq!(status, 200, "{reply}");
-        assert!(reply["recording_url"].as_str().unwrap().ends_with(".mp3"), "{reply}");
+        assert!(
+            reply["recording_url"].as_str().unwrap().ends_with(".mp3"),
+            "{reply}"
+        );
         let (status, reply) = api.send("POST", &record, Some(json!({}))).await;
         assert_eq!(status, 400, "already recording: {reply}");
-        assert_eq!(api.send("POST", &format!("{record}Resume/"), None).await.0, 400);
+        assert_eq!(
+            api.send("POST", &format!("{record}Resume/"), None).await.0,
+            400
+        );
     })
     .await
     .expect("timed out");

@@ -357,9 +357,10 @@ mod tests {
         assert_eq!(recovered.samples, 7999);
         let samples = wav_samples(&path);
         assert_eq!(samples.len(), 7999 * 4);
-        assert!(samples
-            .chunks(4)
-            .all(|f| f == [1, 2, 3, 4]), "channels stay in place");
+        assert!(
+            samples.chunks(4).all(|f| f == [1, 2, 3, 4]),
+            "channels stay in place"
+        );
     }
 
     #[test]

@@ -251,11 +251,12 @@ fn start_file(
     // The report is needed twice: by the writer when it finishes, or here if it never starts.
     let shared = Arc::new(std::sync::Mutex::new(Some(report)));
     let for_writer = shared.clone();
-    let started = Recorder::start_channels(path, format, rate, channels, frame_len, move |result| {
-        if let Some(report) = for_writer.lock().ok().and_then(|mut r| r.take()) {
-            report.send(result);
-        }
-    });
+    let started =
+        Recorder::start_channels(path, format, rate, channels, frame_len, move |result| {
+            if let Some(report) = for_writer.lock().ok().and_then(|mut r| r.take()) {
+                report.send(result);
+            }
+        });
     match started {
         Ok(recorder) => Some(recorder),
         Err(error) => {

@@ -916,7 +916,11 @@ impl Room {
         self.recording = Some(recording.clone());
         out.push(Output::RecordingStart(recording));
         self.recording_event(EventName::MpcRecordingInitiated, out);
-        if self.settings.as_ref().is_some_and(|s| s.record_role_channels) {
+        if self
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.record_role_channels)
+        {
             let track = TrackRecording {
                 id: self.ids.recording_id(),
                 source: TrackSource::Roles,

@@ -1003,8 +1003,15 @@ fn participant_recording_commands_and_their_refusals() {
         format: huddle_xml::RecordFormat::Mp3,
         callback: None,
     };
-    let out = s.feed(Input::Command(start(MemberId(999), &[TrackKind::Participant], 0)));
-    assert_eq!(refusal(&out), Some(CommandError::NoSuchMember(MemberId(999))));
+    let out = s.feed(Input::Command(start(
+        MemberId(999),
+        &[TrackKind::Participant],
+        0,
+    )));
+    assert_eq!(
+        refusal(&out),
+        Some(CommandError::NoSuchMember(MemberId(999)))
+    );
     let out = s.feed(Input::Command(Command::StopParticipantRecording(
         agent,
         TrackType::All,
@@ -1022,8 +1029,15 @@ fn participant_recording_commands_and_their_refusals() {
         ]
     );
     let out = s.feed(Input::Command(start(agent, &[TrackKind::Around], 2)));
-    assert_eq!(refusal(&out), Some(CommandError::MemberAlreadyRecording(agent)));
-    let out = s.feed(Input::Command(start(customer, &[TrackKind::Participant], 3)));
+    assert_eq!(
+        refusal(&out),
+        Some(CommandError::MemberAlreadyRecording(agent))
+    );
+    let out = s.feed(Input::Command(start(
+        customer,
+        &[TrackKind::Participant],
+        3,
+    )));
     assert_eq!(track_starts(&out).len(), 1);
 
     // Pause only the agent's participant track; a second pause changes nothing.
@@ -1075,7 +1089,11 @@ fn record_role_channels_adds_a_wav_of_one_channel_per_role_to_the_mpc_recording(
     let tracks = track_starts(&out);
     assert_eq!(tracks.len(), 1);
     assert_eq!(tracks[0].source, TrackSource::Roles);
-    assert_eq!(tracks[0].format, huddle_xml::RecordFormat::Wav, "always WAV");
+    assert_eq!(
+        tracks[0].format,
+        huddle_xml::RecordFormat::Wav,
+        "always WAV"
+    );
     let initiated: Vec<_> = out
         .iter()
         .filter_map(|o| match o {

@@ -380,7 +380,10 @@ mod tests {
         without.remove("kind");
         without.remove("member");
         let read: RecordingRecord = serde_json::from_value(without.into()).unwrap();
-        assert_eq!(recording_of(&read).map(|r| r.kind), Some(RecordingKind::Mpc));
+        assert_eq!(
+            recording_of(&read).map(|r| r.kind),
+            Some(RecordingKind::Mpc)
+        );
         old.kind = "quadraphonic".into();
         assert_eq!(recording_of(&old), None);
         old.kind = "participant".into();
