@@ -572,19 +572,40 @@ async fn bad_participant_recording_requests_get_plivo_shaped_errors() {
             .unwrap()
             .status();
         assert_eq!(status.as_u16(), 401);
-        // Nothing above started anything; a good request still works, once.
-        let (status, reply) = api.send("POST", &record, Some(json!({}))).await;
+        // Nothing above started anything; a good request still works, once: the default
+        // kind (`all`, two channels) in the default format (MP3, stereo).
+        let stub = HttpStub::start().await;
+        stub.serve("/prec", 200, "text/plain", "");
+        let body = json!({"recording_callback_url": stub.url("/prec")});
+        let (status, reply) = api.send("POST", &record, Some(body.clone())).await;
         assert_eq!(status, 200, "{reply}");
         assert!(
             reply["recording_url"].as_str().unwrap().ends_with(".mp3"),
             "{reply}"
         );
-        let (status, reply) = api.send("POST", &record, Some(json!({}))).await;
+        assert_eq!(reply["recordings"][0]["record_track_type"], "all");
+        let (status, reply) = api.send("POST", &record, Some(body)).await;
         assert_eq!(status, 400, "already recording: {reply}");
         assert_eq!(
             api.send("POST", &format!("{record}Resume/"), None).await.0,
             400
         );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(api.send("DELETE", &record, None).await.0, 204);
+        let got = wait_events(&stub, "/prec", "ParticipantRecordingCompleted", 1).await;
+        let done = named(&got, "ParticipantRecordingCompleted")[0];
+        assert_eq!(done.param("RecordingFormat"), Some("mp3"));
+        assert_eq!(done.param("RecordTrackType"), Some("all"));
+        assert_eq!(done.method, "POST", "the API's default method");
+        let (content_type, bytes) = download(done.param("RecordingURL").unwrap()).await;
+        assert_eq!(content_type, "audio/mpeg");
+        assert!(bytes.len() > 4_000, "{} bytes", bytes.len());
+        assert_eq!(
+            (bytes[0], bytes[1] & 0xE0),
+            (0xFF, 0xE0),
+            "an MP3 frame first"
+        );
+        assert_ne!(bytes[3] >> 6, 3, "a stereo stream, not mono");
     })
     .await
     .expect("timed out");

@@ -364,6 +364,47 @@ mod tests {
     }
 
     #[test]
+    fn a_two_channel_mp3_is_stereo_and_counts_samples_per_channel() {
+        let path = temp("around.mp3");
+        let (done, finished) = mpsc::channel();
+        let mut recorder =
+            Recorder::start_channels(path.clone(), Format::Mp3, RATE, 2, FRAME, move |r| {
+                let _ = done.send(r);
+            })
+            .unwrap();
+        let mut n = 0u64;
+        for _ in 0..100 {
+            // A tone on the left, silence on the right.
+            let frame: Vec<i16> = (0..FRAME * 2)
+                .map(|i| {
+                    if i % 2 == 1 {
+                        return 0;
+                    }
+                    n += 1;
+                    let t = n as f64 / f64::from(RATE);
+                    (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            recorder.push(&frame);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        drop(recorder);
+        let finished = finished
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(finished.samples, 16_000, "samples per channel");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_ne!(bytes[3] >> 6, 3, "not a mono frame");
+        let recovered = recover(&path, Format::Mp3).unwrap();
+        let seconds = recovered.samples as f64 / f64::from(RATE);
+        assert!((1.8..=2.3).contains(&seconds), "{seconds} s");
+        let (decoded, failed) = decode_mp3(&path);
+        assert_eq!(failed, 0);
+        assert!(decoded.abs_diff(recovered.samples) <= 576);
+    }
+
+    #[test]
     fn channel_counts_a_format_cannot_hold_are_refused() {
         for (format, channels) in [(Format::Mp3, 4), (Format::Wav, 0), (Format::Wav, 9)] {
             let started =
