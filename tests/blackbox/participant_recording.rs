@@ -610,3 +610,69 @@ async fn bad_participant_recording_requests_get_plivo_shaped_errors() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn record_participant_track_by_the_api_records_the_member_it_adds() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        stub.serve_xml("/answer", "<Response><Wait length=\"60\"/></Response>");
+        let extra = format!(
+            "{}[[route]]\nuser = \"^waiting$\"\nanswer_url = \"{}\"\n",
+            route("stayAlone=\"true\""),
+            stub.url("/answer")
+        );
+        let srv = server(&extra, 30);
+        let api = Api::new(&srv);
+        let (mut caller, mut caller_rtp, caller_media) = answered(srv.sip, "waiting").await;
+        let asked = stub.wait_for("/answer", 1, Duration::from_secs(5)).await;
+        let call_uuid = asked[0].param("CallUUID").expect("CallUUID").to_string();
+        // The customer creates the MPC by the API: recorded, with its own track.
+        let (status, reply) = api
+            .send(
+                "POST",
+                "name_apitrack/Participant/",
+                Some(json!({
+                    "role": "customer", "call_uuid": call_uuid, "enter_sound": "none",
+                    "exit_sound": "none", "stay_alone": true, "record": true,
+                    "record_participant_track": "true", "record_file_format": "wav",
+                    "recording_callback_url": stub.url("/rec"),
+                    "recording_callback_method": "POST",
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        api.wait_json("name_apitrack/Participant/", Duration::from_secs(5), |v| {
+            v["meta"]["count"] == 1
+        })
+        .await;
+        // The agent joins by XML without the attribute: no track of its own.
+        let (mut agent, mut agent_rtp, agent_media) = answered(srv.sip, "agent-apitrack").await;
+        let talk = Duration::from_millis(2000);
+        tokio::join!(
+            agent_rtp.talk(agent_media, AGENT, talk),
+            caller_rtp.talk(caller_media, CUSTOMER, talk),
+        );
+        caller.bye().await;
+        agent.bye().await;
+        wait_events(&stub, "/rec", "MPCRecordingCompleted", 1).await;
+        wait_events(&stub, "/rec", "ParticipantRecordingCompleted", 1).await;
+        // Every file was finalized as the MPC ended: a track of the agent's would be here by
+        // now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = stub.requests_to("/rec");
+        let tracks = named(&got, "ParticipantRecordingCompleted");
+        assert_eq!(tracks.len(), 1, "{:?}", event_names(&got));
+        let done = tracks[0];
+        assert_eq!(done.param("ParticipantRole"), Some("Customer"));
+        assert_eq!(done.param("ParticipantCallUUID"), Some(call_uuid.as_str()));
+        assert_eq!(done.method, "POST");
+        let (channels, _, pcm) = wav_channels(done.param("RecordingURL").unwrap()).await;
+        assert_eq!(channels, 1);
+        let said = middle(&pcm[0]);
+        assert!(tone_share(said, CUSTOMER) > 0.5, "the customer's voice");
+        assert!(tone_share(said, AGENT) < 0.005, "not the agent's");
+    })
+    .await
+    .expect("timed out");
+}
