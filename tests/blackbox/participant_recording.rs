@@ -288,7 +288,7 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         let id = reply["recording_id"].as_str().unwrap().to_string();
         let second = Duration::from_millis(1000);
         let sdk_body = || Some(json!({"participant_id": agent_id, "record_track_type": "all"}));
-        // One second recorded, one paused, one recorded, one muted.
+        // One second recorded, two paused, one recorded, one muted.
         rtp.talk(media, AGENT, second).await;
         assert_eq!(
             api.send("POST", &format!("{path}Pause/"), sdk_body())
@@ -298,7 +298,7 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         );
         let (status, reply) = api.send("POST", &format!("{path}Pause/"), sdk_body()).await;
         assert_eq!(status, 400, "already paused: {reply}");
-        rtp.talk(media, AGENT, second).await;
+        rtp.talk(media, AGENT, second * 2).await;
         assert_eq!(
             api.send("POST", &format!("{path}Resume/"), sdk_body())
                 .await
@@ -341,12 +341,13 @@ async fn pause_leaves_a_gap_resume_continues_and_a_muted_member_records_silence(
         let done = got.last().unwrap();
         let (_, _, pcm) = wav_channels(done.param("RecordingURL").unwrap()).await;
         let seconds = pcm[0].len() as f64 / 8000.0;
-        // Four seconds passed; the paused one is not in the file.
-        assert!((2.5..=3.6).contains(&seconds), "{seconds} s recorded");
+        // Five seconds passed; the two paused are not in the file (the requests between the
+        // talks add a little silence on a loaded machine).
+        assert!((2.5..=4.2).contains(&seconds), "{seconds} s recorded");
         let (tone, silent) = tone_and_silent_windows(&pcm[0], AGENT);
         assert!((15..=22).contains(&tone), "{tone} windows of the voice");
         assert!(
-            (7..=12).contains(&silent),
+            (7..=17).contains(&silent),
             "{silent} silent windows (muted)"
         );
         // The voice resumes where the pause ended: the second recorded second is voice too,
