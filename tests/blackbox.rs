@@ -22,6 +22,8 @@ mod blackbox {
     pub mod limits;
     pub mod media_trust;
     pub mod plivo_sdk;
+    // Participant recording and the per-role multichannel WAV (issue 16).
+    pub mod participant_recording;
     pub mod recording;
     pub mod room;
     pub mod shutdown;

@@ -323,12 +323,11 @@ async fn bad_requests_get_clear_json_errors() {
                 Some(json!({"role": "agent", "call_uuid": "x", "max_participants": 99})),
                 400,
             ),
-            // Participant-level recording is not served yet.
             (
                 "POST",
                 format!("name_err/Participant/{customer_id}/Record/"),
-                Some(json!({})),
-                405,
+                Some(json!({"record_track_type": "mono"})),
+                400,
             ),
             ("PUT", "name_err/".into(), None, 405),
         ];

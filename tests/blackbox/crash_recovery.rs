@@ -497,3 +497,137 @@ async fn a_session_recording_killed_mid_call_gets_its_mp3_cut_to_whole_frames_an
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+async fn participant_recordings_killed_mid_call_are_finalized_and_reported_after_the_restart() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/status", 200, "text/plain", "");
+        stub.serve("/rec", 200, "text/plain", "");
+        stub.serve("/prec", 200, "text/plain", "");
+        let mut srv = server(&route(&stub, "wav"), 30);
+        let (_agent, mut agent_rtp, agent_media) = answered(srv.sip, "agent-ptrack").await;
+        let (_customer, mut customer_rtp, customer_media) =
+            answered(srv.sip, "customer-ptrack").await;
+        let joined = wait_callbacks(&stub, "ptrack", Duration::from_secs(10), |got| {
+            named(got, "ParticipantJoin").len() == 2
+        })
+        .await;
+        let agent_id = named(&joined, "ParticipantJoin")
+            .iter()
+            .find(|r| r.param("ParticipantRole") == Some("Agent"))
+            .and_then(|r| r.param("MemberID"))
+            .expect("the agent's join")
+            .to_string();
+        let api = Api::new(&srv);
+        let (status, started) = api
+            .send(
+                "POST",
+                &format!("name_ptrack/Participant/{agent_id}/Record/"),
+                Some(serde_json::json!({
+                    "file_format": "wav",
+                    "record_track_type": "both",
+                    "recording_callback_url": stub.url("/prec"),
+                })),
+            )
+            .await;
+        assert_eq!(status, 200, "{started}");
+        let ids: Vec<(String, String)> = started["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["record_track_type"].as_str().unwrap().to_string(),
+                    r["recording_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(ids.len(), 2);
+        let track_file = srv.recordings_dir().join(format!("{}.wav", ids[0].1));
+        let talk = Duration::from_secs(8);
+        tokio::join!(
+            agent_rtp.talk(agent_media, AGENT, talk),
+            customer_rtp.talk(customer_media, CUSTOMER, talk),
+            async {
+                // 2.5 s of the agent's track on disk, then kill -9 mid-call.
+                wait_file(&track_file, 44 + 40_000).await;
+                srv.kill_hard();
+            },
+        );
+        srv.restart();
+
+        let got = stub
+            .wait_until("/prec", Duration::from_secs(20), |got| {
+                named(got, "ParticipantRecordingCompleted").len() == 2
+            })
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no completion after the restart: {:?}",
+                    stub.requests_to("/prec")
+                        .iter()
+                        .map(|r| r.param("EventName").unwrap_or("?").to_string())
+                        .collect::<Vec<_>>()
+                )
+            });
+        for (kind, id) in &ids {
+            let done = named(&got, "ParticipantRecordingCompleted")
+                .into_iter()
+                .find(|r| r.param("RecordingUUID") == Some(id.as_str()))
+                .unwrap_or_else(|| panic!("no completion of the {kind} recording"));
+            assert_eq!(done.param("MemberID"), Some(agent_id.as_str()));
+            assert_eq!(done.param("ParticipantRole"), Some("Agent"));
+            assert_eq!(done.param("RecordTrackType"), Some(kind.as_str()));
+            assert_eq!(done.param("MPCName"), Some("ptrack"));
+            // The file: its header counts the data on disk, whole frames of every channel.
+            let path = srv.recordings_dir().join(format!("{id}.wav"));
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(u32_at(&bytes, 4), bytes.len() - 8, "RIFF size");
+            let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+            assert_eq!(
+                u32_at(&bytes, data + 4),
+                bytes.len() - data - 8,
+                "data size"
+            );
+            let mut reader = hound::WavReader::open(&path).expect("a valid WAV");
+            let channels = usize::from(reader.spec().channels);
+            let pcm: Vec<i16> = reader
+                .samples::<i16>()
+                .collect::<Result<_, _>>()
+                .expect("every sample readable");
+            let frames = pcm.len() / channels;
+            // The track reached 2.5 s on disk; the other file's writer may have had up to its
+            // write buffer (8 KB) not yet on disk at the kill.
+            assert!(frames >= 16_000, "{frames} frames");
+            let duration: usize = done.param("RecordingDuration").unwrap().parse().unwrap();
+            assert_eq!(duration, frames / 8000, "the duration of the data");
+            let channel = |c: usize| -> Vec<i16> {
+                let all: Vec<i16> = pcm.iter().skip(c).step_by(channels).copied().collect();
+                all[all.len() / 4..all.len() * 3 / 4].to_vec()
+            };
+            let said = channel(0);
+            assert!(tone_share(&said, AGENT) > 0.5, "{kind}: the agent's voice");
+            assert!(
+                tone_share(&said, CUSTOMER) < 0.005,
+                "{kind}: only the agent's"
+            );
+            if kind == "all" {
+                assert_eq!(channels, 2);
+                assert!(
+                    tone_share(&channel(1), CUSTOMER) > 0.5,
+                    "what the agent heard"
+                );
+            } else {
+                assert_eq!(channels, 1);
+            }
+        }
+        // The MPC itself was ended and reported as before.
+        wait_callbacks(&stub, "ptrack", Duration::from_secs(10), |got| {
+            named(got, "MPCEnd").len() == 1 && named(got, "MPCRecordingCompleted").len() == 1
+        })
+        .await;
+    })
+    .await
+    .expect("timed out");
+}

@@ -14,14 +14,17 @@ const AGENT: f64 = 1010.0;
 const COACH: f64 = 1690.0;
 const ACCOUNT: &str = "MAHUDDLEDEFAULT00000";
 
-fn route(attrs: &str) -> String {
+/// A route joining `agent-<mpc>`, `customer-<mpc>` and `supervisor-<mpc>` to MPC `<mpc>` with
+/// `attrs` on the verb.
+pub(crate) fn route(attrs: &str) -> String {
     format!(
         "[[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(?P<mpc>[a-z0-9]+)$\"\n\
          xml = '<Response><MultiPartyCall role=\"$role\" enterSound=\"none\" exitSound=\"none\" {attrs}>$mpc</MultiPartyCall></Response>'\n"
     )
 }
 
-fn event_names(requests: &[StubRequest]) -> Vec<String> {
+/// The EventName of each request.
+pub(crate) fn event_names(requests: &[StubRequest]) -> Vec<String> {
     requests
         .iter()
         .map(|r| r.param("EventName").unwrap_or("?").to_string())
@@ -43,7 +46,7 @@ async fn wait_event(stub: &HttpStub, path: &str, name: &str) -> Vec<StubRequest>
 }
 
 /// Fetches a recording with the account's basic auth (recordings are served only with it).
-async fn download(url: &str) -> (String, Vec<u8>) {
+pub(crate) async fn download(url: &str) -> (String, Vec<u8>) {
     let response = reqwest::Client::new()
         .get(url)
         .basic_auth(ACCOUNT, Some("change-me"))

@@ -114,6 +114,21 @@ def main():
     mpcs.stop_recording(friendly_name="sdk")
     check(mpcs.get(friendly_name="sdk").recording == "not-recording", "recording stopped")
 
+    # Participant recording of the dialled member: start (the SDK's default track type, all),
+    # pause, resume, stop.
+    precording = mpcs.start_participant_recording(participant_id=member_id,
+                                                  friendly_name="sdk", file_format="wav")
+    check(precording.recording_id and precording.recording_url.endswith(".wav"),
+          "start_participant_recording gives an id and a wav URL: %s" % precording)
+    mpcs.pause_participant_recording(participant_id=member_id, friendly_name="sdk")
+    mpcs.resume_participant_recording(participant_id=member_id, friendly_name="sdk")
+    mpcs.stop_participant_recording(participant_id=member_id, friendly_name="sdk")
+    try:
+        mpcs.stop_participant_recording(participant_id=member_id, friendly_name="sdk")
+        check(False, "stopping a stopped participant recording raises")
+    except plivo.exceptions.ResourceNotFoundError:
+        check(True, "stopping it again raises ResourceNotFoundError")
+
     # Play audio to the dialled member, then stop it.
     played = mpcs.start_play_audio(participant_id=member_id, friendly_name="sdk", url=audio_url)
     check(played.mpcMemberId == [member_id] and played.mpcName == "sdk",

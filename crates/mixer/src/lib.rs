@@ -174,6 +174,38 @@ impl Mixer {
         }
     }
 
+    /// Writes the sum of this tick's contributors of the speaker classes `classes` into `out`,
+    /// through [`soft_limit`]: one channel of the per-role recording (all the agents in one
+    /// channel, say). Call after [`Mixer::add`]; writes `min(out.len(), frame_len)` samples.
+    pub fn speakers_into(&self, classes: &[SpeakerClass], out: &mut [i16]) {
+        let n = self.frame_len.min(out.len());
+        let out = &mut out[..n];
+        let mut present = classes
+            .iter()
+            .map(|c| c.index())
+            .filter(|s| self.present & (1u8 << *s) != 0);
+        match (present.next(), present.next()) {
+            (None, _) => out.fill(0),
+            // One class (the usual case): a straight narrowing pass.
+            (Some(s), None) => {
+                for (o, v) in out.iter_mut().zip(&self.speaker_sums[s][..n]) {
+                    *o = soft_limit(*v);
+                }
+            }
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let sum: i32 = classes
+                        .iter()
+                        .map(|c| c.index())
+                        .filter(|s| self.present & (1u8 << *s) != 0)
+                        .map(|s| self.speaker_sums[s][i])
+                        .sum();
+                    *o = soft_limit(sum);
+                }
+            }
+        }
+    }
+
     /// Writes one listener's mix into `out`: its class's sum, minus `own` when the listener
     /// contributed and its class hears its own speaker class (nobody hears themselves), plus
     /// every frame in `extra` (entry/exit beeps or announcements for this listener), through
@@ -361,6 +393,31 @@ mod tests {
             keys.push(mixer.shared_mix(ListenerClass::Customer, None));
         }
         assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    }
+
+    #[test]
+    fn speaker_sums_give_one_channel_per_role_limited() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Agent, &[100; 160]);
+        mixer.add(SpeakerClass::Agent, &[20; 160]);
+        mixer.add(SpeakerClass::Customer, &[7; 160]);
+        mixer.add(SpeakerClass::Coach, &[30_000; 160]);
+        mixer.add(SpeakerClass::Supervisor, &[30_000; 160]);
+        mixer.finish();
+        let mut out = [1i16; 160];
+        mixer.speakers_into(&[SpeakerClass::Agent], &mut out);
+        assert_eq!(out, [120; 160], "two agents: their sum");
+        mixer.speakers_into(&[SpeakerClass::AiAgent], &mut out);
+        assert_eq!(out, [0; 160], "nobody of that role: silence");
+        mixer.speakers_into(&[SpeakerClass::Supervisor, SpeakerClass::Coach], &mut out);
+        assert_eq!(out, [soft_limit(60_000); 160], "limited, not wrapped");
+        assert!(out[0] > 30_000);
+        // A class that contributed last tick only is silent now.
+        mixer.begin();
+        mixer.finish();
+        mixer.speakers_into(&[SpeakerClass::Agent], &mut out);
+        assert_eq!(out, [0; 160]);
     }
 
     #[test]

@@ -89,6 +89,14 @@ fn a_ten_party_tick_does_not_allocate() {
         for listener in LISTENER_CLASSES {
             mixer.mix_for(listener, None, &[], &mut recording);
         }
+        // The per-role recording's channels: one class, two classes, an absent one.
+        for classes in [
+            &[SpeakerClass::Agent][..],
+            &[SpeakerClass::Supervisor, SpeakerClass::Coach],
+            &[SpeakerClass::AiAgent],
+        ] {
+            mixer.speakers_into(classes, &mut recording);
+        }
         if tick == 50 {
             let mut table = HearingTable::default();
             table.set(ListenerClass::Customer, SpeakerClass::Coach, true);

@@ -1,5 +1,7 @@
 //! Recorders: the mixer hands one PCM frame per tick to a [`Recorder`], a thread of the
-//! recording's own writes it to a WAV (hound) or MP3 (LAME) file.
+//! recording's own writes it to a WAV (hound) or MP3 (LAME) file. A frame holds one or more
+//! channels, interleaved: a participant's recording around it has two (its voice, what it
+//! hears), the per-role recording four; MP3 takes one or two.
 //!
 //! The media path never waits and never allocates here: frames travel in buffers taken from a
 //! fixed pool and given back by the writer; when the pool or the queue runs dry (the disk
@@ -56,6 +58,14 @@ pub enum RecordError {
     /// The writer thread could not be started.
     #[error("cannot start the recording writer: {0}")]
     Thread(String),
+    /// A channel count the format cannot hold (MP3: 1 or 2; WAV: 1 to 8).
+    #[error("{format} cannot hold {channels} channels")]
+    Channels {
+        /// The format's extension.
+        format: &'static str,
+        /// The count asked for.
+        channels: u16,
+    },
 }
 
 /// A recording that ended: its file and length.
@@ -63,7 +73,7 @@ pub enum RecordError {
 pub struct Finished {
     /// The file.
     pub path: PathBuf,
-    /// Samples written.
+    /// Samples written per channel (frames, for a file of several channels).
     pub samples: u64,
     /// Sample rate.
     pub rate: u32,
@@ -107,20 +117,44 @@ impl Recorder {
         frame_len: usize,
         on_finish: impl FnOnce(Result<Finished, RecordError>) + Send + 'static,
     ) -> Result<Recorder, RecordError> {
+        Recorder::start_channels(path, format, rate, 1, frame_len, on_finish)
+    }
+
+    /// Starts recording frames of `channels` interleaved channels (`frame_len` samples per
+    /// channel at most) into `path`; otherwise as [`Recorder::start`].
+    pub fn start_channels(
+        path: PathBuf,
+        format: Format,
+        rate: u32,
+        channels: u16,
+        frame_len: usize,
+        on_finish: impl FnOnce(Result<Finished, RecordError>) + Send + 'static,
+    ) -> Result<Recorder, RecordError> {
+        let most = match format {
+            Format::Wav => 8,
+            Format::Mp3 => 2,
+        };
+        if channels == 0 || channels > most {
+            return Err(RecordError::Channels {
+                format: format.extension(),
+                channels,
+            });
+        }
         let (frames_tx, frames_rx) = mpsc::sync_channel::<Frame>(POOL_FRAMES);
         let (free_tx, free_rx) = mpsc::sync_channel::<Box<[i16]>>(POOL_FRAMES);
+        let buffer_len = frame_len * usize::from(channels);
         for _ in 0..POOL_FRAMES {
-            let _ = free_tx.try_send(vec![0i16; frame_len].into_boxed_slice());
+            let _ = free_tx.try_send(vec![0i16; buffer_len].into_boxed_slice());
         }
         let dropped = Arc::new(AtomicU64::new(0));
         let dropped_seen = dropped.clone();
         std::thread::Builder::new()
             .name("huddle-recorder".into())
             .spawn(move || {
-                let result = write_file(&path, format, rate, &frames_rx, &free_tx);
+                let result = write_file(&path, format, rate, channels, &frames_rx, &free_tx);
                 on_finish(result.map(|samples| Finished {
                     path,
-                    samples,
+                    samples: samples / u64::from(channels),
                     rate,
                     dropped_frames: dropped_seen.load(Ordering::Relaxed),
                 }));
@@ -134,7 +168,8 @@ impl Recorder {
         })
     }
 
-    /// Hands one frame to the writer; never blocks, never allocates. Ignored while paused.
+    /// Hands one frame (channels interleaved) to the writer; never blocks, never allocates.
+    /// Ignored while paused.
     pub fn push(&mut self, pcm: &[i16]) {
         if self.paused {
             return;
@@ -194,6 +229,7 @@ fn write_file(
     path: &Path,
     format: Format,
     rate: u32,
+    channels: u16,
     frames: &Receiver<Frame>,
     free: &SyncSender<Box<[i16]>>,
 ) -> Result<u64, RecordError> {
@@ -201,8 +237,8 @@ fn write_file(
         std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
     }
     let mut sink: Box<dyn Sink> = match format {
-        Format::Wav => Box::new(WavSink::create(path, rate)?),
-        Format::Mp3 => Box::new(Mp3Sink::create(path, rate)?),
+        Format::Wav => Box::new(WavSink::create(path, rate, channels)?),
+        Format::Mp3 => Box::new(Mp3Sink::create(path, rate, channels)?),
     };
     let mut samples = 0u64;
     let mut since_flush = 0u32;
@@ -234,9 +270,9 @@ struct WavSink {
 }
 
 impl WavSink {
-    fn create(path: &Path, rate: u32) -> Result<Self, RecordError> {
+    fn create(path: &Path, rate: u32, channels: u16) -> Result<Self, RecordError> {
         let spec = hound::WavSpec {
-            channels: 1,
+            channels,
             sample_rate: rate,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
@@ -267,16 +303,20 @@ impl Sink for WavSink {
 
 struct Mp3Sink {
     encoder: mp3lame_encoder::Encoder,
+    stereo: bool,
     file: BufWriter<File>,
     out: Vec<u8>,
 }
 
 impl Mp3Sink {
-    fn create(path: &Path, rate: u32) -> Result<Self, RecordError> {
+    fn create(path: &Path, rate: u32, channels: u16) -> Result<Self, RecordError> {
         use mp3lame_encoder::{Bitrate, Builder, Quality};
         let encoder_error = |e: &dyn std::fmt::Debug| RecordError::Encoder(format!("{e:?}"));
         let mut builder = Builder::new().ok_or_else(|| RecordError::Encoder("no LAME".into()))?;
-        builder.set_num_channels(1).map_err(|e| encoder_error(&e))?;
+        // `start_channels` lets only 1 or 2 through.
+        builder
+            .set_num_channels(channels as u8)
+            .map_err(|e| encoder_error(&e))?;
         builder
             .set_sample_rate(rate)
             .map_err(|e| encoder_error(&e))?;
@@ -294,6 +334,7 @@ impl Mp3Sink {
         let file = File::create(path).map_err(|e| io_error(path, e))?;
         Ok(Mp3Sink {
             encoder,
+            stereo: channels == 2,
             file: BufWriter::new(file),
             out: Vec::with_capacity(16 * 1024),
         })
@@ -305,9 +346,14 @@ impl Sink for Mp3Sink {
         self.out.clear();
         self.out
             .reserve(mp3lame_encoder::max_required_buffer_size(pcm.len()));
-        self.encoder
-            .encode_to_vec(mp3lame_encoder::MonoPcm(pcm), &mut self.out)
-            .map_err(|e| format!("{e:?}"))?;
+        let encoded = if self.stereo {
+            self.encoder
+                .encode_to_vec(mp3lame_encoder::InterleavedPcm(pcm), &mut self.out)
+        } else {
+            self.encoder
+                .encode_to_vec(mp3lame_encoder::MonoPcm(pcm), &mut self.out)
+        };
+        encoded.map_err(|e| format!("{e:?}"))?;
         self.file.write_all(&self.out).map_err(|e| e.to_string())
     }
 

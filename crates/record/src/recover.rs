@@ -327,6 +327,96 @@ mod tests {
     }
 
     #[test]
+    fn a_four_channel_wav_counts_frames_and_is_cut_back_to_whole_frames() {
+        let path = temp("roles.wav");
+        let (done, finished) = mpsc::channel();
+        let mut recorder =
+            Recorder::start_channels(path.clone(), Format::Wav, RATE, 4, FRAME, move |r| {
+                let _ = done.send(r);
+            })
+            .unwrap();
+        // Channel c holds the value c + 1 throughout: 50 frames, one second.
+        let frame: Vec<i16> = (0..FRAME * 4).map(|i| (i % 4) as i16 + 1).collect();
+        for _ in 0..50 {
+            recorder.push(&frame);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        drop(recorder);
+        let finished = finished
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(finished.samples, 8000, "samples per channel");
+        assert_eq!(finished.seconds(), 1);
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec().channels, 4);
+        // Killed in the middle of a frame: 3 of its 4 samples reached the disk.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
+        let recovered = recover(&path, Format::Wav).unwrap();
+        assert_eq!(recovered.samples, 7999);
+        let samples = wav_samples(&path);
+        assert_eq!(samples.len(), 7999 * 4);
+        assert!(
+            samples.chunks(4).all(|f| f == [1, 2, 3, 4]),
+            "channels stay in place"
+        );
+    }
+
+    #[test]
+    fn a_two_channel_mp3_is_stereo_and_counts_samples_per_channel() {
+        let path = temp("around.mp3");
+        let (done, finished) = mpsc::channel();
+        let mut recorder =
+            Recorder::start_channels(path.clone(), Format::Mp3, RATE, 2, FRAME, move |r| {
+                let _ = done.send(r);
+            })
+            .unwrap();
+        let mut n = 0u64;
+        for _ in 0..100 {
+            // A tone on the left, silence on the right.
+            let frame: Vec<i16> = (0..FRAME * 2)
+                .map(|i| {
+                    if i % 2 == 1 {
+                        return 0;
+                    }
+                    n += 1;
+                    let t = n as f64 / f64::from(RATE);
+                    (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            recorder.push(&frame);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        drop(recorder);
+        let finished = finished
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(finished.samples, 16_000, "samples per channel");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_ne!(bytes[3] >> 6, 3, "not a mono frame");
+        let recovered = recover(&path, Format::Mp3).unwrap();
+        let seconds = recovered.samples as f64 / f64::from(RATE);
+        assert!((1.8..=2.3).contains(&seconds), "{seconds} s");
+        let (decoded, failed) = decode_mp3(&path);
+        assert_eq!(failed, 0);
+        assert!(decoded.abs_diff(recovered.samples) <= 576);
+    }
+
+    #[test]
+    fn channel_counts_a_format_cannot_hold_are_refused() {
+        for (format, channels) in [(Format::Mp3, 4), (Format::Wav, 0), (Format::Wav, 9)] {
+            let started =
+                Recorder::start_channels(temp("refused"), format, RATE, channels, FRAME, |_| {});
+            assert!(
+                matches!(started, Err(crate::RecordError::Channels { .. })),
+                "{format:?} {channels}"
+            );
+        }
+    }
+
+    #[test]
     fn a_wav_with_a_header_and_no_data_is_an_empty_recording() {
         let path = temp("empty.wav");
         record(&path, Format::Wav, 0);

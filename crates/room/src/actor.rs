@@ -12,7 +12,9 @@ use huddle_events::CallParams;
 use huddle_media::codec::Codec;
 use huddle_media::news::{NewsBell, NewsWatch};
 use huddle_media::resample::{resample_all, FrameResampler};
-use huddle_mixer::{soft_limit, HearingTable, Mixer, VadConfig, VoiceActivity, VoiceEvent};
+use huddle_mixer::{
+    soft_limit, HearingTable, Mixer, SpeakerClass, VadConfig, VoiceActivity, VoiceEvent,
+};
 use huddle_roomport::{
     member_news, HangupCause, JoinRefused, JoinRequest, Left, MemberId, MemberInput, MemberLink,
     MemberOutput, Membership, RoomExit, TickAudio,
@@ -24,13 +26,14 @@ use crate::clock::plivo_timestamp;
 use crate::events::EventName;
 use crate::journal::LiveMpc;
 use crate::lateness::LatenessTally;
-use crate::recording::{self, ActiveRecording};
+use crate::recording::{self, ActiveRecording, ActiveTrack};
 use crate::registry::RoomDeps;
 use crate::shared::{GroupKey, MixKey, SharedEncoders};
 use crate::snapshot::{MpcSnapshot, Roster};
 use crate::sounds::{self, MusicLoop, SoundCursor};
 use crate::state::{
     Command, CommandError, DialMusic, Hearing, Input, Output, Release, Room, Status, Target,
+    TrackKind, TrackSource, ROLE_CHANNELS,
 };
 
 /// 20 ms.
@@ -229,6 +232,8 @@ impl RoomTask {
             shell: Shell {
                 recording: None,
                 record_frame: vec![0; frame_len].into(),
+                tracks: Vec::with_capacity(8),
+                track_frame: vec![0; frame_len * ROLE_CHANNELS.len()].into(),
                 roster: Roster::new(created),
                 plays_started: 0,
                 play_stops: Vec::new(),
@@ -315,6 +320,10 @@ struct Shell {
     recording: Option<ActiveRecording>,
     /// The recording's mix of this tick.
     record_frame: Box<[i16]>,
+    /// Participant recordings and the per-role recording, fed by the tick.
+    tracks: Vec<ActiveTrack>,
+    /// One interleaved frame of a track (room for the per-role recording's four channels).
+    track_frame: Box<[i16]>,
     /// Play commands so far (numbers the plays).
     plays_started: u64,
     /// Per Play target, the last play a stop applied to.
@@ -768,6 +777,24 @@ impl Shell {
             }
             // Dropping the recorder finalizes the file; the writer reports it.
             Output::RecordingStop => self.recording = None,
+            Output::TrackStart(track) => {
+                if let Some(active) = recording::start_track(
+                    &self.deps,
+                    state.uuid(),
+                    state.name(),
+                    &track,
+                    self.rate,
+                    self.frame_len,
+                ) {
+                    self.tracks.push(active);
+                }
+            }
+            Output::TrackPause(id, paused) => {
+                if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
+                    t.recorder.set_paused(paused);
+                }
+            }
+            Output::TrackStop(id) => self.tracks.retain(|t| t.id != id),
             Output::PlayDialMusic {
                 members,
                 music,
@@ -1055,6 +1082,78 @@ impl Shell {
             match convert.as_deref_mut() {
                 Some(convert) => convert.send(audio.as_mut(), &mix[..n]),
                 None => audio.send(&mix[..n]),
+            }
+        }
+        self.record_tracks(state);
+    }
+
+    /// Hands this tick's frame to every participant recording and the per-role recording.
+    /// Runs after the mixes: a recording around a member holds what it was sent.
+    fn record_tracks(&mut self, state: &Room) {
+        if self.tracks.is_empty() {
+            return;
+        }
+        let n = self.frame_len;
+        let with_coach = state.settings().is_some_and(|s| s.record_coach_voice);
+        for track in &mut self.tracks {
+            if track.recorder.is_paused() {
+                continue;
+            }
+            match &track.source {
+                TrackSource::Roles => {
+                    let channels = ROLE_CHANNELS.len();
+                    for (c, role) in ROLE_CHANNELS.iter().enumerate() {
+                        let classes: &[SpeakerClass] = match role {
+                            huddle_xml::Role::Customer => &[SpeakerClass::Customer],
+                            huddle_xml::Role::Agent => &[SpeakerClass::Agent],
+                            huddle_xml::Role::AiAgent => &[SpeakerClass::AiAgent],
+                            // Coaching is recorded only with recordCoachVoice (design.md).
+                            huddle_xml::Role::Supervisor if with_coach => {
+                                &[SpeakerClass::Supervisor, SpeakerClass::Coach]
+                            }
+                            huddle_xml::Role::Supervisor => &[SpeakerClass::Supervisor],
+                        };
+                        // The channel's sum goes to the record frame, then into its place.
+                        let channel = &mut self.record_frame[..n];
+                        self.mixer.speakers_into(classes, channel);
+                        for (i, s) in channel.iter().enumerate() {
+                            self.track_frame[i * channels + c] = *s;
+                        }
+                    }
+                    track.recorder.push(&self.track_frame[..n * channels]);
+                }
+                TrackSource::Member(member, kind) => {
+                    let m = self.members.iter().find(|m| m.id == member.member_id);
+                    let p = state.participant(member.member_id);
+                    // What it says, as the recording column of the hearing table has it.
+                    let voice = match (m, p) {
+                        (Some(m), Some(p))
+                            if m.has_voice
+                                && state.contributes(p)
+                                && (with_coach || p.speaker_class() != SpeakerClass::Coach) =>
+                        {
+                            Some(&m.voice[..n])
+                        }
+                        _ => None,
+                    };
+                    match kind {
+                        TrackKind::Participant => match voice {
+                            Some(voice) => track.recorder.push(voice),
+                            None => {
+                                self.track_frame[..n].fill(0);
+                                track.recorder.push(&self.track_frame[..n]);
+                            }
+                        },
+                        TrackKind::Around => {
+                            let heard = m.map(|m| &m.mix[..n]);
+                            for i in 0..n {
+                                self.track_frame[2 * i] = voice.map_or(0, |v| v[i]);
+                                self.track_frame[2 * i + 1] = heard.map_or(0, |h| h[i]);
+                            }
+                            track.recorder.push(&self.track_frame[..2 * n]);
+                        }
+                    }
+                }
             }
         }
     }

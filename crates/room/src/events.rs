@@ -49,6 +49,16 @@ pub enum EventName {
     MpcRecordingCompleted,
     /// The MPC recording could not be made.
     MpcRecordingFailed,
+    /// A participant recording started.
+    ParticipantRecordingInitiated,
+    /// A participant recording was paused.
+    ParticipantRecordingPaused,
+    /// A participant recording was resumed.
+    ParticipantRecordingResumed,
+    /// A participant recording's file is complete.
+    ParticipantRecordingCompleted,
+    /// A participant recording could not be made.
+    ParticipantRecordingFailed,
     /// An add-participant request started dialling.
     AddParticipantByApiActionInitiated,
     /// An add-participant request's dialling is decided: a leg answered, or none did.
@@ -80,6 +90,11 @@ impl EventName {
             EventName::MpcRecordingResumed => "MPCRecordingResumed",
             EventName::MpcRecordingCompleted => "MPCRecordingCompleted",
             EventName::MpcRecordingFailed => "MPCRecordingFailed",
+            EventName::ParticipantRecordingInitiated => "ParticipantRecordingInitiated",
+            EventName::ParticipantRecordingPaused => "ParticipantRecordingPaused",
+            EventName::ParticipantRecordingResumed => "ParticipantRecordingResumed",
+            EventName::ParticipantRecordingCompleted => "ParticipantRecordingCompleted",
+            EventName::ParticipantRecordingFailed => "ParticipantRecordingFailed",
             EventName::AddParticipantByApiActionInitiated => "AddParticipantByAPIActionInitiated",
             EventName::AddParticipantByApiActionCompleted => "AddParticipantByAPIActionCompleted",
         }
@@ -94,6 +109,22 @@ impl EventName {
                 | EventName::MpcRecordingResumed
                 | EventName::MpcRecordingCompleted
                 | EventName::MpcRecordingFailed
+                | EventName::ParticipantRecordingInitiated
+                | EventName::ParticipantRecordingPaused
+                | EventName::ParticipantRecordingResumed
+                | EventName::ParticipantRecordingCompleted
+                | EventName::ParticipantRecordingFailed
+        )
+    }
+
+    /// A recording's last event: its file is done or failed (the journal forgets it then).
+    pub fn is_recording_end(self) -> bool {
+        matches!(
+            self,
+            EventName::MpcRecordingCompleted
+                | EventName::MpcRecordingFailed
+                | EventName::ParticipantRecordingCompleted
+                | EventName::ParticipantRecordingFailed
         )
     }
 
@@ -108,7 +139,12 @@ impl EventName {
             | EventName::MpcRecordingPaused
             | EventName::MpcRecordingResumed
             | EventName::MpcRecordingCompleted
-            | EventName::MpcRecordingFailed => StatusEvent::MpcStateChanges,
+            | EventName::MpcRecordingFailed
+            | EventName::ParticipantRecordingInitiated
+            | EventName::ParticipantRecordingPaused
+            | EventName::ParticipantRecordingResumed
+            | EventName::ParticipantRecordingCompleted
+            | EventName::ParticipantRecordingFailed => StatusEvent::MpcStateChanges,
             EventName::ParticipantSpeakStart | EventName::ParticipantSpeakStop => {
                 StatusEvent::ParticipantSpeakEvents
             }

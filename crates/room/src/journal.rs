@@ -16,7 +16,7 @@ use huddle_xml::{StatusEvent, UrlWithMethod};
 use crate::causes::{ExitCause, TerminationCause};
 use crate::events::{EventName, MemberRef, RoomEvent};
 use crate::snapshot::MpcSnapshot;
-use crate::state::Status;
+use crate::state::{Status, TrackSource};
 
 /// Where rooms journal themselves.
 ///
@@ -61,6 +61,18 @@ pub struct LiveRecording {
     pub started: SystemTime,
     /// recordingCallbackUrl.
     pub callback: Option<UrlWithMethod>,
+    /// Whose recording it is.
+    pub kind: RecordingKind,
+}
+
+/// Which recording: the MPC's own, or a participant's or the per-role one (which report
+/// their end with other names and parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingKind {
+    /// The MPC recording.
+    Mpc,
+    /// A participant recording or the per-role recording.
+    Track(TrackSource),
 }
 
 impl LiveMpc {

@@ -19,8 +19,10 @@ pub mod state;
 
 pub use causes::{ExitCause, TerminationCause};
 pub use events::{EventName, MemberRef, RoomEvent};
-pub use journal::{LiveMpc, LiveRecording, MpcJournal};
+pub use journal::{LiveMpc, LiveRecording, MpcJournal, RecordingKind};
 pub use priority::MixerPriority;
 pub use registry::{RegistryError, RoomRegistry};
 pub use snapshot::{MpcSnapshot, ParticipantSnapshot};
-pub use state::{Command, CommandError, DialMusic, Target};
+pub use state::{
+    Command, CommandError, DialMusic, Target, TrackKind, TrackRecording, TrackSource, TrackType,
+};

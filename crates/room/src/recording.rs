@@ -9,13 +9,13 @@ use huddle_media::resample::FrameResampler;
 use huddle_mixer::ListenerClass;
 use huddle_record::{Finished, Format, RecordError, Recorder};
 use huddle_roomport::{MpcUuid, RecordingId};
-use huddle_xml::{RecordFormat, UrlWithMethod};
+use huddle_xml::RecordFormat;
 
 use crate::clock::plivo_timestamp;
 use crate::events::{EventName, RoomEvent};
-use crate::journal::LiveRecording;
+use crate::journal::{LiveRecording, RecordingKind};
 use crate::registry::RoomDeps;
-use crate::state::Recording;
+use crate::state::{role_channels, Recording, TrackRecording, TrackSource};
 
 /// Where recordings are written, and the URLs they are served at.
 #[derive(Debug, Clone)]
@@ -92,29 +92,27 @@ impl ActiveRecording {
     }
 }
 
-/// What the report of a finished recording needs.
+/// A participant recording or the per-role recording being written, fed by the tick.
+pub(crate) struct ActiveTrack {
+    pub(crate) id: RecordingId,
+    pub(crate) source: TrackSource,
+    pub(crate) recorder: Recorder,
+}
+
+/// What the report of a finished recording needs: the recording as journaled.
 struct Report {
     deps: Arc<RoomDeps>,
-    mpc_uuid: MpcUuid,
-    mpc_name: String,
-    id: RecordingId,
-    format: Format,
-    callback: Option<UrlWithMethod>,
-    started: SystemTime,
+    recording: LiveRecording,
 }
 
 impl Report {
     fn send(self, result: Result<Finished, RecordError>) {
-        let recording = LiveRecording {
-            path: self.deps.recordings.path(&self.id, self.format),
-            id: self.id,
-            mpc_uuid: self.mpc_uuid,
-            mpc_name: self.mpc_name,
-            format: self.format,
-            started: self.started,
-            callback: self.callback,
-        };
-        let event = finished_event(&self.deps.recordings, recording, SystemTime::now(), result);
+        let event = finished_event(
+            &self.deps.recordings,
+            self.recording,
+            SystemTime::now(),
+            result,
+        );
         self.deps.emit(event);
     }
 }
@@ -135,6 +133,7 @@ pub fn finished_event(
         format,
         started,
         callback,
+        kind,
         ..
     } = recording;
     let mut params = vec![
@@ -143,6 +142,37 @@ pub fn finished_event(
         ("RecordingStartTime", plivo_timestamp(started)),
         ("RecordingEndTime", plivo_timestamp(ended)),
     ];
+    // Participant recordings: the member, and which kind (an extension, telling the two
+    // files of `both` apart); the per-role recording: its channels' roles, in order.
+    let (member, [completed, failed]) = match &kind {
+        RecordingKind::Mpc => (
+            None,
+            [
+                EventName::MpcRecordingCompleted,
+                EventName::MpcRecordingFailed,
+            ],
+        ),
+        RecordingKind::Track(TrackSource::Member(member, track)) => {
+            params.push(("RecordTrackType", track.as_str().to_string()));
+            (
+                Some(member.clone()),
+                [
+                    EventName::ParticipantRecordingCompleted,
+                    EventName::ParticipantRecordingFailed,
+                ],
+            )
+        }
+        RecordingKind::Track(TrackSource::Roles) => {
+            params.push(("RecordingChannels", role_channels()));
+            (
+                None,
+                [
+                    EventName::MpcRecordingCompleted,
+                    EventName::MpcRecordingFailed,
+                ],
+            )
+        }
+    };
     let name = match result {
         Ok(finished) => {
             params.extend([
@@ -151,19 +181,19 @@ pub fn finished_event(
                 ("RecordingResourceURL", place.resource_url(&id)),
             ]);
             tracing::info!(mpc = %mpc_name, recording = %id, seconds = finished.seconds(), "recording complete");
-            EventName::MpcRecordingCompleted
+            completed
         }
         Err(error) => {
             tracing::warn!(mpc = %mpc_name, recording = %id, %error, "recording failed");
             params.push(("RecordingFailureReason", error.to_string()));
-            EventName::MpcRecordingFailed
+            failed
         }
     };
     RoomEvent {
         name,
         mpc_uuid,
         mpc_name,
-        member: None,
+        member,
         params,
         callback,
     }
@@ -180,49 +210,92 @@ pub(crate) fn start(
     rate: u32,
     frame_len: usize,
 ) -> Option<ActiveRecording> {
-    let format = format_of(recording.format);
-    let report = Report {
-        deps: deps.clone(),
+    let live = LiveRecording {
+        id: recording.id.clone(),
         mpc_uuid: mpc_uuid.clone(),
         mpc_name: mpc_name.to_string(),
-        id: recording.id.clone(),
-        format,
-        callback: recording.callback.clone(),
+        path: deps
+            .recordings
+            .path(&recording.id, format_of(recording.format)),
+        format: format_of(recording.format),
         started: SystemTime::now(),
+        callback: recording.callback.clone(),
+        kind: RecordingKind::Mpc,
     };
-    let path = deps.recordings.path(&recording.id, format);
+    let recorder = start_file(deps, live, 1, rate, frame_len)?;
+    Some(ActiveRecording {
+        recorder,
+        rate,
+        convert: None,
+        listener: if with_coach {
+            ListenerClass::RecordingWithCoach
+        } else {
+            ListenerClass::Recording
+        },
+    })
+}
+
+/// Starts writing a participant recording or the per-role recording, as [`start`] does.
+pub(crate) fn start_track(
+    deps: &Arc<RoomDeps>,
+    mpc_uuid: &MpcUuid,
+    mpc_name: &str,
+    track: &TrackRecording,
+    rate: u32,
+    frame_len: usize,
+) -> Option<ActiveTrack> {
+    let format = format_of(track.format);
+    let channels = match &track.source {
+        TrackSource::Member(_, kind) => kind.channels(),
+        TrackSource::Roles => crate::state::ROLE_CHANNELS.len() as u16,
+    };
+    let live = LiveRecording {
+        id: track.id.clone(),
+        mpc_uuid: mpc_uuid.clone(),
+        mpc_name: mpc_name.to_string(),
+        path: deps.recordings.path(&track.id, format),
+        format,
+        started: SystemTime::now(),
+        callback: track.callback.clone(),
+        kind: RecordingKind::Track(track.source.clone()),
+    };
+    let recorder = start_file(deps, live, channels, rate, frame_len)?;
+    Some(ActiveTrack {
+        id: track.id.clone(),
+        source: track.source.clone(),
+        recorder,
+    })
+}
+
+/// Journals `recording` and starts its writer.
+fn start_file(
+    deps: &Arc<RoomDeps>,
+    recording: LiveRecording,
+    channels: u16,
+    rate: u32,
+    frame_len: usize,
+) -> Option<Recorder> {
+    let (path, format) = (recording.path.clone(), recording.format);
     // Journaled before the writer exists, so that its end (which strikes it off) cannot
     // overtake it.
     if let Some(journal) = deps.journal() {
-        journal.recording_started(LiveRecording {
-            id: recording.id.clone(),
-            mpc_uuid: mpc_uuid.clone(),
-            mpc_name: mpc_name.to_string(),
-            path: path.clone(),
-            format,
-            started: report.started,
-            callback: recording.callback.clone(),
-        });
+        journal.recording_started(recording.clone());
     }
+    let report = Report {
+        deps: deps.clone(),
+        recording,
+    };
     // The report is needed twice: by the writer when it finishes, or here if it never starts.
     let shared = Arc::new(std::sync::Mutex::new(Some(report)));
     let for_writer = shared.clone();
-    let started = Recorder::start(path, format, rate, frame_len, move |result| {
-        if let Some(report) = for_writer.lock().ok().and_then(|mut r| r.take()) {
-            report.send(result);
-        }
-    });
+    let started =
+        Recorder::start_channels(path, format, rate, channels, frame_len, move |result| {
+            if let Some(report) = for_writer.lock().ok().and_then(|mut r| r.take()) {
+                report.send(result);
+            }
+        });
     match started {
-        Ok(recorder) => Some(ActiveRecording {
-            recorder,
-            rate,
-            convert: None,
-            listener: if with_coach {
-                ListenerClass::RecordingWithCoach
-            } else {
-                ListenerClass::Recording
-            },
-        }),
+        Ok(recorder) => Some(recorder),
         Err(error) => {
             if let Some(report) = shared.lock().ok().and_then(|mut r| r.take()) {
                 report.send(Err(error));

@@ -66,6 +66,9 @@ pub struct MpcSettings {
     pub record_min_member_count: u32,
     /// Where recording callbacks go.
     pub recording_callback: Option<UrlWithMethod>,
+    /// `recordRoleChannels` (extension): the MPC recording comes with a WAV of one channel
+    /// per role.
+    pub record_role_channels: bool,
 }
 
 impl MpcSettings {
@@ -86,6 +89,7 @@ impl MpcSettings {
             record_file_format: mpc.record_file_format,
             record_min_member_count: mpc.record_min_member_count,
             recording_callback: mpc.recording_callback.clone(),
+            record_role_channels: mpc.record_role_channels,
         }
     }
 }
@@ -121,12 +125,15 @@ pub struct Participant {
     pub relay_dtmf: bool,
     /// Where its call continues after leaving.
     pub on_exit_action: Option<UrlWithMethod>,
+    /// `recordParticipantTrack`: its own track is recorded whenever the MPC recording runs.
+    pub record_track: bool,
     /// When it joined.
     pub joined_at: Instant,
 }
 
 impl Participant {
-    fn member_ref(&self) -> MemberRef {
+    /// The participant as events name it.
+    pub fn member_ref(&self) -> MemberRef {
         MemberRef {
             member_id: self.member_id,
             role: self.role,
@@ -216,6 +223,130 @@ pub struct Recording {
     pub paused: bool,
 }
 
+/// What one participant recording holds (`record_track_type`, mpc-api.md §5.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    /// `participant`: what the member says, one channel. Silence while it is muted, on hold
+    /// or not yet heard (the MPC has not started), and while it coaches unless
+    /// recordCoachVoice: the recording column of the hearing table.
+    Participant,
+    /// `all`: the recording around the member, two channels: what it says (as above), then
+    /// what it hears.
+    Around,
+}
+
+impl TrackKind {
+    /// The `record_track_type` spelling (`RecordTrackType` of its callbacks).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Participant => "participant",
+            TrackKind::Around => "all",
+        }
+    }
+
+    /// Channels of its file.
+    pub fn channels(self) -> u16 {
+        match self {
+            TrackKind::Participant => 1,
+            TrackKind::Around => 2,
+        }
+    }
+}
+
+/// `record_track_type` as a request gives it: which kinds of participant recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackType {
+    /// `participant`.
+    Participant,
+    /// `all` (the default).
+    All,
+    /// `both`.
+    Both,
+}
+
+impl TrackType {
+    /// Parses `participant`, `all` or `both`, ignoring case.
+    pub fn parse(text: &str) -> Option<TrackType> {
+        let text = text.trim();
+        [TrackType::Participant, TrackType::All, TrackType::Both]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackType::Participant => "participant",
+            TrackType::All => "all",
+            TrackType::Both => "both",
+        }
+    }
+
+    /// The kinds it names.
+    pub fn kinds(self) -> &'static [TrackKind] {
+        match self {
+            TrackType::Participant => &[TrackKind::Participant],
+            TrackType::All => &[TrackKind::Around],
+            TrackType::Both => &[TrackKind::Participant, TrackKind::Around],
+        }
+    }
+}
+
+/// The roles of the per-role recording's channels, in channel order (`RecordingChannels`).
+pub const ROLE_CHANNELS: [Role; 4] = [Role::Customer, Role::Agent, Role::Supervisor, Role::AiAgent];
+
+/// What a recording other than the MPC's own holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackSource {
+    /// One participant's voice, or the recording around it.
+    Member(MemberRef, TrackKind),
+    /// The per-role multichannel WAV (`recordRoleChannels`, an extension).
+    Roles,
+}
+
+/// A participant recording or the per-role recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRecording {
+    /// RecordingUUID.
+    pub id: RecordingId,
+    /// What it holds.
+    pub source: TrackSource,
+    /// File format (the per-role recording is always WAV).
+    pub format: RecordFormat,
+    /// Where its callbacks go.
+    pub callback: Option<UrlWithMethod>,
+    /// Paused now.
+    pub paused: bool,
+    /// Started with the MPC recording (recordParticipantTrack, recordRoleChannels): it is
+    /// paused, resumed and stopped with it.
+    pub with_mpc: bool,
+}
+
+impl TrackRecording {
+    fn member_id(&self) -> Option<MemberId> {
+        match &self.source {
+            TrackSource::Member(m, _) => Some(m.member_id),
+            TrackSource::Roles => None,
+        }
+    }
+
+    /// Initiated, paused, resumed: its events' names.
+    fn event_names(&self) -> [EventName; 3] {
+        match self.source {
+            TrackSource::Member(..) => [
+                EventName::ParticipantRecordingInitiated,
+                EventName::ParticipantRecordingPaused,
+                EventName::ParticipantRecordingResumed,
+            ],
+            TrackSource::Roles => [
+                EventName::MpcRecordingInitiated,
+                EventName::MpcRecordingPaused,
+                EventName::MpcRecordingResumed,
+            ],
+        }
+    }
+}
+
 /// Operator commands (the REST API calls these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -250,6 +381,22 @@ pub enum Command {
     StopRecording,
     /// Pause (true) or resume (false) the recording.
     PauseRecording(bool),
+    /// Start recording a participant: one recording per kind, with the id given.
+    StartParticipantRecording {
+        /// Whom.
+        member: MemberId,
+        /// Which kinds, each with its RecordingUUID.
+        tracks: Vec<(TrackKind, RecordingId)>,
+        /// File format.
+        format: RecordFormat,
+        /// Where its callbacks go (None: the MPC's recordingCallbackUrl).
+        callback: Option<UrlWithMethod>,
+    },
+    /// Stop a participant's recordings of these kinds (when it has none of them: all of its
+    /// recordings, since SDKs send their default `all` whatever was started).
+    StopParticipantRecording(MemberId, TrackType),
+    /// Pause (true) or resume (false) a participant's recordings, chosen as for the stop.
+    PauseParticipantRecording(MemberId, TrackType, bool),
     /// Play `dial_music` to every participant for at most the given time, until stopped with
     /// `StopPlay(Target::DialMusic(tag))`.
     DialMusic {
@@ -282,6 +429,12 @@ pub enum CommandError {
     NotRecording,
     /// Pause of a paused recording, or resume of a running one.
     PauseUnchanged(bool),
+    /// Start of a participant recording of a kind that member has running already.
+    MemberAlreadyRecording(MemberId),
+    /// Stop, pause or resume of a participant that is not being recorded.
+    MemberNotRecording(MemberId),
+    /// Pause of a participant whose recordings are all paused, or the reverse.
+    MemberPauseUnchanged(MemberId, bool),
 }
 
 impl std::fmt::Display for CommandError {
@@ -300,6 +453,16 @@ impl std::fmt::Display for CommandError {
             CommandError::NotRecording => write!(f, "the multiparty call is not recording"),
             CommandError::PauseUnchanged(true) => write!(f, "the recording is already paused"),
             CommandError::PauseUnchanged(false) => write!(f, "the recording is not paused"),
+            CommandError::MemberAlreadyRecording(m) => {
+                write!(f, "member {m} is already being recorded")
+            }
+            CommandError::MemberNotRecording(m) => write!(f, "member {m} is not being recorded"),
+            CommandError::MemberPauseUnchanged(m, true) => {
+                write!(f, "the recording of member {m} is already paused")
+            }
+            CommandError::MemberPauseUnchanged(m, false) => {
+                write!(f, "the recording of member {m} is not paused")
+            }
         }
     }
 }
@@ -419,6 +582,12 @@ pub enum Output {
     RecordingPause(bool),
     /// Stop the recording: finalize the file, then report it.
     RecordingStop,
+    /// Start writing a participant recording or the per-role recording.
+    TrackStart(TrackRecording),
+    /// Pause (true) or resume (false) that recording.
+    TrackPause(RecordingId, bool),
+    /// Stop that recording: finalize the file, then report it.
+    TrackStop(RecordingId),
     /// Send a digit to every participant but `from`.
     RelayDtmf {
         /// Who pressed it.
@@ -464,6 +633,8 @@ pub struct Room {
     participants: Vec<Participant>,
     peak: usize,
     recording: Option<Recording>,
+    /// Participant recordings and the per-role recording running now.
+    tracks: Vec<TrackRecording>,
 }
 
 impl Room {
@@ -483,6 +654,7 @@ impl Room {
             participants: Vec::new(),
             peak: 0,
             recording: None,
+            tracks: Vec::new(),
         }
     }
 
@@ -519,6 +691,11 @@ impl Room {
     /// The recording running now.
     pub fn recording(&self) -> Option<&Recording> {
         self.recording.as_ref()
+    }
+
+    /// The participant recordings and the per-role recording running now.
+    pub fn tracks(&self) -> &[TrackRecording] {
+        &self.tracks
     }
 
     /// Why it ended.
@@ -682,6 +859,7 @@ impl Room {
             exit_sound_method: mpc.exit_sound_method,
             relay_dtmf: mpc.relay_dtmf_inputs,
             on_exit_action: mpc.on_exit_action.clone(),
+            record_track: mpc.record_participant_track,
             joined_at: now,
         };
         let member = participant.member_ref();
@@ -694,8 +872,14 @@ impl Room {
         }
         self.event(EventName::ParticipantJoin, Some(member), Vec::new(), out);
         out.extend(enter_sound);
+        let recording = self.recording.is_some();
         self.maybe_start(now, out);
         self.maybe_record(out);
+        // A recordParticipantTrack member joining a recording MPC (a recording that starts
+        // now took it in already).
+        if recording {
+            self.start_member_track_with_mpc(member_id, out);
+        }
     }
 
     /// Starts the recording `record` asked for once the MPC is active with enough members.
@@ -732,12 +916,168 @@ impl Room {
         self.recording = Some(recording.clone());
         out.push(Output::RecordingStart(recording));
         self.recording_event(EventName::MpcRecordingInitiated, out);
+        if self
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.record_role_channels)
+        {
+            let track = TrackRecording {
+                id: self.ids.recording_id(),
+                source: TrackSource::Roles,
+                // A multichannel file: WAV whatever the MPC recording's format.
+                format: RecordFormat::Wav,
+                callback: self.recording.as_ref().and_then(|r| r.callback.clone()),
+                paused: false,
+                with_mpc: true,
+            };
+            self.start_track(track, out);
+        }
+        let members: Vec<MemberId> = self.participants.iter().map(|p| p.member_id).collect();
+        for member in members {
+            self.start_member_track_with_mpc(member, out);
+        }
+    }
+
+    /// The participant's own track, if it asked for one (recordParticipantTrack) and the MPC
+    /// recording runs, in that recording's format and to its callback.
+    fn start_member_track_with_mpc(&mut self, member_id: MemberId, out: &mut Vec<Output>) {
+        let Some(recording) = &self.recording else {
+            return;
+        };
+        let Some(p) = self.participant(member_id).filter(|p| p.record_track) else {
+            return;
+        };
+        let running = self.tracks.iter().any(|t| {
+            t.member_id() == Some(member_id)
+                && matches!(t.source, TrackSource::Member(_, TrackKind::Participant))
+        });
+        if running {
+            return;
+        }
+        let (source, format, callback, paused) = (
+            TrackSource::Member(p.member_ref(), TrackKind::Participant),
+            recording.format,
+            recording.callback.clone(),
+            recording.paused,
+        );
+        let track = TrackRecording {
+            id: self.ids.recording_id(),
+            source,
+            format,
+            callback,
+            paused,
+            with_mpc: true,
+        };
+        self.start_track(track, out);
+    }
+
+    fn start_track(&mut self, track: TrackRecording, out: &mut Vec<Output>) {
+        let paused = track.paused;
+        self.tracks.push(track.clone());
+        out.push(Output::TrackStart(track.clone()));
+        let [initiated, paused_event, _] = track.event_names();
+        self.track_event(&track, initiated, out);
+        if paused {
+            // Joined a paused MPC recording: its track starts paused too.
+            out.push(Output::TrackPause(track.id.clone(), true));
+            self.track_event(&track, paused_event, out);
+        }
+    }
+
+    /// Stops the tracks `which` selects (the file is finalized; Completed follows).
+    fn stop_tracks(&mut self, which: impl Fn(&TrackRecording) -> bool, out: &mut Vec<Output>) {
+        let mut i = 0;
+        while i < self.tracks.len() {
+            if which(&self.tracks[i]) {
+                let track = self.tracks.remove(i);
+                out.push(Output::TrackStop(track.id));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Pauses or resumes the tracks `which` selects; the number changed.
+    fn pause_tracks(
+        &mut self,
+        which: impl Fn(&TrackRecording) -> bool,
+        pause: bool,
+        out: &mut Vec<Output>,
+    ) -> usize {
+        let mut changed = Vec::new();
+        for t in self.tracks.iter_mut().filter(|t| which(t)) {
+            if t.paused != pause {
+                t.paused = pause;
+                changed.push(t.clone());
+            }
+        }
+        for t in &changed {
+            out.push(Output::TrackPause(t.id.clone(), pause));
+            let [_, paused, resumed] = t.event_names();
+            self.track_event(t, if pause { paused } else { resumed }, out);
+        }
+        changed.len()
+    }
+
+    /// A participant or per-role recording event, to the recording's callback.
+    fn track_event(&self, track: &TrackRecording, name: EventName, out: &mut Vec<Output>) {
+        let (member, mut params) = match &track.source {
+            TrackSource::Member(member, kind) => (
+                Some(member.clone()),
+                vec![("RecordTrackType", kind.as_str().to_string())],
+            ),
+            TrackSource::Roles => (None, vec![("RecordingChannels", role_channels())]),
+        };
+        params.insert(0, ("RecordingUUID", track.id.to_string()));
+        out.push(Output::Event(RoomEvent {
+            name,
+            mpc_uuid: self.uuid.clone(),
+            mpc_name: self.name.clone(),
+            member,
+            params,
+            callback: track.callback.clone(),
+        }));
     }
 
     fn stop_recording(&mut self, out: &mut Vec<Output>) {
         if self.recording.take().is_some() {
             out.push(Output::RecordingStop);
+            self.stop_tracks(|t| t.with_mpc, out);
         }
+    }
+
+    /// The member's recordings of the kinds `track` names, or all of its recordings when it
+    /// has none of those; an error when it has none at all.
+    fn member_tracks(
+        &self,
+        member: MemberId,
+        track: TrackType,
+    ) -> Result<Vec<RecordingId>, CommandError> {
+        if self.participant(member).is_none() {
+            return Err(CommandError::NoSuchMember(member));
+        }
+        let of_member = |t: &&TrackRecording| t.member_id() == Some(member);
+        let kinds = track.kinds();
+        let chosen: Vec<RecordingId> = self
+            .tracks
+            .iter()
+            .filter(of_member)
+            .filter(|t| matches!(&t.source, TrackSource::Member(_, k) if kinds.contains(k)))
+            .map(|t| t.id.clone())
+            .collect();
+        let chosen = if chosen.is_empty() {
+            self.tracks
+                .iter()
+                .filter(of_member)
+                .map(|t| t.id.clone())
+                .collect()
+        } else {
+            chosen
+        };
+        if chosen.is_empty() {
+            return Err(CommandError::MemberNotRecording(member));
+        }
+        Ok(chosen)
     }
 
     /// A recording event, to the recording's callback.
@@ -792,6 +1132,8 @@ impl Room {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        // Its recordings end with its stay.
+        self.stop_tracks(|t| t.member_id() == Some(p.member_id), out);
         if let Some(release) = release {
             out.push(Output::Release {
                 member_id: p.member_id,
@@ -831,8 +1173,9 @@ impl Room {
         self.status = Status::Ended;
         self.ended_at = Some(now);
         self.termination = Some(cause);
-        // The file is finalized with the MPC (its Completed callback follows once written).
+        // The files are finalized with the MPC (their Completed callbacks follow once written).
         self.stop_recording(out);
+        self.stop_tracks(|_| true, out);
         let release = if cause == TerminationCause::ServerShutdown {
             Release::HangupShutdown
         } else {
@@ -976,8 +1319,67 @@ impl Room {
                         EventName::MpcRecordingResumed
                     };
                     self.recording_event(name, out);
+                    self.pause_tracks(|t| t.with_mpc, pause, out);
                 }
             },
+            Command::StartParticipantRecording {
+                member,
+                tracks,
+                format,
+                callback,
+            } => {
+                let Some(p) = self.participant(member) else {
+                    out.push(Output::CommandFailed(CommandError::NoSuchMember(member)));
+                    return;
+                };
+                let member_ref = p.member_ref();
+                let running = tracks.iter().any(|(kind, _)| {
+                    self.tracks.iter().any(|t| {
+                        t.member_id() == Some(member)
+                            && matches!(&t.source, TrackSource::Member(_, k) if k == kind)
+                    })
+                });
+                if running {
+                    out.push(Output::CommandFailed(CommandError::MemberAlreadyRecording(
+                        member,
+                    )));
+                    return;
+                }
+                let callback = callback.or_else(|| {
+                    self.settings
+                        .as_ref()
+                        .and_then(|s| s.recording_callback.clone())
+                });
+                for (kind, id) in tracks {
+                    let track = TrackRecording {
+                        id,
+                        source: TrackSource::Member(member_ref.clone(), kind),
+                        format,
+                        callback: callback.clone(),
+                        paused: false,
+                        with_mpc: false,
+                    };
+                    self.start_track(track, out);
+                }
+            }
+            Command::StopParticipantRecording(member, track) => {
+                match self.member_tracks(member, track) {
+                    Ok(ids) => self.stop_tracks(|t| ids.contains(&t.id), out),
+                    Err(e) => out.push(Output::CommandFailed(e)),
+                }
+            }
+            Command::PauseParticipantRecording(member, track, pause) => {
+                match self.member_tracks(member, track) {
+                    Ok(ids) => {
+                        if self.pause_tracks(|t| ids.contains(&t.id), pause, out) == 0 {
+                            out.push(Output::CommandFailed(CommandError::MemberPauseUnchanged(
+                                member, pause,
+                            )));
+                        }
+                    }
+                    Err(e) => out.push(Output::CommandFailed(e)),
+                }
+            }
             Command::StopPlay(target) => {
                 if self.resolve(&target, out).is_some() {
                     out.push(Output::StopAudio { form: target });
@@ -1092,4 +1494,13 @@ impl Room {
             callback,
         }));
     }
+}
+
+/// `RecordingChannels`: the roles of the per-role recording's channels, in order.
+pub fn role_channels() -> String {
+    ROLE_CHANNELS
+        .iter()
+        .map(|r| r.as_str().to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(",")
 }

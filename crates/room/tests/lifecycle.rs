@@ -896,3 +896,224 @@ fn api_actions_are_reported_as_events_of_the_mpc() {
     assert_eq!(event.params, vec![("RequestUUID", "r1".to_string())]);
     assert!(event.member.is_none());
 }
+
+fn track_starts(out: &[Output]) -> Vec<huddle_room::TrackRecording> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::TrackStart(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn track_stops(out: &[Output]) -> Vec<huddle_roomport::RecordingId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::TrackStop(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refusal(out: &[Output]) -> Option<huddle_room::CommandError> {
+    out.iter().find_map(|o| match o {
+        Output::CommandFailed(e) => Some(e.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn record_participant_track_members_are_recorded_with_the_mpc_recording() {
+    use huddle_room::{TrackKind, TrackSource};
+    let mut s = Sim::new();
+    let mut first = verb(Role::Agent);
+    first.record = true;
+    first.record_file_format = huddle_xml::RecordFormat::Wav;
+    first.record_min_member_count = 2;
+    first.record_participant_track = true;
+    first.recording_callback = Some(UrlWithMethod {
+        url: "http://app/rec".into(),
+        method: HttpMethod::Get,
+    });
+    let (agent, out) = s.join(first);
+    assert!(track_starts(&out).is_empty(), "no MPC recording yet");
+    // The customer did not ask for its track; the agent did.
+    let (_, out) = s.join(verb(Role::Customer));
+    let tracks = track_starts(&out);
+    assert_eq!(tracks.len(), 1, "{out:?}");
+    let agent_track = &tracks[0];
+    assert!(matches!(
+        &agent_track.source,
+        TrackSource::Member(m, TrackKind::Participant) if m.member_id == agent
+    ));
+    assert_eq!(agent_track.format, huddle_xml::RecordFormat::Wav);
+    assert_eq!(
+        agent_track.callback.as_ref().map(|c| c.url.as_str()),
+        Some("http://app/rec")
+    );
+    assert!(events(&out).contains(&EventName::ParticipantRecordingInitiated));
+    let initiated = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Event(e) if e.name == EventName::ParticipantRecordingInitiated => {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(initiated.member.as_ref().unwrap().member_id, agent);
+    assert_eq!(initiated.params[0].1, agent_track.id.to_string());
+
+    // A late joiner with the attribute gets its track at once; pausing the MPC recording
+    // pauses both.
+    let mut late = verb(Role::Supervisor);
+    late.record_participant_track = true;
+    let (supervisor, out) = s.join(late);
+    let tracks = track_starts(&out);
+    assert_eq!(tracks.len(), 1);
+    assert!(matches!(&tracks[0].source, TrackSource::Member(m, _) if m.member_id == supervisor));
+    let out = s.feed(Input::Command(Command::PauseRecording(true)));
+    assert_eq!(
+        events(&out),
+        [
+            EventName::MpcRecordingPaused,
+            EventName::ParticipantRecordingPaused,
+            EventName::ParticipantRecordingPaused
+        ]
+    );
+    // Stopping the MPC recording stops the tracks that came with it.
+    let out = s.feed(Input::Command(Command::StopRecording));
+    assert_eq!(track_stops(&out).len(), 2);
+    assert!(s.room.tracks().is_empty());
+}
+
+#[test]
+fn participant_recording_commands_and_their_refusals() {
+    use huddle_room::{CommandError, TrackKind, TrackType};
+    let mut s = Sim::new();
+    let (agent, _) = s.join(verb(Role::Agent));
+    let (customer, _) = s.join(verb(Role::Customer));
+    let start = |member, kinds: &[TrackKind], n: u32| Command::StartParticipantRecording {
+        member,
+        tracks: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, format!("rec-{n}-{i}").into()))
+            .collect(),
+        format: huddle_xml::RecordFormat::Mp3,
+        callback: None,
+    };
+    let out = s.feed(Input::Command(start(
+        MemberId(999),
+        &[TrackKind::Participant],
+        0,
+    )));
+    assert_eq!(
+        refusal(&out),
+        Some(CommandError::NoSuchMember(MemberId(999)))
+    );
+    let out = s.feed(Input::Command(Command::StopParticipantRecording(
+        agent,
+        TrackType::All,
+    )));
+    assert_eq!(refusal(&out), Some(CommandError::MemberNotRecording(agent)));
+
+    let both = [TrackKind::Participant, TrackKind::Around];
+    let out = s.feed(Input::Command(start(agent, &both, 1)));
+    assert_eq!(track_starts(&out).len(), 2);
+    assert_eq!(
+        events(&out),
+        [
+            EventName::ParticipantRecordingInitiated,
+            EventName::ParticipantRecordingInitiated
+        ]
+    );
+    let out = s.feed(Input::Command(start(agent, &[TrackKind::Around], 2)));
+    assert_eq!(
+        refusal(&out),
+        Some(CommandError::MemberAlreadyRecording(agent))
+    );
+    let out = s.feed(Input::Command(start(
+        customer,
+        &[TrackKind::Participant],
+        3,
+    )));
+    assert_eq!(track_starts(&out).len(), 1);
+
+    // Pause only the agent's participant track; a second pause changes nothing.
+    let pause = |track, on| Command::PauseParticipantRecording(agent, track, on);
+    let out = s.feed(Input::Command(pause(TrackType::Participant, true)));
+    assert_eq!(events(&out), [EventName::ParticipantRecordingPaused]);
+    let paused: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::TrackPause(id, true) => Some(id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paused, ["rec-1-0"]);
+    let out = s.feed(Input::Command(pause(TrackType::Participant, true)));
+    assert_eq!(
+        refusal(&out),
+        Some(CommandError::MemberPauseUnchanged(agent, true))
+    );
+    let out = s.feed(Input::Command(pause(TrackType::Both, false)));
+    assert_eq!(events(&out), [EventName::ParticipantRecordingResumed]);
+
+    // Stop with `all` when only a participant track runs: that one stops (SDK default).
+    let out = s.feed(Input::Command(Command::StopParticipantRecording(
+        customer,
+        TrackType::All,
+    )));
+    assert_eq!(track_stops(&out), ["rec-3-0"]);
+    // The agent leaving stops its two.
+    let out = s.feed(Input::Hangup { member_id: agent });
+    let mut stopped: Vec<String> = track_stops(&out).iter().map(|i| i.to_string()).collect();
+    stopped.sort();
+    assert_eq!(stopped, ["rec-1-0", "rec-1-1"]);
+    assert!(s.room.tracks().is_empty());
+}
+
+#[test]
+fn record_role_channels_adds_a_wav_of_one_channel_per_role_to_the_mpc_recording() {
+    use huddle_room::TrackSource;
+    let mut s = Sim::new();
+    let mut first = verb(Role::Agent);
+    first.record_role_channels = true;
+    s.join(first);
+    s.join(verb(Role::Customer));
+    let out = s.feed(Input::Command(Command::StartRecording {
+        format: huddle_xml::RecordFormat::Mp3,
+        callback: None,
+    }));
+    let tracks = track_starts(&out);
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0].source, TrackSource::Roles);
+    assert_eq!(
+        tracks[0].format,
+        huddle_xml::RecordFormat::Wav,
+        "always WAV"
+    );
+    let initiated: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) if e.name == EventName::MpcRecordingInitiated => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(initiated.len(), 2);
+    assert_eq!(
+        initiated[1].params,
+        vec![
+            ("RecordingUUID", tracks[0].id.to_string()),
+            (
+                "RecordingChannels",
+                "customer,agent,supervisor,ai-agent".to_string()
+            )
+        ]
+    );
+    // The MPC ends: both files are finalized.
+    let out = s.feed(Input::Command(Command::End));
+    assert!(out.iter().any(|o| matches!(o, Output::RecordingStop)));
+    assert_eq!(track_stops(&out), [tracks[0].id.clone()]);
+}

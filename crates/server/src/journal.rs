@@ -9,10 +9,13 @@ use huddle_events::CallParams;
 use huddle_record::Format;
 use huddle_room::snapshot::{MpcSnapshot, ParticipantSnapshot};
 use huddle_room::state::Status;
-use huddle_room::{LiveMpc, LiveRecording, MpcJournal, TerminationCause};
+use huddle_room::{
+    LiveMpc, LiveRecording, MemberRef, MpcJournal, RecordingKind, TerminationCause, TrackKind,
+    TrackSource,
+};
 use huddle_roomport::MemberId;
 use huddle_store::mpcs::{
-    CallRecordingRecord, CallbackTarget, MemberRecord, MpcRecord, RecordingRecord,
+    CallRecordingRecord, CallbackTarget, MemberRecord, MpcRecord, RecordedMember, RecordingRecord,
 };
 use huddle_store::Store;
 use huddle_xml::{Role, StatusEvent, UrlWithMethod};
@@ -197,7 +200,22 @@ pub(crate) fn live_of(r: &MpcRecord) -> Option<LiveMpc> {
 }
 
 fn recording_record(r: &LiveRecording) -> RecordingRecord {
+    let (kind, member) = match &r.kind {
+        RecordingKind::Mpc => ("", None),
+        RecordingKind::Track(TrackSource::Roles) => ("roles", None),
+        RecordingKind::Track(TrackSource::Member(m, track)) => (
+            track.as_str(),
+            Some(RecordedMember {
+                member_id: m.member_id.get(),
+                role: m.role.as_str().to_string(),
+                call_uuid: m.call_uuid.to_string(),
+                coach_mode: m.coach_mode,
+            }),
+        ),
+    };
     RecordingRecord {
+        kind: kind.to_string(),
+        member,
         id: r.id.to_string(),
         mpc_uuid: r.mpc_uuid.to_string(),
         mpc_name: r.mpc_name.clone(),
@@ -226,6 +244,8 @@ fn call_recording_record(r: &CallRecording) -> RecordingRecord {
             direction: r.call.direction.to_string(),
             url: r.url.clone(),
         }),
+        kind: String::new(),
+        member: None,
     }
 }
 
@@ -280,7 +300,34 @@ pub(crate) fn recording_of(r: &RecordingRecord) -> Option<LiveRecording> {
             return None;
         }
     };
+    let unreadable = || {
+        tracing::warn!(recording = %r.id, kind = %r.kind, "stored recording skipped: unreadable kind");
+    };
+    let member = |track: TrackKind| {
+        let m = r.member.as_ref()?;
+        Some(RecordingKind::Track(TrackSource::Member(
+            MemberRef {
+                member_id: MemberId(m.member_id),
+                role: role(&m.role)?,
+                call_uuid: m.call_uuid.as_str().into(),
+                coach_mode: m.coach_mode,
+            },
+            track,
+        )))
+    };
+    let kind = match r.kind.as_str() {
+        "" => Some(RecordingKind::Mpc),
+        "roles" => Some(RecordingKind::Track(TrackSource::Roles)),
+        "participant" => member(TrackKind::Participant),
+        "all" => member(TrackKind::Around),
+        _ => None,
+    };
+    let Some(kind) = kind else {
+        unreadable();
+        return None;
+    };
     Some(LiveRecording {
+        kind,
         id: r.id.as_str().into(),
         mpc_uuid: r.mpc_uuid.as_str().into(),
         mpc_name: r.mpc_name.clone(),
@@ -360,5 +407,63 @@ mod tests {
             TerminationCause::ServerRestarted,
         );
         assert_eq!(snapshot_of(&mpc_record(&ended, None, &[])), Some(ended));
+    }
+
+    #[test]
+    fn journaled_recordings_of_every_kind_read_back_as_they_were() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let member = MemberRef {
+            member_id: MemberId(10_004),
+            role: Role::AiAgent,
+            call_uuid: "call-4".into(),
+            coach_mode: false,
+        };
+        let kinds = [
+            RecordingKind::Mpc,
+            RecordingKind::Track(TrackSource::Roles),
+            RecordingKind::Track(TrackSource::Member(member.clone(), TrackKind::Participant)),
+            RecordingKind::Track(TrackSource::Member(member, TrackKind::Around)),
+        ];
+        for kind in kinds {
+            let live = LiveRecording {
+                id: "r-1".into(),
+                mpc_uuid: "u-1".into(),
+                mpc_name: "sales".into(),
+                path: "/tmp/r-1.wav".into(),
+                format: Format::Wav,
+                started: t0,
+                callback: Some(UrlWithMethod {
+                    url: "http://127.0.0.1:1/rec".into(),
+                    method: HttpMethod::Post,
+                }),
+                kind,
+            };
+            assert_eq!(recording_of(&recording_record(&live)), Some(live));
+        }
+        // A record from before the kinds existed is the MPC's recording; an unknown kind or a
+        // participant recording without its member is skipped, not misreported.
+        let mut old = recording_record(&LiveRecording {
+            id: "r-2".into(),
+            mpc_uuid: "u-1".into(),
+            mpc_name: "sales".into(),
+            path: "/tmp/r-2.mp3".into(),
+            format: Format::Mp3,
+            started: t0,
+            callback: None,
+            kind: RecordingKind::Mpc,
+        });
+        let json = serde_json::to_value(&old).unwrap();
+        let mut without = json.as_object().unwrap().clone();
+        without.remove("kind");
+        without.remove("member");
+        let read: RecordingRecord = serde_json::from_value(without.into()).unwrap();
+        assert_eq!(
+            recording_of(&read).map(|r| r.kind),
+            Some(RecordingKind::Mpc)
+        );
+        old.kind = "quadraphonic".into();
+        assert_eq!(recording_of(&old), None);
+        old.kind = "participant".into();
+        assert_eq!(recording_of(&old), None);
     }
 }

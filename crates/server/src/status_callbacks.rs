@@ -75,7 +75,7 @@ impl Numbering {
                     }
                 }
             }
-            EventName::MpcRecordingCompleted | EventName::MpcRecordingFailed => {
+            name if name.is_recording_end() => {
                 if let Some((_, id)) = event.params.iter().find(|(k, _)| *k == "RecordingUUID") {
                     self.store.recording_finished(id);
                 }

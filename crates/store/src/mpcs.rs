@@ -109,6 +109,14 @@ pub struct RecordingRecord {
     /// the recorded call. Absent from records of earlier versions, which are all MPCs'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallRecordingRecord>,
+    /// Whose recording: empty for the MPC's own (and in journals written before the others
+    /// existed), `roles` for the per-role recording, `participant` or `all` for a
+    /// participant recording of that `record_track_type`.
+    #[serde(default)]
+    pub kind: String,
+    /// The participant a participant recording records.
+    #[serde(default)]
+    pub member: Option<RecordedMember>,
 }
 
 /// The call a `<Record>` file belongs to, and the URL it is served at.
@@ -124,6 +132,19 @@ pub struct CallRecordingRecord {
     pub direction: String,
     /// RecordUrl.
     pub url: String,
+}
+
+/// The participant of a participant recording, as its callbacks name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedMember {
+    /// MemberID.
+    pub member_id: u64,
+    /// The role's wire spelling.
+    pub role: String,
+    /// ParticipantCallUUID.
+    pub call_uuid: String,
+    /// Coach mode when the recording started.
+    pub coach_mode: bool,
 }
 
 /// What the last run left: the MPCs it did not end, the recordings it did not finish, their
@@ -460,6 +481,8 @@ mod tests {
                 method: HttpMethod::Post,
             }),
             call: None,
+            kind: String::new(),
+            member: None,
         }
     }
 

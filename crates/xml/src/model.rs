@@ -280,6 +280,9 @@ pub struct MultiPartyCall {
     pub wait_for_agent: bool,
     /// Seed states no default; false keeps coaching out of recordings (design.md table).
     pub record_coach_voice: bool,
+    /// huddle's extension, default false: while the MPC recording runs, a WAV with one
+    /// channel per role (customer, agent, supervisor, ai-agent) is written beside it.
+    pub record_role_channels: bool,
     /// Audio XML played when recording starts (method default GET).
     pub start_recording_audio: Option<UrlWithMethod>,
     /// Audio XML played when recording stops (method default GET).
@@ -350,6 +353,7 @@ impl MultiPartyCall {
             record_min_member_count: 1,
             wait_for_agent: false,
             record_coach_voice: false,
+            record_role_channels: false,
             start_recording_audio: None,
             stop_recording_audio: None,
             wait_music: None,

@@ -55,6 +55,8 @@ pub(crate) const ATTRIBUTES: &[&str] = &[
     "recordParticipantTrack",
     "transcript",
     "transcriptionUrl",
+    // huddle's extension: the per-role multichannel WAV (README "Recording").
+    "recordRoleChannels",
 ];
 
 /// The roles, for error messages.
@@ -108,6 +110,7 @@ pub(crate) fn multi_party_call(element: &Element, diag: &mut Diagnostics) -> Mul
         .unwrap_or(d.record_min_member_count);
     m.wait_for_agent = a.boolean("waitForAgent", d.wait_for_agent, diag);
     m.record_coach_voice = a.boolean("recordCoachVoice", d.record_coach_voice, diag);
+    m.record_role_channels = a.boolean("recordRoleChannels", d.record_role_channels, diag);
     m.start_recording_audio = a.url_with_method(
         "startRecordingAudio",
         "startRecordingAudioMethod",

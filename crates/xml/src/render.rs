@@ -176,6 +176,8 @@ fn render_mpc(out: &mut String, m: &MultiPartyCall) {
     e.attr("recordMinMemberCount", m.record_min_member_count);
     e.attr("waitForAgent", m.wait_for_agent);
     e.attr("recordCoachVoice", m.record_coach_voice);
+    // An extension: written only when on, so that documents without it render as before.
+    e.opt("recordRoleChannels", m.record_role_channels.then_some(true));
     e.url(
         "startRecordingAudio",
         "startRecordingAudioMethod",

@@ -98,6 +98,7 @@ fn booleans() {
         ("record", |m| m.record, false),
         ("waitForAgent", |m| m.wait_for_agent, false),
         ("recordCoachVoice", |m| m.record_coach_voice, false),
+        ("recordRoleChannels", |m| m.record_role_channels, false),
         ("mute", |m| m.mute, false),
         ("hold", |m| m.hold, false),
         ("coachMode", |m| m.coach_mode, true),

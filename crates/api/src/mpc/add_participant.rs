@@ -37,6 +37,8 @@ const ATTRIBUTES: &[&str] = &[
     "record",
     "record_file_format",
     "record_participant_track",
+    // huddle's extension: the per-role multichannel WAV.
+    "record_role_channels",
     "stay_alone",
     "coach_mode",
     "mute",

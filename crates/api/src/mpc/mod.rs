@@ -4,15 +4,15 @@
 //!
 //! Served today: list and get MPCs, start and end one; add participants (a live call, or
 //! dialled out), list, get, update (mute, hold, coach mode) and kick them; play audio to
-//! members and stop it; record the MPC (start, stop, pause, resume) and serve the files, with
-//! the same basic auth, streamed from disk.
-//! Participant-level recording answers 405 with a JSON error until it exists.
+//! members and stop it; record the MPC and each participant (start, stop, pause, resume) and
+//! serve the files, with the same basic auth, streamed from disk.
 
 mod add_participant;
 mod api_action;
 mod async_callback;
 mod dial_out;
 mod objects;
+mod participant_recording;
 mod request;
 mod time_filter;
 
@@ -141,10 +141,15 @@ impl MpcApi {
                 }
                 RegistryError::Refused(e @ CommandError::NotASupervisor(_)) => bad(&e.to_string()),
                 RegistryError::Refused(
-                    e @ (CommandError::AlreadyActive | CommandError::NotRecording),
+                    e @ (CommandError::AlreadyActive
+                    | CommandError::NotRecording
+                    | CommandError::MemberNotRecording(_)),
                 ) => ApiError::not_found(&e.to_string()),
                 RegistryError::Refused(
-                    e @ (CommandError::AlreadyRecording | CommandError::PauseUnchanged(_)),
+                    e @ (CommandError::AlreadyRecording
+                    | CommandError::PauseUnchanged(_)
+                    | CommandError::MemberAlreadyRecording(_)
+                    | CommandError::MemberPauseUnchanged(..)),
                 ) => bad(&e.to_string()),
             })
     }
@@ -183,11 +188,13 @@ pub fn routes(api: MpcApi) -> Router {
         ),
         (
             "/{mpc_id}/Participant/{member}/Record",
-            MethodRouter::new().post(not_yet).delete(not_yet),
+            MethodRouter::new()
+                .post(participant_recording::start)
+                .delete(participant_recording::stop),
         ),
         (
             "/{mpc_id}/Participant/{member}/Record/{action}",
-            MethodRouter::new().post(not_yet),
+            MethodRouter::new().post(participant_recording::pause),
         ),
     ] {
         let methods = methods.fallback(method_not_allowed);
@@ -199,13 +206,6 @@ pub fn routes(api: MpcApi) -> Router {
     router
         .route(recording_file, get(recording_file_get))
         .with_state(api)
-}
-
-async fn not_yet() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "this operation is not supported by this server yet",
-    )
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -644,38 +644,8 @@ async fn start_recording(
 ) -> ApiResult {
     api.authorize(&headers, &account)?;
     let body = Body::parse(&body)?;
-    let format = match body.string("file_format")?.as_deref() {
-        None => huddle_xml::RecordFormat::Mp3,
-        Some(f) if f.eq_ignore_ascii_case("mp3") => huddle_xml::RecordFormat::Mp3,
-        Some(f) if f.eq_ignore_ascii_case("wav") => huddle_xml::RecordFormat::Wav,
-        Some(other) => {
-            return Err(bad(&format!(
-                "file_format must be mp3 or wav, not {other:?}"
-            )))
-        }
-    };
-    let method = match body.string("recording_callback_method")?.as_deref() {
-        // The REST default is POST (mpc-api.md §5.10).
-        None => huddle_xml::HttpMethod::Post,
-        Some(m) if m.eq_ignore_ascii_case("post") => huddle_xml::HttpMethod::Post,
-        Some(m) if m.eq_ignore_ascii_case("get") => huddle_xml::HttpMethod::Get,
-        Some(other) => {
-            return Err(bad(&format!(
-                "recording_callback_method must be GET or POST, not {other:?}"
-            )))
-        }
-    };
-    let callback = match body.string("recording_callback_url")? {
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            Some(huddle_xml::UrlWithMethod { url, method })
-        }
-        Some(url) => {
-            return Err(bad(&format!(
-                "recording_callback_url must be an http(s) URL, not {url:?}"
-            )))
-        }
-        None => None,
-    };
+    let format = file_format(&body)?;
+    let callback = recording_callback(&body)?;
     let mpc = api.find(&mpc_id).await?;
     api.command(&mpc, Command::StartRecording { format, callback })
         .await?;
@@ -694,6 +664,42 @@ async fn start_recording(
             "recording_id": id,
         }),
     ))
+}
+
+/// `file_format` of a start-recording request: mp3 (the default) or wav.
+fn file_format(body: &Body) -> Result<huddle_xml::RecordFormat, ApiError> {
+    match body.string("file_format")?.as_deref().map(str::trim) {
+        None => Ok(huddle_xml::RecordFormat::Mp3),
+        Some(f) if f.eq_ignore_ascii_case("mp3") => Ok(huddle_xml::RecordFormat::Mp3),
+        Some(f) if f.eq_ignore_ascii_case("wav") => Ok(huddle_xml::RecordFormat::Wav),
+        Some(other) => Err(bad(&format!(
+            "file_format must be mp3 or wav, not {other:?}"
+        ))),
+    }
+}
+
+/// `recording_callback_url` and `recording_callback_method` of a start-recording request.
+fn recording_callback(body: &Body) -> Result<Option<huddle_xml::UrlWithMethod>, ApiError> {
+    let method = match body.string("recording_callback_method")?.as_deref() {
+        // The REST default is POST (mpc-api.md §5.10).
+        None => huddle_xml::HttpMethod::Post,
+        Some(m) if m.eq_ignore_ascii_case("post") => huddle_xml::HttpMethod::Post,
+        Some(m) if m.eq_ignore_ascii_case("get") => huddle_xml::HttpMethod::Get,
+        Some(other) => {
+            return Err(bad(&format!(
+                "recording_callback_method must be GET or POST, not {other:?}"
+            )))
+        }
+    };
+    match body.string("recording_callback_url")? {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(Some(huddle_xml::UrlWithMethod { url, method }))
+        }
+        Some(url) => Err(bad(&format!(
+            "recording_callback_url must be an http(s) URL, not {url:?}"
+        ))),
+        None => Ok(None),
+    }
 }
 
 async fn stop_recording(
