@@ -121,21 +121,7 @@ async fn finish_call_recording(recording: CallRecording, webhooks: &Webhooks, st
             .ok()
             .flatten()
     };
-    let format = recording.format;
-    let result = tokio::task::spawn_blocking(move || huddle_record::recover(&path, format))
-        .await
-        .unwrap_or_else(|e| {
-            Err(huddle_record::RecordError::Io {
-                path: recording.path.clone(),
-                detail: e.to_string(),
-            })
-        });
-    let outcome = if result.is_ok() {
-        "completed"
-    } else {
-        "failed"
-    };
-    metrics::counter!("huddle_recordings_recovered_total", "result" => outcome).increment(1);
+    let result = repair(path, recording.format).await;
     match &result {
         Ok(finished) => {
             tracing::warn!(
@@ -165,18 +151,17 @@ async fn finish_call_recording(recording: CallRecording, webhooks: &Webhooks, st
     store.recording_finished(&recording.id);
 }
 
-/// Repairs one recording's file and builds its report.
-async fn finish_recording(
-    place: &RecordingPlace,
-    recording: LiveRecording,
-    modified: Option<SystemTime>,
-) -> huddle_room::RoomEvent {
-    let (path, format) = (recording.path.clone(), recording.format);
+/// Repairs a file left unfinished (off the runtime's threads) and counts the outcome.
+async fn repair(
+    path: std::path::PathBuf,
+    format: huddle_record::Format,
+) -> Result<huddle_record::Finished, huddle_record::RecordError> {
+    let shown = path.clone();
     let result = tokio::task::spawn_blocking(move || huddle_record::recover(&path, format))
         .await
         .unwrap_or_else(|e| {
             Err(huddle_record::RecordError::Io {
-                path: recording.path.clone(),
+                path: shown,
                 detail: e.to_string(),
             })
         });
@@ -186,6 +171,16 @@ async fn finish_recording(
         "failed"
     };
     metrics::counter!("huddle_recordings_recovered_total", "result" => outcome).increment(1);
+    result
+}
+
+/// Repairs one recording's file and builds its report.
+async fn finish_recording(
+    place: &RecordingPlace,
+    recording: LiveRecording,
+    modified: Option<SystemTime>,
+) -> huddle_room::RoomEvent {
+    let result = repair(recording.path.clone(), recording.format).await;
     if let Ok(finished) = &result {
         tracing::warn!(
             recording = %recording.id,

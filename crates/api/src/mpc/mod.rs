@@ -713,21 +713,26 @@ async fn stop_recording(
     Ok(no_content())
 }
 
+/// The `Pause` or `Resume` path segment of a recording route: true to pause.
+pub(super) fn pause_action(action: &str) -> Result<bool, ApiError> {
+    if action.eq_ignore_ascii_case("pause") {
+        Ok(true)
+    } else if action.eq_ignore_ascii_case("resume") {
+        Ok(false)
+    } else {
+        Err(ApiError::not_found(&format!(
+            "no recording action {action:?} (Pause or Resume)"
+        )))
+    }
+}
+
 async fn pause_recording(
     State(api): State<MpcApi>,
     headers: HeaderMap,
     Path((account, mpc_id, action)): Path<(String, String, String)>,
 ) -> ApiResult {
     api.authorize(&headers, &account)?;
-    let pause = if action.eq_ignore_ascii_case("pause") {
-        true
-    } else if action.eq_ignore_ascii_case("resume") {
-        false
-    } else {
-        return Err(ApiError::not_found(&format!(
-            "no recording action {action:?} (Pause or Resume)"
-        )));
-    };
+    let pause = pause_action(&action)?;
     let mpc = api.find(&mpc_id).await?;
     api.command(&mpc, Command::PauseRecording(pause)).await?;
     Ok(no_content())

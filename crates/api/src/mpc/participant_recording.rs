@@ -130,15 +130,7 @@ pub(super) async fn pause(
     body: Bytes,
 ) -> ApiResult {
     api.authorize(&headers, &account)?;
-    let pause = if action.eq_ignore_ascii_case("pause") {
-        true
-    } else if action.eq_ignore_ascii_case("resume") {
-        false
-    } else {
-        return Err(ApiError::not_found(&format!(
-            "no recording action {action:?} (Pause or Resume)"
-        )));
-    };
+    let pause = super::pause_action(&action)?;
     let body = Body::parse(&body)?;
     let member = member_id(&member)?;
     let track = track_type(&body)?;
