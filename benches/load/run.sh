@@ -25,6 +25,9 @@
 # frames huddle skipped, arrival gaps and the service's CPU. AI=off (the default) adds none.
 #
 # CODEC=opus (with CALLER=rust) makes every call offer and send Opus instead of PCMU.
+# TALK=turns (with CALLER=rust) has the members of each room talk in turns of 2 s, one at a
+# time, sending silence otherwise, as people in a call do; TALK=all (the default) has every
+# member talk all the time, the worst case.
 set -euo pipefail
 
 rooms="${1:-100}"
@@ -33,6 +36,10 @@ procs=5
 caller="${CALLER:-sipp}"
 srtp="${SRTP:-off}"
 codec="${CODEC:-pcmu}"
+talk="${TALK:-all}"
+if [ "$talk" != all ] && [ "$caller" != rust ]; then
+  echo "TALK=$talk needs CALLER=rust (the sipp members talk all the time)" >&2; exit 2
+fi
 if [ "$codec" != pcmu ] && [ "$caller" != rust ]; then
   echo "CODEC=$codec needs CALLER=rust (the sipp scenario sends PCMU)" >&2; exit 2
 fi
@@ -118,11 +125,11 @@ hold_ms=$(( (hold + ramp + 10) * 1000 ))
 if [ "$caller" = rust ]; then
   # The same ramp (5 x 40 calls a second) and the same time on the call as the sipp path.
   target/release/huddle-loadgen --server 127.0.0.1:$sip_port --rooms "$rooms" \
-    --rate $((procs * rate)) --hold $((hold_ms / 1000)) --media "$media" --codec "$codec" \
+    --rate $((procs * rate)) --hold $((hold_ms / 1000)) --media "$media" --codec "$codec" --talk "$talk" \
     > "$work/loadgen.out" 2> "$work/loadgen.err" &
   caller_pid=$!
   caller_cpu() { awk '{print $14 + $15}' "/proc/$caller_pid/stat"; }
-  caller_label="huddle-loadgen media=$media codec=$codec"
+  caller_label="huddle-loadgen media=$media codec=$codec talk=$talk"
 else
 python3 - "$work" "$rooms" "$procs" "$per_proc" "$here/member.xml" <<'PY'
 import sys

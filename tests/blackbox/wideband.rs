@@ -342,6 +342,54 @@ async fn shared_encodes_keep_the_coachs_voice_from_the_customers() {
     .expect("timed out");
 }
 
+/// One person talks and the others listen, the usual state of a call: everybody who hears
+/// only the talker (a silent customer, the agent, a silent supervisor: three roles) shares
+/// one encode, and the talker, who hears silence, costs no encode once that silence has
+/// settled. Three of the four payloads of each tick are served without an encode of their
+/// own (a room keyed by role would save none of them), and each listener still hears what
+/// it must.
+#[tokio::test]
+async fn one_talker_costs_one_encode_for_every_listener_of_any_role() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = server();
+        let mut callers = vec![
+            call(srv.sip, "customer-one", Phone::OpusWide, CUSTOMER_TONE).await,
+            call(srv.sip, "customer-one", Phone::OpusWide, 0.0).await,
+            call(srv.sip, "agent-one", Phone::OpusWide, 0.0).await,
+            call(srv.sip, "supervisor-one", Phone::OpusWide, 0.0).await,
+        ];
+        // Everybody in and flowing before the counted window.
+        talk_all(&mut callers, 1.0).await;
+        let saved_before = srv.metric("huddle_mixer_encodes_saved_total");
+        let heard = talk_all(&mut callers, 3.0).await;
+        // 150 ticks, three payloads each without an encode: 450; allow for the window's
+        // edges and the once-a-second publication.
+        let saved = srv.metric_reaching(
+            "huddle_mixer_encodes_saved_total",
+            saved_before + 330.0,
+            Duration::from_secs(3),
+        ) - saved_before;
+        assert!(
+            saved >= 330.0,
+            "one talker: three of four payloads shared, {saved} saved in 3 s"
+        );
+        for (who, listener) in [(1, "silent customer"), (2, "agent"), (3, "supervisor")] {
+            let share = tone_share_at(&heard[who], CUSTOMER_TONE, 16000);
+            assert!(share > 0.5, "{listener} hears the talker: {share:.3}");
+        }
+        assert!(
+            rms(&heard[0]) < 50.0,
+            "the talker hears silence: rms {:.1}",
+            rms(&heard[0])
+        );
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
 /// A recording keeps the rate it started at: an MPC recorded at 8 kHz that switches to 16 kHz
 /// when a G.722 phone joins still writes an 8 kHz file, with every voice at its own pitch
 /// (a mix written unconverted would play an octave low and twice as long).

@@ -2,7 +2,9 @@
 //! with plain RTP or SRTP (SDES keys), for the load run (`benches/load/run.sh`).
 //!
 //! Room K gets `agent-rK`, three `customer-rK` and `supervisor-rK`, as the sipp scenario
-//! does. Each call offers PCMU (or Opus with `--codec opus`), talks a tone of its own member slot every 20 ms, counts what
+//! does. Each call offers PCMU (or Opus with `--codec opus`), sends a tone of its own member
+//! slot every 20 ms (or, with `--talk turns`, only in its slot's turn and silence otherwise),
+//! counts what
 //! it hears (decrypting it under SRTP), holds, and hangs up. At the end it prints its own CPU
 //! time and what it received per call. The exit status is 2 when a call failed or a packet
 //! did not authenticate, 1 on a setup error.
@@ -63,6 +65,15 @@ enum CodecArg {
     Opus,
 }
 
+/// Who talks when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TalkArg {
+    /// Every member of every room, all the time.
+    All,
+    /// One member of each room at a time, in turns.
+    Turns,
+}
+
 /// Load caller for huddle's MPC member route: many SIP calls over UDP from one process, with
 /// plain RTP or SDES-keyed SRTP.
 #[derive(Debug, Parser)]
@@ -89,6 +100,13 @@ struct Args {
     /// Codec offered and sent: PCMU, or Opus (each slot's tone encoded once at start-up).
     #[arg(long, value_enum, default_value_t = CodecArg::Pcmu)]
     codec: CodecArg,
+    /// Who talks: every member at once (the worst case), or the members of a room in turns of
+    /// `--turn-secs` (one talker per room at a time, as in a real call).
+    #[arg(long, value_enum, default_value_t = TalkArg::All)]
+    talk: TalkArg,
+    /// Length of one member's turn with `--talk turns`.
+    #[arg(long, default_value_t = 2.0)]
+    turn_secs: f64,
     /// Threads sending and receiving media, each owning an equal share of the calls.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -122,6 +140,10 @@ fn run(args: Args) -> anyhow::Result<bool> {
         "--rate must be above 0"
     );
     anyhow::ensure!(args.rooms > 0, "--rooms must be above 0");
+    anyhow::ensure!(
+        args.turn_secs >= 0.02 && args.turn_secs.is_finite(),
+        "--turn-secs must be at least one frame (0.02)"
+    );
     raise_file_limit();
     let started = Instant::now();
     // SIP is a few messages per call: one thread is plenty, and the media threads keep the
@@ -147,8 +169,18 @@ async fn place_all(args: &Args, pool: &Pool) -> anyhow::Result<(Vec<Outcome>, Ar
         CodecArg::Pcmu => media::CodecChoice::Pcmu,
         CodecArg::Opus => media::CodecChoice::Opus,
     };
+    let epoch = std::time::Instant::now();
+    let talk = |slot: u32| match args.talk {
+        TalkArg::All => media::Talk::Always,
+        TalkArg::Turns => media::Talk::Turns {
+            epoch,
+            turn: Duration::from_secs_f64(args.turn_secs),
+            slot,
+            slots: ROLES.len() as u32,
+        },
+    };
     let tones = (0..ROLES.len() as u32)
-        .map(|slot| media::tone(310 + slot * 270, codec))
+        .map(|slot| media::tone(310 + slot * 270, codec, talk(slot)))
         .collect::<std::io::Result<Vec<_>>>()
         .context("the tones")?;
     let progress = Arc::new(Progress::default());

@@ -57,14 +57,67 @@ const MAX_PAYLOAD: usize = 400;
 const OPUS_SILENCE_MAX: usize = 20;
 
 /// What a call sends: one second of ready payloads (50 frames), looped, with their payload
-/// type and RTP timestamp step. Encoded once at start-up and shared by the calls of a member
-/// slot, so the caller spends no CPU on a codec while it runs.
+/// type and RTP timestamp step, and a frame of silence for when it is not its turn. Encoded
+/// once at start-up and shared by the calls of a member slot, so the caller spends no CPU on
+/// a codec while it runs.
 pub struct Voice {
     /// RTP payload type.
     pub pt: u8,
     /// RTP timestamp units per 20 ms frame.
     pub step: u32,
     frames: Vec<Box<[u8]>>,
+    silence: Box<[u8]>,
+    talk: Talk,
+}
+
+/// When the calls of a member slot talk.
+#[derive(Debug, Clone, Copy)]
+pub enum Talk {
+    /// All the time: every member of every room talks at once, the worst case for a mixer.
+    Always,
+    /// In turns, as people in a call do: the room's slots take turns of `turn`, slot `slot` of
+    /// `slots` from `epoch + slot × turn` on, and are silent (sending frames of silence, as a
+    /// phone without DTX does) the rest of the time. One clock for every room, so each room
+    /// has one talker at a time.
+    Turns {
+        /// The moment turn 0 starts.
+        epoch: Instant,
+        /// The length of one turn.
+        turn: Duration,
+        /// This slot's place in the round.
+        slot: u32,
+        /// Slots in the round.
+        slots: u32,
+    },
+}
+
+impl Talk {
+    fn talking(&self, now: Instant) -> bool {
+        match *self {
+            Talk::Always => true,
+            Talk::Turns {
+                epoch,
+                turn,
+                slot,
+                slots,
+            } => {
+                let turns = now.saturating_duration_since(epoch).as_millis()
+                    / turn.as_millis().max(1);
+                turns % u128::from(slots.max(1)) == u128::from(slot)
+            }
+        }
+    }
+}
+
+impl Voice {
+    /// The payload of frame `pos` of the loop, or silence when it is not the slot's turn.
+    fn payload(&self, pos: usize, now: Instant) -> &[u8] {
+        if self.talk.talking(now) {
+            &self.frames[pos]
+        } else {
+            &self.silence
+        }
+    }
 }
 
 /// Which codec the calls speak.
@@ -76,8 +129,9 @@ pub enum CodecChoice {
     Opus,
 }
 
-/// One second of a tone at `freq` Hz, at about a third of full scale, in `codec`.
-pub fn tone(freq: u32, codec: CodecChoice) -> io::Result<Arc<Voice>> {
+/// One second of a tone at `freq` Hz, at about a third of full scale, in `codec`, talked as
+/// `talk` says.
+pub fn tone(freq: u32, codec: CodecChoice, talk: Talk) -> io::Result<Arc<Voice>> {
     let pcm: Vec<i16> = (0..TONE_LEN)
         .map(|n| {
             let phase = 2.0 * std::f64::consts::PI * f64::from(freq) * n as f64 / TONE_LEN as f64;
@@ -92,6 +146,8 @@ pub fn tone(freq: u32, codec: CodecChoice) -> io::Result<Arc<Voice>> {
                 .chunks(SAMPLES)
                 .map(|f| f.iter().map(|s| ulaw_from_linear(*s)).collect())
                 .collect(),
+            silence: vec![ulaw_from_linear(0); SAMPLES].into(),
+            talk,
         },
         CodecChoice::Opus => {
             // The leg's own Opus settings (FEC, complexity 5) at the 16 kHz the offer asks
@@ -111,17 +167,21 @@ pub fn tone(freq: u32, codec: CodecChoice) -> io::Result<Arc<Voice>> {
             let mut coder = huddle_media::codec::Codec::Opus(options)
                 .coder()
                 .map_err(io::Error::other)?;
+            let mut encode = |f: &[i16]| -> Box<[u8]> {
+                let mut out = [0u8; MAX_PAYLOAD];
+                let len = coder.encode(f, &mut out);
+                out[..len].into()
+            };
+            let frames = wide.chunks(rate / 50).map(&mut encode).collect();
+            // Past the encoder's first frames, digital silence encodes to the few bytes a
+            // quiet phone without DTX sends.
+            let silence = (0..5).map(|_| encode(&[0; 320])).last().unwrap_or_default();
             Voice {
                 pt: OPUS_PT,
                 step: 960,
-                frames: wide
-                    .chunks(rate / 50)
-                    .map(|f| {
-                        let mut out = [0u8; MAX_PAYLOAD];
-                        let len = coder.encode(f, &mut out);
-                        out[..len].into()
-                    })
-                    .collect(),
+                frames,
+                silence,
+                talk,
             }
         }
     };
@@ -328,7 +388,7 @@ impl MediaCall {
         packet[2..4].copy_from_slice(&self.seq.to_be_bytes());
         packet[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let payload = &self.tone.frames[self.tone_pos];
+        let payload = self.tone.payload(self.tone_pos, Instant::now());
         packet[RTP_HEADER..RTP_HEADER + payload.len()].copy_from_slice(payload);
         let packet = &packet[..RTP_HEADER + payload.len()];
         let sent = match &mut self.srtp {
@@ -609,11 +669,11 @@ mod tests {
 
     #[test]
     fn the_tone_loops_without_a_seam() {
-        let t = tone(310, CodecChoice::Pcmu).unwrap();
+        let t = tone(310, CodecChoice::Pcmu, Talk::Always).unwrap();
         assert_eq!(t.frames.len(), 50);
         assert_eq!(TONE_LEN % SAMPLES, 0, "frames never straddle the loop");
         assert_eq!(t.frames[0][0], ulaw_from_linear(0));
-        let o = tone(310, CodecChoice::Opus).unwrap();
+        let o = tone(310, CodecChoice::Opus, Talk::Always).unwrap();
         assert_eq!((o.pt, o.step, o.frames.len()), (OPUS_PT, 960, 50));
         assert!(o.frames.iter().skip(1).all(|f| f.len() > OPUS_SILENCE_MAX));
         // Wideband frames: 20 ms of 16 kHz audio each.
@@ -628,11 +688,40 @@ mod tests {
     }
 
     #[test]
+    fn slots_talk_one_at_a_time_in_turns() {
+        let epoch = Instant::now();
+        let turn = Duration::from_secs(2);
+        let voices: Vec<_> = (0..5)
+            .map(|slot| {
+                let talk = Talk::Turns {
+                    epoch,
+                    turn,
+                    slot,
+                    slots: 5,
+                };
+                tone(310 + slot * 270, CodecChoice::Opus, talk).unwrap()
+            })
+            .collect();
+        for step in 0..30u32 {
+            let now = epoch + Duration::from_millis(500) * step;
+            let talking: Vec<usize> = (0..5)
+                .filter(|s| voices[*s].talk.talking(now))
+                .collect();
+            assert_eq!(talking, vec![(step as usize / 4) % 5], "at {step} × 500 ms");
+            for (slot, voice) in voices.iter().enumerate() {
+                let payload = voice.payload(3, now);
+                assert_eq!(payload.len() > OPUS_SILENCE_MAX, talking == [slot]);
+            }
+        }
+        assert!(Talk::Always.talking(epoch));
+    }
+
+    #[test]
     fn sound_is_told_from_silence() {
         let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 1];
         packet.extend_from_slice(&[0xFF; 160]);
         assert!(!audible(&packet), "µ-law silence");
-        packet[RTP_HEADER + 80] = tone(1000, CodecChoice::Pcmu).unwrap().frames[0][2];
+        packet[RTP_HEADER + 80] = tone(1000, CodecChoice::Pcmu, Talk::Always).unwrap().frames[0][2];
         assert!(audible(&packet));
         packet[1] = 101;
         assert!(!audible(&packet), "neither PCMU nor Opus");

@@ -56,12 +56,16 @@ pub struct Mixer {
     speaker_sums: Box<[[i32; MAX_FRAME]; SPEAKERS]>,
     /// Bit `s` set: speaker class `s` has contributed this tick (only those sums hold data).
     present: u8,
+    /// Contributors of each speaker class this tick.
+    counts: [u16; SPEAKERS],
     /// Distinct listener sums of this tick. Listener classes that hear the same set of present
     /// speaker classes share one (with the default table and no coach, all six do), so
     /// `finish` does as few frame passes as the table allows.
     listener_sums: Box<[[i32; MAX_FRAME]; LISTENERS]>,
     /// Which present speaker classes each slot of `listener_sums` holds.
     slot_mask: [u8; LISTENERS],
+    /// Slots filled by the last `finish` (the others hold older ticks' sums).
+    slots: usize,
     /// Listener class → its slot in `listener_sums`, as of the last `finish`.
     slot_of: [u8; LISTENERS],
     /// Listener class → its hearing-table row, as of the last `finish`.
@@ -77,9 +81,11 @@ impl Mixer {
             table,
             speaker_sums: Box::new([[0; MAX_FRAME]; SPEAKERS]),
             present: 0,
+            counts: [0; SPEAKERS],
             listener_sums: Box::new([[0; MAX_FRAME]; LISTENERS]),
             // Before the first `finish` every listener reads slot 0: silence.
             slot_mask: [0; LISTENERS],
+            slots: 0,
             slot_of: [0; LISTENERS],
             rows: [0; LISTENERS],
         }
@@ -112,6 +118,7 @@ impl Mixer {
             }
         }
         self.present = 0;
+        self.counts = [0; SPEAKERS];
     }
 
     /// Adds one contributor's frame. The caller adds only participants that contribute
@@ -120,6 +127,7 @@ impl Mixer {
     pub fn add(&mut self, class: SpeakerClass, pcm: &[i16]) {
         let s = class.index();
         self.present |= 1 << s;
+        self.counts[s] = self.counts[s].saturating_add(1);
         let n = self.frame_len.min(pcm.len());
         for (acc, v) in self.speaker_sums[s][..n].iter_mut().zip(&pcm[..n]) {
             *acc += i32::from(*v);
@@ -154,24 +162,59 @@ impl Mixer {
             self.slot_of[l] = slots as u8;
             slots += 1;
         }
+        self.slots = slots;
     }
 
-    /// Which shared mix a listener hears this tick, if it hears one: the listener's
-    /// hearing-table row when its mix is exactly its class's sum (it did not contribute, or
-    /// its own voice is not in what its class hears), None when its own voice is subtracted
-    /// (a mix of its own). Listeners with the same key hear bit-identical mixes (with no
-    /// beeps added), so a room encodes such a mix once for all of them.
+    /// Which shared mix a listener hears this tick, if it hears one: the set of speaker
+    /// classes in its mix (bit `s` for speaker class `s`), or None when its mix is one of its
+    /// own (its voice is subtracted from a class that others of its class speak in too).
     ///
-    /// The key is the row, not this tick's set of present speakers: it stays the same while
-    /// people start and stop talking, so the encoder that serves a group keeps a continuous
-    /// stream. Valid after [`Mixer::finish`], by the table that `finish` used.
+    /// The key is what is heard, not who hears it: listeners of different classes whose
+    /// tables let them hear the same present speakers hear bit-identical mixes, and so does a
+    /// talker who is the only speaker of its class (its class sum minus its own frame is
+    /// exactly the sum of the others). With one person talking in a room, everybody else
+    /// shares one mix and the talker hears the rest, usually silence, shared with every
+    /// silent room's listener of the same codec. Write the mix of a key with
+    /// [`Mixer::mix_heard`]. Valid after [`Mixer::finish`], by the table that `finish` used.
     pub fn shared_mix(&self, listener: ListenerClass, own: Option<SpeakerClass>) -> Option<u8> {
         let l = listener.index();
         let heard = self.slot_mask[usize::from(self.slot_of[l])];
         match own {
-            Some(class) if heard & (1 << class.index()) != 0 => None,
-            _ => Some(self.rows[l]),
+            Some(class) if heard & (1 << class.index()) != 0 => {
+                (self.counts[class.index()] == 1).then_some(heard & !(1 << class.index()))
+            }
+            _ => Some(heard),
         }
+    }
+
+    /// Writes the mix of a [`Mixer::shared_mix`] key: the sum of this tick's contributors of
+    /// the speaker classes in `heard`, through [`soft_limit`], bit-identical to what
+    /// [`Mixer::mix_for`] writes for every listener with that key (no beeps). Writes
+    /// `min(out.len(), frame_len)` samples.
+    pub fn mix_heard(&self, heard: u8, out: &mut [i16]) {
+        let n = self.frame_len.min(out.len());
+        let out = &mut out[..n];
+        let heard = heard & self.present;
+        if heard == 0 {
+            out.fill(0);
+            return;
+        }
+        if let Some(slot) = self.slot_mask[..self.slots].iter().position(|m| *m == heard) {
+            narrow(&self.listener_sums[slot][..n], out);
+            return;
+        }
+        // A set no listener class hears as a whole (a talker's "everyone but me"): summed
+        // here, once per group and tick.
+        let mut sum = [0i32; MAX_FRAME];
+        let sum = &mut sum[..n];
+        for (s, class_sum) in self.speaker_sums.iter().enumerate() {
+            if heard & (1 << s) != 0 {
+                for (o, v) in sum.iter_mut().zip(&class_sum[..n]) {
+                    *o += *v;
+                }
+            }
+        }
+        narrow(sum, out);
     }
 
     /// Writes the sum of this tick's contributors of the speaker classes `classes` into `out`,
@@ -254,18 +297,7 @@ impl Mixer {
                     }
                 }
             }
-            (None, []) => {
-                let mut peak = 0u32;
-                for (o, s) in out.iter_mut().zip(sum) {
-                    peak = peak.max(s.unsigned_abs());
-                    *o = *s as i16;
-                }
-                if peak > KNEE {
-                    for (o, s) in out.iter_mut().zip(sum) {
-                        *o = soft_limit(*s);
-                    }
-                }
-            }
+            (None, []) => narrow(sum, out),
             // Beeps are short and rare: per-sample bounds checks are fine here.
             _ => {
                 let own = own.unwrap_or(&[]);
@@ -277,6 +309,22 @@ impl Mixer {
                     *o = soft_limit(v);
                 }
             }
+        }
+    }
+}
+
+/// Narrows a sum to samples: a straight, vectorisable pass that also tracks the loudest
+/// sample, and the soft limiter (a division per loud sample) only for the rare frame that
+/// crosses its knee.
+fn narrow(sum: &[i32], out: &mut [i16]) {
+    let mut peak = 0u32;
+    for (o, s) in out.iter_mut().zip(sum) {
+        peak = peak.max(s.unsigned_abs());
+        *o = *s as i16;
+    }
+    if peak > KNEE {
+        for (o, s) in out.iter_mut().zip(sum) {
+            *o = soft_limit(*s);
         }
     }
 }
@@ -343,20 +391,33 @@ mod tests {
     }
 
     #[test]
-    fn a_listener_whose_own_voice_is_subtracted_hears_a_mix_of_its_own() {
+    fn a_listener_whose_own_voice_is_subtracted_from_a_shared_class_hears_a_mix_of_its_own() {
         let mut mixer = Mixer::new(160, HearingTable::default());
         mixer.begin();
+        // Two customers talk: each hears the other, a mix nobody else hears.
         mixer.add(SpeakerClass::Customer, &[100; 160]);
+        mixer.add(SpeakerClass::Customer, &[30; 160]);
         mixer.add(SpeakerClass::Agent, &[20; 160]);
         mixer.finish();
         assert_eq!(
             mixer.shared_mix(ListenerClass::Customer, Some(SpeakerClass::Customer)),
             None
         );
-        assert_eq!(
-            mixer.shared_mix(ListenerClass::Agent, Some(SpeakerClass::Agent)),
-            None
+        // The agent is the only agent talking: it hears the customers, as anyone would who
+        // heard only them.
+        let agent = mixer.shared_mix(ListenerClass::Agent, Some(SpeakerClass::Agent));
+        assert_eq!(agent, Some(1 << SpeakerClass::Customer.index()));
+        let mut mine = [0i16; 160];
+        mixer.mix_for(
+            ListenerClass::Agent,
+            Some((SpeakerClass::Agent, &[20; 160])),
+            &[],
+            &mut mine,
         );
+        let mut shared = [0i16; 160];
+        mixer.mix_heard(agent.unwrap(), &mut shared);
+        assert_eq!(mine, shared);
+        assert_eq!(shared, [130; 160]);
         // Not contributing: the class's mix, shared.
         assert!(mixer.shared_mix(ListenerClass::Agent, None).is_some());
         // A voice the listener's class does not hear is not in its mix: still shared.
@@ -376,23 +437,78 @@ mod tests {
             .is_some());
     }
 
+    /// Every combination of present speakers, and who talks among the listeners: listeners
+    /// with the same key hear bit-identical mixes, [`Mixer::mix_heard`] writes exactly that
+    /// mix, and different keys are different mixes.
     #[test]
-    fn a_mix_key_stays_while_speakers_come_and_go() {
-        let mut mixer = Mixer::new(160, HearingTable::default());
-        let mut keys = Vec::new();
-        for present in [
-            &[SpeakerClass::Customer][..],
-            &[SpeakerClass::Agent, SpeakerClass::Coach],
-            &[],
-        ] {
-            mixer.begin();
-            for class in present {
-                mixer.add(*class, &[1; 160]);
+    fn a_key_names_exactly_what_is_heard() {
+        let mut table = HearingTable::default();
+        table.set(ListenerClass::Customer, SpeakerClass::Coach, false);
+        let mut mixer = Mixer::new(160, table);
+        // Distinct powers of two per class, so that different sets sum differently; loud
+        // enough together to cross the limiter's knee.
+        let voice = |s: usize| [(1i16 << (s + 10)) + 3 * s as i16; 160];
+        for present in 0u8..(1 << SPEAKERS) {
+            for doubled in 0..SPEAKERS {
+                mixer.begin();
+                for s in 0..SPEAKERS {
+                    if present & (1 << s) != 0 {
+                        mixer.add(SPEAKER_CLASSES[s], &voice(s));
+                        if s == doubled {
+                            mixer.add(SPEAKER_CLASSES[s], &voice(s));
+                        }
+                    }
+                }
+                mixer.finish();
+                let mut heard: Vec<(Option<u8>, [i16; 160])> = Vec::new();
+                for listener in LISTENER_CLASSES {
+                    for own in std::iter::once(None).chain(SPEAKER_CLASSES.map(Some)) {
+                        if own.is_some_and(|c| present & (1 << c.index()) == 0) {
+                            continue;
+                        }
+                        let mut out = [0i16; 160];
+                        let own_frame = own.map(|c| (c, voice(c.index())));
+                        mixer.mix_for(
+                            listener,
+                            own_frame.as_ref().map(|(c, f)| (*c, &f[..])),
+                            &[],
+                            &mut out,
+                        );
+                        let key = mixer.shared_mix(listener, own);
+                        if let Some(key) = key {
+                            let mut shared = [1i16; 160];
+                            mixer.mix_heard(key, &mut shared);
+                            assert_eq!(out, shared, "{present:b} {listener:?} {own:?}");
+                        }
+                        heard.push((key, out));
+                    }
+                }
+                for (a, x) in &heard {
+                    for (b, y) in &heard {
+                        if let (Some(a), Some(b)) = (a, b) {
+                            assert_eq!(a == b, x == y, "{present:b}: keys {a:b} and {b:b}");
+                        }
+                    }
+                }
             }
-            mixer.finish();
-            keys.push(mixer.shared_mix(ListenerClass::Customer, None));
         }
-        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    }
+
+    #[test]
+    fn silence_is_one_key() {
+        let mut mixer = Mixer::new(160, HearingTable::default());
+        mixer.begin();
+        mixer.add(SpeakerClass::Customer, &[100; 160]);
+        mixer.finish();
+        // The only talker hears nobody, as does everyone of a room where nobody talks.
+        let talker = mixer.shared_mix(ListenerClass::Customer, Some(SpeakerClass::Customer));
+        mixer.begin();
+        mixer.finish();
+        assert_eq!(talker, Some(0));
+        assert_eq!(mixer.shared_mix(ListenerClass::Agent, None), Some(0));
+        let mut out = [5i16; 160];
+        mixer.mix_heard(0, &mut out);
+        assert_eq!(out, [0; 160]);
     }
 
     #[test]

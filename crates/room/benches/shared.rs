@@ -2,8 +2,9 @@
 //! whom talks (the usual state of a call: one talker at a time). Unshared, every listener's
 //! mix is encoded by its own leg: ten encodes per tick. Shared, the talker (whose own voice is
 //! taken out of its mix) keeps its own encode and the nine others get one shared encode
-//! through [`SharedEncoders`]: two encodes per tick. Mixing is left out: it is the same
-//! either way.
+//! through [`SharedEncoders`]: two encodes per tick. When the others send digital silence,
+//! the talker's mix is silence, which stops costing an encode once the encoder has settled:
+//! one encode per tick. Mixing is left out: it is the same either way.
 //!
 //! Throughput is set to the listener count, so criterion's "elem/s" is listeners served per
 //! second of one core; divided by 50 ticks per second it is listeners per core.
@@ -110,6 +111,31 @@ fn shared_vs_unshared(c: &mut Criterion) {
             let (own, room) = &frames[t];
             shared.next_tick();
             listeners[0].send(black_box(own));
+            for leg in &mut listeners[1..] {
+                shared.send(key, leg, |out| out.copy_from_slice(black_box(room)));
+            }
+            black_box(listeners[LISTENERS - 1].len)
+        })
+    });
+
+    // The others send digital silence (a quiet line, a muted phone): the talker's mix is
+    // silence, shared too, and sent again without encoding once its encoder has settled.
+    let mut listeners = legs();
+    let mut shared = SharedEncoders::new(16000);
+    let silence = GroupKey {
+        mix: MixKey::Room(0),
+        ..key
+    };
+    let quiet = [0i16; FRAME];
+    let mut t = 0;
+    group.bench_function(BenchmarkId::from_parameter("shared, the others silent"), |b| {
+        b.iter(|| {
+            t = (t + 1) % frames.len();
+            let (_, room) = &frames[t];
+            shared.next_tick();
+            shared.send(silence, &mut listeners[0], |out| {
+                out.copy_from_slice(black_box(&quiet))
+            });
             for leg in &mut listeners[1..] {
                 shared.send(key, leg, |out| out.copy_from_slice(black_box(room)));
             }

@@ -1060,11 +1060,11 @@ impl Shell {
                 });
             if let Some(key) = group {
                 let (mixer, music) = (&self.mixer, &self.music_frames);
-                let sent = self.shared.send(key, audio.as_mut(), |out| match hearing {
-                    Hearing::Room(class) => mixer.mix_for(class, None, &[], out),
-                    Hearing::WaitMusic => overlay(&music[0][..n], &[], out),
-                    Hearing::AgentHoldMusic => out.copy_from_slice(&music[1][..n]),
-                    Hearing::CustomerHoldMusic => out.copy_from_slice(&music[2][..n]),
+                let sent = self.shared.send(key, audio.as_mut(), |out| match key.mix {
+                    MixKey::Room(heard) => mixer.mix_heard(heard, out),
+                    MixKey::Music(0) => overlay(&music[0][..n], &[], out),
+                    MixKey::Music(1) => out.copy_from_slice(&music[1][..n]),
+                    MixKey::Music(_) => out.copy_from_slice(&music[2][..n]),
                 });
                 if sent {
                     continue;

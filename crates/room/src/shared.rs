@@ -1,14 +1,21 @@
 //! One encode per tick for every listener who hears the same mix, as Asterisk's ConfBridge
 //! shares one translation per format.
 //!
-//! Listeners who do not contribute this tick (silent, muted, on hold) hear their class's sum
-//! unchanged, so all of them whose class has the same hearing-table row hear bit-identical
-//! audio ([`huddle_mixer::Mixer::shared_mix`]); so do listeners of the same music. Those of
-//! them whose legs run the same codec with the same options at the same rate get one payload
-//! per tick, encoded once by an encoder the room owns, and each leg writes its own RTP
-//! header, sequence number, timestamp and SRTP around it ([`TickAudio::send_encoded`]). A
-//! listener whose own voice is taken out of its mix hears a mix of its own, encoded by its
-//! leg's encoder as before.
+//! Listeners who hear the same speakers hear bit-identical audio: those who do not contribute
+//! this tick (silent, muted, on hold) and whose tables let them hear the same talking
+//! classes, and a talker who is the only speaker of its class, who hears the others
+//! ([`huddle_mixer::Mixer::shared_mix`] names the mix by the speaker classes in it); so do
+//! listeners of the same music. Those of them whose legs run the same codec with the same
+//! options at the same rate get one payload per tick, encoded once by an encoder the room
+//! owns, and each leg writes its own RTP header, sequence number, timestamp and SRTP around
+//! it ([`TickAudio::send_encoded`]). In a room where one person talks, that is two encodes:
+//! the talker's (everyone else, usually silence) and everyone else's (the talker). A
+//! listener whose own voice is taken out of a class others speak in too hears a mix of its
+//! own, encoded by its leg's encoder as before.
+//!
+//! A listener moves between encoders when the set of talkers it hears changes, at the start
+//! or end of a talk spurt, as in ConfBridge, where a listener leaves the shared translation
+//! when it starts talking.
 //!
 //! Only Opus is shared: it is what costs (tens of microseconds per encode, against well under
 //! one for G.711, where copying a shared payload would save nothing), and its decoder takes
@@ -16,10 +23,15 @@
 //! encoder's predictor sample by sample, so a listener moved between two encoders would hear
 //! the mismatch; its encode costs a few microseconds, so it is not worth the risk.
 //!
+//! A group whose mix is digital silence (the talker of a room where one person talks, a room
+//! where nobody does) is encoded until its encoder settles, that is until two silent ticks in
+//! a row give the same payload; from then on that payload is sent again each silent tick
+//! without encoding, until sound returns. Silence costs a comparison instead of an encode.
+//!
 //! An encoder is made when its group first appears (libopus allocates then) and reused for
-//! the room's life: the groups of a room are few (one per distinct hearing row or music bed,
-//! times the codec variants present), and they are capped at [`MAX_GROUPS`]; a listener
-//! beyond the cap is encoded by its own leg. Nothing else allocates per tick.
+//! the room's life: the groups of a room are few (one per set of talking classes heard or
+//! music bed, times the codec variants present), and they are capped at [`MAX_GROUPS`]; a
+//! listener beyond the cap is encoded by its own leg. Nothing else allocates per tick.
 
 use huddle_media::codec::{Codec, Coder};
 use huddle_media::resample::FrameResampler;
@@ -38,7 +50,7 @@ const PUBLISH_EVERY_TICKS: u32 = 50;
 /// What a group hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MixKey {
-    /// The room's mix of a listener class with this hearing-table row.
+    /// The room's mix of these speaker classes (bit `s` for speaker class `s`).
     Room(u8),
     /// A bed of music (0 wait, 1 agent hold, 2 customer hold), with no sound over it.
     Music(u8),
@@ -64,8 +76,15 @@ struct SharedEncoder {
     leg_pcm: Box<[i16]>,
     payload: Box<[u8]>,
     len: usize,
-    /// The tick it last encoded.
+    /// Where the next encode goes, swapped with `payload` after it (kept to compare them).
+    spare: Box<[u8]>,
+    /// The tick it last produced a payload for.
     encoded_at: u64,
+    /// The last payload encoded digital silence.
+    silent: bool,
+    /// The last two payloads encoded digital silence and came out the same: the encoder has
+    /// settled into silence, and a silent tick sends the payload again without encoding.
+    settled: bool,
 }
 
 /// A room's shared encoders; see the module documentation.
@@ -146,15 +165,27 @@ impl SharedEncoders {
         if encoder.encoded_at != self.tick {
             encoder.encoded_at = self.tick;
             mix(&mut self.frame);
-            let pcm = match encoder.convert.as_mut() {
-                Some(convert) => {
-                    let n = convert.process(&self.frame, &mut encoder.leg_pcm);
-                    &encoder.leg_pcm[..n]
-                }
-                None => &self.frame[..],
-            };
-            encoder.len = encoder.coder.encode(pcm, &mut encoder.payload);
-            self.encodes += 1;
+            let silent = self.frame.iter().all(|s| *s == 0);
+            if silent && encoder.settled {
+                // Silence again: the same payload as the last ticks', without the encode.
+                self.saved_pending += 1;
+            } else {
+                let pcm = match encoder.convert.as_mut() {
+                    Some(convert) => {
+                        let n = convert.process(&self.frame, &mut encoder.leg_pcm);
+                        &encoder.leg_pcm[..n]
+                    }
+                    None => &self.frame[..],
+                };
+                let len = encoder.coder.encode(pcm, &mut encoder.spare);
+                encoder.settled = silent
+                    && encoder.silent
+                    && encoder.spare[..len] == encoder.payload[..encoder.len];
+                encoder.silent = silent;
+                std::mem::swap(&mut encoder.payload, &mut encoder.spare);
+                encoder.len = len;
+                self.encodes += 1;
+            }
         } else {
             self.saved_pending += 1;
         }
@@ -184,7 +215,10 @@ impl SharedEncoders {
             leg_pcm: vec![0; key.rate as usize / 50].into(),
             payload: vec![0; MAX_PAYLOAD].into(),
             len: 0,
+            spare: vec![0; MAX_PAYLOAD].into(),
             encoded_at: 0,
+            silent: false,
+            settled: false,
         });
         Some(self.encoders.len() - 1)
     }
@@ -401,6 +435,68 @@ mod tests {
                     hf(f)
                 );
             }
+        }
+    }
+
+    /// A tone, a long silence, the tone again, at both Opus rates: during the silence the
+    /// group stops encoding after a few ticks, and what it sends is what encoding every tick
+    /// would have sent; the listener's decoder plays silence, then the tone again.
+    #[test]
+    fn settled_silence_is_sent_again_without_encoding() {
+        for rate in [8000, 16000] {
+            let codec = opus(rate);
+            let mut shared = SharedEncoders::new(rate);
+            let mut listener = sink(codec);
+            let mut reference = codec.coder().unwrap();
+            let mut expected = Vec::new();
+            let key = GroupKey {
+                mix: MixKey::Room(0),
+                codec,
+                rate,
+            };
+            let mut frame = vec![0i16; rate as usize / 50];
+            let sound = |tick: usize| !(50..250).contains(&tick);
+            let mut encodes_in_silence = 0;
+            for tick in 0..300 {
+                shared.next_tick();
+                if sound(tick) {
+                    tone(440.0, tick, &mut frame);
+                } else {
+                    frame.fill(0);
+                }
+                let before = shared.encodes();
+                assert!(shared.send(key, &mut listener, |out| out.copy_from_slice(&frame)));
+                if !sound(tick) {
+                    encodes_in_silence += shared.encodes() - before;
+                }
+                let mut out = [0u8; MAX_PAYLOAD];
+                let len = reference.encode(&frame, &mut out);
+                expected.push(out[..len].to_vec());
+            }
+            assert!(
+                encodes_in_silence <= 10,
+                "{rate} Hz: {encodes_in_silence} encodes in 200 silent ticks"
+            );
+            assert_eq!(shared.encodes(), 100 + encodes_in_silence);
+            for tick in 0..250 {
+                assert_eq!(
+                    listener.payloads[tick], expected[tick],
+                    "{rate} Hz, tick {tick}: the payload encoding would give"
+                );
+            }
+            let mut decoder = codec.coder().unwrap();
+            let mut pcm = [0i16; 960];
+            let level: Vec<i32> = listener
+                .payloads
+                .iter()
+                .map(|p| {
+                    let n = decoder.decode(p, &mut pcm).expect("decodes");
+                    pcm[..n].iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0)
+                })
+                .collect();
+            assert!(level[20..50].iter().all(|l| *l > 3000), "{rate} Hz: the tone");
+            assert!(level[60..250].iter().all(|l| *l < 30), "{rate} Hz: silence");
+            assert!(level[260..].iter().all(|l| *l > 3000), "{rate} Hz: the tone again");
         }
     }
 
