@@ -8,6 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use huddle_testkit::{rms, tone_share_at, RtpPeer, ServerProcess, SipUa};
+use serde_json::json;
+
+use super::ai_stream::AiService;
 
 /// `<role>-<mpc>` joins that MPC with that role, without entry or exit sounds, so tones alone
 /// fill the mixes; every codec huddle runs is allowed.
@@ -19,6 +22,17 @@ const OPUS_PT: u8 = 111;
 fn server() -> ServerProcess {
     ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
         s.standard("", "", ROUTES).replacen(
+            "rtp_timeout_secs = 20",
+            "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+            1,
+        )
+    })
+}
+
+/// A server with `routes` (and `rtp_ports` RTP ports) that runs every codec huddle has.
+fn wide_server(routes: &str, rtp_ports: u16) -> ServerProcess {
+    ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), rtp_ports, |s| {
+        s.standard("", "", routes).replacen(
             "rtp_timeout_secs = 20",
             "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
             1,
@@ -479,6 +493,78 @@ async fn hold_music_keeps_its_pitch_when_the_room_switches_to_wideband() {
         for c in &mut callers {
             c.ua.bye().await;
         }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// The last `secs` of `pcm` at `rate` (all of it when shorter).
+fn last(pcm: &[i16], secs: f64, rate: u32) -> &[i16] {
+    &pcm[pcm.len().saturating_sub((secs * f64::from(rate)) as usize)..]
+}
+
+const STREAMED_SAYS: f64 = 430.0;
+const ROOM_SAYS: f64 = 1170.0;
+
+/// A `<Stream>` started before `<MultiPartyCall>` keeps hearing a G.722 leg once it is in its
+/// (16 kHz) room: the room's tick taps the leg, converted to the stream's 8 kHz, each track
+/// apart: what the caller says (inbound) and what it hears of the room (outbound).
+#[tokio::test]
+async fn a_stream_started_before_the_room_keeps_hearing_a_g722_leg_in_it() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let svc = AiService::start().await;
+        let streamed = format!(
+            "[[route]]\nuser = \"^streamed-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Stream audioTrack=\"both\" bidirectional=\"false\">{}</Stream>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            svc.url("/wide")
+        );
+        let srv = wide_server(&format!("{streamed}{ROUTES}"), 40);
+        let mut callers = vec![call(srv.sip, "streamed-wtap", Phone::G722, STREAMED_SAYS).await];
+        let start = svc.started(0).await;
+        assert_eq!(start["start"]["tracks"], json!(["inbound", "outbound"]), "{start}");
+        callers.push(call(srv.sip, "agent-wtap", Phone::Pcmu, ROOM_SAYS).await);
+        let heard = talk_all(&mut callers, 3.0).await;
+        let share = tone_share_at(&heard[0], ROOM_SAYS, 16000);
+        assert!(
+            share > 0.3,
+            "the G.722 caller is in the room and hears the PCMU agent: {share:.3}\n{}",
+            srv.log()
+        );
+        let (inbound, outbound) =
+            svc.with(0, |c| (c.heard_track("inbound"), c.heard_track("outbound")));
+        // The last second and a half: the G.722 leg has been in the room for a while.
+        let (inbound, outbound) = (last(&inbound, 1.5, 8000), last(&outbound, 1.5, 8000));
+        assert!(
+            inbound.len() >= 8000 && outbound.len() >= 8000,
+            "the stream still gets both tracks in the room: {} / {}\n{}",
+            inbound.len(),
+            outbound.len(),
+            srv.log()
+        );
+        let share = |pcm: &[i16], freq: f64| tone_share_at(pcm, freq, 8000);
+        let mut failures = Vec::new();
+        let mut expect = |what: &str, ok: bool, value: f64| {
+            if !ok {
+                failures.push(format!("{what}: {value:.4}"));
+            }
+        };
+        let s = share(inbound, STREAMED_SAYS);
+        expect("inbound holds what the G.722 caller says", s > 0.3, s);
+        let s = share(inbound, STREAMED_SAYS / 2.0);
+        expect("inbound is at its pitch, not an octave low", s < 0.01, s);
+        let s = share(inbound, ROOM_SAYS);
+        expect("inbound holds no room audio", s < 0.05, s);
+        let s = share(outbound, ROOM_SAYS);
+        expect("outbound holds what the G.722 caller hears", s > 0.3, s);
+        let s = share(outbound, STREAMED_SAYS);
+        expect("outbound holds no caller audio", s < 0.05, s);
+        assert!(failures.is_empty(), "{failures:#?}");
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
+            .await;
     })
     .await
     .expect("timed out");
