@@ -10,7 +10,8 @@ use std::time::Duration;
 use huddle_testkit::{rms, tone_share_at, RtpPeer, ServerProcess, SipUa};
 use serde_json::json;
 
-use super::ai_stream::AiService;
+use super::ai_stream::{add_stream, play_tone, AiService};
+use super::Api;
 
 /// `<role>-<mpc>` joins that MPC with that role, without entry or exit sounds, so tones alone
 /// fill the mixes; every codec huddle runs is allowed.
@@ -565,6 +566,84 @@ async fn a_stream_started_before_the_room_keeps_hearing_a_g722_leg_in_it() {
         }
         svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
             .await;
+    })
+    .await
+    .expect("timed out");
+}
+
+const AI_SAYS: f64 = 1830.0;
+
+/// An ai-agent stream member added by the API to a 16 kHz room (a G.722 phone and a PCMU
+/// phone in it), its stream in `content_type`: the service hears both phones, and both
+/// phones hear what it plays. Every tone is under 3.5 kHz, so that the PCMU phone carries it.
+async fn ai_member_in_a_wideband_room(content_type: &str, rate: u32, mpc: &str) {
+    let srv = wide_server(ROUTES, 40);
+    let api = Api::new(&srv);
+    let svc = AiService::start().await;
+    let mut callers = vec![
+        call(srv.sip, &format!("customer-{mpc}"), Phone::G722, 910.0).await,
+        call(srv.sip, &format!("agent-{mpc}"), Phone::Pcmu, 1570.0).await,
+    ];
+    add_stream(
+        &api,
+        mpc,
+        json!({"ai_agent_stream_service_url": svc.url("/"),
+               "ai_agent_stream_content_type": content_type}),
+    )
+    .await;
+    let start = svc.started(0).await;
+    assert_eq!(start["start"]["mediaFormat"]["sampleRate"], rate, "{start}");
+    play_tone(&svc, 0, "audio/x-l16", rate, AI_SAYS, 4.0);
+    let heard = talk_all(&mut callers, 3.0).await;
+    let mut failures = Vec::new();
+    for (i, listener) in callers.iter().enumerate() {
+        let rate = listener.rtp.rate();
+        let other = &callers[1 - i];
+        for (what, freq) in [("the service", AI_SAYS), ("the other phone", other.tone)] {
+            let share = tone_share_at(&heard[i], freq, rate);
+            if share < 0.1 {
+                failures.push(format!(
+                    "{content_type}: {:?} does not hear {what} ({share:.3})",
+                    listener.phone
+                ));
+            }
+        }
+    }
+    // What the service got in the last second (decoded to 8 kHz).
+    let pcm = svc.with(0, |c| c.heard());
+    let got = last(&pcm, 1.0, 8000);
+    if got.len() < 6000 {
+        failures.push(format!(
+            "{content_type}: the service got {} samples",
+            got.len()
+        ));
+    }
+    for c in &callers {
+        let share = tone_share_at(got, c.tone, 8000);
+        if share < 0.1 {
+            failures.push(format!(
+                "{content_type}: the service does not hear {:?} ({share:.3})",
+                c.phone
+            ));
+        }
+    }
+    let share = tone_share_at(got, AI_SAYS, 8000);
+    if share > 0.01 {
+        failures.push(format!(
+            "{content_type}: the service hears itself ({share:.3})"
+        ));
+    }
+    assert!(failures.is_empty(), "{failures:#?}\n{}", srv.log());
+    for c in &mut callers {
+        c.ua.bye().await;
+    }
+}
+
+#[tokio::test]
+async fn an_ai_stream_member_hears_and_is_heard_in_a_wideband_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        ai_member_in_a_wideband_room("audio/x-l16;rate=16000", 16000, "aiwide").await;
+        ai_member_in_a_wideband_room("audio/x-l16;rate=8000", 8000, "ainarrow").await;
     })
     .await
     .expect("timed out");
