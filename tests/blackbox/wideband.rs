@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use huddle_testkit::{rms, tone_share_at, RtpPeer, ServerProcess, SipUa};
+use huddle_testkit::{rms, tone_share_at, HttpStub, RtpPeer, ServerProcess, SipUa};
 use serde_json::json;
 
 use super::ai_stream::{add_stream, play_tone, AiService};
+use super::participant_recording::{member_of, of_recording, start, wait_events, wav_channels};
 use super::Api;
 
 /// `<role>-<mpc>` joins that MPC with that role, without entry or exit sounds, so tones alone
@@ -644,6 +645,146 @@ async fn an_ai_stream_member_hears_and_is_heard_in_a_wideband_room() {
     tokio::time::timeout(Duration::from_secs(90), async {
         ai_member_in_a_wideband_room("audio/x-l16;rate=16000", 16000, "aiwide").await;
         ai_member_in_a_wideband_room("audio/x-l16;rate=8000", 8000, "ainarrow").await;
+    })
+    .await
+    .expect("timed out");
+}
+
+const TRACK_NARROW: f64 = 610.0;
+const TRACK_WIDE: f64 = 1450.0;
+
+/// A participant recording started while the room mixes at 8 kHz keeps its 8 kHz file when
+/// a G.722 phone joins and the room switches to 16 kHz: the member's voice is at its pitch in
+/// both halves of its track, and what it hears (the second channel of `all`) holds the G.722
+/// phone at its pitch; the header agrees with the samples and the reported duration.
+#[tokio::test]
+async fn a_participant_track_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/prec", 200, "text/plain", "");
+        let srv = wide_server(ROUTES, 40);
+        let api = Api::new(&srv);
+        let mut pcmu = call(srv.sip, "agent-ptrack", Phone::Pcmu, TRACK_NARROW).await;
+        let agent = member_of(&api, "ptrack", "agent").await;
+        let rec = start(
+            &api,
+            "ptrack",
+            &agent,
+            json!({"file_format": "wav", "record_track_type": "both",
+                   "recording_callback_url": stub.url("/prec")}),
+        )
+        .await;
+        pcmu.rtp
+            .talk(pcmu.media, TRACK_NARROW, Duration::from_secs(2))
+            .await;
+        let mut g722 = call(srv.sip, "customer-ptrack", Phone::G722, TRACK_WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, TRACK_NARROW, d),
+            g722.rtp.talk(g722.media, TRACK_WIDE, d)
+        );
+        let path = format!("name_ptrack/Participant/{agent}/Record/");
+        let stop = json!({"record_track_type": "both"});
+        assert_eq!(api.send("DELETE", &path, Some(stop)).await.0, 204);
+        let got = wait_events(&stub, "/prec", "ParticipantRecordingCompleted", 2).await;
+        let mut failures = Vec::new();
+        for r in rec["recordings"].as_array().expect("recordings") {
+            let kind = r["record_track_type"].as_str().unwrap();
+            let id = r["recording_id"].as_str().unwrap();
+            let done = of_recording(&got, "ParticipantRecordingCompleted", id);
+            let (channels, rate, pcm) = wav_channels(done.param("RecordingURL").unwrap()).await;
+            assert_eq!(rate, 8000, "{kind}: the rate it started at");
+            assert_eq!(channels, if kind == "all" { 2 } else { 1 }, "{kind}");
+            let said = &pcm[0];
+            let secs = said.len() as f64 / 8000.0;
+            assert!(
+                (3.0..5.5).contains(&secs),
+                "{kind}: about 4 s of call, not stretched: {secs:.2} s"
+            );
+            let reported: f64 = done.param("RecordingDuration").unwrap().parse().unwrap();
+            assert!(
+                (reported - secs).abs() <= 1.0,
+                "{kind}: the duration reported ({reported} s) is the file's ({secs:.2} s)"
+            );
+            let (first, second) = said.split_at(said.len() / 2);
+            for (half, pcm) in [("first", first), ("second", second)] {
+                let at = tone_share_at(pcm, TRACK_NARROW, 8000);
+                let low = tone_share_at(pcm, TRACK_NARROW / 2.0, 8000);
+                if at < 0.5 || low > 0.01 {
+                    failures.push(format!(
+                        "{kind}, {half} half: the member's voice {at:.3}, an octave low {low:.4}"
+                    ));
+                }
+            }
+            if kind == "all" {
+                let heard = &pcm[1][pcm[1].len() / 2..];
+                let at = tone_share_at(heard, TRACK_WIDE, 8000);
+                let low = tone_share_at(heard, TRACK_WIDE / 2.0, 8000);
+                if at < 0.5 || low > 0.01 {
+                    failures.push(format!(
+                        "all, second half: the G.722 phone heard {at:.3}, an octave low {low:.4}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}\n{}", srv.log());
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// The per-role multichannel WAV of an MPC recorded at 8 kHz keeps its rate and its four
+/// channels when a G.722 phone joins: each role's tone on its channel, at its pitch.
+#[tokio::test]
+async fn the_per_role_recording_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        let routes = ROUTES.replace(
+            "stayAlone=\"true\"",
+            &format!(
+                "stayAlone=\"true\" record=\"true\" recordFileFormat=\"wav\" recordRoleChannels=\"true\" recordingCallbackUrl=\"{}\"",
+                stub.url("/rec")
+            ),
+        );
+        let srv = wide_server(&routes, 40);
+        let mut pcmu = call(srv.sip, "agent-roles", Phone::Pcmu, TRACK_NARROW).await;
+        pcmu.rtp
+            .talk(pcmu.media, TRACK_NARROW, Duration::from_secs(1))
+            .await;
+        let mut g722 = call(srv.sip, "customer-roles", Phone::G722, TRACK_WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, TRACK_NARROW, d),
+            g722.rtp.talk(g722.media, TRACK_WIDE, d)
+        );
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+        let got = wait_events(&stub, "/rec", "MPCRecordingCompleted", 2).await;
+        let roles = got
+            .iter()
+            .find(|r| {
+                r.param("EventName") == Some("MPCRecordingCompleted")
+                    && r.param("RecordingChannels").is_some()
+            })
+            .expect("the per-role recording completed");
+        let (channels, rate, pcm) = wav_channels(roles.param("RecordingURL").unwrap()).await;
+        assert_eq!((channels, rate), (4, 8000), "the rate it started at");
+        // Channels: customer, agent, supervisor, ai-agent. The last second holds both.
+        let tail = |c: usize| last(&pcm[c], 1.0, 8000).to_vec();
+        let (customer, agent) = (tail(0), tail(1));
+        let (c, a) = (
+            tone_share_at(&customer, TRACK_WIDE, 8000),
+            tone_share_at(&agent, TRACK_NARROW, 8000),
+        );
+        assert!(c > 0.5 && a > 0.5, "each role at its pitch: customer {c:.3}, agent {a:.3}\n{}", srv.log());
+        let low = tone_share_at(&agent, TRACK_NARROW / 2.0, 8000);
+        assert!(low < 0.01, "nothing an octave low: {low:.4}");
+        let head = &pcm[1][..pcm[1].len() / 3];
+        let a = tone_share_at(head, TRACK_NARROW, 8000);
+        assert!(a > 0.5, "the agent before the switch: {a:.3}");
     })
     .await
     .expect("timed out");
