@@ -789,3 +789,101 @@ async fn the_per_role_recording_keeps_its_rate_when_the_room_switches_to_wideban
     .await
     .expect("timed out");
 }
+
+/// A bidirectional `<Stream>` started before `<MultiPartyCall>`: once the G.722 caller is in
+/// its 16 kHz room, the service's 8 kHz voice still reaches it, at its pitch, and the service
+/// still hears the caller.
+#[tokio::test]
+async fn a_bidirectional_stream_is_heard_by_a_g722_leg_in_its_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let svc = AiService::start().await;
+        let streamed = format!(
+            "[[route]]\nuser = \"^streamed-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Stream bidirectional=\"true\" audioTrack=\"inbound\" contentType=\"audio/x-l16;rate=8000\">{}</Stream>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            svc.url("/both-ways")
+        );
+        let srv = wide_server(&format!("{streamed}{ROUTES}"), 40);
+        let mut callers = vec![call(srv.sip, "streamed-wbidi", Phone::G722, STREAMED_SAYS).await];
+        svc.started(0).await;
+        callers.push(call(srv.sip, "agent-wbidi", Phone::Pcmu, ROOM_SAYS).await);
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI_SAYS, 4.0);
+        let heard = talk_all(&mut callers, 3.0).await;
+        let share = |freq: f64| tone_share_at(&heard[0], freq, 16000);
+        let (ai, octave_up, room) = (share(AI_SAYS), share(AI_SAYS * 2.0), share(ROOM_SAYS));
+        assert!(
+            ai > 0.1 && octave_up < 0.01 && room > 0.1,
+            "the G.722 caller hears the service at its pitch ({ai:.3}, {octave_up:.4} an octave \
+             up) and the room ({room:.3})\n{}",
+            srv.log()
+        );
+        let share = tone_share_at(&heard[1], AI_SAYS, 8000);
+        assert!(share < 0.01, "the room does not hear the caller's stream: {share:.4}");
+        let inbound = svc.with(0, |c| c.heard_track("inbound"));
+        let inbound = last(&inbound, 1.5, 8000);
+        let s = tone_share_at(inbound, STREAMED_SAYS, 8000);
+        assert!(
+            inbound.len() >= 8000 && s > 0.3,
+            "the service hears the caller in the room: {} samples, share {s:.3}",
+            inbound.len()
+        );
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+const TAPED_SAYS: f64 = 690.0;
+
+/// `<Record recordSession="true">` started before `<MultiPartyCall>` goes on recording a
+/// G.722 caller in its 16 kHz room: its 8 kHz file holds what the caller says and what it
+/// hears of the room, each at its pitch, and the header agrees with the data.
+#[tokio::test]
+async fn a_session_recording_keeps_recording_a_g722_leg_in_its_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/session-done", 200, "text/plain", "");
+        let taped = format!(
+            "[[route]]\nuser = \"^taped-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Record recordSession=\"true\" fileFormat=\"wav\" callbackUrl=\"{}\"/>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            stub.url("/session-done")
+        );
+        let srv = wide_server(&format!("{taped}{ROUTES}"), 40);
+        let mut callers = vec![
+            call(srv.sip, "taped-wrec", Phone::G722, TAPED_SAYS).await,
+            call(srv.sip, "agent-wrec", Phone::Pcmu, ROOM_SAYS).await,
+        ];
+        talk_all(&mut callers, 3.0).await;
+        callers[0].ua.bye().await;
+        let done = stub
+            .wait_for("/session-done", 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(done.len(), 1, "{}", srv.log());
+        let url = done[0].param("RecordUrl").expect("RecordUrl").to_string();
+        let ms: u64 = done[0]
+            .param("RecordingDurationMs")
+            .expect("RecordingDurationMs")
+            .parse()
+            .unwrap();
+        let (channels, rate, pcm) = wav_channels(&url).await;
+        assert_eq!((channels, rate), (1, 8000), "the call flow's 8 kHz mono file");
+        let pcm = &pcm[0];
+        assert_eq!(pcm.len() as u64, ms * 8, "the header matches the data");
+        assert!(pcm.len() >= 2 * 8000, "the room is recorded: {} samples\n{}", pcm.len(), srv.log());
+        // The last two seconds but the very end: in the room, both talking.
+        let late = &pcm[pcm.len() - 16_000..pcm.len() - 4_000];
+        let share = |freq: f64| tone_share_at(late, freq, 8000);
+        let (said, heard, low) = (share(TAPED_SAYS), share(ROOM_SAYS), share(TAPED_SAYS / 2.0));
+        assert!(
+            said > 0.1 && heard > 0.1 && low < 0.01,
+            "the caller ({said:.3}, {low:.4} an octave low) and the room it hears ({heard:.3})\n{}",
+            srv.log()
+        );
+        callers[1].ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
