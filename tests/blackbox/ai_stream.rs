@@ -325,7 +325,7 @@ fn routes() -> String {
 }
 
 /// Adds an ai-agent stream member to `mpc` by the API; returns the 201's `calls[0]`.
-async fn add_stream(api: &Api, mpc: &str, params: Value) -> Value {
+pub(super) async fn add_stream(api: &Api, mpc: &str, params: Value) -> Value {
     let mut body = json!({"role": "ai-agent"});
     for (k, v) in params.as_object().unwrap() {
         body[k] = v.clone();

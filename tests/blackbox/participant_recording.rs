@@ -19,7 +19,12 @@ const SUPERVISOR: f64 = 1690.0;
 const AI_AGENT: f64 = 2170.0;
 
 /// Waits (at most 10 s) until `path` got `count` callbacks named `name`; returns them all.
-async fn wait_events(stub: &HttpStub, path: &str, name: &str, count: usize) -> Vec<StubRequest> {
+pub(super) async fn wait_events(
+    stub: &HttpStub,
+    path: &str,
+    name: &str,
+    count: usize,
+) -> Vec<StubRequest> {
     stub.wait_until(path, Duration::from_secs(10), |got| {
         got.iter()
             .filter(|r| r.param("EventName") == Some(name))
@@ -42,7 +47,7 @@ fn named<'a>(got: &'a [StubRequest], name: &str) -> Vec<&'a StubRequest> {
 }
 
 /// The one callback about recording `id` named `name`.
-fn of_recording<'a>(got: &'a [StubRequest], name: &str, id: &str) -> &'a StubRequest {
+pub(super) fn of_recording<'a>(got: &'a [StubRequest], name: &str, id: &str) -> &'a StubRequest {
     let found: Vec<_> = named(got, name)
         .into_iter()
         .filter(|r| r.param("RecordingUUID") == Some(id))
@@ -52,7 +57,7 @@ fn of_recording<'a>(got: &'a [StubRequest], name: &str, id: &str) -> &'a StubReq
 }
 
 /// A served WAV: its channel count, rate and each channel's samples.
-async fn wav_channels(url: &str) -> (u16, u32, Vec<Vec<i16>>) {
+pub(super) async fn wav_channels(url: &str) -> (u16, u32, Vec<Vec<i16>>) {
     let (content_type, bytes) = download(url).await;
     assert_eq!(content_type, "audio/wav", "{url}");
     let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).expect("a valid WAV");
@@ -74,7 +79,7 @@ fn middle(pcm: &[i16]) -> &[i16] {
 }
 
 /// The member id of the one member of MPC `mpc` with role `role`.
-async fn member_of(api: &Api, mpc: &str, role: &str) -> String {
+pub(super) async fn member_of(api: &Api, mpc: &str, role: &str) -> String {
     let (status, list) = api.get(&format!("name_{mpc}/Participant/")).await;
     assert_eq!(status, 200, "{list}");
     list["objects"]
@@ -92,7 +97,7 @@ async fn member_of(api: &Api, mpc: &str, role: &str) -> String {
 }
 
 /// Starts a participant recording; the 200 answer.
-async fn start(api: &Api, mpc: &str, member: &str, body: Value) -> Value {
+pub(super) async fn start(api: &Api, mpc: &str, member: &str, body: Value) -> Value {
     let (status, reply) = api
         .send(
             "POST",

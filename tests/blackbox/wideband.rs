@@ -7,7 +7,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use huddle_testkit::{rms, tone_share_at, RtpPeer, ServerProcess, SipUa};
+use huddle_testkit::{rms, tone_share_at, HttpStub, RtpPeer, ServerProcess, SipUa};
+use serde_json::json;
+
+use super::ai_stream::{add_stream, play_tone, AiService};
+use super::participant_recording::{member_of, of_recording, start, wait_events, wav_channels};
+use super::Api;
 
 /// `<role>-<mpc>` joins that MPC with that role, without entry or exit sounds, so tones alone
 /// fill the mixes; every codec huddle runs is allowed.
@@ -19,6 +24,17 @@ const OPUS_PT: u8 = 111;
 fn server() -> ServerProcess {
     ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
         s.standard("", "", ROUTES).replacen(
+            "rtp_timeout_secs = 20",
+            "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+            1,
+        )
+    })
+}
+
+/// A server with `routes` (and `rtp_ports` RTP ports) that runs every codec huddle has.
+fn wide_server(routes: &str, rtp_ports: u16) -> ServerProcess {
+    ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), rtp_ports, |s| {
+        s.standard("", "", routes).replacen(
             "rtp_timeout_secs = 20",
             "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
             1,
@@ -527,6 +543,394 @@ async fn hold_music_keeps_its_pitch_when_the_room_switches_to_wideband() {
         for c in &mut callers {
             c.ua.bye().await;
         }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// The last `secs` of `pcm` at `rate` (all of it when shorter).
+fn last(pcm: &[i16], secs: f64, rate: u32) -> &[i16] {
+    &pcm[pcm.len().saturating_sub((secs * f64::from(rate)) as usize)..]
+}
+
+const STREAMED_SAYS: f64 = 430.0;
+const ROOM_SAYS: f64 = 1170.0;
+
+/// A `<Stream>` started before `<MultiPartyCall>` keeps hearing a G.722 leg once it is in its
+/// (16 kHz) room: the room's tick taps the leg, converted to the stream's 8 kHz, each track
+/// apart: what the caller says (inbound) and what it hears of the room (outbound).
+#[tokio::test]
+async fn a_stream_started_before_the_room_keeps_hearing_a_g722_leg_in_it() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let svc = AiService::start().await;
+        let streamed = format!(
+            "[[route]]\nuser = \"^streamed-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Stream audioTrack=\"both\" bidirectional=\"false\">{}</Stream>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            svc.url("/wide")
+        );
+        let srv = wide_server(&format!("{streamed}{ROUTES}"), 40);
+        let mut callers = vec![call(srv.sip, "streamed-wtap", Phone::G722, STREAMED_SAYS).await];
+        let start = svc.started(0).await;
+        assert_eq!(start["start"]["tracks"], json!(["inbound", "outbound"]), "{start}");
+        callers.push(call(srv.sip, "agent-wtap", Phone::Pcmu, ROOM_SAYS).await);
+        let heard = talk_all(&mut callers, 3.0).await;
+        let share = tone_share_at(&heard[0], ROOM_SAYS, 16000);
+        assert!(
+            share > 0.3,
+            "the G.722 caller is in the room and hears the PCMU agent: {share:.3}\n{}",
+            srv.log()
+        );
+        let (inbound, outbound) =
+            svc.with(0, |c| (c.heard_track("inbound"), c.heard_track("outbound")));
+        // The last second and a half: the G.722 leg has been in the room for a while.
+        let (inbound, outbound) = (last(&inbound, 1.5, 8000), last(&outbound, 1.5, 8000));
+        assert!(
+            inbound.len() >= 8000 && outbound.len() >= 8000,
+            "the stream still gets both tracks in the room: {} / {}\n{}",
+            inbound.len(),
+            outbound.len(),
+            srv.log()
+        );
+        let share = |pcm: &[i16], freq: f64| tone_share_at(pcm, freq, 8000);
+        let mut failures = Vec::new();
+        let mut expect = |what: &str, ok: bool, value: f64| {
+            if !ok {
+                failures.push(format!("{what}: {value:.4}"));
+            }
+        };
+        let s = share(inbound, STREAMED_SAYS);
+        expect("inbound holds what the G.722 caller says", s > 0.3, s);
+        let s = share(inbound, STREAMED_SAYS / 2.0);
+        expect("inbound is at its pitch, not an octave low", s < 0.01, s);
+        let s = share(inbound, ROOM_SAYS);
+        expect("inbound holds no room audio", s < 0.05, s);
+        let s = share(outbound, ROOM_SAYS);
+        expect("outbound holds what the G.722 caller hears", s > 0.3, s);
+        let s = share(outbound, STREAMED_SAYS);
+        expect("outbound holds no caller audio", s < 0.05, s);
+        assert!(failures.is_empty(), "{failures:#?}");
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+        svc.wait(Duration::from_secs(5), |c| c[0].ended.then_some(()))
+            .await;
+    })
+    .await
+    .expect("timed out");
+}
+
+const AI_SAYS: f64 = 1830.0;
+
+/// An ai-agent stream member added by the API to a 16 kHz room (a G.722 phone and a PCMU
+/// phone in it), its stream in `content_type`: the service hears both phones, and both
+/// phones hear what it plays. Every tone is under 3.5 kHz, so that the PCMU phone carries it.
+async fn ai_member_in_a_wideband_room(content_type: &str, rate: u32, mpc: &str) {
+    let srv = wide_server(ROUTES, 40);
+    let api = Api::new(&srv);
+    let svc = AiService::start().await;
+    let mut callers = vec![
+        call(srv.sip, &format!("customer-{mpc}"), Phone::G722, 910.0).await,
+        call(srv.sip, &format!("agent-{mpc}"), Phone::Pcmu, 1570.0).await,
+    ];
+    add_stream(
+        &api,
+        mpc,
+        json!({"ai_agent_stream_service_url": svc.url("/"),
+               "ai_agent_stream_content_type": content_type}),
+    )
+    .await;
+    let start = svc.started(0).await;
+    assert_eq!(start["start"]["mediaFormat"]["sampleRate"], rate, "{start}");
+    play_tone(&svc, 0, "audio/x-l16", rate, AI_SAYS, 4.0);
+    let heard = talk_all(&mut callers, 3.0).await;
+    let mut failures = Vec::new();
+    for (i, listener) in callers.iter().enumerate() {
+        let rate = listener.rtp.rate();
+        let other = &callers[1 - i];
+        for (what, freq) in [("the service", AI_SAYS), ("the other phone", other.tone)] {
+            let share = tone_share_at(&heard[i], freq, rate);
+            if share < 0.1 {
+                failures.push(format!(
+                    "{content_type}: {:?} does not hear {what} ({share:.3})",
+                    listener.phone
+                ));
+            }
+        }
+    }
+    // What the service got in the last second (decoded to 8 kHz).
+    let pcm = svc.with(0, |c| c.heard());
+    let got = last(&pcm, 1.0, 8000);
+    if got.len() < 6000 {
+        failures.push(format!(
+            "{content_type}: the service got {} samples",
+            got.len()
+        ));
+    }
+    for c in &callers {
+        let share = tone_share_at(got, c.tone, 8000);
+        if share < 0.1 {
+            failures.push(format!(
+                "{content_type}: the service does not hear {:?} ({share:.3})",
+                c.phone
+            ));
+        }
+    }
+    let share = tone_share_at(got, AI_SAYS, 8000);
+    if share > 0.01 {
+        failures.push(format!(
+            "{content_type}: the service hears itself ({share:.3})"
+        ));
+    }
+    assert!(failures.is_empty(), "{failures:#?}\n{}", srv.log());
+    for c in &mut callers {
+        c.ua.bye().await;
+    }
+}
+
+#[tokio::test]
+async fn an_ai_stream_member_hears_and_is_heard_in_a_wideband_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        ai_member_in_a_wideband_room("audio/x-l16;rate=16000", 16000, "aiwide").await;
+        ai_member_in_a_wideband_room("audio/x-l16;rate=8000", 8000, "ainarrow").await;
+    })
+    .await
+    .expect("timed out");
+}
+
+const TRACK_NARROW: f64 = 610.0;
+const TRACK_WIDE: f64 = 1450.0;
+
+/// A participant recording started while the room mixes at 8 kHz keeps its 8 kHz file when
+/// a G.722 phone joins and the room switches to 16 kHz: the member's voice is at its pitch in
+/// both halves of its track, and what it hears (the second channel of `all`) holds the G.722
+/// phone at its pitch; the header agrees with the samples and the reported duration.
+#[tokio::test]
+async fn a_participant_track_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/prec", 200, "text/plain", "");
+        let srv = wide_server(ROUTES, 40);
+        let api = Api::new(&srv);
+        let mut pcmu = call(srv.sip, "agent-ptrack", Phone::Pcmu, TRACK_NARROW).await;
+        let agent = member_of(&api, "ptrack", "agent").await;
+        let rec = start(
+            &api,
+            "ptrack",
+            &agent,
+            json!({"file_format": "wav", "record_track_type": "both",
+                   "recording_callback_url": stub.url("/prec")}),
+        )
+        .await;
+        pcmu.rtp
+            .talk(pcmu.media, TRACK_NARROW, Duration::from_secs(2))
+            .await;
+        let mut g722 = call(srv.sip, "customer-ptrack", Phone::G722, TRACK_WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, TRACK_NARROW, d),
+            g722.rtp.talk(g722.media, TRACK_WIDE, d)
+        );
+        let path = format!("name_ptrack/Participant/{agent}/Record/");
+        let stop = json!({"record_track_type": "both"});
+        assert_eq!(api.send("DELETE", &path, Some(stop)).await.0, 204);
+        let got = wait_events(&stub, "/prec", "ParticipantRecordingCompleted", 2).await;
+        let mut failures = Vec::new();
+        for r in rec["recordings"].as_array().expect("recordings") {
+            let kind = r["record_track_type"].as_str().unwrap();
+            let id = r["recording_id"].as_str().unwrap();
+            let done = of_recording(&got, "ParticipantRecordingCompleted", id);
+            let (channels, rate, pcm) = wav_channels(done.param("RecordingURL").unwrap()).await;
+            assert_eq!(rate, 8000, "{kind}: the rate it started at");
+            assert_eq!(channels, if kind == "all" { 2 } else { 1 }, "{kind}");
+            let said = &pcm[0];
+            let secs = said.len() as f64 / 8000.0;
+            assert!(
+                (3.0..5.5).contains(&secs),
+                "{kind}: about 4 s of call, not stretched: {secs:.2} s"
+            );
+            let reported: f64 = done.param("RecordingDuration").unwrap().parse().unwrap();
+            assert!(
+                (reported - secs).abs() <= 1.0,
+                "{kind}: the duration reported ({reported} s) is the file's ({secs:.2} s)"
+            );
+            let (first, second) = said.split_at(said.len() / 2);
+            for (half, pcm) in [("first", first), ("second", second)] {
+                let at = tone_share_at(pcm, TRACK_NARROW, 8000);
+                let low = tone_share_at(pcm, TRACK_NARROW / 2.0, 8000);
+                if at < 0.5 || low > 0.01 {
+                    failures.push(format!(
+                        "{kind}, {half} half: the member's voice {at:.3}, an octave low {low:.4}"
+                    ));
+                }
+            }
+            if kind == "all" {
+                let heard = &pcm[1][pcm[1].len() / 2..];
+                let at = tone_share_at(heard, TRACK_WIDE, 8000);
+                let low = tone_share_at(heard, TRACK_WIDE / 2.0, 8000);
+                if at < 0.5 || low > 0.01 {
+                    failures.push(format!(
+                        "all, second half: the G.722 phone heard {at:.3}, an octave low {low:.4}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}\n{}", srv.log());
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// The per-role multichannel WAV of an MPC recorded at 8 kHz keeps its rate and its four
+/// channels when a G.722 phone joins: each role's tone on its channel, at its pitch.
+#[tokio::test]
+async fn the_per_role_recording_keeps_its_rate_when_the_room_switches_to_wideband() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/rec", 200, "text/plain", "");
+        let routes = ROUTES.replace(
+            "stayAlone=\"true\"",
+            &format!(
+                "stayAlone=\"true\" record=\"true\" recordFileFormat=\"wav\" recordRoleChannels=\"true\" recordingCallbackUrl=\"{}\"",
+                stub.url("/rec")
+            ),
+        );
+        let srv = wide_server(&routes, 40);
+        let mut pcmu = call(srv.sip, "agent-roles", Phone::Pcmu, TRACK_NARROW).await;
+        pcmu.rtp
+            .talk(pcmu.media, TRACK_NARROW, Duration::from_secs(1))
+            .await;
+        let mut g722 = call(srv.sip, "customer-roles", Phone::G722, TRACK_WIDE).await;
+        let d = Duration::from_secs(2);
+        tokio::join!(
+            pcmu.rtp.talk(pcmu.media, TRACK_NARROW, d),
+            g722.rtp.talk(g722.media, TRACK_WIDE, d)
+        );
+        g722.ua.bye().await;
+        pcmu.ua.bye().await;
+        let got = wait_events(&stub, "/rec", "MPCRecordingCompleted", 2).await;
+        let roles = got
+            .iter()
+            .find(|r| {
+                r.param("EventName") == Some("MPCRecordingCompleted")
+                    && r.param("RecordingChannels").is_some()
+            })
+            .expect("the per-role recording completed");
+        let (channels, rate, pcm) = wav_channels(roles.param("RecordingURL").unwrap()).await;
+        assert_eq!((channels, rate), (4, 8000), "the rate it started at");
+        // Channels: customer, agent, supervisor, ai-agent. The last second holds both.
+        let tail = |c: usize| last(&pcm[c], 1.0, 8000).to_vec();
+        let (customer, agent) = (tail(0), tail(1));
+        let (c, a) = (
+            tone_share_at(&customer, TRACK_WIDE, 8000),
+            tone_share_at(&agent, TRACK_NARROW, 8000),
+        );
+        assert!(c > 0.5 && a > 0.5, "each role at its pitch: customer {c:.3}, agent {a:.3}\n{}", srv.log());
+        let low = tone_share_at(&agent, TRACK_NARROW / 2.0, 8000);
+        assert!(low < 0.01, "nothing an octave low: {low:.4}");
+        let head = &pcm[1][..pcm[1].len() / 3];
+        let a = tone_share_at(head, TRACK_NARROW, 8000);
+        assert!(a > 0.5, "the agent before the switch: {a:.3}");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A bidirectional `<Stream>` started before `<MultiPartyCall>`: once the G.722 caller is in
+/// its 16 kHz room, the service's 8 kHz voice still reaches it, at its pitch, and the service
+/// still hears the caller.
+#[tokio::test]
+async fn a_bidirectional_stream_is_heard_by_a_g722_leg_in_its_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let svc = AiService::start().await;
+        let streamed = format!(
+            "[[route]]\nuser = \"^streamed-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Stream bidirectional=\"true\" audioTrack=\"inbound\" contentType=\"audio/x-l16;rate=8000\">{}</Stream>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            svc.url("/both-ways")
+        );
+        let srv = wide_server(&format!("{streamed}{ROUTES}"), 40);
+        let mut callers = vec![call(srv.sip, "streamed-wbidi", Phone::G722, STREAMED_SAYS).await];
+        svc.started(0).await;
+        callers.push(call(srv.sip, "agent-wbidi", Phone::Pcmu, ROOM_SAYS).await);
+        play_tone(&svc, 0, "audio/x-l16", 8000, AI_SAYS, 4.0);
+        let heard = talk_all(&mut callers, 3.0).await;
+        let share = |freq: f64| tone_share_at(&heard[0], freq, 16000);
+        let (ai, octave_up, room) = (share(AI_SAYS), share(AI_SAYS * 2.0), share(ROOM_SAYS));
+        assert!(
+            ai > 0.1 && octave_up < 0.01 && room > 0.1,
+            "the G.722 caller hears the service at its pitch ({ai:.3}, {octave_up:.4} an octave \
+             up) and the room ({room:.3})\n{}",
+            srv.log()
+        );
+        let share = tone_share_at(&heard[1], AI_SAYS, 8000);
+        assert!(share < 0.01, "the room does not hear the caller's stream: {share:.4}");
+        let inbound = svc.with(0, |c| c.heard_track("inbound"));
+        let inbound = last(&inbound, 1.5, 8000);
+        let s = tone_share_at(inbound, STREAMED_SAYS, 8000);
+        assert!(
+            inbound.len() >= 8000 && s > 0.3,
+            "the service hears the caller in the room: {} samples, share {s:.3}",
+            inbound.len()
+        );
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+const TAPED_SAYS: f64 = 690.0;
+
+/// `<Record recordSession="true">` started before `<MultiPartyCall>` goes on recording a
+/// G.722 caller in its 16 kHz room: its 8 kHz file holds what the caller says and what it
+/// hears of the room, each at its pitch, and the header agrees with the data.
+#[tokio::test]
+async fn a_session_recording_keeps_recording_a_g722_leg_in_its_room() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let stub = HttpStub::start().await;
+        stub.serve("/session-done", 200, "text/plain", "");
+        let taped = format!(
+            "[[route]]\nuser = \"^taped-(?P<mpc>[a-z0-9]+)$\"\n\
+             xml = '<Response><Record recordSession=\"true\" fileFormat=\"wav\" callbackUrl=\"{}\"/>\
+             <MultiPartyCall role=\"customer\" enterSound=\"none\" exitSound=\"none\" stayAlone=\"true\">$mpc</MultiPartyCall></Response>'\n",
+            stub.url("/session-done")
+        );
+        let srv = wide_server(&format!("{taped}{ROUTES}"), 40);
+        let mut callers = vec![
+            call(srv.sip, "taped-wrec", Phone::G722, TAPED_SAYS).await,
+            call(srv.sip, "agent-wrec", Phone::Pcmu, ROOM_SAYS).await,
+        ];
+        talk_all(&mut callers, 3.0).await;
+        callers[0].ua.bye().await;
+        let done = stub
+            .wait_for("/session-done", 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(done.len(), 1, "{}", srv.log());
+        let url = done[0].param("RecordUrl").expect("RecordUrl").to_string();
+        let ms: u64 = done[0]
+            .param("RecordingDurationMs")
+            .expect("RecordingDurationMs")
+            .parse()
+            .unwrap();
+        let (channels, rate, pcm) = wav_channels(&url).await;
+        assert_eq!((channels, rate), (1, 8000), "the call flow's 8 kHz mono file");
+        let pcm = &pcm[0];
+        assert_eq!(pcm.len() as u64, ms * 8, "the header matches the data");
+        assert!(pcm.len() >= 2 * 8000, "the room is recorded: {} samples\n{}", pcm.len(), srv.log());
+        // The last two seconds but the very end: in the room, both talking.
+        let late = &pcm[pcm.len() - 16_000..pcm.len() - 4_000];
+        let share = |freq: f64| tone_share_at(late, freq, 8000);
+        let (said, heard, low) = (share(TAPED_SAYS), share(ROOM_SAYS), share(TAPED_SAYS / 2.0));
+        assert!(
+            said > 0.1 && heard > 0.1 && low < 0.01,
+            "the caller ({said:.3}, {low:.4} an octave low) and the room it hears ({heard:.3})\n{}",
+            srv.log()
+        );
+        callers[1].ua.bye().await;
     })
     .await
     .expect("timed out");

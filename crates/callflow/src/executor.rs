@@ -482,12 +482,16 @@ impl XmlCall {
             sample_rate: huddle_roomport::TickAudio::rate(&audio),
         };
         // A stream or session recording keeps listening while the call is in the room: the
-        // room's tick feeds them through the wrapped loan.
-        // The taps run at the call's 8 kHz; a wideband leg joins untapped.
-        let audio: Box<dyn huddle_roomport::TickAudio> = if taps::lock(&self.taps).active()
-            && huddle_roomport::TickAudio::rate(&audio) == RATE
-        {
-            Box::new(taps::TappedAudio::new(audio, self.taps.clone()))
+        // room's tick feeds them through the wrapped loan, which converts a wideband leg's
+        // frames to the taps' 8 kHz.
+        let audio: Box<dyn huddle_roomport::TickAudio> = if taps::lock(&self.taps).active() {
+            match taps::TappedAudio::new(audio, self.taps.clone()) {
+                Ok(tapped) => Box::new(tapped),
+                Err((audio, error)) => {
+                    tracing::warn!(mpc = %mpc.name, %error, "the call joins untapped: its taps cannot convert its rate");
+                    Box::new(audio)
+                }
+            }
         } else {
             Box::new(audio)
         };

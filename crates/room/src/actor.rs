@@ -233,7 +233,6 @@ impl RoomTask {
                 recording: None,
                 record_frame: vec![0; frame_len].into(),
                 tracks: Vec::with_capacity(8),
-                track_frame: vec![0; frame_len * ROLE_CHANNELS.len()].into(),
                 roster: Roster::new(created),
                 plays_started: 0,
                 play_stops: Vec::new(),
@@ -322,8 +321,6 @@ struct Shell {
     record_frame: Box<[i16]>,
     /// Participant recordings and the per-role recording, fed by the tick.
     tracks: Vec<ActiveTrack>,
-    /// One interleaved frame of a track (room for the per-role recording's four channels).
-    track_frame: Box<[i16]>,
     /// Play commands so far (numbers the plays).
     plays_started: u64,
     /// Per Play target, the last play a stop applied to.
@@ -663,6 +660,9 @@ impl Shell {
         }
         if let Some(active) = self.recording.as_mut() {
             active.room_rate_changed(rate);
+        }
+        for track in &mut self.tracks {
+            track.room_rate_changed(rate);
         }
         for m in &mut self.members {
             m.voice = vec![0; n].into();
@@ -1099,9 +1099,13 @@ impl Shell {
             if track.recorder.is_paused() {
                 continue;
             }
-            match &track.source {
-                TrackSource::Roles => {
-                    let channels = ROLE_CHANNELS.len();
+            // Copied out of the track, which its channels are then set on.
+            let member = match &track.source {
+                TrackSource::Roles => None,
+                TrackSource::Member(member, kind) => Some((member.member_id, *kind)),
+            };
+            match member {
+                None => {
                     for (c, role) in ROLE_CHANNELS.iter().enumerate() {
                         let classes: &[SpeakerClass] = match role {
                             huddle_xml::Role::Customer => &[SpeakerClass::Customer],
@@ -1116,15 +1120,12 @@ impl Shell {
                         // The channel's sum goes to the record frame, then into its place.
                         let channel = &mut self.record_frame[..n];
                         self.mixer.speakers_into(classes, channel);
-                        for (i, s) in channel.iter().enumerate() {
-                            self.track_frame[i * channels + c] = *s;
-                        }
+                        track.set_channel(c, Some(channel));
                     }
-                    track.recorder.push(&self.track_frame[..n * channels]);
                 }
-                TrackSource::Member(member, kind) => {
-                    let m = self.members.iter().find(|m| m.id == member.member_id);
-                    let p = state.participant(member.member_id);
+                Some((member_id, kind)) => {
+                    let m = self.members.iter().find(|m| m.id == member_id);
+                    let p = state.participant(member_id);
                     // What it says, as the recording column of the hearing table has it.
                     let voice = match (m, p) {
                         (Some(m), Some(p))
@@ -1136,25 +1137,13 @@ impl Shell {
                         }
                         _ => None,
                     };
-                    match kind {
-                        TrackKind::Participant => match voice {
-                            Some(voice) => track.recorder.push(voice),
-                            None => {
-                                self.track_frame[..n].fill(0);
-                                track.recorder.push(&self.track_frame[..n]);
-                            }
-                        },
-                        TrackKind::Around => {
-                            let heard = m.map(|m| &m.mix[..n]);
-                            for i in 0..n {
-                                self.track_frame[2 * i] = voice.map_or(0, |v| v[i]);
-                                self.track_frame[2 * i + 1] = heard.map_or(0, |h| h[i]);
-                            }
-                            track.recorder.push(&self.track_frame[..2 * n]);
-                        }
+                    track.set_channel(0, voice);
+                    if kind == TrackKind::Around {
+                        track.set_channel(1, m.map(|m| &m.mix[..n]));
                     }
                 }
             }
+            track.push();
         }
     }
 }

@@ -92,11 +92,69 @@ impl ActiveRecording {
     }
 }
 
-/// A participant recording or the per-role recording being written, fed by the tick.
+/// A participant recording or the per-role recording being written, fed by the tick: each
+/// tick the room sets every channel of the frame ([`ActiveTrack::set_channel`]), then pushes
+/// it ([`ActiveTrack::push`]).
 pub(crate) struct ActiveTrack {
     pub(crate) id: RecordingId,
     pub(crate) source: TrackSource,
     pub(crate) recorder: Recorder,
+    /// The file's rate: the room's when the recording started. As for the MPC recording's
+    /// [`ActiveRecording`], a file cannot change rate midway, so after the room switches
+    /// (a wideband member joined) each channel is converted.
+    rate: u32,
+    channels: usize,
+    /// This tick's frame at the file's rate, channels interleaved.
+    frame: Box<[i16]>,
+    /// Set while the room mixes at another rate than the file's: one converter per channel
+    /// (each keeps its channel's history) and their output frame, made at the switch.
+    convert: Option<(Vec<FrameResampler>, Box<[i16]>)>,
+}
+
+impl ActiveTrack {
+    /// The room now mixes at `room_rate` (called at the switch, not per tick).
+    pub(crate) fn room_rate_changed(&mut self, room_rate: u32) {
+        self.convert = if room_rate == self.rate {
+            None
+        } else {
+            let built: Result<Vec<_>, _> = (0..self.channels)
+                .map(|_| FrameResampler::new(room_rate, self.rate))
+                .collect();
+            match built {
+                Ok(converters) => Some((converters, vec![0; self.rate as usize / 50].into())),
+                Err(error) => {
+                    tracing::warn!(%error, recording = %self.id, "recording: cannot convert the room's audio to the file's rate");
+                    None
+                }
+            }
+        };
+    }
+
+    /// Sets channel `c` of this tick's frame from `pcm` (one frame at the room's rate; None is
+    /// silence). Silence still goes through the channel's converter, so that what it holds of
+    /// the previous frames does not resurface later.
+    pub(crate) fn set_channel(&mut self, c: usize, pcm: Option<&[i16]>) {
+        if c >= self.channels {
+            return;
+        }
+        let pcm = pcm.unwrap_or(&[]);
+        let samples: &[i16] = match self.convert.as_mut() {
+            Some((converters, out)) => {
+                let n = converters[c].process(pcm, out);
+                &out[..n]
+            }
+            None => pcm,
+        };
+        let len = self.frame.len() / self.channels;
+        for i in 0..len {
+            self.frame[i * self.channels + c] = samples.get(i).copied().unwrap_or(0);
+        }
+    }
+
+    /// Hands this tick's frame, every channel set, to the writer.
+    pub(crate) fn push(&mut self) {
+        self.recorder.push(&self.frame);
+    }
 }
 
 /// What the report of a finished recording needs: the recording as journaled.
@@ -264,6 +322,10 @@ pub(crate) fn start_track(
         id: track.id.clone(),
         source: track.source.clone(),
         recorder,
+        rate,
+        channels: usize::from(channels),
+        frame: vec![0; frame_len * usize::from(channels)].into(),
+        convert: None,
     })
 }
 

@@ -4,6 +4,12 @@
 //! [`TappedAudio`] (the loan, wrapped) feeds them from the room's tick instead: the frame the
 //! caller said as the room receives it, the mix the caller hears as the room sends it.
 //!
+//! The taps run at the call flow's 8 kHz (the stream's queues and the session recording are
+//! made at that rate when they start, before any room). A wideband leg (G.722, wideband
+//! Opus) exchanges 16 kHz frames with its room, so its loan converts what it taps down to
+//! 8 kHz, and a bidirectional stream's voice up to the leg's rate, with converters made once
+//! when the loan is wrapped: the leg stays tapped in the room without a tick allocating.
+//!
 //! Both sides reach the taps through one mutex that only the call's task and, while the call
 //! is a member, the room's tick touch. The tick only ever *tries* it: were the call's task
 //! inside at that instant, the tick skips the taps for that frame rather than wait. Everything
@@ -13,10 +19,14 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use huddle_aistream::queue::{StreamAudio, Track};
+use huddle_media::codec::CodecError;
+use huddle_media::resample::FrameResampler;
 use huddle_roomport::TickAudio;
 use huddle_xml::AudioTrack;
 
-/// Longest frame a tap handles: 20 ms at 48 kHz (calls run at 8 kHz today).
+use super::RATE;
+
+/// Longest frame a tap handles: 20 ms at 48 kHz, the widest rate a leg could run at.
 const MAX_TAP_FRAME: usize = 960;
 
 /// A `<Stream>`'s audio side: the queues to its task, and which sides of the call it sends.
@@ -44,18 +54,25 @@ impl StreamTap {
         }
     }
 
-    fn outbound(&mut self, frame: &mut [i16]) {
+    /// The service's frame of this tick, for the caller to hear: Some while the stream is
+    /// bidirectional (empty when the service sent nothing in time), None otherwise.
+    fn voice(&mut self) -> Option<&[i16]> {
         // Always drained, so that a one-way stream's playAudio cannot pile up.
-        if let Some(n) = self.audio.receive(&mut self.scratch) {
-            if self.bidirectional {
-                for (out, s) in frame.iter_mut().zip(&self.scratch[..n]) {
-                    *out = out.saturating_add(*s);
-                }
-            }
-        }
+        let n = self.audio.receive(&mut self.scratch).unwrap_or(0);
+        self.bidirectional.then_some(&self.scratch[..n])
+    }
+
+    fn heard(&mut self, frame: &[i16]) {
         if self.track != AudioTrack::Inbound {
             self.audio.send_track(frame, Track::Outbound);
         }
+    }
+}
+
+/// Adds `voice` into `frame`, clipping.
+fn mix_into(frame: &mut [i16], voice: &[i16]) {
+    for (out, s) in frame.iter_mut().zip(voice) {
+        *out = out.saturating_add(*s);
     }
 }
 
@@ -123,8 +140,22 @@ impl Taps {
     /// The frame about to go to the caller: a bidirectional stream's voice is mixed in, then
     /// the taps hear it.
     pub(super) fn outbound(&mut self, frame: &mut [i16]) {
+        if let Some(voice) = self.voice() {
+            mix_into(frame, voice);
+        }
+        self.heard(frame);
+    }
+
+    /// The service's voice for this tick, while a bidirectional stream runs (see
+    /// [`StreamTap::voice`]); taking it drains it either way.
+    fn voice(&mut self) -> Option<&[i16]> {
+        self.stream.as_mut()?.voice()
+    }
+
+    /// The frame the caller hears (the service's voice already in it), for the taps.
+    fn heard(&mut self, frame: &[i16]) {
         if let Some(stream) = self.stream.as_mut() {
-            stream.outbound(frame);
+            stream.heard(frame);
         }
         if let Some(session) = self.session.as_mut() {
             session.outbound(frame);
@@ -140,20 +171,56 @@ pub(super) fn lock(taps: &SharedTaps) -> MutexGuard<'_, Taps> {
     taps.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The converters of a loan whose rate is not the taps': what the caller says and what it
+/// hears go down to the taps' rate, a bidirectional stream's voice up to the leg's.
+struct Narrowing {
+    said: FrameResampler,
+    heard: FrameResampler,
+    voice: FrameResampler,
+    said_frame: [i16; MAX_TAP_FRAME],
+    heard_frame: [i16; MAX_TAP_FRAME],
+    voice_frame: [i16; MAX_TAP_FRAME],
+}
+
+impl Narrowing {
+    /// Converters between a leg at `rate` and the taps; None when the leg runs at the taps'
+    /// rate.
+    fn between(rate: u32) -> Result<Option<Box<Narrowing>>, CodecError> {
+        if rate == RATE {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(Narrowing {
+            said: FrameResampler::new(rate, RATE)?,
+            heard: FrameResampler::new(rate, RATE)?,
+            voice: FrameResampler::new(RATE, rate)?,
+            said_frame: [0; MAX_TAP_FRAME],
+            heard_frame: [0; MAX_TAP_FRAME],
+            voice_frame: [0; MAX_TAP_FRAME],
+        })))
+    }
+}
+
 /// A call's audio on loan to a room, with the call's taps listening on the room's tick.
 pub(super) struct TappedAudio<A: TickAudio> {
     inner: A,
     taps: SharedTaps,
     frame: [i16; MAX_TAP_FRAME],
+    /// Set when the leg runs at another rate than the taps (a wideband leg).
+    narrowing: Option<Box<Narrowing>>,
 }
 
 impl<A: TickAudio> TappedAudio<A> {
-    /// Wraps the loan `inner`.
-    pub(super) fn new(inner: A, taps: SharedTaps) -> Self {
-        TappedAudio {
-            inner,
-            taps,
-            frame: [0; MAX_TAP_FRAME],
+    /// Wraps the loan `inner`, with converters to the taps' rate when it runs at another; when
+    /// those cannot be made, the loan comes back unwrapped with the reason.
+    pub(super) fn new(inner: A, taps: SharedTaps) -> Result<Self, (A, CodecError)> {
+        match Narrowing::between(inner.rate()) {
+            Ok(narrowing) => Ok(TappedAudio {
+                inner,
+                taps,
+                frame: [0; MAX_TAP_FRAME],
+                narrowing,
+            }),
+            Err(error) => Err((inner, error)),
         }
     }
 }
@@ -166,7 +233,13 @@ impl<A: TickAudio> TickAudio for TappedAudio<A> {
     fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
         let n = self.inner.receive(out)?;
         if let Ok(mut taps) = self.taps.try_lock() {
-            taps.inbound(&out[..n]);
+            match self.narrowing.as_deref_mut() {
+                None => taps.inbound(&out[..n]),
+                Some(narrowing) => {
+                    let m = narrowing.said.process(&out[..n], &mut narrowing.said_frame);
+                    taps.inbound(&narrowing.said_frame[..m]);
+                }
+            }
         }
         Some(n)
     }
@@ -180,7 +253,21 @@ impl<A: TickAudio> TickAudio for TappedAudio<A> {
         }
         self.frame[..n].copy_from_slice(pcm);
         if let Ok(mut taps) = self.taps.try_lock() {
-            taps.outbound(&mut self.frame[..n]);
+            match self.narrowing.as_deref_mut() {
+                None => taps.outbound(&mut self.frame[..n]),
+                Some(narrowing) => {
+                    // The service speaks at the taps' rate: converted up before the caller
+                    // hears it, and the taps then hear the frame with it, converted down.
+                    if let Some(voice) = taps.voice() {
+                        let m = narrowing.voice.process(voice, &mut narrowing.voice_frame);
+                        mix_into(&mut self.frame[..n], &narrowing.voice_frame[..m]);
+                    }
+                    let m = narrowing
+                        .heard
+                        .process(&self.frame[..n], &mut narrowing.heard_frame);
+                    taps.heard(&narrowing.heard_frame[..m]);
+                }
+            }
         }
         self.inner.send(&self.frame[..n]);
     }
@@ -212,6 +299,100 @@ mod tests {
         }
     }
 
+    fn wrap<A: TickAudio>(inner: A, taps: SharedTaps) -> TappedAudio<A> {
+        TappedAudio::new(inner, taps).unwrap_or_else(|(_, e)| panic!("converters: {e}"))
+    }
+
+    /// A wideband leg: it says a tone at 16 kHz and records what it is sent.
+    struct Wide {
+        tick: usize,
+        sent: Vec<i16>,
+    }
+
+    const WIDE_SAID: f64 = 1230.0;
+    const SERVICE: f64 = 770.0;
+    const ROOM: f64 = 2110.0;
+
+    fn sine(freq: f64, rate: u32, from: usize, len: usize) -> Vec<i16> {
+        (from..from + len)
+            .map(|i| {
+                (6000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
+                    as i16
+            })
+            .collect()
+    }
+
+    impl TickAudio for Wide {
+        fn rate(&self) -> u32 {
+            16000
+        }
+
+        fn receive(&mut self, out: &mut [i16]) -> Option<usize> {
+            out[..320].copy_from_slice(&sine(WIDE_SAID, 16000, self.tick * 320, 320));
+            self.tick += 1;
+            Some(320)
+        }
+
+        fn send(&mut self, pcm: &[i16]) {
+            self.sent.extend_from_slice(pcm);
+        }
+    }
+
+    /// A G.722 or wideband Opus leg in a room stays tapped: the taps get 8 kHz frames of what
+    /// it says and hears, and a bidirectional stream's 8 kHz voice reaches it at its rate.
+    #[test]
+    fn a_wideband_leg_is_tapped_at_the_taps_rate_and_hears_the_service() {
+        let (audio, mut port) = frame_queues(RATE);
+        let taps: SharedTaps = Arc::new(Mutex::new(Taps {
+            stream: Some(StreamTap::new(audio, AudioTrack::Both, true)),
+            session: None,
+        }));
+        let mut tapped = wrap(
+            Wide {
+                tick: 0,
+                sent: Vec::new(),
+            },
+            taps.clone(),
+        );
+        assert_eq!(tapped.rate(), 16000, "the room still sees the leg's rate");
+        let (mut inbound, mut outbound) = (Vec::new(), Vec::new());
+        let mut out = [0i16; 320];
+        for tick in 0..50 {
+            assert!(port.play(&sine(SERVICE, RATE, tick * 160, 160)));
+            assert_eq!(tapped.receive(&mut out), Some(320));
+            tapped.send(&sine(ROOM, 16000, tick * 320, 320));
+            while let Some(frame) = port.mix() {
+                assert_eq!(frame.pcm().len(), 160, "20 ms at the taps' rate");
+                match frame.track() {
+                    Track::Inbound => inbound.extend_from_slice(frame.pcm()),
+                    Track::Outbound => outbound.extend_from_slice(frame.pcm()),
+                }
+            }
+        }
+        assert_eq!(inbound.len(), 50 * 160);
+        assert_eq!(outbound.len(), 50 * 160);
+        let tail = |pcm: &[i16], keep: usize| pcm[pcm.len() - keep..].to_vec();
+        let (inbound, outbound) = (tail(&inbound, 4000), tail(&outbound, 4000));
+        let share = |pcm: &[i16], f: f64, rate: u32| huddle_testkit::tone_share_at(pcm, f, rate);
+        assert!(
+            share(&inbound, WIDE_SAID, RATE) > 0.9,
+            "inbound: what it says"
+        );
+        assert!(
+            share(&inbound, WIDE_SAID / 2.0, RATE) < 0.01,
+            "at its pitch"
+        );
+        assert!(share(&outbound, ROOM, RATE) > 0.4, "outbound: the room");
+        assert!(share(&outbound, SERVICE, RATE) > 0.2, "and the service");
+        let sent = tail(&tapped.inner.sent, 8000);
+        assert_eq!(tapped.inner.sent.len(), 50 * 320, "sent at the leg's rate");
+        assert!(share(&sent, ROOM, 16000) > 0.4, "the caller hears the room");
+        assert!(
+            share(&sent, SERVICE, 16000) > 0.2,
+            "and the service, at its pitch"
+        );
+    }
+
     #[test]
     fn the_room_tick_feeds_each_track_and_the_service_is_heard() {
         for (track, expect) in [
@@ -227,7 +408,7 @@ mod tests {
                 stream: Some(StreamTap::new(audio, track, false)),
                 session: None,
             }));
-            let mut tapped = TappedAudio::new(
+            let mut tapped = wrap(
                 Fake {
                     said: 5,
                     sent: Vec::new(),
@@ -253,7 +434,7 @@ mod tests {
             stream: Some(StreamTap::new(audio, AudioTrack::Both, false)),
             session: None,
         }));
-        let mut tapped = TappedAudio::new(
+        let mut tapped = wrap(
             Fake {
                 said: 5,
                 sent: Vec::new(),
