@@ -101,8 +101,8 @@ impl Talk {
                 slot,
                 slots,
             } => {
-                let turns = now.saturating_duration_since(epoch).as_millis()
-                    / turn.as_millis().max(1);
+                let turns =
+                    now.saturating_duration_since(epoch).as_millis() / turn.as_millis().max(1);
                 turns % u128::from(slots.max(1)) == u128::from(slot)
             }
         }
@@ -704,9 +704,7 @@ mod tests {
             .collect();
         for step in 0..30u32 {
             let now = epoch + Duration::from_millis(500) * step;
-            let talking: Vec<usize> = (0..5)
-                .filter(|s| voices[*s].talk.talking(now))
-                .collect();
+            let talking: Vec<usize> = (0..5).filter(|s| voices[*s].talk.talking(now)).collect();
             assert_eq!(talking, vec![(step as usize / 4) % 5], "at {step} × 500 ms");
             for (slot, voice) in voices.iter().enumerate() {
                 let payload = voice.payload(3, now);

@@ -199,7 +199,10 @@ impl Mixer {
             out.fill(0);
             return;
         }
-        if let Some(slot) = self.slot_mask[..self.slots].iter().position(|m| *m == heard) {
+        if let Some(slot) = self.slot_mask[..self.slots]
+            .iter()
+            .position(|m| *m == heard)
+        {
             narrow(&self.listener_sums[slot][..n], out);
             return;
         }

@@ -128,20 +128,23 @@ fn shared_vs_unshared(c: &mut Criterion) {
     };
     let quiet = [0i16; FRAME];
     let mut t = 0;
-    group.bench_function(BenchmarkId::from_parameter("shared, the others silent"), |b| {
-        b.iter(|| {
-            t = (t + 1) % frames.len();
-            let (_, room) = &frames[t];
-            shared.next_tick();
-            shared.send(silence, &mut listeners[0], |out| {
-                out.copy_from_slice(black_box(&quiet))
-            });
-            for leg in &mut listeners[1..] {
-                shared.send(key, leg, |out| out.copy_from_slice(black_box(room)));
-            }
-            black_box(listeners[LISTENERS - 1].len)
-        })
-    });
+    group.bench_function(
+        BenchmarkId::from_parameter("shared, the others silent"),
+        |b| {
+            b.iter(|| {
+                t = (t + 1) % frames.len();
+                let (_, room) = &frames[t];
+                shared.next_tick();
+                shared.send(silence, &mut listeners[0], |out| {
+                    out.copy_from_slice(black_box(&quiet))
+                });
+                for leg in &mut listeners[1..] {
+                    shared.send(key, leg, |out| out.copy_from_slice(black_box(room)));
+                }
+                black_box(listeners[LISTENERS - 1].len)
+            })
+        },
+    );
     group.finish();
 }
 

@@ -26,7 +26,9 @@
 //! A group whose mix is digital silence (the talker of a room where one person talks, a room
 //! where nobody does) is encoded until its encoder settles, that is until two silent ticks in
 //! a row give the same payload; from then on that payload is sent again each silent tick
-//! without encoding, until sound returns. Silence costs a comparison instead of an encode.
+//! without encoding, until sound returns. (libopus cycles through a few payloads of a handful
+//! of bytes for digital silence; each decodes to silence.) An encode of silence costs as much
+//! as one of speech, about 80 µs at 8 kHz; a settled silence costs a comparison.
 //!
 //! An encoder is made when its group first appears (libopus allocates then) and reused for
 //! the room's life: the groups of a room are few (one per set of talking classes heard or
@@ -439,8 +441,9 @@ mod tests {
     }
 
     /// A tone, a long silence, the tone again, at both Opus rates: during the silence the
-    /// group stops encoding after a few ticks, and what it sends is what encoding every tick
-    /// would have sent; the listener's decoder plays silence, then the tone again.
+    /// group stops encoding after a few ticks and sends a silence payload of its encoder's
+    /// again (libopus cycles through a few for digital silence, each decoding to silence);
+    /// the listener's decoder plays silence, then the tone again.
     #[test]
     fn settled_silence_is_sent_again_without_encoding() {
         for rate in [8000, 16000] {
@@ -478,11 +481,19 @@ mod tests {
                 "{rate} Hz: {encodes_in_silence} encodes in 200 silent ticks"
             );
             assert_eq!(shared.encodes(), 100 + encodes_in_silence);
+            // Up to the silence, and until the encoder settles, the very payloads; then one
+            // of the silence payloads the encoder itself makes (it cycles through a few).
+            let silence: Vec<&Vec<u8>> = expected[50..250].iter().collect();
             for tick in 0..250 {
-                assert_eq!(
-                    listener.payloads[tick], expected[tick],
-                    "{rate} Hz, tick {tick}: the payload encoding would give"
-                );
+                let sent = &listener.payloads[tick];
+                if tick < 52 {
+                    assert_eq!(sent, &expected[tick], "{rate} Hz, tick {tick}");
+                } else {
+                    assert!(
+                        silence.contains(&sent),
+                        "{rate} Hz, tick {tick}: {sent:?} is not a silence payload"
+                    );
+                }
             }
             let mut decoder = codec.coder().unwrap();
             let mut pcm = [0i16; 960];
@@ -491,12 +502,22 @@ mod tests {
                 .iter()
                 .map(|p| {
                     let n = decoder.decode(p, &mut pcm).expect("decodes");
-                    pcm[..n].iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0)
+                    pcm[..n]
+                        .iter()
+                        .map(|s| i32::from(*s).abs())
+                        .max()
+                        .unwrap_or(0)
                 })
                 .collect();
-            assert!(level[20..50].iter().all(|l| *l > 3000), "{rate} Hz: the tone");
+            assert!(
+                level[20..50].iter().all(|l| *l > 3000),
+                "{rate} Hz: the tone"
+            );
             assert!(level[60..250].iter().all(|l| *l < 30), "{rate} Hz: silence");
-            assert!(level[260..].iter().all(|l| *l > 3000), "{rate} Hz: the tone again");
+            assert!(
+                level[260..].iter().all(|l| *l > 3000),
+                "{rate} Hz: the tone again"
+            );
         }
     }
 
