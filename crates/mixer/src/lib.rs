@@ -454,11 +454,11 @@ mod tests {
         for present in 0u8..(1 << SPEAKERS) {
             for doubled in 0..SPEAKERS {
                 mixer.begin();
-                for s in 0..SPEAKERS {
+                for (s, class) in SPEAKER_CLASSES.iter().enumerate() {
                     if present & (1 << s) != 0 {
-                        mixer.add(SPEAKER_CLASSES[s], &voice(s));
+                        mixer.add(*class, &voice(s));
                         if s == doubled {
-                            mixer.add(SPEAKER_CLASSES[s], &voice(s));
+                            mixer.add(*class, &voice(s));
                         }
                     }
                 }
