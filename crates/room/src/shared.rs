@@ -24,11 +24,12 @@
 //! the mismatch; its encode costs a few microseconds, so it is not worth the risk.
 //!
 //! A group whose mix is digital silence (the talker of a room where one person talks, a room
-//! where nobody does) is encoded until its encoder settles, that is until two silent ticks in
-//! a row give the same payload; from then on that payload is sent again each silent tick
-//! without encoding, until sound returns. (libopus cycles through a few payloads of a handful
-//! of bytes for digital silence; each decodes to silence.) An encode of silence costs as much
-//! as one of speech, about 80 µs at 8 kHz; a settled silence costs a comparison.
+//! where nobody does) is encoded until its encoder settles: libopus, fed digital silence,
+//! soon cycles through a few payloads of a handful of bytes (one to four of them, by rate and
+//! complexity), each decoding to silence. Once the last silent payloads repeat a whole cycle,
+//! the cycle is played on each silent tick without encoding, the very payloads the encoder
+//! would have made, until sound returns ([`SilenceCycle`]). An encode of silence costs as much
+//! as one of speech; a settled silence costs a copy of a few bytes.
 //!
 //! An encoder is made when its group first appears (libopus allocates then) and reused for
 //! the room's life: the groups of a room are few (one per set of talking classes heard or
@@ -45,6 +46,15 @@ pub const MAX_GROUPS: usize = 16;
 
 /// Largest payload a shared encode produces (a 20 ms Opus frame is far smaller).
 const MAX_PAYLOAD: usize = 1275;
+
+/// Longest silence payload a cycle is kept for (libopus makes 6 to 8 bytes at our rates).
+const SILENCE_PAYLOAD_MAX: usize = 16;
+
+/// Longest cycle of silence payloads looked for.
+const SILENCE_CYCLE_MAX: usize = 4;
+
+/// Silence payloads remembered: two whole cycles of the longest.
+const SILENCE_HISTORY: usize = 2 * SILENCE_CYCLE_MAX;
 
 /// Ticks between publications of the counters (one second).
 const PUBLISH_EVERY_TICKS: u32 = 50;
@@ -78,15 +88,72 @@ struct SharedEncoder {
     leg_pcm: Box<[i16]>,
     payload: Box<[u8]>,
     len: usize,
-    /// Where the next encode goes, swapped with `payload` after it (kept to compare them).
-    spare: Box<[u8]>,
     /// The tick it last produced a payload for.
     encoded_at: u64,
-    /// The last payload encoded digital silence.
-    silent: bool,
-    /// The last two payloads encoded digital silence and came out the same: the encoder has
-    /// settled into silence, and a silent tick sends the payload again without encoding.
-    settled: bool,
+    /// The payloads of the silence the group is in, and their cycle once settled.
+    silence: SilenceCycle,
+}
+
+/// The last payloads an encoder made for a run of digital silence, and their cycle once it
+/// repeats (see the module documentation). Fixed-size: nothing allocates per tick.
+struct SilenceCycle {
+    payloads: [[u8; SILENCE_PAYLOAD_MAX]; SILENCE_HISTORY],
+    lens: [usize; SILENCE_HISTORY],
+    /// Payloads of this run of silence so far (encoded or played).
+    count: usize,
+    /// The cycle's length once the last payloads repeat one; 0 while not settled.
+    period: usize,
+}
+
+impl SilenceCycle {
+    fn new() -> Self {
+        SilenceCycle {
+            payloads: [[0; SILENCE_PAYLOAD_MAX]; SILENCE_HISTORY],
+            lens: [0; SILENCE_HISTORY],
+            count: 0,
+            period: 0,
+        }
+    }
+
+    /// Sound, or a silence payload too long to keep: the run is over.
+    fn break_off(&mut self) {
+        self.count = 0;
+        self.period = 0;
+    }
+
+    /// Keeps a payload the encoder made for digital silence and looks for a cycle in the run.
+    fn encoded(&mut self, payload: &[u8]) {
+        if payload.len() > SILENCE_PAYLOAD_MAX {
+            self.break_off();
+            return;
+        }
+        let slot = self.count % SILENCE_HISTORY;
+        self.payloads[slot][..payload.len()].copy_from_slice(payload);
+        self.lens[slot] = payload.len();
+        self.count += 1;
+        self.period = (1..=SILENCE_CYCLE_MAX)
+            .find(|&p| self.count >= 2 * p && (0..p).all(|back| self.repeats(back, p)))
+            .unwrap_or(0);
+    }
+
+    /// Whether the payload `back` places before the newest equals the one `period` before it.
+    fn repeats(&self, back: usize, period: usize) -> bool {
+        let a = (self.count - 1 - back) % SILENCE_HISTORY;
+        let b = (self.count - 1 - back - period) % SILENCE_HISTORY;
+        self.payloads[a][..self.lens[a]] == self.payloads[b][..self.lens[b]]
+    }
+
+    /// The next payload of the settled cycle, written to `out`; its length. Only when settled.
+    fn play(&mut self, out: &mut [u8]) -> usize {
+        let from = (self.count - self.period) % SILENCE_HISTORY;
+        let slot = self.count % SILENCE_HISTORY;
+        let len = self.lens[from];
+        self.payloads[slot] = self.payloads[from];
+        self.lens[slot] = len;
+        self.count += 1;
+        out[..len].copy_from_slice(&self.payloads[slot][..len]);
+        len
+    }
 }
 
 /// A room's shared encoders; see the module documentation.
@@ -168,8 +235,9 @@ impl SharedEncoders {
             encoder.encoded_at = self.tick;
             mix(&mut self.frame);
             let silent = self.frame.iter().all(|s| *s == 0);
-            if silent && encoder.settled {
-                // Silence again: the same payload as the last ticks', without the encode.
+            if silent && encoder.silence.period > 0 {
+                // Silence again: the cycle's next payload, without the encode.
+                encoder.len = encoder.silence.play(&mut encoder.payload);
                 self.saved_pending += 1;
             } else {
                 let pcm = match encoder.convert.as_mut() {
@@ -179,13 +247,12 @@ impl SharedEncoders {
                     }
                     None => &self.frame[..],
                 };
-                let len = encoder.coder.encode(pcm, &mut encoder.spare);
-                encoder.settled = silent
-                    && encoder.silent
-                    && encoder.spare[..len] == encoder.payload[..encoder.len];
-                encoder.silent = silent;
-                std::mem::swap(&mut encoder.payload, &mut encoder.spare);
-                encoder.len = len;
+                encoder.len = encoder.coder.encode(pcm, &mut encoder.payload);
+                if silent {
+                    encoder.silence.encoded(&encoder.payload[..encoder.len]);
+                } else {
+                    encoder.silence.break_off();
+                }
                 self.encodes += 1;
             }
         } else {
@@ -217,10 +284,8 @@ impl SharedEncoders {
             leg_pcm: vec![0; key.rate as usize / 50].into(),
             payload: vec![0; MAX_PAYLOAD].into(),
             len: 0,
-            spare: vec![0; MAX_PAYLOAD].into(),
             encoded_at: 0,
-            silent: false,
-            settled: false,
+            silence: SilenceCycle::new(),
         });
         Some(self.encoders.len() - 1)
     }
@@ -441,9 +506,9 @@ mod tests {
     }
 
     /// A tone, a long silence, the tone again, at both Opus rates: during the silence the
-    /// group stops encoding after a few ticks and sends a silence payload of its encoder's
-    /// again (libopus cycles through a few for digital silence, each decoding to silence);
-    /// the listener's decoder plays silence, then the tone again.
+    /// group stops encoding once its encoder's silence payloads cycle, and plays the cycle:
+    /// the listener gets the very payloads an encoder fed the same frames makes, and its
+    /// decoder plays silence, then the tone again.
     #[test]
     fn settled_silence_is_sent_again_without_encoding() {
         for rate in [8000, 16000] {
@@ -476,26 +541,18 @@ mod tests {
                 let len = reference.encode(&frame, &mut out);
                 expected.push(out[..len].to_vec());
             }
+            // A few ticks of transition into silence, then two whole cycles.
             assert!(
-                encodes_in_silence <= 10,
+                encodes_in_silence <= SILENCE_HISTORY as u64 + 4,
                 "{rate} Hz: {encodes_in_silence} encodes in 200 silent ticks"
             );
             assert_eq!(shared.encodes(), 100 + encodes_in_silence);
-            // Up to the silence, and until the encoder settles, the very payloads; then one
-            // of the silence payloads the encoder itself makes (it cycles through a few).
-            let silence: Vec<&Vec<u8>> = expected[50..250].iter().collect();
+            // Through the silence, the payloads an encoder of its own would have sent.
             for (tick, (sent, encoded)) in listener.payloads.iter().zip(&expected).enumerate() {
                 if tick >= 250 {
                     break;
                 }
-                if tick < 52 {
-                    assert_eq!(sent, encoded, "{rate} Hz, tick {tick}");
-                } else {
-                    assert!(
-                        silence.contains(&sent),
-                        "{rate} Hz, tick {tick}: {sent:?} is not a silence payload"
-                    );
-                }
+                assert_eq!(sent, encoded, "{rate} Hz, tick {tick}");
             }
             let mut decoder = codec.coder().unwrap();
             let mut pcm = [0i16; 960];
