@@ -132,6 +132,8 @@ pub struct Progress {
 pub struct CallPlan {
     /// Its number, in placing order.
     pub index: usize,
+    /// The room its member joins (its number).
+    pub room: usize,
     /// The user called (`customer-r12`).
     pub user: String,
     /// What its member says (and in which codec).
@@ -275,7 +277,14 @@ async fn run(
         _ => None,
     };
     let secure = srtp.is_some();
-    let stop = match MediaCall::new(plan.index, sockets, agreed.rtp, srtp, plan.tone.clone()) {
+    let stop = match MediaCall::new(
+        plan.index,
+        plan.room,
+        sockets,
+        agreed.rtp,
+        srtp,
+        plan.tone.clone(),
+    ) {
         Ok((call, stop)) => {
             media.add(call);
             stop

@@ -195,6 +195,7 @@ async fn place_all(args: &Args, pool: &Pool) -> anyhow::Result<(Vec<Outcome>, Ar
         let slot = index % ROLES.len();
         let plan = CallPlan {
             index,
+            room: index / ROLES.len(),
             user: format!(
                 "{}-{}{}",
                 ROLES[slot],

@@ -76,9 +76,11 @@ pub enum Talk {
     /// All the time: every member of every room talks at once, the worst case for a mixer.
     Always,
     /// In turns, as people in a call do: the room's slots take turns of `turn`, slot `slot` of
-    /// `slots` from `epoch + slot × turn` on, and are silent (sending frames of silence, as a
-    /// phone without DTX does) the rest of the time. One clock for every room, so each room
-    /// has one talker at a time.
+    /// `slots` from `epoch + phase + slot × turn` on, and are silent (sending frames of
+    /// silence, as a phone without DTX does) the rest of the time. One clock for the members
+    /// of a room, so each room has one talker at a time; each room's round starts at a phase
+    /// of its own, spread over the round, since talkers in independent calls do not change
+    /// in step.
     Turns {
         /// The moment turn 0 starts.
         epoch: Instant,
@@ -92,7 +94,7 @@ pub enum Talk {
 }
 
 impl Talk {
-    fn talking(&self, now: Instant) -> bool {
+    fn talking(&self, now: Instant, room: usize) -> bool {
         match *self {
             Talk::Always => true,
             Talk::Turns {
@@ -101,18 +103,30 @@ impl Talk {
                 slot,
                 slots,
             } => {
-                let turns =
-                    now.saturating_duration_since(epoch).as_millis() / turn.as_millis().max(1);
+                let turn_ms = turn.as_millis().max(1);
+                let round_ms = turn_ms * u128::from(slots.max(1));
+                let since = now.saturating_duration_since(epoch).as_millis();
+                let turns = (since + room_phase(room, round_ms)) / turn_ms;
                 turns % u128::from(slots.max(1)) == u128::from(slot)
             }
         }
     }
 }
 
+/// Where in a round of `round_ms` room `room` is at the epoch: rooms spread evenly over the
+/// round whatever their number (golden-ratio steps), so as many rooms change talker at any
+/// moment as at any other.
+fn room_phase(room: usize, round_ms: u128) -> u128 {
+    const GOLDEN_FRACTION: f64 = 0.618_033_988_749_895;
+    let fraction = (room as f64 * GOLDEN_FRACTION).fract();
+    (fraction * round_ms as f64) as u128
+}
+
 impl Voice {
-    /// The payload of frame `pos` of the loop, or silence when it is not the slot's turn.
-    fn payload(&self, pos: usize, now: Instant) -> &[u8] {
-        if self.talk.talking(now) {
+    /// The payload of frame `pos` of the loop for a member of room `room`, or silence when it
+    /// is not the slot's turn.
+    fn payload(&self, pos: usize, now: Instant, room: usize) -> &[u8] {
+        if self.talk.talking(now, room) {
             &self.frames[pos]
         } else {
             &self.silence
@@ -314,6 +328,8 @@ pub struct MediaCall {
     srtp: Option<Box<Srtp>>,
     tone: Arc<Voice>,
     tone_pos: usize,
+    /// The room its member is in (when it talks, in turns).
+    room: usize,
     seq: u16,
     timestamp: u32,
     ssrc: u32,
@@ -326,10 +342,11 @@ pub struct MediaCall {
 }
 
 impl MediaCall {
-    /// The media of call `index`, sending `tone` to `peer` (the answer's RTP address; RTCP is
-    /// next to it). The returned flag stops it.
+    /// The media of call `index`, a member of room `room`, sending `tone` to `peer` (the
+    /// answer's RTP address; RTCP is next to it). The returned flag stops it.
     pub fn new(
         index: usize,
+        room: usize,
         sockets: Sockets,
         peer: SocketAddr,
         srtp: Option<Srtp>,
@@ -349,6 +366,7 @@ impl MediaCall {
                 srtp: srtp.map(Box::new),
                 tone,
                 tone_pos: 0,
+                room,
                 seq: u16::from_be_bytes([random[0], random[1]]),
                 timestamp: u32::from_be_bytes([random[2], random[3], random[4], random[5]]),
                 ssrc: u32::from_be_bytes([random[6], random[7], random[8], random[9]]),
@@ -388,7 +406,7 @@ impl MediaCall {
         packet[2..4].copy_from_slice(&self.seq.to_be_bytes());
         packet[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let payload = self.tone.payload(self.tone_pos, Instant::now());
+        let payload = self.tone.payload(self.tone_pos, Instant::now(), self.room);
         packet[RTP_HEADER..RTP_HEADER + payload.len()].copy_from_slice(payload);
         let packet = &packet[..RTP_HEADER + payload.len()];
         let sent = match &mut self.srtp {
@@ -702,16 +720,35 @@ mod tests {
                 tone(310 + slot * 270, CodecChoice::Opus, talk).unwrap()
             })
             .collect();
-        for step in 0..30u32 {
-            let now = epoch + Duration::from_millis(500) * step;
-            let talking: Vec<usize> = (0..5).filter(|s| voices[*s].talk.talking(now)).collect();
-            assert_eq!(talking, vec![(step as usize / 4) % 5], "at {step} × 500 ms");
-            for (slot, voice) in voices.iter().enumerate() {
-                let payload = voice.payload(3, now);
-                assert_eq!(payload.len() > OPUS_SILENCE_MAX, talking == [slot]);
+        let mut first_talkers = Vec::new();
+        for room in 0..40 {
+            let mut talkers = Vec::new();
+            for step in 0..200u32 {
+                let now = epoch + Duration::from_millis(100) * step;
+                let talking: Vec<usize> = (0..5)
+                    .filter(|s| voices[*s].talk.talking(now, room))
+                    .collect();
+                assert_eq!(talking.len(), 1, "room {room}, at {step} × 100 ms");
+                for (slot, voice) in voices.iter().enumerate() {
+                    let payload = voice.payload(3, now, room);
+                    assert_eq!(payload.len() > OPUS_SILENCE_MAX, talking == [slot]);
+                }
+                if talkers.last() != Some(&talking[0]) {
+                    talkers.push(talking[0]);
+                }
             }
+            // 20 s: the whole round twice, each slot in order, for a whole turn each.
+            assert!(talkers.len() >= 10, "room {room}: {talkers:?}");
+            for pair in talkers.windows(2) {
+                assert_eq!(pair[1], (pair[0] + 1) % 5, "room {room}: {talkers:?}");
+            }
+            first_talkers.push(talkers[0]);
         }
-        assert!(Talk::Always.talking(epoch));
+        // Rooms are out of step: every slot opens some room's round.
+        for slot in 0..5 {
+            assert!(first_talkers.contains(&slot), "{first_talkers:?}");
+        }
+        assert!(Talk::Always.talking(epoch, 0));
     }
 
     #[test]
