@@ -78,14 +78,31 @@ impl Conn {
         self.decoded(None, None, Some(track))
     }
 
+    /// All media, at the stream's own rate (16 kHz frames kept whole, to look above 4 kHz).
+    pub(super) fn heard_at_stream_rate(&self) -> Vec<i16> {
+        self.decoded_at(None, None, None, false)
+    }
+
     /// The media that arrived after `from` and before `to` (either open), decoded like
     /// [`Conn::heard`].
     fn heard_between(&self, from: Option<Instant>, to: Option<Instant>) -> Vec<i16> {
         self.decoded(from, to, None)
     }
 
-    /// The media between `from` and `to` of `track` (any when None), decoded.
+    /// The media between `from` and `to` of `track` (any when None), decoded at 8 kHz.
     fn decoded(&self, from: Option<Instant>, to: Option<Instant>, track: Option<&str>) -> Vec<i16> {
+        self.decoded_at(from, to, track, true)
+    }
+
+    /// The media between `from` and `to` of `track` (any when None), decoded; 16 kHz media
+    /// is taken down to 8 kHz when `narrow`.
+    fn decoded_at(
+        &self,
+        from: Option<Instant>,
+        to: Option<Instant>,
+        track: Option<&str>,
+        narrow: bool,
+    ) -> Vec<i16> {
         let Some((_, start)) = self.events("start").into_iter().next() else {
             return Vec::new();
         };
@@ -115,7 +132,7 @@ impl Conn {
                     .map(|b| i16::from_le_bytes([b[0], b[1]]))
                     .collect()
             };
-            if rate == 16000 {
+            if rate == 16000 && narrow {
                 pcm.extend(samples.iter().step_by(2));
             } else {
                 pcm.extend(samples);

@@ -1,7 +1,9 @@
 //! Wideband rooms (issue 17): a room mixes at 16 kHz once a G.722 or wideband Opus leg is in,
 //! and converts its 8 kHz members. Each leg sends its own tone and a Goertzel detector decides
 //! what each one hears: a 7 kHz tone passes between wideband legs and never reaches an 8 kHz
-//! leg; every pair of codecs hears each other across one room.
+//! leg; every pair of codecs hears each other across one room. With `rtp.opus_max_rate =
+//! 48000` fullband Opus legs make a 48 kHz room, where a 12 kHz tone passes between them
+//! only; a 16 kHz AI stream member hears and is heard above 4 kHz.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -52,6 +54,8 @@ enum Phone {
     OpusWide,
     /// Opus from a phone that says it plays and captures 8 kHz only.
     OpusNarrow,
+    /// Opus with no fmtp limit, to a server that runs fullband Opus: the leg runs at 48 kHz.
+    OpusFull,
 }
 
 /// One caller: dialog, RTP peer, where to send, its tone.
@@ -86,6 +90,11 @@ async fn call(sip: SocketAddr, user: &str, phone: Phone, tone: f64) -> Caller {
             let offer = SipUa::sdp_opus(rtp.port(), OPUS_PT);
             (rtp, offer)
         }
+        Phone::OpusFull => {
+            let rtp = RtpPeer::bind_opus(OPUS_PT, 48000).await;
+            let offer = SipUa::sdp_opus(rtp.port(), OPUS_PT);
+            (rtp, offer)
+        }
         Phone::OpusNarrow => {
             let rtp = RtpPeer::bind_opus(OPUS_PT, 8000).await;
             let offer = SipUa::sdp_opus_fmtp(
@@ -108,6 +117,14 @@ async fn call(sip: SocketAddr, user: &str, phone: Phone, tone: f64) -> Caller {
             ok.body
                 .contains("maxplaybackrate=16000;sprop-maxcapturerate=16000"),
             "huddle answers Opus as wideband: {}",
+            ok.body
+        );
+    }
+    if phone == Phone::OpusFull {
+        assert!(
+            ok.body
+                .contains("maxplaybackrate=48000;sprop-maxcapturerate=48000"),
+            "a fullband server answers Opus as fullband: {}",
             ok.body
         );
     }
@@ -137,6 +154,65 @@ async fn talk_all(callers: &mut [Caller], secs: f64) -> Vec<Vec<i16>> {
 }
 
 const WIDE_TONE: f64 = 7000.0;
+
+/// Above anything a 16 kHz leg can carry.
+const FULL_TONE: f64 = 12000.0;
+
+/// With `rtp.opus_max_rate = 48000`, two fullband Opus legs make a 48 kHz room: a 12 kHz tone
+/// passes between them and reaches neither a G.722 leg nor a PCMU leg in the same room, and
+/// the G.722 leg's 7 kHz tone reaches the fullband legs.
+#[tokio::test]
+async fn a_12_khz_tone_passes_between_fullband_opus_legs_only() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
+            s.standard("", "", ROUTES).replacen(
+                "rtp_timeout_secs = 20",
+                "rtp_timeout_secs = 20\ncodecs = [\"opus\", \"G722\", \"PCMU\"]\nopus_max_rate = 48000",
+                1,
+            )
+        });
+        let mut callers = vec![
+            call(srv.sip, "agent-full", Phone::OpusFull, FULL_TONE).await,
+            call(srv.sip, "customer-full", Phone::OpusFull, 0.0).await,
+            call(srv.sip, "customer-full", Phone::G722, 0.0).await,
+            call(srv.sip, "customer-full", Phone::Pcmu, 0.0).await,
+        ];
+        let heard = talk_all(&mut callers, 3.0).await;
+        let (full, g722, pcmu) = (&heard[1], &heard[2], &heard[3]);
+        assert!(full.len() >= 36_000, "the fullband leg got audio: {}", full.len());
+        let share = tone_share_at(full, FULL_TONE, 48000);
+        assert!(
+            share > 0.5,
+            "the fullband leg hears the 12 kHz tone (share {share:.3}, rms {:.0})\n{}",
+            rms(full),
+            srv.log()
+        );
+        for (name, pcm) in [("G.722", g722), ("PCMU", pcmu)] {
+            assert!(
+                rms(pcm) < 0.05 * rms(full),
+                "the {name} leg hears no 12 kHz tone, folded or not: rms {:.0} vs {:.0}",
+                rms(pcm),
+                rms(full)
+            );
+        }
+
+        callers[0].tone = 0.0;
+        callers[2].tone = WIDE_TONE;
+        let heard = talk_all(&mut callers, 3.0).await;
+        for i in [0, 1] {
+            let share = tone_share_at(&heard[i], WIDE_TONE, 48000);
+            assert!(
+                share > 0.5,
+                "fullband leg {i} hears the G.722 leg's 7 kHz tone (share {share:.3})"
+            );
+        }
+        for c in &mut callers {
+            c.ua.bye().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
 
 #[tokio::test]
 async fn a_7_khz_tone_passes_between_wideband_legs_and_not_to_an_8_khz_leg() {
@@ -693,6 +769,56 @@ async fn an_ai_stream_member_hears_and_is_heard_in_a_wideband_room() {
     tokio::time::timeout(Duration::from_secs(90), async {
         ai_member_in_a_wideband_room("audio/x-l16;rate=16000", 16000, "aiwide").await;
         ai_member_in_a_wideband_room("audio/x-l16;rate=8000", 8000, "ainarrow").await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// What a 16 kHz AI service plays above the telephone band.
+const AI_SAYS_WIDE: f64 = 6200.0;
+
+/// An ai-agent stream at `audio/x-l16;rate=16000` is a wideband member: it hears a G.722
+/// phone's 7 kHz tone in its frames, and the phone hears the service's 6.2 kHz tone, neither of
+/// which an 8 kHz exchange with the room could carry.
+#[tokio::test]
+async fn a_16_khz_ai_stream_member_hears_and_is_heard_above_4_khz() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let srv = wide_server(ROUTES, 40);
+        let api = Api::new(&srv);
+        let svc = AiService::start().await;
+        let mut callers = vec![call(srv.sip, "customer-aihd", Phone::G722, WIDE_TONE).await];
+        add_stream(
+            &api,
+            "aihd",
+            json!({"ai_agent_stream_service_url": svc.url("/"),
+                   "ai_agent_stream_content_type": "audio/x-l16;rate=16000"}),
+        )
+        .await;
+        let start = svc.started(0).await;
+        assert_eq!(
+            start["start"]["mediaFormat"]["sampleRate"], 16000,
+            "{start}"
+        );
+        play_tone(&svc, 0, "audio/x-l16", 16000, AI_SAYS_WIDE, 4.0);
+        let heard = talk_all(&mut callers, 3.0).await;
+        let phone = &heard[0];
+        let share = tone_share_at(phone, AI_SAYS_WIDE, 16000);
+        assert!(
+            share > 0.5,
+            "the G.722 phone hears the service's 6.2 kHz tone (share {share:.3}, rms {:.0})\n{}",
+            rms(phone),
+            srv.log()
+        );
+        let pcm = svc.with(0, |c| c.heard_at_stream_rate());
+        let got = last(&pcm, 1.0, 16000);
+        assert!(got.len() >= 12_000, "the service got {} samples", got.len());
+        let share = tone_share_at(got, WIDE_TONE, 16000);
+        assert!(
+            share > 0.5,
+            "the service hears the phone's 7 kHz tone (share {share:.3}, rms {:.0})",
+            rms(got)
+        );
+        callers[0].ua.bye().await;
     })
     .await
     .expect("timed out");

@@ -560,7 +560,9 @@ impl XmlCall {
             from: self.params.from.clone(),
             to: self.params.to.clone(),
             mpc: Box::new(mpc.clone()),
-            sample_rate: RATE,
+            // The member is the stream: it exchanges frames at the stream's rate (a 16 kHz
+            // stream is a wideband member).
+            sample_rate: settings.format.rate(),
         };
         let deps = self.ctx.ai_streams.clone();
         let joined = self

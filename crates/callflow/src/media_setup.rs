@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use huddle_media::codec::{Codec, OpusOptions};
 use huddle_media::session::{Direction, LatchPolicy, MediaParams, SrtpKeying, SrtpSuite};
 use huddle_sdp::{
-    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, G722, OPUS, PCMA,
-    PCMU,
+    CodecSpec, CryptoSuite, LocalMedia, NegotiationError, SdpError, SrtpPolicy, G722, OPUS,
+    OPUS_FULLBAND, PCMA, PCMU,
 };
 use thiserror::Error;
 
@@ -106,12 +106,18 @@ fn new_key(len: usize) -> Vec<u8> {
 }
 
 /// The SDP codecs named by `rtp.codecs` (names the configuration validated; unknown ones are
-/// skipped), in the configuration's order.
-pub fn codec_specs(names: &[String]) -> Vec<CodecSpec> {
+/// skipped), in the configuration's order; Opus answered up to `opus_max_rate`
+/// (`rtp.opus_max_rate`: 16000, wideband, or 48000, fullband).
+pub fn codec_specs(names: &[String], opus_max_rate: u32) -> Vec<CodecSpec> {
+    let opus = if opus_max_rate > 16000 {
+        OPUS_FULLBAND
+    } else {
+        OPUS
+    };
     names
         .iter()
         .filter_map(|name| {
-            [PCMU, PCMA, OPUS, G722]
+            [PCMU, PCMA, opus, G722]
                 .into_iter()
                 .find(|c| c.name.eq_ignore_ascii_case(name))
         })
@@ -124,29 +130,45 @@ pub fn media_codec(codec: &CodecSpec, remote_fmtp: Option<&str>) -> Codec {
         Some(Codec::Opus(_)) => Codec::Opus(OpusOptions {
             // RFC 7587 §6.1: usedtx=1 says the peer prefers that we send DTX.
             dtx: remote_fmtp.and_then(|f| huddle_sdp::fmtp_param(f, "usedtx")) == Some("1"),
-            pcm_rate: opus_rate(remote_fmtp),
+            pcm_rate: opus_rate(remote_fmtp, our_opus_rate(codec)),
         }),
         Some(other) => other,
         None => Codec::Pcmu,
     }
 }
 
-/// The rate an Opus leg runs at: 16 kHz (wideband) unless the peer says it plays or captures
-/// less (RFC 7587 §6.1: `maxplaybackrate` is what it can play, `sprop-maxcapturerate` what it
-/// sends; both default to 48000 when absent). One rate serves both directions, so either
-/// below 16000 makes the leg narrowband. A value that is not a number is ignored, as if
-/// absent: a peer's typo must not cost the call.
-pub fn opus_rate(remote_fmtp: Option<&str>) -> u32 {
-    let below_wideband = |name: &str| {
+/// The highest rate our answer for `codec` (an Opus spec) offers to run at: its own
+/// `maxplaybackrate`.
+fn our_opus_rate(codec: &CodecSpec) -> u32 {
+    codec
+        .fmtp
+        .and_then(|f| huddle_sdp::fmtp_param(f, "maxplaybackrate"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16000)
+}
+
+/// The rate an Opus leg runs at: `ours` (16 kHz, wideband, or 48 kHz, fullband, as
+/// `rtp.opus_max_rate` says) unless the peer says it plays or captures less (RFC 7587 §6.1:
+/// `maxplaybackrate` is what it can play, `sprop-maxcapturerate` what it sends; both default
+/// to 48000 when absent), then the next rate down of 48000, 16000 and 8000 that it covers. One
+/// rate serves both directions, so the lower of the two decides. A value that is not a number
+/// is ignored, as if absent: a peer's typo must not cost the call.
+pub fn opus_rate(remote_fmtp: Option<&str>, ours: u32) -> u32 {
+    let theirs = |name: &str| {
         remote_fmtp
             .and_then(|f| huddle_sdp::fmtp_param(f, name))
             .and_then(|v| v.parse::<u32>().ok())
-            .is_some_and(|rate| rate < 16000)
+            .unwrap_or(48000)
     };
-    if below_wideband("maxplaybackrate") || below_wideband("sprop-maxcapturerate") {
-        8000
-    } else {
+    let limit = theirs("maxplaybackrate")
+        .min(theirs("sprop-maxcapturerate"))
+        .min(ours);
+    if limit >= 48000 {
+        48000
+    } else if limit >= 16000 {
         16000
+    } else {
+        8000
     }
 }
 
@@ -187,6 +209,7 @@ pub fn renegotiate(
     let codecs: &[CodecSpec] = match running {
         Some(Codec::Pcmu) => &[PCMU],
         Some(Codec::Pcma) => &[PCMA],
+        Some(Codec::Opus(o)) if o.pcm_rate > 16000 => &[OPUS_FULLBAND],
         Some(Codec::Opus(_)) => &[OPUS],
         Some(Codec::G722) => &[G722],
         None => &[PCMU, PCMA],
@@ -330,7 +353,7 @@ mod tests {
 
     #[test]
     fn opus_is_answered_when_configured_and_its_dtx_wish_kept() {
-        let all = codec_specs(&["PCMU".into(), "PCMA".into(), "opus".into()]);
+        let all = codec_specs(&["PCMU".into(), "PCMA".into(), "opus".into()], 16000);
         let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &all).unwrap();
         assert_eq!(n.payload_type, 111);
         assert_eq!(
@@ -346,13 +369,14 @@ mod tests {
             "{}",
             n.answer_sdp
         );
-        let g711 = codec_specs(&["PCMU".into(), "PCMA".into()]);
+        let g711 = codec_specs(&["PCMU".into(), "PCMA".into()], 16000);
         let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &g711).unwrap();
         assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
     }
 
     #[test]
     fn opus_runs_wideband_unless_the_peer_limits_it() {
+        let opus_rate = |fmtp| opus_rate(fmtp, 16000);
         assert_eq!(opus_rate(None), 16000);
         assert_eq!(opus_rate(Some("useinbandfec=1")), 16000);
         assert_eq!(opus_rate(Some("maxplaybackrate=48000")), 16000);
@@ -375,6 +399,36 @@ mod tests {
             16000
         );
         assert_eq!(opus_rate(Some(";;==;maxplaybackrate")), 16000);
+    }
+
+    #[test]
+    fn a_fullband_server_runs_opus_at_48_khz_unless_the_peer_limits_it() {
+        assert_eq!(opus_rate(None, 48000), 48000);
+        assert_eq!(opus_rate(Some("maxplaybackrate=48000"), 48000), 48000);
+        assert_eq!(opus_rate(Some("maxplaybackrate=24000"), 48000), 16000);
+        assert_eq!(
+            opus_rate(
+                Some("maxplaybackrate=48000;sprop-maxcapturerate=16000"),
+                48000
+            ),
+            16000
+        );
+        assert_eq!(opus_rate(Some("sprop-maxcapturerate=8000"), 48000), 8000);
+        let full = codec_specs(&["opus".into()], 48000);
+        let n = negotiate(&opus_first(), LOCAL, 20000, 1, SrtpPolicy::Off, &full).unwrap();
+        assert_eq!(
+            n.codec,
+            Codec::Opus(OpusOptions {
+                dtx: true,
+                pcm_rate: 48000
+            })
+        );
+        assert!(
+            n.answer_sdp
+                .contains("maxplaybackrate=48000;sprop-maxcapturerate=48000"),
+            "{}",
+            n.answer_sdp
+        );
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub struct RtpConfig {
     /// picks among them, as trunks expect.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
+    /// The highest rate an Opus leg runs at: 16000 (wideband, the default: all of speech) or
+    /// 48000 (fullband, for peers that send music or wider than speech; a room with such a
+    /// member mixes at 48 kHz, about three times the work per member).
+    #[serde(default = "default_opus_max_rate")]
+    pub opus_max_rate: u32,
 }
 
 /// Codec names `rtp.codecs` accepts.
@@ -248,6 +253,7 @@ impl Default for RtpConfig {
             jitter_max_ms: default_jitter_max(),
             rtp_timeout_secs: default_rtp_timeout(),
             codecs: default_codecs(),
+            opus_max_rate: default_opus_max_rate(),
         }
     }
 }
@@ -629,6 +635,9 @@ fn default_jitter_max() -> u32 {
 fn default_rtp_timeout() -> u64 {
     60
 }
+fn default_opus_max_rate() -> u32 {
+    16000
+}
 fn default_codecs() -> Vec<String> {
     DEFAULT_CODECS.iter().map(|c| c.to_string()).collect()
 }
@@ -1004,6 +1013,13 @@ impl Config {
                 "\"PCMU\", \"PCMA\", \"opus\" or \"G722\"",
             ));
         }
+        if !matches!(self.rtp.opus_max_rate, 16000 | 48000) {
+            return Err(invalid(
+                "rtp.opus_max_rate",
+                self.rtp.opus_max_rate,
+                "16000 or 48000",
+            ));
+        }
         if self.rtp.codecs.is_empty() {
             return Err(invalid(
                 "rtp.codecs",
@@ -1124,6 +1140,7 @@ mod tests {
         assert_eq!(c.sip.auth_nonce_lifetime_secs, 300);
         assert_eq!(c.rtp.port_range(), (20000, 30000));
         assert_eq!(c.rtp.codecs, ["PCMU", "PCMA", "opus", "G722"]);
+        assert_eq!(c.rtp.opus_max_rate, 16000);
         assert_eq!(c.sip.listen_addrs().len(), 2);
         assert_eq!(c.http.auth_id.len(), 20);
     }
@@ -1165,6 +1182,11 @@ mod tests {
                 "codecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
                 "codecs = []",
                 "rtp.codecs",
+            ),
+            (
+                "opus_max_rate = 16000",
+                "opus_max_rate = 44100",
+                "rtp.opus_max_rate",
             ),
             (
                 "max_message_size = 65535",

@@ -141,16 +141,14 @@ impl Member {
     }
 }
 
-/// The highest rate a room mixes at. 16 kHz carries the whole of wideband speech (G.722 and
-/// wideband Opus stop at 7 kHz); members at higher rates are converted down to it.
-pub(crate) const MAX_ROOM_RATE: u32 = 16000;
-
-/// The rate a room mixes at for a member whose audio runs at `member_rate`: 8 or 16 kHz.
+/// The rate a room mixes at for a member whose audio runs at `member_rate`: 8 kHz for
+/// telephone audio, 16 kHz for wideband (G.722, wideband Opus, a 16 kHz AI stream), 48 kHz for
+/// fullband Opus (`rtp.opus_max_rate = 48000`). A room mixes at the highest of its members'.
 pub(crate) fn room_rate_for(member_rate: u32) -> u32 {
-    if member_rate > 8000 {
-        MAX_ROOM_RATE
-    } else {
-        8000
+    match member_rate {
+        0..=8000 => 8000,
+        8001..=16000 => 16000,
+        _ => 48000,
     }
 }
 

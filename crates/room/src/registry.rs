@@ -281,7 +281,7 @@ impl RoomRegistry {
         request: &JoinRequest,
         audio: Box<dyn TickAudio>,
     ) -> Result<Result<Membership, JoinRefused>, Box<dyn TickAudio>> {
-        // A new MPC starts at its creator's rate (8 or 16 kHz); a wider joiner switches it.
+        // A new MPC starts at its creator's rate (8, 16 or 48 kHz); a wider joiner switches it.
         let handle = self.live_or_new(&request.mpc.name, audio.rate());
         let member_id = MemberId(self.member_ids.fetch_add(1, Ordering::Relaxed));
         let (reply, rx) = oneshot::channel();

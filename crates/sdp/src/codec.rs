@@ -56,8 +56,8 @@ pub const G722: CodecSpec = CodecSpec {
 
 /// Opus (RFC 7587): always `opus/48000/2` in SDP, whatever is actually sent, on a dynamic
 /// payload type. The parameters say what a leg runs (RFC 7587 §6.1): mono (`stereo=0`,
-/// `sprop-stereo=0`), wideband audio both ways since rooms mix at up to 16 kHz
-/// (`maxplaybackrate`, `sprop-maxcapturerate`), in-band FEC wanted (`useinbandfec=1`, which a
+/// `sprop-stereo=0`), wideband audio both ways, all of speech (`maxplaybackrate`,
+/// `sprop-maxcapturerate`; [`OPUS_FULLBAND`] says 48 kHz), in-band FEC wanted (`useinbandfec=1`, which a
 /// leg uses to recover a single lost packet), and continuous packets preferred (`usedtx=0`;
 /// a peer that sends DTX anyway is understood).
 pub const OPUS: CodecSpec = CodecSpec {
@@ -71,6 +71,17 @@ pub const OPUS: CodecSpec = CodecSpec {
 /// The `a=fmtp` parameters of [`OPUS`].
 pub const OPUS_FMTP: &str =
     "maxplaybackrate=16000;sprop-maxcapturerate=16000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0";
+
+/// [`OPUS`] for a server that runs fullband Opus (`rtp.opus_max_rate = 48000`): the same but
+/// 48 kHz audio both ways.
+pub const OPUS_FULLBAND: CodecSpec = CodecSpec {
+    fmtp: Some(OPUS_FULLBAND_FMTP),
+    ..OPUS
+};
+
+/// The `a=fmtp` parameters of [`OPUS_FULLBAND`].
+pub const OPUS_FULLBAND_FMTP: &str =
+    "maxplaybackrate=48000;sprop-maxcapturerate=48000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0";
 
 /// A parameter of an `a=fmtp` line (`name=value` pairs separated by `;`), matched
 /// case-insensitively: `fmtp_param("useinbandfec=1; usedtx=1", "usedtx") == Some("1")`.

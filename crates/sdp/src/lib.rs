@@ -28,8 +28,9 @@ mod session;
 mod writer;
 
 pub use codec::{
-    fmtp_param, static_payload_type, CodecSpec, G722, OPUS, OPUS_FMTP, PCMA, PCMU,
-    STATIC_PAYLOAD_TYPES, TELEPHONE_EVENT, TELEPHONE_EVENT_DEFAULT_EVENTS, TELEPHONE_EVENT_FMTP,
+    fmtp_param, static_payload_type, CodecSpec, G722, OPUS, OPUS_FMTP, OPUS_FULLBAND,
+    OPUS_FULLBAND_FMTP, PCMA, PCMU, STATIC_PAYLOAD_TYPES, TELEPHONE_EVENT,
+    TELEPHONE_EVENT_DEFAULT_EVENTS, TELEPHONE_EVENT_FMTP,
 };
 pub use crypto::{parse_crypto, CryptoOffer, CryptoSuite, SrtpKeys, SrtpPolicy};
 pub use direction::Direction;

@@ -191,7 +191,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             jitter_max_ms: config.rtp.jitter_max_ms,
             rtp_timeout: (config.rtp.rtp_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.rtp.rtp_timeout_secs)),
-            codecs: huddle_callflow::media_setup::codec_specs(&config.rtp.codecs),
+            codecs: huddle_callflow::media_setup::codec_specs(
+                &config.rtp.codecs,
+                config.rtp.opus_max_rate,
+            ),
         },
         http: http.clone(),
         prompts,

@@ -612,8 +612,9 @@ async fn join_stream(api: &MpcApi, document: &str) -> Result<Value, ApiError> {
         from: String::new(),
         to: url.clone(),
         mpc,
-        // Rooms mix telephone audio; the stream converts to its own rate.
-        sample_rate: 8000,
+        // The member exchanges frames at the stream's own rate: a 16 kHz stream is a wideband
+        // member (its room mixes at 16 kHz, as for any wideband leg), an 8 kHz one narrowband.
+        sample_rate: settings.format.rate(),
     };
     let member = huddle_aistream::join(
         &api.rooms,
