@@ -10,7 +10,7 @@
 //! sending.
 
 use audiopus::coder::{Decoder, Encoder};
-use audiopus::{Application, Bitrate, Channels, SampleRate};
+use audiopus::{Application, Bandwidth, Bitrate, Channels, SampleRate};
 
 use crate::codec::{CodecError, Concealment, OpusOptions};
 
@@ -65,14 +65,19 @@ impl OpusCoder {
             .map_err(err)?;
         // Enough for FEC to fit beside the primary frame at every rate (libopus drops FEC
         // when the bitrate is too low for it).
-        let bitrate = if options.pcm_rate <= 8000 {
-            24_000
-        } else {
-            32_000
+        let bitrate = match options.pcm_rate {
+            0..=8000 => 24_000,
+            8001..=16000 => 32_000,
+            _ => 48_000,
         };
         encoder
             .set_bitrate(Bitrate::BitsPerSecond(bitrate))
             .map_err(err)?;
+        if options.pcm_rate > 16000 {
+            // Left to itself, libopus's VoIP mode keeps speech-like input wideband at these
+            // bitrates; a fullband leg was asked for because the peer wants all of it.
+            encoder.set_bandwidth(Bandwidth::Fullband).map_err(err)?;
+        }
         encoder
             .set_encoder_ctl_request(OPUS_SET_DTX_REQUEST, i32::from(options.dtx))
             .map_err(err)?;

@@ -1229,8 +1229,19 @@ impl RtpPeer {
         encoder.set_inband_fec(true).expect("FEC");
         encoder.set_packet_loss_perc(10).expect("loss");
         encoder
-            .set_bitrate(audiopus::Bitrate::BitsPerSecond(32_000))
+            .set_bitrate(audiopus::Bitrate::BitsPerSecond(if rate > 16000 {
+                48_000
+            } else {
+                32_000
+            }))
             .expect("bitrate");
+        if rate > 16000 {
+            // A fullband phone sends all of its band (libopus's VoIP mode would keep a tone
+            // wideband at this bitrate).
+            encoder
+                .set_bandwidth(audiopus::Bandwidth::Fullband)
+                .expect("bandwidth");
+        }
         let decoder = audiopus::coder::Decoder::new(sample_rate, Channels::Mono).expect("decoder");
         let mut peer = RtpPeer::bind().await;
         peer.opus = Some(OpusPeer {
