@@ -24,21 +24,24 @@ const ROUTES: &str = "[[route]]\nuser = \"^(?P<role>agent|customer|supervisor)-(
 const OPUS_PT: u8 = 111;
 
 fn server() -> ServerProcess {
-    ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
-        s.standard("", "", ROUTES).replacen(
-            "rtp_timeout_secs = 20",
-            "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
-            1,
-        )
-    })
+    wide_server(ROUTES, 60)
 }
 
 /// A server with `routes` (and `rtp_ports` RTP ports) that runs every codec huddle has.
 fn wide_server(routes: &str, rtp_ports: u16) -> ServerProcess {
+    server_with_rtp(
+        routes,
+        rtp_ports,
+        "codecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+    )
+}
+
+/// A server with `routes`, `rtp_ports` RTP ports and `rtp` added to its `[rtp]` section.
+fn server_with_rtp(routes: &str, rtp_ports: u16, rtp: &str) -> ServerProcess {
     ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), rtp_ports, |s| {
         s.standard("", "", routes).replacen(
             "rtp_timeout_secs = 20",
-            "rtp_timeout_secs = 20\ncodecs = [\"PCMU\", \"PCMA\", \"opus\", \"G722\"]",
+            &format!("rtp_timeout_secs = 20\n{rtp}"),
             1,
         )
     })
@@ -164,13 +167,11 @@ const FULL_TONE: f64 = 10000.0;
 #[tokio::test]
 async fn a_10_khz_tone_passes_between_fullband_opus_legs_only() {
     tokio::time::timeout(Duration::from_secs(90), async {
-        let srv = ServerProcess::start_with(Path::new(env!("CARGO_BIN_EXE_huddle")), 60, |s| {
-            s.standard("", "", ROUTES).replacen(
-                "rtp_timeout_secs = 20",
-                "rtp_timeout_secs = 20\ncodecs = [\"opus\", \"G722\", \"PCMU\"]\nopus_max_rate = 48000",
-                1,
-            )
-        });
+        let srv = server_with_rtp(
+            ROUTES,
+            60,
+            "codecs = [\"opus\", \"G722\", \"PCMU\"]\nopus_max_rate = 48000",
+        );
         let mut callers = vec![
             call(srv.sip, "agent-full", Phone::OpusFull, FULL_TONE).await,
             call(srv.sip, "customer-full", Phone::OpusFull, 0.0).await,
@@ -179,7 +180,11 @@ async fn a_10_khz_tone_passes_between_fullband_opus_legs_only() {
         ];
         let heard = talk_all(&mut callers, 3.0).await;
         let (full, g722, pcmu) = (&heard[1], &heard[2], &heard[3]);
-        assert!(full.len() >= 36_000, "the fullband leg got audio: {}", full.len());
+        assert!(
+            full.len() >= 36_000,
+            "the fullband leg got audio: {}",
+            full.len()
+        );
         let share = tone_share_at(full, FULL_TONE, 48000);
         assert!(
             share > 0.5,
