@@ -10,7 +10,9 @@
 //! of this program, for any research or commercial purpose, is completely unrestricted"),
 //! following the Rust translation in ezk-g722 (MIT, Copyright kbalt). Reduced to what a leg
 //! needs: 64 kbit/s, unpacked, 16 kHz, and writing into caller buffers so that no frame
-//! allocates.
+//! allocates. Checked bit for bit against the ITU-T Appendix II test sequences (sub-band
+//! coders) and against FFmpeg's implementation (whole codec, QMF included); see
+//! `tests/data/g722/README.md`.
 
 /// Bytes per 20 ms frame (and RTP timestamp units per packet).
 pub const FRAME_BYTES: usize = 160;
@@ -180,11 +182,35 @@ fn scale(nb: i32, shift: i32) -> i32 {
 }
 
 /// A G.722 encoder's state (16 kHz in, 64 kbit/s out).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct G722Encoder {
     /// Signal history of the transmit QMF.
     x: [i32; 24],
     band: [G722Band; 2],
+}
+
+impl Default for G722Encoder {
+    fn default() -> Self {
+        Self {
+            x: [0; 24],
+            band: reset_bands(),
+        }
+    }
+}
+
+/// Both sub-bands in the reset state of G.722 §3.6: the step sizes start at their minimum
+/// (DETL = 32, DETH = 8), not at zero, or the first samples quantize against a zero step.
+fn reset_bands() -> [G722Band; 2] {
+    [
+        G722Band {
+            det: 32,
+            ..G722Band::default()
+        },
+        G722Band {
+            det: 8,
+            ..G722Band::default()
+        },
+    ]
 }
 
 impl G722Encoder {
@@ -204,48 +230,62 @@ impl G722Encoder {
             }
             let xlow = (sumeven + sumodd) >> 14;
             let xhigh = (sumeven - sumodd) >> 14;
-
-            // Low band: SUBTRA, QUANTL, INVQAL, LOGSCL, SCALEL.
-            let low = &mut self.band[0];
-            let el = saturate(xlow - low.s);
-            let wd = if el >= 0 { el } else { -(el + 1) };
-            let mut i = 1;
-            while i < 30 {
-                if wd < (Q6[i] * low.det) >> 12 {
-                    break;
-                }
-                i += 1;
-            }
-            let ilow = if el < 0 { ILN[i] } else { ILP[i] };
-            let ril = (ilow >> 2) as usize;
-            let dlow = (low.det * QM4[ril]) >> 15;
-            low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
-            low.det = scale(low.nb, 8);
-            block4(low, dlow);
-
-            // High band: SUBTRA, QUANTH, INVQAH, LOGSCH, SCALEH.
-            let high = &mut self.band[1];
-            let eh = saturate(xhigh - high.s);
-            let wd = if eh >= 0 { eh } else { -(eh + 1) };
-            let mih = if wd >= (564 * high.det) >> 12 { 2 } else { 1 };
-            let ihigh = if eh < 0 { IHN[mih] } else { IHP[mih] };
-            let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
-            high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
-            high.det = scale(high.nb, 10);
-            block4(high, dhigh);
-
-            *code = ((ihigh << 6) | ilow) as u8;
+            *code = self.encode_subbands(xlow, xhigh);
         }
         n
+    }
+
+    /// Codes one pair of sub-band samples (the QMF's outputs, 15-bit) into one byte; the
+    /// ITU test sequences drive this directly, bypassing the QMF.
+    fn encode_subbands(&mut self, xlow: i32, xhigh: i32) -> u8 {
+        // Low band: SUBTRA, QUANTL, INVQAL, LOGSCL, SCALEL.
+        let low = &mut self.band[0];
+        let el = saturate(xlow - low.s);
+        let wd = if el >= 0 { el } else { -(el + 1) };
+        let mut i = 1;
+        while i < 30 {
+            if wd < (Q6[i] * low.det) >> 12 {
+                break;
+            }
+            i += 1;
+        }
+        let ilow = if el < 0 { ILN[i] } else { ILP[i] };
+        let ril = (ilow >> 2) as usize;
+        let dlow = (low.det * QM4[ril]) >> 15;
+        low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
+        low.det = scale(low.nb, 8);
+        block4(low, dlow);
+
+        // High band: SUBTRA, QUANTH, INVQAH, LOGSCH, SCALEH.
+        let high = &mut self.band[1];
+        let eh = saturate(xhigh - high.s);
+        let wd = if eh >= 0 { eh } else { -(eh + 1) };
+        let mih = if wd >= (564 * high.det) >> 12 { 2 } else { 1 };
+        let ihigh = if eh < 0 { IHN[mih] } else { IHP[mih] };
+        let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
+        high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
+        high.det = scale(high.nb, 10);
+        block4(high, dhigh);
+
+        ((ihigh << 6) | ilow) as u8
     }
 }
 
 /// A G.722 decoder's state (64 kbit/s in, 16 kHz out).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct G722Decoder {
     /// Signal history of the receive QMF.
     x: [i32; 24],
     band: [G722Band; 2],
+}
+
+impl Default for G722Decoder {
+    fn default() -> Self {
+        Self {
+            x: [0; 24],
+            band: reset_bands(),
+        }
+    }
 }
 
 impl G722Decoder {
@@ -254,26 +294,7 @@ impl G722Decoder {
     pub fn decode(&mut self, data: &[u8], out: &mut [i16]) -> usize {
         let n = data.len().min(out.len() / 2);
         for (code, pair) in data.iter().zip(out.chunks_exact_mut(2)).take(n) {
-            let code = i32::from(*code);
-            let ilow = code & 0x3f;
-            let ihigh = (code >> 6) & 0x3;
-
-            // Low band: INVQBL, RECONS, LIMIT, INVQAL, LOGSCL, SCALEL.
-            let low = &mut self.band[0];
-            let rlow = (low.s + ((low.det * QM6[ilow as usize]) >> 15)).clamp(-16384, 16383);
-            let ril = (ilow >> 2) as usize;
-            let dlowt = (low.det * QM4[ril]) >> 15;
-            low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
-            low.det = scale(low.nb, 8);
-            block4(low, dlowt);
-
-            // High band: INVQAH, RECONS, LIMIT, LOGSCH, SCALEH.
-            let high = &mut self.band[1];
-            let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
-            let rhigh = (dhigh + high.s).clamp(-16384, 16383);
-            high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
-            high.det = scale(high.nb, 10);
-            block4(high, dhigh);
+            let (rlow, rhigh) = self.decode_subbands(*code);
 
             // Apply the receive QMF.
             self.x.copy_within(2.., 0);
@@ -288,6 +309,33 @@ impl G722Decoder {
             pair[1] = saturate(xout2 >> 11) as i16;
         }
         2 * n
+    }
+
+    /// Decodes one byte into its pair of reconstructed sub-band samples (low, high), the
+    /// receive QMF's inputs; the ITU test sequences check these directly.
+    fn decode_subbands(&mut self, code: u8) -> (i32, i32) {
+        let code = i32::from(code);
+        let ilow = code & 0x3f;
+        let ihigh = (code >> 6) & 0x3;
+
+        // Low band: INVQBL, RECONS, LIMIT, INVQAL, LOGSCL, SCALEL.
+        let low = &mut self.band[0];
+        let rlow = (low.s + ((low.det * QM6[ilow as usize]) >> 15)).clamp(-16384, 16383);
+        let ril = (ilow >> 2) as usize;
+        let dlowt = (low.det * QM4[ril]) >> 15;
+        low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
+        low.det = scale(low.nb, 8);
+        block4(low, dlowt);
+
+        // High band: INVQAH, RECONS, LIMIT, LOGSCH, SCALEH.
+        let high = &mut self.band[1];
+        let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
+        let rhigh = (dhigh + high.s).clamp(-16384, 16383);
+        high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
+        high.det = scale(high.nb, 10);
+        block4(high, dhigh);
+
+        (rlow, rhigh)
     }
 }
 
@@ -333,6 +381,72 @@ mod tests {
             out.extend_from_slice(&samples[..m]);
         }
         out
+    }
+
+    /// The 16-bit words of an ITU-T G.722 Appendix II test sequence in its ASCII form: comment
+    /// lines aside, each line holds 16 words in hex and a checksum byte (the two's
+    /// complement of the sum of the line's characters), which is checked too.
+    fn itu_words(text: &str) -> Vec<u16> {
+        let mut words = Vec::new();
+        for line in text.lines().map(str::trim_end) {
+            if line.starts_with("/*") || line.is_empty() {
+                continue;
+            }
+            assert_eq!(line.len(), 66, "{line}");
+            let sum = line[..64].bytes().fold(0u8, |acc, b| acc.wrapping_add(b));
+            let check = u8::from_str_radix(&line[64..], 16).unwrap();
+            assert_eq!(sum.wrapping_add(check), 0, "checksum of {line}");
+            for word in line.as_bytes()[..64].chunks(4) {
+                words.push(u16::from_str_radix(std::str::from_utf8(word).unwrap(), 16).unwrap());
+            }
+        }
+        words
+    }
+
+    /// The span of a sequence between its reset words (those with the least significant bit
+    /// set, which the sequences place at both ends).
+    fn between_resets(words: &[u16]) -> std::ops::Range<usize> {
+        let start = words.iter().position(|w| w & 1 == 0).unwrap();
+        let len = words[start..].iter().position(|w| w & 1 == 1).unwrap();
+        start..start + len
+    }
+
+    const T1C2: &str = include_str!("../tests/data/g722/itu/T1C2.XMT");
+    const T2R2: &str = include_str!("../tests/data/g722/itu/T2R2.COD");
+    const T3L2_RC1: &str = include_str!("../tests/data/g722/itu/T3L2.RC1");
+    const T3H2_RC0: &str = include_str!("../tests/data/g722/itu/T3H2.RC0");
+
+    #[test]
+    fn the_encoder_codes_the_itu_sequence_t1c2_into_t2r2() {
+        // Test configuration 1 of G.722 Appendix II: the QMF bypassed, each input word fed
+        // to both sub-band coders as a 15-bit sample; the code is the reference's high byte.
+        let input = itu_words(T1C2);
+        let reference = itu_words(T2R2);
+        let span = between_resets(&input);
+        assert!(span.len() > 700, "{span:?}");
+        let mut encoder = G722Encoder::default();
+        for k in span {
+            let x = i32::from(input[k] as i16 >> 1);
+            let code = encoder.encode_subbands(x, x);
+            assert_eq!(code, (reference[k] >> 8) as u8, "word {k}");
+        }
+    }
+
+    #[test]
+    fn the_decoder_reconstructs_the_itu_sequences_t3l2_and_t3h2_from_t2r2() {
+        // Test configuration 2, mode 1 (64 kbit/s): the QMF bypassed, each sub-band's
+        // reconstructed sample (times two) against the low- and high-band references.
+        let codes = itu_words(T2R2);
+        let low = itu_words(T3L2_RC1);
+        let high = itu_words(T3H2_RC0);
+        let span = between_resets(&codes);
+        assert!(span.len() > 700, "{span:?}");
+        let mut decoder = G722Decoder::default();
+        for k in span {
+            let (rlow, rhigh) = decoder.decode_subbands((codes[k] >> 8) as u8);
+            assert_eq!((rlow << 1) as u16, low[k], "low band, word {k}");
+            assert_eq!((rhigh << 1) as u16, high[k], "high band, word {k}");
+        }
     }
 
     #[test]
