@@ -810,13 +810,17 @@ async fn record_session_records_the_whole_call_in_the_background_into_the_mpc() 
         let srv = server(&routes(&stub, "taped"), 20);
         let api = Api::new(&srv);
         let (mut ua, mut rtp, media) = answered(srv.sip, "taped").await;
+        // The caller talks from the answer on, whenever the action's request arrives, so
+        // the file's first second holds the caller even on a loaded machine.
+        let (prompt, started) = tokio::join!(
+            rtp.talk(media, CALLER_HZ, Duration::from_millis(1000)),
+            stub.wait_for("/session-started", 1, Duration::from_secs(5))
+        );
         // The action hears of the file at once; the Play runs meanwhile.
-        let started = stub.wait_for("/session-started", 1, Duration::from_secs(5)).await;
         assert_eq!(started.len(), 1, "{}", srv.log());
         assert_signed(&started[0], &started_url);
         let id = started[0].param("RecordingID").expect("RecordingID").to_string();
         let url = started[0].param("RecordUrl").expect("RecordUrl").to_string();
-        let prompt = rtp.talk(media, CALLER_HZ, Duration::from_millis(1000)).await;
         assert!(detect(&prompt, PLAYED_HZ), "the verbs go on\n{}", srv.log());
         let caller = call_uuid(&stub, 0);
         wait_member(&api, "taped", &caller).await;
@@ -856,7 +860,10 @@ async fn record_session_records_the_whole_call_in_the_background_into_the_mpc() 
         let second = 8000;
         let early = &pcm[..second];
         let late = &pcm[pcm.len() - 2 * second..pcm.len() - second / 2];
-        assert!(tone_share(early, CALLER_HZ) > 0.1, "the caller, before the room");
+        // Every frame the caller said is in the file, however its packets bunched up: a
+        // dropped or doubled frame breaks the tone's phase and its share falls well below
+        // the two tones' even split.
+        assert!(tone_share(early, CALLER_HZ) > 0.25, "the caller, before the room");
         assert!(tone_share(early, PLAYED_HZ) > 0.1, "the prompt the caller heard");
         assert!(tone_share(late, CALLER_HZ) > 0.1, "the caller, in the room");
         assert!(tone_share(late, ROOM_AGENT_HZ) > 0.1, "the agent the caller heard in the room");

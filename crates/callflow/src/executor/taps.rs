@@ -80,9 +80,9 @@ fn mix_into(frame: &mut [i16], voice: &[i16]) {
 /// it hears, summed into one mono file.
 pub(super) struct SessionTap {
     recorder: huddle_record::Recorder,
-    /// The caller's last frame, waiting for the frame it hears at the same tick.
-    said: [i16; MAX_TAP_FRAME],
-    said_len: usize,
+    said: SaidQueue,
+    /// The frame being written: what the caller hears plus what it said meanwhile.
+    mixed: [i16; MAX_TAP_FRAME],
 }
 
 impl SessionTap {
@@ -90,25 +90,60 @@ impl SessionTap {
     pub(super) fn new(recorder: huddle_record::Recorder) -> Self {
         SessionTap {
             recorder,
-            said: [0; MAX_TAP_FRAME],
-            said_len: 0,
+            said: SaidQueue::new(),
+            mixed: [0; MAX_TAP_FRAME],
         }
     }
 
     fn inbound(&mut self, pcm: &[i16]) {
-        let n = pcm.len().min(MAX_TAP_FRAME);
-        self.said[..n].copy_from_slice(&pcm[..n]);
-        self.said_len = n;
+        self.said.push(pcm);
     }
 
     fn outbound(&mut self, frame: &[i16]) {
         let n = frame.len().min(MAX_TAP_FRAME);
-        for (said, heard) in self.said[..n].iter_mut().zip(frame) {
-            *said = said.saturating_add(*heard);
+        self.mixed[..n].copy_from_slice(&frame[..n]);
+        self.said.mix_into(&mut self.mixed[..n]);
+        self.recorder.push(&self.mixed[..n]);
+    }
+}
+
+/// Most frames of the caller's voice [`SaidQueue`] holds: 100 ms at 20 ms per frame.
+const SAID_BACKLOG_FRAMES: usize = 5;
+
+/// What the caller said, waiting for the frames it hears. Outside a room the caller's frames
+/// arrive as the network delivers them, while what it hears leaves on the call's 20 ms
+/// heartbeat: with any jitter two arrive between one beat and the next and none before the
+/// one after. Keeping only the latest frame would drop one and record a hole in its place;
+/// this queue keeps every sample in order. It holds at most [`SAID_BACKLOG_FRAMES`] frames
+/// (the oldest go beyond that), so the caller never lags what it hears by more in the file.
+/// Its room is reserved when the tap starts: no frame allocates.
+struct SaidQueue {
+    samples: std::collections::VecDeque<i16>,
+}
+
+impl SaidQueue {
+    fn new() -> Self {
+        SaidQueue {
+            samples: std::collections::VecDeque::with_capacity(SAID_BACKLOG_FRAMES * MAX_TAP_FRAME),
         }
-        self.recorder.push(&self.said[..n]);
-        self.said[..n.max(self.said_len)].fill(0);
-        self.said_len = 0;
+    }
+
+    /// Queues a frame the caller said (at most [`MAX_TAP_FRAME`] samples of it).
+    fn push(&mut self, pcm: &[i16]) {
+        let pcm = &pcm[..pcm.len().min(MAX_TAP_FRAME)];
+        let limit = SAID_BACKLOG_FRAMES * pcm.len();
+        let excess = (self.samples.len() + pcm.len()).saturating_sub(limit);
+        self.samples.drain(..excess.min(self.samples.len()));
+        self.samples.extend(pcm);
+    }
+
+    /// Adds the oldest `frame.len()` samples said into `frame`, clipping; silence where
+    /// fewer wait.
+    fn mix_into(&mut self, frame: &mut [i16]) {
+        let n = frame.len().min(self.samples.len());
+        for (out, said) in frame.iter_mut().zip(self.samples.drain(..n)) {
+            *out = out.saturating_add(said);
+        }
     }
 }
 
@@ -425,6 +460,49 @@ mod tests {
             assert_eq!(got, expect, "{track:?}");
             assert_eq!(tapped.inner.sent, vec![9; 160], "the caller hears the mix");
         }
+    }
+
+    /// Frames that bunch up between heartbeats are all recorded, in order; a backlog beyond
+    /// 100 ms loses its oldest frames instead of growing.
+    #[test]
+    fn the_session_keeps_every_frame_said_between_heartbeats() {
+        let mut said = SaidQueue::new();
+        let capacity = said.samples.capacity();
+        let mut recorded = Vec::new();
+        let heartbeat = |said: &mut SaidQueue, recorded: &mut Vec<i16>| {
+            let mut frame = [1000i16; 160];
+            said.mix_into(&mut frame);
+            recorded.push(frame[0]);
+            assert!(frame.iter().all(|&s| s == frame[0]));
+        };
+        // Two frames arrive before one beat, none before the next, then one per beat.
+        said.push(&[1; 160]);
+        said.push(&[2; 160]);
+        heartbeat(&mut said, &mut recorded);
+        heartbeat(&mut said, &mut recorded);
+        heartbeat(&mut said, &mut recorded);
+        said.push(&[3; 160]);
+        heartbeat(&mut said, &mut recorded);
+        assert_eq!(recorded, vec![1001, 1002, 1000, 1003]);
+        // Eight bunched frames: the oldest three go, five remain in order.
+        recorded.clear();
+        for value in 10..18 {
+            said.push(&[value; 160]);
+        }
+        for _ in 0..6 {
+            heartbeat(&mut said, &mut recorded);
+        }
+        assert_eq!(recorded, vec![1013, 1014, 1015, 1016, 1017, 1000]);
+        // The largest frames stay within the room reserved at the start.
+        for _ in 0..20 {
+            said.push(&[7; MAX_TAP_FRAME + 10]);
+        }
+        assert_eq!(said.samples.len(), SAID_BACKLOG_FRAMES * MAX_TAP_FRAME);
+        assert_eq!(said.samples.capacity(), capacity, "no frame allocates");
+        // Clipping, not wrapping.
+        let mut frame = [i16::MAX; 160];
+        said.mix_into(&mut frame);
+        assert!(frame.iter().all(|&s| s == i16::MAX));
     }
 
     #[test]
