@@ -181,36 +181,53 @@ fn scale(nb: i32, shift: i32) -> i32 {
     wd3 << 2
 }
 
-/// A G.722 encoder's state (16 kHz in, 64 kbit/s out).
+/// Both sub-bands' ADPCM state, starting in the reset state of G.722 §3.6: the step sizes
+/// at their minimum (DETL = 32, DETH = 8), not at zero, or the first samples would quantize
+/// against a zero step.
 #[derive(Clone)]
-pub struct G722Encoder {
-    /// Signal history of the transmit QMF.
-    x: [i32; 24],
-    band: [G722Band; 2],
+struct SubBands {
+    low: G722Band,
+    high: G722Band,
 }
 
-impl Default for G722Encoder {
+impl Default for SubBands {
     fn default() -> Self {
-        Self {
-            x: [0; 24],
-            band: reset_bands(),
+        SubBands {
+            low: G722Band {
+                det: 32,
+                ..G722Band::default()
+            },
+            high: G722Band {
+                det: 8,
+                ..G722Band::default()
+            },
         }
     }
 }
 
-/// Both sub-bands in the reset state of G.722 §3.6: the step sizes start at their minimum
-/// (DETL = 32, DETH = 8), not at zero, or the first samples quantize against a zero step.
-fn reset_bands() -> [G722Band; 2] {
-    [
-        G722Band {
-            det: 32,
-            ..G722Band::default()
-        },
-        G722Band {
-            det: 8,
-            ..G722Band::default()
-        },
-    ]
+/// LOGSCL, SCALEL and block 4 of the low band, shared by encoder and decoder: the step size
+/// adapts to the 4-bit code `ril`, then the predictor to the quantized difference.
+fn adapt_low(low: &mut G722Band, ril: usize) {
+    let dlow = (low.det * QM4[ril]) >> 15;
+    low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
+    low.det = scale(low.nb, 8);
+    block4(low, dlow);
+}
+
+/// LOGSCH, SCALEH and block 4 of the high band, shared by encoder and decoder, for the code
+/// `ihigh` whose quantized difference is `dhigh`.
+fn adapt_high(high: &mut G722Band, ihigh: i32, dhigh: i32) {
+    high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
+    high.det = scale(high.nb, 10);
+    block4(high, dhigh);
+}
+
+/// A G.722 encoder's state (16 kHz in, 64 kbit/s out).
+#[derive(Default, Clone)]
+pub struct G722Encoder {
+    /// Signal history of the transmit QMF.
+    x: [i32; 24],
+    band: SubBands,
 }
 
 impl G722Encoder {
@@ -239,7 +256,7 @@ impl G722Encoder {
     /// ITU test sequences drive this directly, bypassing the QMF.
     fn encode_subbands(&mut self, xlow: i32, xhigh: i32) -> u8 {
         // Low band: SUBTRA, QUANTL, INVQAL, LOGSCL, SCALEL.
-        let low = &mut self.band[0];
+        let low = &mut self.band.low;
         let el = saturate(xlow - low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
         let mut i = 1;
@@ -250,42 +267,27 @@ impl G722Encoder {
             i += 1;
         }
         let ilow = if el < 0 { ILN[i] } else { ILP[i] };
-        let ril = (ilow >> 2) as usize;
-        let dlow = (low.det * QM4[ril]) >> 15;
-        low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
-        low.det = scale(low.nb, 8);
-        block4(low, dlow);
+        adapt_low(low, (ilow >> 2) as usize);
 
         // High band: SUBTRA, QUANTH, INVQAH, LOGSCH, SCALEH.
-        let high = &mut self.band[1];
+        let high = &mut self.band.high;
         let eh = saturate(xhigh - high.s);
         let wd = if eh >= 0 { eh } else { -(eh + 1) };
         let mih = if wd >= (564 * high.det) >> 12 { 2 } else { 1 };
         let ihigh = if eh < 0 { IHN[mih] } else { IHP[mih] };
         let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
-        high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
-        high.det = scale(high.nb, 10);
-        block4(high, dhigh);
+        adapt_high(high, ihigh, dhigh);
 
         ((ihigh << 6) | ilow) as u8
     }
 }
 
 /// A G.722 decoder's state (64 kbit/s in, 16 kHz out).
-#[derive(Clone)]
+#[derive(Default, Clone)]
 pub struct G722Decoder {
     /// Signal history of the receive QMF.
     x: [i32; 24],
-    band: [G722Band; 2],
-}
-
-impl Default for G722Decoder {
-    fn default() -> Self {
-        Self {
-            x: [0; 24],
-            band: reset_bands(),
-        }
-    }
+    band: SubBands,
 }
 
 impl G722Decoder {
@@ -319,21 +321,15 @@ impl G722Decoder {
         let ihigh = (code >> 6) & 0x3;
 
         // Low band: INVQBL, RECONS, LIMIT, INVQAL, LOGSCL, SCALEL.
-        let low = &mut self.band[0];
+        let low = &mut self.band.low;
         let rlow = (low.s + ((low.det * QM6[ilow as usize]) >> 15)).clamp(-16384, 16383);
-        let ril = (ilow >> 2) as usize;
-        let dlowt = (low.det * QM4[ril]) >> 15;
-        low.nb = (((low.nb * 127) >> 7) + WL[RL42[ril] as usize]).clamp(0, 18432);
-        low.det = scale(low.nb, 8);
-        block4(low, dlowt);
+        adapt_low(low, (ilow >> 2) as usize);
 
         // High band: INVQAH, RECONS, LIMIT, LOGSCH, SCALEH.
-        let high = &mut self.band[1];
+        let high = &mut self.band.high;
         let dhigh = (high.det * QM2[ihigh as usize]) >> 15;
         let rhigh = (dhigh + high.s).clamp(-16384, 16383);
-        high.nb = (((high.nb * 127) >> 7) + WH[RH2[ihigh as usize] as usize]).clamp(0, 22528);
-        high.det = scale(high.nb, 10);
-        block4(high, dhigh);
+        adapt_high(high, ihigh, dhigh);
 
         (rlow, rhigh)
     }
